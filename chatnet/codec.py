@@ -1,0 +1,127 @@
+"""
+Payloads to frames and back (PROTOCOL.md section 1).
+
+A payload is what :class:`~twisted.protocols.basic.Int32StringReceiver` hands
+over once the 4-byte length prefix is stripped.  :func:`decode` never raises:
+bad bytes become a :class:`BadFrame` value, because the connection stays open
+after them.
+
+Pure: imports nothing from Twisted.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+#: Largest payload either side accepts: 64 KiB of file data + 5-byte header.
+MAX_DATA: Final = 65_536
+DATA_HEADER: Final = 5
+MAX_PAYLOAD: Final = MAX_DATA + DATA_HEADER
+
+_LENGTH = struct.Struct(">I")
+_DATA_HEADER = struct.Struct(">BI")
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A control frame: ``type``, the optional ``id`` and the whole object."""
+
+    type: str
+    id: int | str | None
+    fields: dict[str, Any] = field(repr=False)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.fields.get(name, default)
+
+
+@dataclass(frozen=True, slots=True)
+class DataFrame:
+    """A data frame: ``data`` (1 to 65,536 bytes) for transfer ``transfer``."""
+
+    transfer: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BadFrame:
+    """A payload that is neither; ``message`` says why."""
+
+    message: str
+
+
+Frame = Request | DataFrame | BadFrame
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def decode(payload: bytes) -> Frame:
+    """Classify and parse one payload.  Never raises."""
+    if not payload:
+        return BadFrame("empty frame")
+    first = payload[0]
+    if first == 0x7B:  # "{"
+        return _decode_control(payload)
+    if first == 0x00:
+        if len(payload) <= DATA_HEADER:
+            return BadFrame("data frame without data")
+        if len(payload) > MAX_PAYLOAD:
+            return BadFrame("data frame larger than 64 KiB of data")
+        (transfer,) = _LENGTH.unpack_from(payload, 1)
+        return DataFrame(transfer, payload[DATA_HEADER:])
+    return BadFrame(
+        f"frame starts with byte 0x{first:02x}; expected '{{' (control) or 0x00 (data)"
+    )
+
+
+def _decode_control(payload: bytes) -> Frame:
+    try:
+        # Decode strictly first: json.loads(bytes) would guess UTF-16/32 and
+        # let encoded surrogates through.
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return BadFrame("control frame is not valid UTF-8")
+    try:
+        obj = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return BadFrame("control frame is not valid JSON")
+    if not isinstance(obj, dict):
+        return BadFrame("control frame is not a JSON object")
+    kind = obj.get("type")
+    if not isinstance(kind, str):
+        return BadFrame("control frame has no string field 'type'")
+    ident = obj.get("id")
+    if ident is not None and (isinstance(ident, bool) or not isinstance(ident, int | str)):
+        return BadFrame("'id' must be an integer or a string")
+    return Request(kind, ident, obj)
+
+
+def encode(obj: dict[str, Any]) -> bytes:
+    """A control frame's payload (compact UTF-8 JSON), without the prefix."""
+    return _encoder.encode(obj).encode("utf-8")
+
+
+def frame(payload: bytes) -> bytes:
+    """``payload`` with its 4-byte big-endian length prefix."""
+    return _LENGTH.pack(len(payload)) + payload
+
+
+def encode_frame(obj: dict[str, Any]) -> bytes:
+    """A control frame ready for the wire: prefix + JSON."""
+    payload = _encoder.encode(obj).encode("utf-8")
+    return _LENGTH.pack(len(payload)) + payload
+
+
+def data_frame(transfer: int, data: bytes) -> bytes:
+    """A data frame ready for the wire: prefix + 0x00 + transfer + data."""
+    return _LENGTH.pack(len(data) + DATA_HEADER) + _DATA_HEADER.pack(0, transfer) + data
+
+
+def data_payload(transfer: int, data: bytes) -> bytes:
+    """A data frame's payload, without the length prefix."""
+    return _DATA_HEADER.pack(0, transfer) + data

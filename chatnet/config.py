@@ -1,0 +1,73 @@
+"""
+The server's settings, with the contract's defaults.
+
+Pure: imports nothing from Twisted.  :mod:`chatnet.tap` fills one
+:class:`Settings` from the command line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from chatnet import validation
+from chatnet._version import __version__
+from chatnet.errors import ChatError
+
+SERVER_NAME = f"chatnet/{__version__}"
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every limit the server enforces; the defaults are the contract's."""
+
+    max_clients: int = 10_000
+    room_capacity: int = 15
+    max_text: int = 4096
+    max_file_size: int = 3 * MIB
+    #: Lower-case extensions without the dot, or ``None`` for every type.
+    allowed_extensions: frozenset[str] | None = None
+    upload_slots: int = 5
+    upload_queue: int = 100
+    login_timeout: float = 30.0
+    shutdown_grace: float = 5.0
+    max_output: int = 8 * MIB
+    #: ``{folded username: password}`` when the operator configured accounts.
+    accounts: dict[str, str] | None = field(default=None, repr=False)
+
+    def limits(self) -> dict[str, Any]:
+        """The ``limits`` object of the ``login`` reply."""
+        return {
+            "username": validation.MAX_USERNAME,
+            "room": validation.MAX_ROOM,
+            "room_capacity": self.room_capacity,
+            "text": self.max_text,
+            "file_size": self.max_file_size,
+            "upload_slots": self.upload_slots,
+            "upload_queue": self.upload_queue,
+        }
+
+
+def parse_accounts(text: str) -> dict[str, str]:
+    """
+    Parse an accounts file: one ``username:password`` a line; blank lines and
+    lines starting with ``#`` are skipped.
+
+    :raises ValueError: a line that is not ``name:password`` with a valid name.
+    """
+    accounts: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, password = line.partition(":")
+        if not sep:
+            raise ValueError(f"line {number}: expected username:password")
+        try:
+            validation.check_username(name)
+        except ChatError as e:
+            raise ValueError(f"line {number}: {e.message}") from None
+        accounts[validation.fold(name)] = password
+    return accounts

@@ -1,0 +1,64 @@
+"""
+The contract's error codes (PROTOCOL.md section 6) and the exception that
+carries one through the domain code.
+
+Pure: imports nothing from Twisted.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ErrorCode(str, enum.Enum):
+    """Every ``code`` an ``error`` frame may carry."""
+
+    BAD_FRAME = "bad-frame"
+    FRAME_TOO_LARGE = "frame-too-large"
+    UNKNOWN_TYPE = "unknown-type"
+    NOT_LOGGED_IN = "not-logged-in"
+    ALREADY_LOGGED_IN = "already-logged-in"
+    INVALID_USERNAME = "invalid-username"
+    USERNAME_TAKEN = "username-taken"
+    AUTH_FAILED = "auth-failed"
+    SERVER_FULL = "server-full"
+    INVALID_ROOM = "invalid-room"
+    ROOM_FULL = "room-full"
+    NOT_IN_ROOM = "not-in-room"
+    NO_SUCH_ROOM = "no-such-room"
+    INVALID_TEXT = "invalid-text"
+    NO_SUCH_USER = "no-such-user"
+    INVALID_FILENAME = "invalid-filename"
+    FILE_TOO_LARGE = "file-too-large"
+    FILE_TYPE_NOT_ALLOWED = "file-type-not-allowed"
+    QUEUE_FULL = "queue-full"
+    BAD_TRANSFER = "bad-transfer"
+    RATE_LIMITED = "rate-limited"
+    INTERNAL = "internal"
+
+
+class ChatError(Exception):
+    """
+    A request (or frame) the server refuses.
+
+    The session turns it into an ``error`` frame, with the request's ``id``
+    when there is one.
+    """
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.code.value}: {self.message}"
+
+
+class FailReason(str, enum.Enum):
+    """Why a file transfer failed (``file-failed`` / ``file-aborted``)."""
+
+    RECIPIENT_OFFLINE = "recipient-offline"
+    SENDER_DISCONNECTED = "sender-disconnected"
+    SIZE_MISMATCH = "size-mismatch"
+    CANCELLED = "cancelled"
+    SHUTDOWN = "shutdown"

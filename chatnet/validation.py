@@ -1,0 +1,187 @@
+"""
+The contract's rules for names, rooms, texts and file names, each a function.
+
+Every ``check_*`` function returns the validated value or raises
+:class:`~chatnet.errors.ChatError` with the code the contract gives and a
+message that says what is wrong and what is allowed.  The client uses the same
+functions to refuse bad input before it reaches the wire.
+
+Pure: imports nothing from Twisted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from typing import Any
+
+from chatnet.errors import ChatError, ErrorCode
+
+MAX_USERNAME = 16
+MAX_ROOM = 32
+MAX_FILENAME_BYTES = 255
+
+# fullmatch with explicit ASCII classes: str.isalnum() accepts any Unicode
+# letter, and "$" in re.match accepts a trailing newline.
+_USERNAME = re.compile(r"[A-Za-z0-9]{1,%d}" % MAX_USERNAME)
+_ROOM = re.compile(r"[A-Za-z0-9]{1,%d}" % MAX_ROOM)
+# C0 controls, DEL and C1 controls.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def fold(name: str) -> str:
+    """The key under which user and room names compare (case-insensitive)."""
+    return name.lower()
+
+
+def check_username(value: Any) -> str:
+    """
+    :returns: ``value`` when it is a valid username.
+    :raises ChatError: ``invalid-username``.
+    """
+    if not isinstance(value, str) or _USERNAME.fullmatch(value) is None:
+        raise ChatError(
+            ErrorCode.INVALID_USERNAME,
+            f"Invalid username {_show(value)}: use 1-{MAX_USERNAME} ASCII "
+            "letters or digits",
+        )
+    return value
+
+
+def check_room(value: Any) -> str:
+    """
+    :returns: ``value`` when it is a valid room name.
+    :raises ChatError: ``invalid-room``.
+    """
+    if not isinstance(value, str) or _ROOM.fullmatch(value) is None:
+        raise ChatError(
+            ErrorCode.INVALID_ROOM,
+            f"Invalid room name {_show(value)}: use 1-{MAX_ROOM} ASCII "
+            "letters or digits",
+        )
+    return value
+
+
+def check_text(value: Any, max_bytes: int) -> str:
+    """
+    :returns: ``value`` when it is a non-empty string of at most
+        ``max_bytes`` bytes in UTF-8.
+    :raises ChatError: ``invalid-text``.
+    """
+    if not isinstance(value, str) or not value:
+        raise ChatError(ErrorCode.INVALID_TEXT, "Text must be a non-empty string")
+    # A str of n code points is at most 4n bytes of UTF-8: skip the encode for
+    # the common short message.
+    if len(value) * 4 > max_bytes:
+        size = len(value.encode("utf-8"))
+        if size > max_bytes:
+            raise ChatError(
+                ErrorCode.INVALID_TEXT,
+                f"Text is {size} bytes; the limit is {max_bytes} bytes",
+            )
+    return value
+
+
+def check_filename(value: Any) -> str:
+    """
+    :returns: ``value`` when it is an acceptable base name for a file.
+    :raises ChatError: ``invalid-filename``.
+    """
+    if not isinstance(value, str) or not value:
+        raise ChatError(ErrorCode.INVALID_FILENAME, "File name must be non-empty")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:  # lone surrogates
+        raise ChatError(
+            ErrorCode.INVALID_FILENAME, "File name is not valid UTF-8"
+        ) from None
+    if size > MAX_FILENAME_BYTES:
+        raise ChatError(
+            ErrorCode.INVALID_FILENAME,
+            f"File name is {size} bytes; the limit is {MAX_FILENAME_BYTES}",
+        )
+    if value in (".", ".."):
+        raise ChatError(ErrorCode.INVALID_FILENAME, f"File name {value!r} is reserved")
+    if "/" in value or "\\" in value:
+        raise ChatError(
+            ErrorCode.INVALID_FILENAME,
+            f"File name {_show(value)} must be a base name, without / or \\",
+        )
+    if _CONTROL.search(value):
+        raise ChatError(
+            ErrorCode.INVALID_FILENAME,
+            f"File name {_show(value)} contains control characters",
+        )
+    return value
+
+
+def check_extension(name: str, allowed: Collection[str] | None) -> str:
+    """
+    :param allowed: lower-case extensions without the dot (``{"txt", "pdf"}``),
+        or ``None`` to allow every type.
+    :returns: ``name`` when its type is allowed.
+    :raises ChatError: ``file-type-not-allowed``.
+    """
+    if allowed is None:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem or ext.lower() not in allowed:
+        shown = ", ".join("." + e for e in sorted(allowed))
+        raise ChatError(
+            ErrorCode.FILE_TYPE_NOT_ALLOWED,
+            f"File type of {_show(name)} is not allowed; allowed: {shown}",
+        )
+    return name
+
+
+def check_size(value: Any, max_bytes: int) -> int:
+    """
+    :returns: ``value`` when it is an integer from 0 to ``max_bytes``.
+    :raises ChatError: ``file-too-large``, or ``bad-frame`` when ``value`` is
+        not a non-negative integer at all.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ChatError(
+            ErrorCode.BAD_FRAME, "File size must be a non-negative integer"
+        )
+    if value > max_bytes:
+        raise ChatError(
+            ErrorCode.FILE_TOO_LARGE,
+            f"File is {value} bytes; the limit is {max_bytes} bytes "
+            f"({format_size(max_bytes)})",
+        )
+    return value
+
+
+def parse_extensions(spec: str) -> frozenset[str] | None:
+    """
+    Parse ``"txt,pdf, .JPG"`` into ``{"txt", "pdf", "jpg"}``; an empty spec
+    or ``"*"`` means every type (``None``).
+
+    :raises ValueError: an extension that is not 1-16 letters or digits.
+    """
+    parts = [p.strip().lstrip(".").lower() for p in spec.replace(" ", ",").split(",")]
+    parts = [p for p in parts if p]
+    if not parts or parts == ["*"]:
+        return None
+    for p in parts:
+        if not re.fullmatch(r"[a-z0-9]{1,16}", p):
+            raise ValueError(f"invalid extension {p!r}")
+    return frozenset(parts)
+
+
+def format_size(n: float) -> str:
+    """``3145728`` -> ``"3.0 MiB"``."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def _show(value: Any) -> str:
+    """A short, safe rendering of a client-supplied value for a message."""
+    if isinstance(value, str):
+        text = value if len(value) <= 40 else value[:37] + "..."
+        return repr(text)
+    return f"of type {type(value).__name__}"
