@@ -42,7 +42,7 @@ def check_username(value: Any) -> str:
     if not isinstance(value, str) or _USERNAME.fullmatch(value) is None:
         raise ChatError(
             ErrorCode.INVALID_USERNAME,
-            f"Invalid username {_show(value)}: use 1-{MAX_USERNAME} ASCII "
+            f"Invalid username {show(value)}: use 1-{MAX_USERNAME} ASCII "
             "letters or digits",
         )
     return value
@@ -56,7 +56,7 @@ def check_room(value: Any) -> str:
     if not isinstance(value, str) or _ROOM.fullmatch(value) is None:
         raise ChatError(
             ErrorCode.INVALID_ROOM,
-            f"Invalid room name {_show(value)}: use 1-{MAX_ROOM} ASCII "
+            f"Invalid room name {show(value)}: use 1-{MAX_ROOM} ASCII "
             "letters or digits",
         )
     return value
@@ -105,12 +105,12 @@ def check_filename(value: Any) -> str:
     if "/" in value or "\\" in value:
         raise ChatError(
             ErrorCode.INVALID_FILENAME,
-            f"File name {_show(value)} must be a base name, without / or \\",
+            f"File name {show(value)} must be a base name, without / or \\",
         )
     if _CONTROL.search(value):
         raise ChatError(
             ErrorCode.INVALID_FILENAME,
-            f"File name {_show(value)} contains control characters",
+            f"File name {show(value)} contains control characters",
         )
     return value
 
@@ -129,7 +129,7 @@ def check_extension(name: str, allowed: Collection[str] | None) -> str:
         shown = ", ".join("." + e for e in sorted(allowed))
         raise ChatError(
             ErrorCode.FILE_TYPE_NOT_ALLOWED,
-            f"File type of {_show(name)} is not allowed; allowed: {shown}",
+            f"File type of {show(name)} is not allowed; allowed: {shown}",
         )
     return name
 
@@ -179,7 +179,7 @@ def format_size(n: float) -> str:
     raise AssertionError("unreachable")
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
     """A short, safe rendering of a client-supplied value for a message."""
     if isinstance(value, str):
         text = value if len(value) <= 40 else value[:37] + "..."

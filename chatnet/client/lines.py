@@ -1,0 +1,248 @@
+"""
+Line mode: commands from stdin one line at a time, one readable line per
+event on stdout (or one JSON object per server frame with ``--json``).
+
+Used when stdin is not a terminal or with ``--plain``.  The first line is the
+username unless ``--username`` was given.  At end of input the client waits
+for its replies and its own transfers, says ``exit`` and stops.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from typing import Any, TextIO
+
+from twisted.internet.defer import Deferred, DeferredQueue, ensureDeferred
+
+from chatnet.client import render
+from chatnet.client.commands import Exit, Help, ParseError, parse
+from chatnet.client.core import (
+    ClientCore,
+    ClientEvent,
+    ConnectionClosed,
+    Disconnected,
+    ServerError,
+    ServerEvent,
+    TransferEvent,
+)
+from chatnet.client.transfers import LocalError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CONNECT = 3
+EXIT_LOGIN = 4
+EXIT_SHUTDOWN = 5
+EXIT_LOST = 6
+
+#: Put in the line queue when the connection closes.
+CLOSED = object()
+
+
+def read_lines(reactor: Any, queue: DeferredQueue[Any], fd: int = 0) -> threading.Thread:
+    """
+    Read lines from ``fd`` in a thread and put them (``str``, newline
+    stripped) into ``queue``, then ``None`` at end of input.
+
+    Raw ``os.read`` rather than ``sys.stdin``: a daemon thread blocked inside
+    a buffered reader would make the interpreter abort at exit; it also works
+    for pipes, terminals and regular files alike.
+    """
+
+    def run() -> None:
+        pending = b""
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for raw in complete:
+                reactor.callFromThread(queue.put, raw.decode("utf-8", "replace").rstrip("\r"))
+        if pending:
+            reactor.callFromThread(queue.put, pending.decode("utf-8", "replace").rstrip("\r"))
+        reactor.callFromThread(queue.put, None)
+
+    thread = threading.Thread(target=run, name="stdin", daemon=True)
+    thread.start()
+    return thread
+
+
+class LineMode:
+    """
+    Drive a connected :class:`ClientCore` from lines.
+
+    :param lines: ``str`` lines, then ``None`` at end of input.
+    :param out: where readable lines (or JSON) go; ``err`` gets diagnostics.
+    """
+
+    def __init__(
+        self,
+        core: ClientCore,
+        lines: DeferredQueue[Any],
+        out: TextIO = sys.stdout,
+        err: TextIO = sys.stderr,
+        as_json: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        self.core = core
+        self.lines = lines
+        self.out = out
+        self.err = err
+        self.as_json = as_json
+        self.username = username
+        self.password = password
+        core.subscribe(self._event)
+        if as_json:
+            core.on_frame(self._print_json)
+        core.when_closed().addCallback(lambda _: lines.put(CLOSED))
+
+    # -- output -------------------------------------------------------------
+
+    def _print(self, text: str, stream: TextIO | None = None) -> None:
+        stream = stream or self.out
+        try:
+            stream.write(text + "\n")
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+
+    def show(self, line: render.Line | None) -> None:
+        if line is None:
+            return
+        if self.as_json:
+            if line.style == render.ERROR:
+                self._print(line.text, self.err)
+            return
+        self._print(line.text)
+
+    def _print_json(self, frame: dict[str, Any]) -> None:
+        self._print(json.dumps(frame, ensure_ascii=False))
+
+    def _event(self, event: ClientEvent) -> None:
+        if isinstance(event, ServerEvent):
+            if not self.as_json:
+                self.show(render.server_event(event.frame, self.core.username))
+        elif isinstance(event, TransferEvent):
+            if self.as_json:
+                t = event.transfer
+                if event.kind in ("saved", "discarded"):
+                    self._print_json({
+                        "type": f"download-{event.kind}", "transfer": t.transfer,
+                        "name": t.name, "from": t.peer, "size": t.size,
+                        "path": getattr(t, "path", None), "reason": t.reason,
+                    })
+            else:
+                self.show(render.transfer_event(event.kind, event.transfer, event.frame))
+
+    def error(self, message: str) -> None:
+        self.show(render.error_line(message))
+
+    # -- input --------------------------------------------------------------
+
+    async def _next(self) -> Any:
+        return await self.lines.get()
+
+    async def login(self) -> int | None:
+        """Log in; ``None`` when logged in, else the exit status."""
+        name = self.username
+        while True:
+            if name is None:
+                line = await self._next()
+                if line is CLOSED:
+                    return self._gone_status()
+                if line is None:
+                    self._print("chatnet-client: end of input before a username was accepted", self.err)
+                    return EXIT_LOGIN
+                name = line.strip()
+                if not name:
+                    name = None
+                    continue
+            try:
+                reply = await self.core.login(name, self.password)
+            except ServerError as e:
+                self.error(e.message)
+                if self.username is not None:
+                    self._print(f"chatnet-client: login rejected: {e.message}", self.err)
+                    return EXIT_LOGIN
+                self.error("Type another username on the next line")
+                name = None
+                continue
+            except ConnectionClosed:
+                return self._gone_status()
+            self.show(render.Line(
+                render.SUCCESS,
+                f"[ok] logged in as {reply.get('username')} on {reply.get('server')}",
+            ))
+            return None
+
+    async def run(self) -> int:
+        """Log in, then run every line; returns the exit status."""
+        status = await self.login()
+        if status is not None:
+            return status
+        while True:
+            line = await self._next()
+            if line is CLOSED:
+                return self._gone_status()
+            if line is None:
+                break
+            try:
+                command = parse(line, self.core.limits)
+            except ParseError as e:
+                self.error(e.message)
+                continue
+            if isinstance(command, Exit):
+                await self.core.exit()
+                self.show(render.Line(render.NOTICE, "[ok] bye"))
+                return EXIT_OK
+            try:
+                result = await self.core.execute(command)
+            except (ServerError, LocalError) as e:
+                self.error(e.message)
+                continue
+            except ParseError as e:  # /help <unknown>
+                self.error(e.message)
+                continue
+            except ConnectionClosed:
+                return self._gone_status()
+            try:
+                lines = render.reply_lines(command, result, self.core.username, self.core.room)
+            except ParseError as e:
+                self.error(e.message)
+                continue
+            for item in lines:
+                if not self.as_json:
+                    self.show(item)
+                elif isinstance(command, Help):
+                    self._print(item.text, self.err)
+        # End of input: let our own work finish, then leave cleanly.
+        await self.core.when_idle()
+        if not self.core.is_connected:
+            return self._gone_status()
+        await self.core.exit()
+        return EXIT_OK
+
+    def _gone_status(self) -> int:
+        gone = self.core._gone
+        if self.core.shutdown_message is not None:
+            self._print(f"chatnet-client: server shut down: {self.core.shutdown_message}", self.err)
+            return EXIT_SHUTDOWN
+        if gone is not None and gone.clean:
+            return EXIT_OK
+        reason = gone.reason if isinstance(gone, Disconnected) else "connection lost"
+        self._print(f"chatnet-client: {reason}", self.err)
+        return EXIT_LOST
+
+
+def run_line_mode(reactor: Any, core: ClientCore, **options: Any) -> Deferred[int]:
+    """Start the stdin reader and a :class:`LineMode`; fires with the status."""
+    queue: DeferredQueue[Any] = DeferredQueue()
+    read_lines(reactor, queue)
+    return ensureDeferred(LineMode(core, queue, **options).run())

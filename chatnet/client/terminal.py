@@ -1,0 +1,127 @@
+"""
+``chatnet-client [HOST] [PORT]``: options, connection, and the choice of
+front end (full-screen when stdin is a terminal, line mode otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, NoReturn
+
+from twisted.internet import error as net_error
+from twisted.internet import task
+
+from chatnet import validation
+from chatnet._version import __version__
+from chatnet.client.core import ClientCore, connect
+from chatnet.client.lines import EXIT_CONNECT, EXIT_ERROR, run_line_mode
+from chatnet.errors import ChatError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEFAULT_DOWNLOADS = "downloads"
+
+EPILOG = """\
+commands: /join <room>, /leave, /broadcast <message> (or plain text),
+/whisper <user> <message>, /sendfile <file> <user>, /cancel <transfer>,
+/rooms, /who [room], /users, /help, /exit
+
+exit status: 0 normal; 1 error; 2 bad options; 3 cannot connect;
+4 login rejected; 5 server shut down; 6 connection lost.
+The password for servers with accounts is read from $CHATNET_PASSWORD.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``chatnet-client``."""
+    parser = argparse.ArgumentParser(
+        prog="chatnet-client",
+        description="Chat and share files on a chatnet server.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("host", nargs="?", default=DEFAULT_HOST,
+                        help=f"server address (default {DEFAULT_HOST})")
+    parser.add_argument("port", nargs="?", type=int, default=DEFAULT_PORT,
+                        help=f"server port (default {DEFAULT_PORT})")
+    parser.add_argument("-u", "--username", help="log in with this name "
+                        "(otherwise asked for; in line mode, the first input line)")
+    parser.add_argument("--downloads", metavar="DIR", default=DEFAULT_DOWNLOADS,
+                        help=f"folder for received files (default ./{DEFAULT_DOWNLOADS})")
+    parser.add_argument("--tls", action="store_true", help="connect with TLS")
+    parser.add_argument("--ca", metavar="FILE",
+                        help="PEM certificate to trust for --tls (implies --tls)")
+    parser.add_argument("--json", action="store_true",
+                        help="line mode, printing each server frame as a JSON line")
+    parser.add_argument("--plain", action="store_true",
+                        help="line mode even on a terminal")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse and check the options (exits with status 2 on bad ones)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not 0 < args.port < 65536:
+        parser.error(f"port {args.port} is out of range (1-65535)")
+    if args.username is not None:
+        try:
+            validation.check_username(args.username)
+        except ChatError as e:
+            parser.error(e.message)
+    if args.ca is not None:
+        if not os.path.isfile(args.ca):
+            parser.error(f"--ca {args.ca!r}: no such file")
+        args.tls = True
+    return args
+
+
+def interactive(args: argparse.Namespace) -> bool:
+    """Full screen only on a real terminal, and only when not asked otherwise."""
+    return not (args.plain or args.json) and sys.stdin.isatty() and sys.stdout.isatty()
+
+
+async def run(reactor: Any, args: argparse.Namespace) -> None:
+    """Connect, run the chosen front end, and exit with its status."""
+    core = ClientCore(reactor, args.downloads)
+    where = f"{args.host}:{args.port}"
+    try:
+        await connect(reactor, core, args.host, args.port, tls=args.tls, ca=args.ca)
+    except net_error.ConnectionRefusedError:
+        _fail(f"cannot connect to {where}: connection refused (is the server running?)")
+    except net_error.DNSLookupError:
+        _fail(f"cannot connect to {where}: unknown host {args.host!r}")
+    except net_error.TimeoutError:
+        _fail(f"cannot connect to {where}: timed out")
+    except (net_error.ConnectError, OSError) as e:
+        _fail(f"cannot connect to {where}: {e}")
+    password = os.environ.get("CHATNET_PASSWORD")
+    if interactive(args):
+        from chatnet.client.ui import run_interactive
+
+        status = await run_interactive(
+            reactor, core, where=where, username=args.username, password=password
+        )
+    else:
+        status = await run_line_mode(
+            reactor, core, as_json=args.json, username=args.username, password=password
+        )
+    raise SystemExit(status)
+
+
+def _fail(message: str, status: int = EXIT_CONNECT) -> NoReturn:
+    sys.stderr.write(f"chatnet-client: {message}\n")
+    raise SystemExit(status)
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """The ``chatnet-client`` console script."""
+    args = parse_args(argv)
+    try:
+        task.react(lambda reactor: run(reactor, args))
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    raise SystemExit(EXIT_ERROR)  # pragma: no cover - react always exits

@@ -1,0 +1,192 @@
+"""
+Users and rooms: who is online, who is in which room, and fan-out of frames to
+room members.
+
+Pure: imports nothing from Twisted.  Every user reaches the network through an
+:class:`Outbox` that the I/O layer implements (:mod:`chatnet.outbound`), the
+way ``twisted.words`` reaches clients through ``IChatClient``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from chatnet.errors import ChatError, ErrorCode
+from chatnet.validation import fold, show
+
+
+class Outbox(Protocol):
+    """Where frames for one connection go."""
+
+    def send(self, data: bytes) -> None:
+        """Queue ``data`` (one or more complete, length-prefixed frames)."""
+
+
+class User:
+    """One logged-in user."""
+
+    __slots__ = ("name", "key", "outbox", "room", "received_names", "peer")
+
+    def __init__(self, name: str, outbox: Outbox, peer: str = "") -> None:
+        self.name = name
+        self.key = fold(name)
+        self.outbox = outbox
+        self.peer = peer
+        self.room: Room | None = None
+        #: File names this connection has been sent (``file-start``), for
+        #: collision renaming (PROTOCOL.md section 5).
+        self.received_names: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"<User {self.name}>"
+
+
+class Room:
+    """A room: its spelling, its capacity and its members in joining order."""
+
+    __slots__ = ("name", "key", "capacity", "members")
+
+    def __init__(self, name: str, capacity: int) -> None:
+        self.name = name
+        self.key = fold(name)
+        self.capacity = capacity
+        self.members: dict[str, User] = {}
+
+    def names(self) -> list[str]:
+        return [u.name for u in self.members.values()]
+
+    def occupancy(self) -> str:
+        """``"3/15"``, for messages and the audit log."""
+        return f"{len(self.members)}/{self.capacity}"
+
+    def send(self, data: bytes, exclude: User | None = None) -> int:
+        """
+        Write the same ``data`` to every member but ``exclude``.
+
+        :returns: how many members it was written to.
+        """
+        count = 0
+        for user in list(self.members.values()):
+            if user is not exclude:
+                user.outbox.send(data)
+                count += 1
+        return count
+
+    def __repr__(self) -> str:
+        return f"<Room {self.name} {self.occupancy()}>"
+
+
+class Directory:
+    """
+    Every online user and every non-empty room of one server.
+
+    Methods raise :class:`ChatError` with the contract's code; they never send
+    anything, so the caller decides what the others are told.
+    """
+
+    def __init__(self, room_capacity: int = 15) -> None:
+        self.room_capacity = room_capacity
+        self.users: dict[str, User] = {}
+        self.rooms: dict[str, Room] = {}
+
+    # users
+
+    def add_user(self, user: User) -> None:
+        """:raises ChatError: ``username-taken``."""
+        if user.key in self.users:
+            raise ChatError(
+                ErrorCode.USERNAME_TAKEN,
+                f"Username '{user.name}' is already taken; choose another",
+            )
+        self.users[user.key] = user
+
+    def remove_user(self, user: User) -> Room | None:
+        """
+        Take ``user`` offline, out of its room.
+
+        :returns: the room it was in, if any (still holding the others).
+        """
+        room = self._take_out(user)
+        if self.users.get(user.key) is user:
+            del self.users[user.key]
+        return room
+
+    def find_user(self, name: object) -> User:
+        """:raises ChatError: ``no-such-user``."""
+        user = self.users.get(fold(name)) if isinstance(name, str) else None
+        if user is None:
+            raise ChatError(
+                ErrorCode.NO_SUCH_USER,
+                f"No user {show(name)} is online; /users lists who is",
+            )
+        return user
+
+    def usernames(self) -> list[str]:
+        return [u.name for u in self.users.values()]
+
+    # rooms
+
+    def join(self, user: User, name: str) -> tuple[Room, Room | None]:
+        """
+        Put ``user`` into room ``name`` (a valid room name), creating it when
+        needed, and out of the room it was in.
+
+        :returns: the room joined, and the room left (``None`` when the user
+            was in no room or already in this one).
+        :raises ChatError: ``room-full``; the user then stays where it was.
+        """
+        key = fold(name)
+        current = user.room
+        if current is not None and current.key == key:
+            return current, None
+        room = self.rooms.get(key)
+        if room is None:
+            room = Room(name, self.room_capacity)
+        elif len(room.members) >= room.capacity:
+            raise ChatError(
+                ErrorCode.ROOM_FULL,
+                f"Room '{room.name}' is full ({room.occupancy()})",
+            )
+        left = self._take_out(user)
+        self.rooms[key] = room
+        room.members[user.key] = user
+        user.room = room
+        return room, left
+
+    def leave(self, user: User) -> Room:
+        """:raises ChatError: ``not-in-room``."""
+        room = self._take_out(user)
+        if room is None:
+            raise ChatError(ErrorCode.NOT_IN_ROOM, "You are not in a room; /join one")
+        return room
+
+    def find_room(self, name: object) -> Room:
+        """:raises ChatError: ``no-such-room``."""
+        room = self.rooms.get(fold(name)) if isinstance(name, str) else None
+        if room is None:
+            raise ChatError(
+                ErrorCode.NO_SUCH_ROOM,
+                f"No room {show(name)} exists; /rooms lists them",
+            )
+        return room
+
+    def room_list(self) -> list[dict[str, object]]:
+        return [
+            {"name": r.name, "members": r.names(), "capacity": r.capacity}
+            for r in self.rooms.values()
+        ]
+
+    def _take_out(self, user: User) -> Room | None:
+        room = user.room
+        if room is None:
+            return None
+        room.members.pop(user.key, None)
+        user.room = None
+        if not room.members and self.rooms.get(room.key) is room:
+            del self.rooms[room.key]
+        return room
+
+    def all_users(self) -> Iterable[User]:
+        return list(self.users.values())
+

@@ -1,0 +1,252 @@
+"""
+One connection's outgoing side: control frames and file streams sharing one
+transport, with backpressure and the slow-consumer limit.
+
+:class:`Outbound` is the only producer registered on its transport (a
+transport takes one).  Control frames are written straight through while the
+transport keeps up and queued while it has paused us; file deliveries are
+:class:`~twisted.protocols.basic.FileSender` pull producers, each behind a small
+consumer of ours, and are asked for a chunk only when no control frame waits
+and the transport is not paused, in turn, so chat keeps flowing between
+chunks and several files share the line fairly.  A slow addressee therefore
+slows only the reading of its own spool files.
+
+Files never count against the unsent-output limit (they are pulled, not
+pushed); control frames do.  Past the limit the connection is aborted.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import BinaryIO
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import (
+    IConsumer,
+    IDelayedCall,
+    IPushProducer,
+    IReactorTime,
+    ITransport,
+)
+from twisted.protocols.basic import FileSender
+from zope.interface import implementer
+
+from chatnet import codec
+
+
+class ChunkSender(FileSender):
+    """A :class:`FileSender` reading 64 KiB, the most one data frame carries."""
+
+    CHUNK_SIZE = codec.MAX_DATA
+
+
+@implementer(IConsumer)
+class _FileStream:
+    """The consumer one :class:`ChunkSender` writes its framed chunks to."""
+
+    __slots__ = ("outbound", "transfer", "producer")
+
+    def __init__(self, outbound: Outbound, transfer: int) -> None:
+        self.outbound = outbound
+        self.transfer = transfer
+        self.producer: FileSender | None = None
+
+    def registerProducer(self, producer: FileSender, streaming: bool) -> None:
+        self.producer = producer
+        self.outbound._streams.append(self)
+
+    def unregisterProducer(self) -> None:
+        self.producer = None
+        self.outbound._forget(self)
+
+    def write(self, data: bytes) -> None:
+        self.outbound._transport.write(data)
+
+
+@implementer(IPushProducer)
+class Outbound:
+    """
+    The single producer on ``transport``.
+
+    :param max_output: bytes of control frames that may wait unsent before
+        the connection counts as a slow consumer.
+    :param on_overflow: called with the unsent byte count just before the
+        connection is aborted for being a slow consumer.
+    """
+
+    def __init__(
+        self,
+        transport: ITransport,
+        clock: IReactorTime,
+        max_output: int,
+        on_overflow: Callable[[int], None] = lambda n: None,
+    ) -> None:
+        self._transport = transport
+        self._clock = clock
+        self._max_output = max_output
+        self._on_overflow = on_overflow
+        self._queue: deque[bytes | tuple[bytes, Callable[[], None]]] = deque()
+        self._queued = 0
+        self._paused = False
+        self._closed = False
+        self._streams: deque[_FileStream] = deque()
+        self._by_transfer: dict[int, _FileStream] = {}
+        self._abort_call: IDelayedCall | None = None
+        transport.registerProducer(self, True)
+
+    @property
+    def unsent(self) -> int:
+        """Bytes of control frames waiting for the transport."""
+        return self._queued
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # sending
+
+    def send(self, data: bytes, on_written: Callable[[], None] | None = None) -> None:
+        """
+        Write ``data`` (whole frames) now, or queue it while the transport
+        is paused.  ``on_written`` runs once ``data`` is handed to the
+        transport.
+        """
+        if self._closed:
+            return
+        if not self._paused and not self._queue:
+            self._transport.write(data)
+            if on_written is not None:
+                on_written()
+            return
+        self._queue.append(data if on_written is None else (data, on_written))
+        self._queued += len(data)
+        if self._queued > self._max_output:
+            unsent = self._queued
+            self.abort()
+            self._on_overflow(unsent)
+
+    def send_file(self, transfer: int, file: BinaryIO) -> Deferred[bytes]:
+        """
+        Stream ``file`` as data frames of ``transfer``.
+
+        :returns: fires when the last chunk was handed to the transport;
+            fails if the stream is cancelled or the connection goes away.
+        """
+        stream = _FileStream(self, transfer)
+        self._by_transfer[transfer] = stream
+        d = ChunkSender().beginFileTransfer(
+            file, stream, lambda chunk: codec.data_frame(transfer, chunk)
+        )
+        if self._closed:
+            self._stop_stream(stream)
+        else:
+            self._pump()
+        return d
+
+    def cancel_file(self, transfer: int) -> None:
+        """Stop streaming ``transfer``; its Deferred fails."""
+        stream = self._by_transfer.get(transfer)
+        if stream is not None:
+            self._stop_stream(stream)
+
+    # IPushProducer, called by the transport
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._pump()
+
+    def stopProducing(self) -> None:
+        """The connection is gone: drop the queue, stop every file stream."""
+        self._shut()
+
+    # closing
+
+    def close(self, grace: float) -> None:
+        """
+        Hand everything queued to the transport and close it; abort it if it
+        has not closed after ``grace`` seconds (a peer that never reads).
+        """
+        if self._closed:
+            return
+        self._flush()
+        self._shut()
+        self._transport.unregisterProducer()
+        self._transport.loseConnection()
+        self._abort_call = self._clock.callLater(grace, self._abort_now)
+
+    def abort(self) -> None:
+        """Drop everything unsent and abort the connection now."""
+        if self._closed:
+            return
+        self._shut()
+        self._transport.unregisterProducer()
+        self._abort_now()
+
+    def connection_lost(self) -> None:
+        """The protocol saw the connection go: cancel any pending abort."""
+        self._shut()
+        if self._abort_call is not None and self._abort_call.active():
+            self._abort_call.cancel()
+        self._abort_call = None
+
+    # internals
+
+    def _abort_now(self) -> None:
+        self._abort_call = None
+        abort = getattr(self._transport, "abortConnection", None)
+        if abort is not None:
+            abort()
+        else:  # pragma: no cover - every TCP/TLS/UNIX transport has it
+            self._transport.loseConnection()
+
+    def _shut(self) -> None:
+        self._closed = True
+        self._queue.clear()
+        self._queued = 0
+        for stream in list(self._streams):
+            self._stop_stream(stream)
+
+    def _stop_stream(self, stream: _FileStream) -> None:
+        producer = stream.producer
+        self._forget(stream)
+        stream.producer = None
+        if producer is not None:
+            producer.stopProducing()
+
+    def _forget(self, stream: _FileStream) -> None:
+        try:
+            self._streams.remove(stream)
+        except ValueError:
+            pass
+        if self._by_transfer.get(stream.transfer) is stream:
+            del self._by_transfer[stream.transfer]
+
+    def _flush(self) -> None:
+        """Write queued control frames until the transport pauses us."""
+        queue = self._queue
+        write = self._transport.write
+        while queue and not self._paused:
+            item = queue.popleft()
+            if type(item) is tuple:
+                data, on_written = item
+                self._queued -= len(data)
+                write(data)
+                on_written()
+            else:
+                self._queued -= len(item)  # type: ignore[arg-type]
+                write(item)  # type: ignore[arg-type]
+
+    def _pump(self) -> None:
+        """Control frames first, then one chunk per file stream in turn."""
+        self._flush()
+        streams = self._streams
+        while streams and not self._paused and not self._queue and not self._closed:
+            stream = streams[0]
+            streams.rotate(-1)
+            producer = stream.producer
+            if producer is not None:
+                producer.resumeProducing()

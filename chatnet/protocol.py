@@ -1,0 +1,93 @@
+"""
+The wire: :class:`ChatServerProtocol` carries frames between one TCP (or TLS)
+connection and one :class:`~chatnet.session.Session`, and
+:class:`ChatServerFactory` builds one per connection around the server's
+shared state.  Nothing here decides anything.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
+from twisted.internet.protocol import ServerFactory
+from twisted.protocols.basic import Int32StringReceiver
+from twisted.python.failure import Failure
+
+from chatnet import codec
+from chatnet.outbound import Outbound
+from chatnet.session import Hub, Session
+
+
+def describe_peer(address: IAddress) -> str:
+    """``127.0.0.1:5000`` for IP addresses, ``str(address)`` otherwise."""
+    host = getattr(address, "host", None)
+    port = getattr(address, "port", None)
+    if host is None or port is None:
+        return str(address)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class ChatServerProtocol(Int32StringReceiver):
+    """Frames in, frames out; the session decides."""
+
+    MAX_LENGTH = codec.MAX_PAYLOAD
+
+    factory: ChatServerFactory
+    session: Session
+    outbound: Outbound
+    _deadline: IDelayedCall | None = None
+
+    def connectionMade(self) -> None:
+        factory = self.factory
+        hub = factory.hub
+        self.outbound = Outbound(
+            self.transport, factory.clock, hub.settings.max_output,
+            self._slow_consumer,
+        )
+        self.session = Session(hub, self.outbound, describe_peer(self.transport.getPeer()))
+        self._deadline = factory.clock.callLater(
+            hub.settings.login_timeout, self._login_deadline
+        )
+        self.session.connected()
+
+    def stringReceived(self, payload: bytes) -> None:
+        session = self.session
+        session.received(codec.decode(payload))
+        if self._deadline is not None and session.user is not None:
+            self._cancel_deadline()
+
+    def lengthLimitExceeded(self, length: int) -> None:
+        self.session.oversized(length)
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self._cancel_deadline()
+        self.outbound.connection_lost()
+        self.session.lost()
+
+    def _login_deadline(self) -> None:
+        self._deadline = None
+        self.session.login_expired()
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            if self._deadline.active():
+                self._deadline.cancel()
+            self._deadline = None
+
+    def _slow_consumer(self, unsent: int) -> None:
+        self.session.slow_consumer(unsent)
+
+
+class ChatServerFactory(ServerFactory):
+    """
+    Builds a :class:`ChatServerProtocol` per connection; holds the server's
+    users, rooms and transfers (in ``hub``).
+
+    :param clock: the reactor, or a :class:`~twisted.internet.task.Clock` in
+        tests.
+    """
+
+    protocol = ChatServerProtocol
+
+    def __init__(self, hub: Hub, clock: IReactorTime) -> None:
+        self.hub = hub
+        self.clock = clock

@@ -1,0 +1,394 @@
+"""
+One connection's conversation with the server: the session state machine.
+
+States::
+
+    NEW --login ok--> ACTIVE --exit / lost / shutdown--> CLOSED
+     \\______________________________________________________^
+
+:class:`Session` takes decoded frames and decides everything: it validates,
+asks the :class:`~chatnet.model.Directory` and the
+:class:`~chatnet.transfers.TransferManager`, writes replies and events to
+outboxes, and writes audit lines.  Every :class:`~chatnet.errors.ChatError`
+becomes an ``error`` frame in one place, :meth:`Session.received`; any other
+exception becomes ``internal`` and is logged.  The protocol only carries bytes.
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.logger import Logger
+
+from chatnet import codec
+from chatnet.codec import BadFrame, DataFrame, Frame, Request
+from chatnet.config import SERVER_NAME, Settings
+from chatnet.errors import ChatError, ErrorCode, FailReason
+from chatnet.model import Directory, Outbox, Room, User
+from chatnet.transfers import TransferManager
+from chatnet.validation import (
+    check_extension,
+    check_filename,
+    check_room,
+    check_size,
+    check_text,
+    check_username,
+    fold,
+    show,
+)
+
+AuditFn = Callable[[str, str], None]
+
+_log = Logger()
+
+
+class State(enum.Enum):
+    NEW = "new"
+    ACTIVE = "active"
+    CLOSED = "closed"
+
+
+class SessionOutbox(Outbox):
+    """What a session needs of its own connection, beyond sending."""
+
+    def close(self, grace: float) -> None:
+        """Send what is queued, then close."""
+
+
+@dataclass
+class Hub:
+    """What every session of one server shares."""
+
+    settings: Settings
+    directory: Directory
+    transfers: TransferManager
+    audit: AuditFn
+    now: Callable[[], float] = time.time
+    sessions: set[Session] = field(default_factory=set)
+    shutting_down: bool = False
+    #: Called (then forgotten) once the last session is gone.
+    when_empty: list[Callable[[], None]] = field(default_factory=list)
+
+    def forget(self, session: Session) -> None:
+        self.sessions.discard(session)
+        if not self.sessions and self.when_empty:
+            waiters, self.when_empty = self.when_empty, []
+            for waiter in waiters:
+                waiter()
+
+
+class Session:
+    """
+    The server side of one connection.
+
+    :param outbox: this connection's outgoing side.
+    :param peer: the peer's address, for the audit log.
+    """
+
+    def __init__(self, hub: Hub, outbox: SessionOutbox, peer: str) -> None:
+        self.hub = hub
+        self.outbox = outbox
+        self.peer = peer
+        self.state = State.NEW
+        self.user: User | None = None
+        self._exited = False
+        self._close_reason: str | None = None
+        #: Whether ``user`` is still in the directory (until exit or loss).
+        self._online = False
+        self._handlers: dict[str, Callable[[Request], None]] = {
+            "login": self._login, "ping": self._ping, "exit": self._exit,
+            "join": self._join, "leave": self._leave, "broadcast": self._broadcast,
+            "whisper": self._whisper, "rooms": self._rooms, "who": self._who,
+            "users": self._users, "sendfile": self._sendfile, "cancel": self._cancel,
+        }
+
+    def __repr__(self) -> str:
+        return f"<Session {self.peer} {self.state.value} {self.user}>"
+
+    @property
+    def who(self) -> str:
+        """``alice (127.0.0.1:5000)`` or the bare peer, for log lines."""
+        return f"{self.user.name} ({self.peer})" if self.user else self.peer
+
+    # inputs from the connection
+
+    def connected(self) -> None:
+        hub = self.hub
+        hub.sessions.add(self)
+        hub.audit("CONNECT", f"connection from {self.peer}")
+        if len(hub.sessions) > hub.settings.max_clients:
+            self._error(
+                None,
+                ChatError(
+                    ErrorCode.SERVER_FULL,
+                    f"The server is full ({hub.settings.max_clients} connections); "
+                    "try again later",
+                ),
+            )
+            self._close("server full")
+
+    def received(self, frame: Frame) -> None:
+        """Handle one decoded frame.  Never raises."""
+        if self.state is State.CLOSED:
+            return
+        ident: Any = None
+        try:
+            if type(frame) is Request:
+                ident = frame.id
+                handler = self._handlers.get(frame.type)
+                if handler is None:
+                    raise ChatError(
+                        ErrorCode.UNKNOWN_TYPE,
+                        f"Unknown request type {show(frame.type)}",
+                    )
+                if self.state is State.NEW and frame.type not in ("login", "ping", "exit"):
+                    raise ChatError(ErrorCode.NOT_LOGGED_IN, "Log in first")
+                handler(frame)
+            elif type(frame) is DataFrame:
+                if self.user is None:
+                    raise ChatError(
+                        ErrorCode.BAD_TRANSFER,
+                        f"Transfer {frame.transfer} is not an upload of yours",
+                    )
+                self.hub.transfers.receive(self.user, frame)
+            else:
+                assert isinstance(frame, BadFrame)
+                raise ChatError(ErrorCode.BAD_FRAME, frame.message[:1].upper() + frame.message[1:])
+        except ChatError as e:
+            self._error(ident, e)
+        except Exception as e:  # one place for the unexpected
+            _log.failure("while handling {frame!r} from {who}", frame=frame, who=self.who)
+            self._error(ident, ChatError(ErrorCode.INTERNAL, f"Internal server error ({type(e).__name__})"))
+
+    def oversized(self, length: int) -> None:
+        """The peer declared a frame longer than the contract allows."""
+        if self.state is State.CLOSED:
+            return
+        self._error(
+            None,
+            ChatError(
+                ErrorCode.FRAME_TOO_LARGE,
+                f"Frame of {length} bytes exceeds the limit of {codec.MAX_PAYLOAD}",
+            ),
+        )
+        self._close("frame too large")
+
+    def login_expired(self) -> None:
+        if self.state is State.NEW:
+            self._close(f"no login within {self.hub.settings.login_timeout:g}s")
+
+    def shutdown(self, message: str) -> None:
+        """The server is stopping: tell this connection (see :meth:`close`)."""
+        if self.state is not State.CLOSED:
+            self._send({"type": "shutdown", "message": message})
+
+    def close(self, reason: str) -> None:
+        """Close this connection once what is queued has been sent."""
+        if self.state is not State.CLOSED:
+            self._close(reason)
+
+    def lost(self, reason: str | None = None) -> None:
+        """The connection is gone, for whatever reason."""
+        hub = self.hub
+        if self not in hub.sessions:
+            return
+        if self._online:
+            self._logout(clean=self._exited)
+        how = (
+            reason
+            or self._close_reason
+            or ("left cleanly" if self._exited else "connection lost")
+        )
+        hub.audit("DISCONNECT", f"{self.who} {how}")
+        self.state = State.CLOSED
+        hub.forget(self)
+
+    def slow_consumer(self, unsent: int) -> None:
+        """The outbox gave up on this connection: too much unsent output."""
+        self._close_reason = f"closed as a slow consumer ({unsent} bytes unsent)"
+        self.state = State.CLOSED
+
+    # session
+
+    def _login(self, req: Request) -> None:
+        hub = self.hub
+        if self.state is not State.NEW:
+            raise ChatError(ErrorCode.ALREADY_LOGGED_IN, f"Already logged in as {self.user.name}")  # type: ignore[union-attr]
+        name = req.get("username")
+        try:
+            check_username(name)
+            accounts = hub.settings.accounts
+            if accounts is not None:
+                expected = accounts.get(fold(name))
+                password = req.get("password")
+                if (
+                    expected is None
+                    or not isinstance(password, str)
+                    or not hmac.compare_digest(
+                        expected.encode("utf-8", "surrogatepass"),
+                        password.encode("utf-8", "surrogatepass"),
+                    )
+                ):
+                    raise ChatError(ErrorCode.AUTH_FAILED, "Wrong username or password")
+            user = User(name, self.outbox, self.peer)
+            hub.directory.add_user(user)
+        except ChatError as e:
+            hub.audit("LOGIN-FAILED", f"{self.peer} as {show(name)}: {e.code.value}: {e.message}")
+            raise
+        self.user = user
+        self._online = True
+        self.state = State.ACTIVE
+        hub.audit("LOGIN", f"{name} logged in from {self.peer}")
+        self._ok(req, username=name, server=SERVER_NAME, limits=hub.settings.limits())
+
+    def _ping(self, req: Request) -> None:
+        self._ok(req)
+
+    def _exit(self, req: Request) -> None:
+        self._exited = True
+        self._ok(req)
+        if self._online:
+            self._logout(clean=True)
+        self._close(None)
+
+    def _logout(self, clean: bool) -> None:
+        user = self.user
+        assert user is not None
+        self._online = False
+        hub = self.hub
+        room = hub.directory.remove_user(user)
+        if room is not None and not hub.shutting_down:
+            self._presence(room, user, "leave" if clean else "disconnect")
+            hub.audit("LEAVE", f"{user.name} left {room.name} ({room.occupancy()})")
+        hub.transfers.user_gone(user)
+
+    # rooms and messages
+
+    def _join(self, req: Request) -> None:
+        user = self._user()
+        hub = self.hub
+        name = check_room(req.get("room"))
+        before = user.room
+        room, left = hub.directory.join(user, name)
+        if room is before:  # already there: an ok no-op
+            self._ok(req, room=room.name, members=room.names())
+            return
+        if left is not None:
+            self._presence(left, user, "leave")
+            switch = f", leaving {left.name} ({left.occupancy()})"
+        else:
+            switch = ""
+        self._ok(req, room=room.name, members=room.names())
+        self._presence(room, user, "join")
+        hub.audit("JOIN", f"{user.name} joined {room.name} ({room.occupancy()}){switch}")
+
+    def _leave(self, req: Request) -> None:
+        user = self._user()
+        room = self.hub.directory.leave(user)
+        self._ok(req, room=room.name)
+        self._presence(room, user, "leave")
+        self.hub.audit("LEAVE", f"{user.name} left {room.name} ({room.occupancy()})")
+
+    def _broadcast(self, req: Request) -> None:
+        user = self._user()
+        text = check_text(req.get("text"), self.hub.settings.max_text)
+        room = user.room
+        if room is None:
+            raise ChatError(ErrorCode.NOT_IN_ROOM, "You are not in a room; /join one first")
+        data = codec.encode_frame(
+            {"type": "message", "room": room.name, "from": user.name, "text": text, "ts": self.hub.now()}
+        )
+        delivered = room.send(data, exclude=user)
+        self._ok(req, delivered=delivered)
+        self.hub.audit("BROADCAST", f"{user.name} -> {room.name} ({delivered} members): {text}")
+
+    def _whisper(self, req: Request) -> None:
+        user = self._user()
+        hub = self.hub
+        target = hub.directory.find_user(req.get("to"))
+        text = check_text(req.get("text"), hub.settings.max_text)
+        target.outbox.send(
+            codec.encode_frame({"type": "whisper", "from": user.name, "text": text, "ts": hub.now()})
+        )
+        self._ok(req)
+        hub.audit("WHISPER", f"{user.name} -> {target.name}")
+
+    def _rooms(self, req: Request) -> None:
+        self._ok(req, rooms=self.hub.directory.room_list())
+
+    def _who(self, req: Request) -> None:
+        user = self._user()
+        name = req.get("room")
+        if name is None:
+            room = user.room
+            if room is None:
+                raise ChatError(ErrorCode.NOT_IN_ROOM, "You are not in a room; name one: /who <room>")
+        else:
+            room = self.hub.directory.find_room(name)
+        self._ok(req, room=room.name, members=room.names())
+
+    def _users(self, req: Request) -> None:
+        self._ok(req, users=self.hub.directory.usernames())
+
+    # files
+
+    def _sendfile(self, req: Request) -> None:
+        user = self._user()
+        hub = self.hub
+        settings = hub.settings
+        target = hub.directory.find_user(req.get("to"))
+        name = check_filename(req.get("name"))
+        check_extension(name, settings.allowed_extensions)
+        size = check_size(req.get("size"), settings.max_file_size)
+        t = hub.transfers.offer(user, target, name, size)
+        self._ok(req, transfer=t.id, position=t.position)
+
+    def _cancel(self, req: Request) -> None:
+        user = self._user()
+        transfers = self.hub.transfers
+        t = transfers.find_own(user, req.get("transfer"))
+        self._ok(req, transfer=t.id)
+        transfers.fail(t, FailReason.CANCELLED)
+
+    # helpers
+
+    def _user(self) -> User:
+        user = self.user
+        assert user is not None, "handler ran before login"
+        return user
+
+    def _presence(self, room: Room, user: User, event: str) -> None:
+        room.send(
+            codec.encode_frame({"type": "presence", "room": room.name, "user": user.name, "event": event}),
+            exclude=user,
+        )
+
+    def _send(self, obj: dict[str, Any]) -> None:
+        self.outbox.send(codec.encode_frame(obj))
+
+    def _ok(self, req: Request, **fields: Any) -> None:
+        reply: dict[str, Any] = {"type": "ok"}
+        if req.id is not None:
+            reply["id"] = req.id
+        reply.update(fields)
+        self._send(reply)
+
+    def _error(self, ident: Any, error: ChatError) -> None:
+        reply: dict[str, Any] = {"type": "error"}
+        if ident is not None:
+            reply["id"] = ident
+        reply["code"] = error.code.value
+        reply["message"] = error.message
+        self._send(reply)
+        self.hub.audit("ERROR", f"{self.who}: {error.code.value}: {error.message}")
+
+    def _close(self, reason: str | None) -> None:
+        if reason is not None:
+            self._close_reason = reason
+        self.state = State.CLOSED
+        self.outbox.close(self.hub.settings.shutdown_grace)

@@ -1,0 +1,162 @@
+"""
+``twistd chatnet``: command-line options and the service they make.
+
+Modelled on ``twisted/words/tap.py``: :class:`Options` parses and checks the
+command line (every bad value is a :class:`~twisted.python.usage.UsageError`
+with a clear message, never a traceback), :func:`makeService` builds the
+:class:`~chatnet.service.ChatService`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from twisted.python import usage
+
+from chatnet import validation
+from chatnet._version import __version__
+from chatnet.config import MIB, Settings, parse_accounts
+from chatnet.service import ChatService
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmg]?)(i?b?)", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1024, "m": MIB, "g": 1024 * MIB}
+
+
+def parse_size(text: str) -> int:
+    """``"3MiB"``, ``"512k"``, ``"3145728"`` -> bytes (binary units)."""
+    m = _SIZE.fullmatch(text.strip())
+    if m is None:
+        raise ValueError(f"{text!r} is not a size (examples: 3145728, 512KiB, 3MiB)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def endpoint_description(text: str) -> str:
+    """A bare port number becomes ``tcp:PORT``; anything else is kept."""
+    text = text.strip()
+    if text.isdigit():
+        if not 0 <= int(text) <= 65535:
+            raise ValueError(f"port {text} is out of range (0-65535)")
+        return f"tcp:{text}"
+    if not text:
+        raise ValueError("empty endpoint")
+    return text
+
+
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def coerce(text: str) -> Any:
+        value = kind(text)
+        if value <= 0:
+            raise ValueError(f"must be greater than 0, not {text}")
+        return value
+
+    coerce.coerceDoc = "Must be greater than 0."  # type: ignore[attr-defined]
+    return coerce
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0 or value != value:
+        raise ValueError(f"must be 0 or more, not {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"must be 0 or more, not {text}")
+    return value
+
+
+_positive_int = _positive(int)
+_positive_size = _positive(parse_size)
+_positive_float = _positive(float)
+
+
+class Options(usage.Options):
+    """twistd chatnet [options]"""
+
+    synopsis = "[options]"
+    longdesc = (
+        "Run the chatnet chat and file-sharing server. --port takes a port "
+        "number or any Twisted server endpoint string, e.g. "
+        "tcp:8080:interface=127.0.0.1 or "
+        "ssl:8443:privateKey=key.pem:certKey=cert.pem. Sizes take binary "
+        "units: 3MiB, 512KiB, or plain bytes."
+    )
+
+    optParameters = [
+        ["port", "p", "8080", "Port number or endpoint string to listen on.", endpoint_description],
+        ["max-clients", None, 10_000, "Most connections held at once.", _positive_int],
+        ["room-capacity", None, 15, "Most members in one room.", _positive_int],
+        ["max-text", None, 4096, "Longest message text, in bytes of UTF-8.", _positive_int],
+        ["max-file-size", None, 3 * MIB, "Largest file accepted, in bytes or with a unit (3MiB).", _positive_size],
+        ["allow-ext", None, "*", "Allowed file extensions, comma-separated (e.g. txt,pdf,jpg,png); * allows every type."],
+        ["upload-slots", None, 5, "Uploads running at once, server-wide.", _positive_int],
+        ["upload-queue", None, 100, "Accepted uploads that may wait for a slot (0: none wait).", _non_negative_int],
+        ["login-timeout", None, 30.0, "Seconds a connection may take to log in.", _positive_float],
+        ["shutdown-grace", None, 5.0, "Seconds given to transports to flush on shutdown.", _non_negative_float],
+        ["max-output", None, 8 * MIB, "Unsent output per connection (bytes or 8MiB) before it is closed as a slow consumer.", _positive_size],
+        ["audit-log", None, "server.log", "Audit log file (appended to)."],
+        ["spool-dir", None, None, "Folder for uploads in progress [default: a private temporary folder]."],
+        ["accounts", None, None, "File of username:password lines; when given, login requires a password."],
+    ]
+
+    def opt_version(self) -> None:
+        """Print the chatnet version and exit."""
+        print(f"chatnet {__version__}")
+        raise SystemExit(0)
+
+    def postOptions(self) -> None:
+        try:
+            extensions = validation.parse_extensions(self["allow-ext"])
+        except ValueError as e:
+            raise usage.UsageError(f"--allow-ext: {e}") from None
+        accounts = None
+        if self["accounts"]:
+            try:
+                with open(self["accounts"], encoding="utf-8") as f:
+                    accounts = parse_accounts(f.read())
+            except OSError as e:
+                raise usage.UsageError(f"--accounts: cannot read {self['accounts']}: {e.strerror}") from None
+            except ValueError as e:
+                raise usage.UsageError(f"--accounts {self['accounts']}: {e}") from None
+        if self["max-file-size"] > 2**32 - 1:
+            raise usage.UsageError("--max-file-size: at most 4 GiB - 1 byte")
+        self.settings = Settings(
+            max_clients=self["max-clients"],
+            room_capacity=self["room-capacity"],
+            max_text=self["max-text"],
+            max_file_size=self["max-file-size"],
+            allowed_extensions=extensions,
+            upload_slots=self["upload-slots"],
+            upload_queue=self["upload-queue"],
+            login_timeout=self["login-timeout"],
+            shutdown_grace=self["shutdown-grace"],
+            max_output=self["max-output"],
+            accounts=accounts,
+        )
+        self._check_endpoint()
+
+    def _check_endpoint(self) -> None:
+        from twisted.internet import reactor
+        from twisted.internet.endpoints import serverFromString
+
+        try:
+            serverFromString(reactor, self["port"])
+        except (ValueError, TypeError, KeyError) as e:
+            raise usage.UsageError(
+                f"--port: {self['port']!r} is not a valid endpoint ({e}); "
+                "use a port number or e.g. tcp:8080:interface=127.0.0.1"
+            ) from None
+
+
+def makeService(options: Options) -> ChatService:
+    """Build the service for ``twistd chatnet``."""
+    return ChatService(
+        options["port"],
+        options.settings,
+        audit_log=options["audit-log"],
+        spool_dir=options["spool-dir"],
+    )

@@ -1,0 +1,372 @@
+"""
+File transfers (PROTOCOL.md section 5): transfer numbers, the server-wide
+upload slots and their waiting queue, spooling, delivery, failure and cancel.
+
+Slots are a :class:`~twisted.internet.defer.DeferredSemaphore`: its waiters
+are served first in, first out, a waiter's queue position is its index in
+``waiting``, and a cancelled ``acquire()`` leaves the queue at once.
+
+Transfer life::
+
+    QUEUED --slot--> STARTING --next tick--> UPLOADING --all bytes--> DELIVERING --> (done)
+       \\________________\\______________________\\___________________\\--> (failed)
+
+Nothing here touches a socket: senders and addressees are
+:class:`~chatnet.model.User` objects whose outbox also implements
+:class:`FileOutbox`.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Callable
+from typing import BinaryIO, Protocol
+
+from twisted.internet.defer import CancelledError, Deferred, DeferredSemaphore
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from chatnet import codec
+from chatnet.codec import DataFrame
+from chatnet.config import Settings
+from chatnet.errors import ChatError, ErrorCode, FailReason
+from chatnet.model import User
+from chatnet.spool import Spool, SpoolFile
+from chatnet.validation import format_size
+
+log = Logger()
+
+
+class FileOutbox(Protocol):
+    """What an addressee's connection offers for file delivery."""
+
+    def send(self, data: bytes, on_written: Callable[[], None] | None = None) -> None:
+        ...
+
+    def send_file(self, transfer: int, file: BinaryIO) -> Deferred[None]:
+        """Stream ``file`` as data frames of ``transfer``; fires when written."""
+
+    def cancel_file(self, transfer: int) -> None:
+        """Stop streaming ``transfer``."""
+
+
+class State(enum.Enum):
+    QUEUED = "queued"
+    STARTING = "starting"
+    UPLOADING = "uploading"
+    DELIVERING = "delivering"
+
+
+class Transfer:
+    """One file on its way from ``sender`` to ``recipient``."""
+
+    __slots__ = (
+        "id", "sender", "recipient", "name", "size", "state", "position",
+        "accepted_at", "started_at", "waited", "spool", "acquiring", "reader",
+        "sender_gone", "file_started",
+    )
+
+    def __init__(
+        self, number: int, sender: User, recipient: User, name: str, size: int,
+        now: float,
+    ) -> None:
+        self.id = number
+        self.sender = sender
+        self.recipient = recipient
+        self.name = name
+        self.size = size
+        self.state = State.QUEUED
+        self.position = 0
+        self.accepted_at = now
+        self.started_at = now
+        self.waited = 0.0
+        self.spool: SpoolFile | None = None
+        self.acquiring: Deferred[DeferredSemaphore] | None = None
+        self.reader: BinaryIO | None = None
+        self.sender_gone = False
+        self.file_started = False
+
+    def __repr__(self) -> str:
+        return f"<Transfer #{self.id} {self.name!r} {self.state.value}>"
+
+
+def free_name(name: str, taken: set[str]) -> str:
+    """
+    ``name``, or the first of ``stem_1.ext``, ``stem_2.ext`` ... not in
+    ``taken``; the suffix goes before the last extension
+    (``a.tar.gz`` -> ``a.tar_1.gz``, ``README`` -> ``README_1``, and a leading
+    dot does not start an extension: ``.bashrc`` -> ``.bashrc_1``).
+    """
+    if name not in taken:
+        return name
+    stem, ext = os.path.splitext(name)
+    n = 1
+    while True:
+        candidate = f"{stem}_{n}{ext}"
+        if candidate not in taken:
+            return candidate
+        n += 1
+
+
+class TransferManager:
+    """
+    Every unfinished transfer of one server.
+
+    :param audit: ``audit(category, text)``, see :class:`chatnet.audit.Audit`.
+    """
+
+    def __init__(
+        self, settings: Settings, spool: Spool, clock: IReactorTime,
+        audit: Callable[[str, str], None],
+    ) -> None:
+        self._settings = settings
+        self._spool = spool
+        self._clock = clock
+        self._audit = audit
+        self._slots = DeferredSemaphore(settings.upload_slots)
+        self._next_id = 1
+        self._closing = False
+        #: Unfinished transfers by number.
+        self.active: dict[int, Transfer] = {}
+
+    # figures
+
+    @property
+    def waiting(self) -> int:
+        """Accepted uploads waiting for a slot."""
+        return len(self._slots.waiting)
+
+    @property
+    def running(self) -> int:
+        """Upload slots in use."""
+        return self._slots.limit - self._slots.tokens
+
+    # requests
+
+    def offer(self, sender: User, recipient: User, name: str, size: int) -> Transfer:
+        """
+        Accept an upload of ``name`` (validated by the caller) and queue it
+        for a slot.  ``upload-start`` follows on a later reactor turn, so
+        the caller's ``ok`` reply always goes first.
+
+        :raises ChatError: ``queue-full``.
+        """
+        slots = self._slots
+        if not slots.tokens and len(slots.waiting) >= self._settings.upload_queue:
+            raise ChatError(
+                ErrorCode.QUEUE_FULL,
+                f"The upload queue is full ({len(slots.waiting)} waiting); "
+                "try again later",
+            )
+        t = Transfer(self._next_id, sender, recipient, name, size, self._clock.seconds())
+        self._next_id += 1
+        t.position = 0 if slots.tokens else len(slots.waiting)
+        self.active[t.id] = t
+        self._audit(
+            "SENDFILE",
+            f"{sender.name} -> {recipient.name}: {name} ({size} bytes), "
+            f"transfer #{t.id}",
+        )
+        if not slots.tokens:
+            self._audit(
+                "FILE-QUEUE",
+                f"transfer #{t.id} {name} from {sender.name} queued at position "
+                f"{t.position} (queue size {len(slots.waiting) + 1})",
+            )
+        acquiring = t.acquiring = slots.acquire()
+        acquiring.addCallback(self._acquired, t)
+        acquiring.addErrback(_ignore_cancel)
+        return t
+
+    def receive(self, sender: User, frame: DataFrame) -> None:
+        """
+        Spool one data frame.
+
+        :raises ChatError: ``bad-transfer`` (after failing the sender's own
+            transfer with ``size-mismatch`` when it is one).
+        """
+        t = self.active.get(frame.transfer)
+        if t is None or t.sender is not sender:
+            raise ChatError(
+                ErrorCode.BAD_TRANSFER,
+                f"Transfer {frame.transfer} is not an upload of yours",
+            )
+        if t.state is not State.UPLOADING:
+            why = (
+                "has not started; wait for upload-start"
+                if t.state in (State.QUEUED, State.STARTING)
+                else "is complete"
+            )
+            self.fail(t, FailReason.SIZE_MISMATCH)
+            raise ChatError(ErrorCode.BAD_TRANSFER, f"Transfer {t.id} {why}")
+        spool = t.spool
+        assert spool is not None
+        if spool.received + len(frame.data) > t.size:
+            self.fail(t, FailReason.SIZE_MISMATCH)
+            raise ChatError(
+                ErrorCode.BAD_TRANSFER,
+                f"Transfer {t.id}: more than the {t.size} bytes declared",
+            )
+        spool.write(frame.data)
+        if spool.received == t.size:
+            self._uploaded(t)
+
+    def find_own(self, sender: User, number: object) -> Transfer:
+        """:raises ChatError: ``bad-transfer`` unless ``number`` is ``sender``'s."""
+        t = self.active.get(number) if isinstance(number, int) else None
+        if t is None or t.sender is not sender or t.sender_gone:
+            raise ChatError(
+                ErrorCode.BAD_TRANSFER,
+                f"Transfer {number!r} is not an unfinished transfer of yours",
+            )
+        return t
+
+    def user_gone(self, user: User) -> None:
+        """``user`` went offline: fail what it sends or receives."""
+        for t in list(self.active.values()):
+            if t.recipient is user:
+                self.fail(t, FailReason.RECIPIENT_OFFLINE, tell_recipient=False)
+            elif t.sender is user:
+                t.sender_gone = True
+                if t.state is not State.DELIVERING:  # a delivery goes on
+                    self.fail(t, FailReason.SENDER_DISCONNECTED)
+
+    def shutdown(self) -> int:
+        """Fail every unfinished transfer with ``shutdown``; :returns: how many."""
+        self._closing = True
+        # Waiters first, so no freed slot starts one of them.
+        pending = sorted(self.active.values(), key=lambda t: t.state is not State.QUEUED)
+        for t in pending:
+            self.fail(t, FailReason.SHUTDOWN)
+        return len(pending)
+
+    def fail(self, t: Transfer, reason: FailReason, tell_recipient: bool = True) -> None:
+        """End ``t`` with ``reason``: free its slot or place, remove its spool."""
+        if self.active.pop(t.id, None) is None:
+            return
+        state = t.state
+        if state is State.QUEUED:
+            assert t.acquiring is not None
+            t.acquiring.cancel()
+        elif state in (State.STARTING, State.UPLOADING):
+            self._slots.release()
+        elif t.reader is not None:
+            t.recipient.outbox.cancel_file(t.id)  # type: ignore[attr-defined]
+        self._discard(t)
+        if not t.sender_gone:
+            self._send(t.sender, {"type": "file-failed", "transfer": t.id, "reason": reason.value})
+        if t.file_started and tell_recipient:
+            self._send(t.recipient, {"type": "file-aborted", "transfer": t.id, "reason": reason.value})
+        self._audit(
+            "FILE",
+            f"transfer #{t.id} {t.name} from {t.sender.name} to {t.recipient.name} "
+            f"failed ({state.value}): {reason.value}",
+        )
+
+    # the slot, the upload, the delivery
+
+    def _acquired(self, _: object, t: Transfer) -> None:
+        t.acquiring = None
+        t.state = State.STARTING
+        # Start on the next turn: DeferredSemaphore.release() fires the next
+        # waiter synchronously, and uploads that end synchronously (empty
+        # files) would otherwise recurse (twisted#9304).
+        self._clock.callLater(0, self._start, t)
+
+    def _start(self, t: Transfer) -> None:
+        if self.active.get(t.id) is not t:
+            return  # failed while starting; its slot was released then
+        now = self._clock.seconds()
+        t.state = State.UPLOADING
+        t.started_at = now
+        t.waited = round(now - t.accepted_at, 3)
+        t.spool = self._spool.create(t.id)
+        self._audit(
+            "FILE-QUEUE",
+            f"transfer #{t.id} {t.name} from {t.sender.name} started, waited "
+            f"{t.waited:.2f}s (queue size {self.waiting})",
+        )
+        self._send(t.sender, {"type": "upload-start", "transfer": t.id, "waited": t.waited})
+        if t.size == 0:
+            self._uploaded(t)
+
+    def _uploaded(self, t: Transfer) -> None:
+        spool = t.spool
+        assert spool is not None
+        sha256 = spool.finish()
+        t.state = State.DELIVERING
+        seconds = round(self._clock.seconds() - t.started_at, 3)
+        self._send(
+            t.sender,
+            {"type": "upload-done", "transfer": t.id, "waited": t.waited, "seconds": seconds},
+        )
+        self._slots.release()
+        self._audit(
+            "FILE",
+            f"transfer #{t.id} {t.name} from {t.sender.name} uploaded "
+            f"({format_size(t.size)} in {seconds:.2f}s)",
+        )
+        recipient = t.recipient
+        name = free_name(t.name, recipient.received_names)
+        recipient.received_names.add(name)
+        start: dict[str, object] = {
+            "type": "file-start", "transfer": t.id, "from": t.sender.name,
+            "name": name, "size": t.size,
+        }
+        if name != t.name:
+            start["original"] = t.name
+            self._audit(
+                "FILE",
+                f"name conflict: {recipient.name} already received {t.name}; "
+                f"transfer #{t.id} renamed to {name}",
+            )
+        self._send(recipient, start)
+        t.file_started = True
+        t.reader = spool.open()
+        d = recipient.outbox.send_file(t.id, t.reader)  # type: ignore[attr-defined]
+        d.addCallbacks(self._streamed, self._stream_stopped, (t, sha256), None, (t,))
+        d.addErrback(lambda f: log.failure("delivering transfer {t}", f, t=t))
+
+    def _streamed(self, _: object, t: Transfer, sha256: str) -> None:
+        if self.active.get(t.id) is not t:
+            return
+        self._close_reader(t)
+        end = codec.encode_frame({"type": "file-end", "transfer": t.id, "sha256": sha256})
+        t.recipient.outbox.send(end, lambda: self._delivered(t))
+
+    def _stream_stopped(self, failure: Failure, t: Transfer) -> None:
+        # The addressee's connection went away under the FileSender.
+        self.fail(t, FailReason.RECIPIENT_OFFLINE, tell_recipient=False)
+
+    def _delivered(self, t: Transfer) -> None:
+        if self.active.pop(t.id, None) is None:
+            return
+        self._discard(t)
+        if not t.sender_gone:
+            self._send(t.sender, {"type": "file-delivered", "transfer": t.id, "to": t.recipient.name})
+        self._audit(
+            "FILE",
+            f"transfer #{t.id} {t.name} from {t.sender.name} delivered to "
+            f"{t.recipient.name}",
+        )
+
+    def _discard(self, t: Transfer) -> None:
+        self._close_reader(t)
+        if t.spool is not None:
+            t.spool.remove()
+
+    @staticmethod
+    def _close_reader(t: Transfer) -> None:
+        if t.reader is not None:
+            t.reader.close()
+            t.reader = None
+
+    @staticmethod
+    def _send(user: User, event: dict[str, object]) -> None:
+        user.outbox.send(codec.encode_frame(event))
+
+
+def _ignore_cancel(failure: Failure) -> None:
+    failure.trap(CancelledError)
