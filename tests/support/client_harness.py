@@ -1,0 +1,105 @@
+"""An in-memory connection for client tests: a core on a StringTransport."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+
+from chatnet import codec
+from chatnet.client.core import ClientCore, ClientEvent, ClientProtocol
+
+
+@dataclass
+class Harness:
+    """A connected core, its transport and clock, and what it emitted."""
+
+    core: ClientCore
+    protocol: ClientProtocol
+    transport: StringTransport
+    clock: Clock
+    events: list[ClientEvent] = field(default_factory=list)
+
+    def feed(self, *frames: dict[str, Any]) -> None:
+        """Deliver control frames from the server."""
+        for frame in frames:
+            self.protocol.dataReceived(codec.encode_frame(frame))
+
+    def feed_data(self, transfer: int, data: bytes) -> None:
+        """Deliver one data frame from the server."""
+        self.protocol.dataReceived(codec.data_frame(transfer, data))
+
+    def sent(self) -> list[codec.Frame]:
+        """Every frame written since the last call, decoded."""
+        raw = self.transport.value()
+        self.transport.clear()
+        return parse_stream(raw)
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The control frames written since the last call."""
+        return [f.fields for f in self.sent() if isinstance(f, codec.Request)]
+
+    def reply(self, request: dict[str, Any], **fields: Any) -> None:
+        """Answer ``request`` with ``ok``."""
+        self.feed({"type": "ok", "id": request["id"], **fields})
+
+    def kinds(self) -> list[str]:
+        """The kinds of transfer events and types of server events so far."""
+        out = []
+        for e in self.events:
+            kind = getattr(e, "kind", None) or getattr(e, "frame", {}).get("type")
+            out.append(kind or type(e).__name__)
+        return out
+
+
+def parse_stream(raw: bytes) -> list[codec.Frame]:
+    """Split length-prefixed frames and decode each."""
+    frames = []
+    while raw:
+        (n,) = struct.unpack(">I", raw[:4])
+        frames.append(codec.decode(raw[4 : 4 + n]))
+        raw = raw[4 + n :]
+    return frames
+
+
+def connected(downloads: str, login: bool = True, **limits: Any) -> Harness:
+    """A core connected over a StringTransport, logged in as alice."""
+    clock = Clock()
+    core = ClientCore(clock, downloads)
+    protocol = ClientProtocol(core)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    h = Harness(core, protocol, transport, clock)
+    core.subscribe(h.events.append)
+    if login:
+        d = core.login("alice")
+        (req,) = h.requests()
+        h.reply(req, username="alice", server="chatnet/test", limits={
+            "username": 16, "room": 32, "room_capacity": 15, "text": 4096,
+            "file_size": 3 * 1024 * 1024, "upload_slots": 5, "upload_queue": 100,
+            **limits,
+        })
+        result_of(d)
+    return h
+
+
+def result_of(d: Deferred[Any]) -> Any:
+    """The result a Deferred already has; re-raises a failure."""
+    results: list[Any] = []
+    d.addBoth(results.append)
+    assert results, "Deferred has no result yet"
+    if isinstance(results[0], Failure):
+        results[0].raiseException()
+    return results[0]
+
+
+def has_result(d: Deferred[Any]) -> bool:
+    """Whether ``d`` fired (its result is kept)."""
+    results: list[Any] = []
+    d.addBoth(lambda r: (results.append(r), r)[1])
+    return bool(results)

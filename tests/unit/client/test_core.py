@@ -1,0 +1,199 @@
+"""Tests for :mod:`chatnet.client.core`: replies by id, events, state, the end."""
+
+from typing import Any
+
+import pytest
+from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.python.failure import Failure
+
+from chatnet import codec
+from chatnet.client.commands import Exit, Help, Send, parse
+from chatnet.client.core import (
+    ConnectionClosed,
+    Disconnected,
+    ServerError,
+    ServerEvent,
+)
+from support.client_harness import connected, has_result, result_of
+
+
+def test_login_sets_name_server_and_limits(tmp_path: Any) -> None:
+    """The login reply fills username, server name and limits."""
+    h = connected(str(tmp_path), login=False)
+    d = h.core.login("alice")
+    (req,) = h.requests()
+    assert req == {"type": "login", "id": 1, "username": "alice"}
+    h.reply(req, username="alice", server="chatnet/1.0", limits={"text": 100, "file_size": 10})
+    assert result_of(d)["username"] == "alice"
+    assert (h.core.username, h.core.server) == ("alice", "chatnet/1.0")
+    assert (h.core.limits.text, h.core.limits.file_size, h.core.limits.room) == (100, 10, 32)
+
+
+def test_login_with_password(tmp_path: Any) -> None:
+    """A password is sent only when given."""
+    h = connected(str(tmp_path), login=False)
+    h.core.login("alice", "secret")
+    assert h.requests()[0]["password"] == "secret"
+
+
+def test_login_rejected(tmp_path: Any) -> None:
+    """An error reply fails the Deferred with the code and the message."""
+    h = connected(str(tmp_path), login=False)
+    d = h.core.login("alice")
+    (req,) = h.requests()
+    h.feed({"type": "error", "id": req["id"], "code": "username-taken",
+            "message": "Username 'alice' is taken"})
+    with pytest.raises(ServerError) as info:
+        result_of(d)
+    assert (info.value.code, info.value.message) == ("username-taken", "Username 'alice' is taken")
+    assert h.core.username is None
+
+
+def test_replies_matched_by_id_out_of_order(tmp_path: Any) -> None:
+    """Each reply goes to the request with its id, whatever the order."""
+    h = connected(str(tmp_path))
+    first = h.core.request("users")
+    second = h.core.request("rooms")
+    r1, r2 = h.requests()
+    assert (r1["id"], r2["id"]) == (2, 3)
+    h.reply(r2, rooms=[])
+    assert has_result(second) and not has_result(first)
+    h.reply(r1, users=["alice"])
+    assert result_of(first)["users"] == ["alice"]
+    assert result_of(second)["rooms"] == []
+
+
+def test_reply_to_unknown_id_is_ignored(tmp_path: Any) -> None:
+    """A stray reply is logged, not raised, and nothing else changes."""
+    h = connected(str(tmp_path))
+    h.feed({"type": "ok", "id": 99}, {"type": "ok", "id": "x"})
+    assert h.events == []
+
+
+def test_events_reach_subscribers(tmp_path: Any) -> None:
+    """Messages, whispers and errors without id are events."""
+    h = connected(str(tmp_path))
+    msg = {"type": "message", "room": "r", "from": "bob", "text": "hi", "ts": 1.0}
+    err = {"type": "error", "code": "bad-frame", "message": "no"}
+    h.feed(msg, err)
+    assert h.events == [ServerEvent(msg), ServerEvent(err)]
+    assert "bob" in h.core.users
+
+
+def test_raw_frames_for_json(tmp_path: Any) -> None:
+    """``on_frame`` sees every control frame, replies included."""
+    h = connected(str(tmp_path))
+    frames: list[dict[str, Any]] = []
+    h.core.on_frame(frames.append)
+    h.core.request("users")
+    (req,) = h.requests()
+    h.reply(req, users=[])
+    h.feed({"type": "whisper", "from": "bob", "text": "x", "ts": 2})
+    assert [f["type"] for f in frames] == ["ok", "whisper"]
+
+
+def test_frames_fed_byte_by_byte(tmp_path: Any) -> None:
+    """Frames split anywhere arrive the same."""
+    h = connected(str(tmp_path))
+    msg = {"type": "message", "room": "r", "from": "bob", "text": "h\u00e9", "ts": 1.0}
+    for byte in codec.encode_frame(msg) * 2:
+        h.protocol.dataReceived(bytes([byte]))
+    assert h.events == [ServerEvent(msg), ServerEvent(msg)]
+
+
+def test_unreadable_frame_is_an_error_event(tmp_path: Any) -> None:
+    """A frame that does not decode becomes an error event, not a crash."""
+    h = connected(str(tmp_path))
+    h.protocol.dataReceived(codec.frame(b"junk"))
+    (event,) = h.events
+    assert event.frame["code"] == "bad-frame"
+
+
+def test_oversized_frame_closes(tmp_path: Any) -> None:
+    """A frame longer than the contract allows closes the connection."""
+    h = connected(str(tmp_path))
+    h.protocol.dataReceived(b"\xff\xff\xff\xff")
+    assert h.transport.disconnecting
+    assert h.events[0].frame["code"] == "frame-too-large"
+
+
+def test_join_who_leave_track_room_and_members(tmp_path: Any) -> None:
+    """The core keeps the room and its members for the status bar."""
+    h = connected(str(tmp_path))
+    d = h.core.execute(parse("/join groupA"))
+    (req,) = h.requests()
+    assert req == {"type": "join", "id": 2, "room": "groupA"}
+    h.reply(req, room="groupA", members=["bob", "alice"])
+    result_of(d)
+    assert (h.core.room, h.core.members) == ("groupA", ["bob", "alice"])
+    h.feed({"type": "presence", "room": "groupA", "user": "carol", "event": "join"})
+    h.feed({"type": "presence", "room": "GROUPA", "user": "bob", "event": "disconnect"})
+    assert h.core.members == ["alice", "carol"]
+    assert "bob" not in h.core.users and "carol" in h.core.users
+    h.core.execute(parse("/leave"))
+    h.reply(h.requests()[0], room="groupA")
+    assert (h.core.room, h.core.members) == (None, [])
+    assert "groupA" in h.core.rooms
+
+
+def test_users_and_rooms_replies_feed_completion(tmp_path: Any) -> None:
+    """``/users`` and ``/rooms`` refresh the names Tab completes."""
+    h = connected(str(tmp_path))
+    h.core.execute(Send("users"))
+    h.reply(h.requests()[0], users=["alice", "bob"])
+    h.core.execute(Send("rooms"))
+    h.reply(h.requests()[0], rooms=[{"name": "lobby", "members": 1, "capacity": 15}])
+    assert h.core.users == {"alice", "bob"} and h.core.rooms == {"lobby"}
+
+
+def test_local_commands_send_nothing(tmp_path: Any) -> None:
+    """``/help`` is answered locally."""
+    h = connected(str(tmp_path))
+    assert result_of(h.core.execute(Help())) is None
+    assert h.requests() == []
+
+
+def test_exit_waits_for_close(tmp_path: Any) -> None:
+    """``/exit`` sends ``exit``; done once the server closed the connection."""
+    h = connected(str(tmp_path))
+    d = h.core.execute(Exit())
+    (req,) = h.requests()
+    assert req["type"] == "exit"
+    h.reply(req)
+    assert not has_result(d)
+    h.protocol.connectionLost(Failure(ConnectionDone()))
+    gone = result_of(d)
+    assert gone == Disconnected(True, "Disconnected")
+
+
+def test_connection_lost_fails_pending(tmp_path: Any) -> None:
+    """Requests waiting when the connection drops fail; subscribers hear it."""
+    h = connected(str(tmp_path))
+    d = h.core.request("users")
+    h.protocol.connectionLost(Failure(ConnectionLost("reset")))
+    with pytest.raises(ConnectionClosed):
+        result_of(d)
+    assert isinstance(h.events[-1], Disconnected) and not h.events[-1].clean
+    assert "Connection lost" in h.events[-1].reason
+    with pytest.raises(ConnectionClosed):
+        result_of(h.core.request("users"))
+    assert result_of(h.core.when_idle()) is None
+
+
+def test_shutdown_is_remembered(tmp_path: Any) -> None:
+    """After a ``shutdown`` event the loss of connection says why."""
+    h = connected(str(tmp_path))
+    h.feed({"type": "shutdown", "message": "maintenance"})
+    h.protocol.connectionLost(Failure(ConnectionDone()))
+    assert h.core.shutdown_message == "maintenance"
+    assert h.events[-1] == Disconnected(False, "Server shut down: maintenance")
+
+
+def test_when_idle_waits_for_replies(tmp_path: Any) -> None:
+    """Idle means no reply is awaited."""
+    h = connected(str(tmp_path))
+    h.core.request("users")
+    idle = h.core.when_idle()
+    assert not has_result(idle)
+    h.reply(h.requests()[0], users=[])
+    assert has_result(idle)

@@ -1,0 +1,375 @@
+"""Tests for uploads (multiplexed FileSenders) and downloads (spool, check, name)."""
+
+import hashlib
+import os
+from typing import Any
+
+import pytest
+from twisted.internet.error import ConnectionLost
+from twisted.python.failure import Failure
+
+from chatnet import codec
+from chatnet.client.commands import SendFile
+from chatnet.client.transfers import LocalError, inspect_file
+from support.client_harness import Harness, connected, has_result, result_of
+
+CHUNK = 2**14
+
+
+def offer(h: Harness, path: str, to: str = "bob", transfer: int = 7, position: int = 0) -> Any:
+    """Offer ``path``, accept it as ``transfer``; returns the Upload."""
+    d = h.core.execute(SendFile(path, to))
+    (req,) = h.requests()
+    assert req["type"] == "sendfile"
+    h.reply(req, transfer=transfer, position=position)
+    return result_of(d)
+
+
+def data_by_transfer(frames: list[codec.Frame]) -> dict[int, bytes]:
+    out: dict[int, bytes] = {}
+    for f in frames:
+        if isinstance(f, codec.DataFrame):
+            out[f.transfer] = out.get(f.transfer, b"") + f.data
+    return out
+
+
+def pump(h: Harness, rounds: int = 100) -> None:
+    """Run the mux until it has nothing scheduled."""
+    for _ in range(rounds):
+        if not h.clock.getDelayedCalls():
+            return
+        h.clock.advance(0)
+
+
+def one_turn(h: Harness) -> None:
+    """Run only the calls due now that were scheduled before this turn."""
+    due = [c for c in h.clock.getDelayedCalls() if c.getTime() <= h.clock.seconds()]
+    for call in due:
+        h.clock.calls.remove(call)
+        call.func(*call.args, **call.kw)
+
+
+# -- checks before sending -------------------------------------------------
+
+
+def test_inspect_missing_file(tmp_path: Any) -> None:
+    """A missing file is refused with the path and a hint."""
+    with pytest.raises(LocalError, match=r"No such file: '.*nope.txt'. Check the path"):
+        inspect_file(str(tmp_path / "nope.txt"), 100)
+
+
+def test_inspect_directory(tmp_path: Any) -> None:
+    """A directory is not a file."""
+    with pytest.raises(LocalError, match="is a directory; /sendfile sends one file"):
+        inspect_file(str(tmp_path), 100)
+
+
+def test_inspect_too_large(tmp_path: Any) -> None:
+    """A file over the server's limit is refused with both sizes."""
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"x" * 2048)
+    with pytest.raises(LocalError, match=r"big.bin is 2.0 KiB; this server takes files up to 1.0 KiB \(1024 bytes\)"):
+        inspect_file(str(path), 1024)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads everything")
+def test_inspect_unreadable(tmp_path: Any) -> None:
+    """A file without read permission is refused."""
+    path = tmp_path / "secret.txt"
+    path.write_bytes(b"x")
+    path.chmod(0)
+    with pytest.raises(LocalError, match="permission denied"):
+        inspect_file(str(path), 1024)
+
+
+def test_inspect_not_regular(tmp_path: Any) -> None:
+    """Devices and pipes are refused."""
+    with pytest.raises(LocalError, match="not a regular file"):
+        inspect_file("/dev/null", 1024)
+
+
+def test_inspect_bad_name(tmp_path: Any) -> None:
+    """A name the server would refuse is refused first."""
+    path = tmp_path / "bad\x01name.txt"
+    path.write_bytes(b"x")
+    with pytest.raises(LocalError, match="control characters; rename the file first"):
+        inspect_file(str(path), 1024)
+
+
+def test_send_file_checks_against_login_limits(tmp_path: Any) -> None:
+    """The size limit comes from the server's ``limits``; nothing is sent."""
+    h = connected(str(tmp_path / "dl"), file_size=3)
+    path = tmp_path / "four.txt"
+    path.write_bytes(b"1234")
+    with pytest.raises(LocalError, match="up to 3 B"):
+        result_of(h.core.execute(SendFile(str(path), "bob")))
+    assert h.requests() == []
+    assert not h.core.busy()
+
+
+def test_sendfile_refused_by_server(tmp_path: Any) -> None:
+    """A refusal closes the file and leaves nothing pending."""
+    from chatnet.client.core import ServerError
+
+    h = connected(str(tmp_path / "dl"))
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"abc")
+    d = h.core.execute(SendFile(str(path), "zed"))
+    (req,) = h.requests()
+    assert req == {"type": "sendfile", "id": 2, "to": "zed", "name": "a.txt", "size": 3}
+    h.feed({"type": "error", "id": 2, "code": "no-such-user", "message": "No user 'zed'"})
+    with pytest.raises(ServerError, match="No user"):
+        result_of(d)
+    assert not h.core.busy()
+
+
+# -- uploads ---------------------------------------------------------------
+
+
+def test_upload_whole_flow(tmp_path: Any) -> None:
+    """Queued, started, data frames of exactly the file, done, delivered."""
+    h = connected(str(tmp_path / "dl"))
+    content = os.urandom(CHUNK * 3 + 100)
+    path = tmp_path / "report.pdf"
+    path.write_bytes(content)
+    upload = offer(h, str(path), position=2)
+    assert (upload.transfer, upload.position, upload.state) == (7, 2, "queued")
+    assert h.requests() == []  # nothing before upload-start
+    idle = h.core.when_idle()
+    h.feed({"type": "upload-start", "transfer": 7, "waited": 1.5})
+    assert h.transport.producer is h.core.mux
+    pump(h)
+    frames = h.sent()
+    assert data_by_transfer(frames) == {7: content}
+    assert all(len(f.data) <= CHUNK for f in frames if isinstance(f, codec.DataFrame))
+    assert h.transport.producer is None
+    assert upload.done_bytes == len(content) and upload.percent() == 100
+    h.feed({"type": "upload-done", "transfer": 7, "waited": 1.5, "seconds": 0.1})
+    assert not has_result(upload.done) and not has_result(idle)
+    h.feed({"type": "file-delivered", "transfer": 7, "to": "bob"})
+    assert result_of(upload.done).state == "delivered"
+    assert has_result(idle)
+    assert [k for k in h.kinds() if k != "progress"] == [
+        "queued", "started", "uploaded", "delivered"]
+    assert h.clock.getDelayedCalls() == []
+
+
+def test_two_uploads_interleave_and_chat_flows(tmp_path: Any) -> None:
+    """Two running uploads alternate chunks; a request goes out between them."""
+    h = connected(str(tmp_path / "dl"))
+    a, b = os.urandom(CHUNK * 4), os.urandom(CHUNK * 4)
+    (tmp_path / "a.bin").write_bytes(a)
+    (tmp_path / "b.bin").write_bytes(b)
+    offer(h, str(tmp_path / "a.bin"), transfer=1)
+    offer(h, str(tmp_path / "b.bin"), transfer=2)
+    h.feed({"type": "upload-start", "transfer": 1, "waited": 0},
+           {"type": "upload-start", "transfer": 2, "waited": 0})
+    h.core.mux._burst = 2
+    one_turn(h)
+    h.core.request("broadcast", text="still chatting")
+    pump(h)
+    frames = h.sent()
+    order = [f.transfer if isinstance(f, codec.DataFrame) else f.type for f in frames]
+    assert order[:4] == [1, 2, "broadcast", 1]
+    assert order.count(1) == order.count(2) == 4
+    assert data_by_transfer(frames) == {1: a, 2: b}
+
+
+def test_upload_pauses_with_transport(tmp_path: Any) -> None:
+    """When the transport pauses the mux, no more data is written until resumed."""
+    h = connected(str(tmp_path / "dl"))
+    content = os.urandom(CHUNK * 20)
+    (tmp_path / "f").write_bytes(content)
+    offer(h, str(tmp_path / "f"), transfer=3)
+    h.feed({"type": "upload-start", "transfer": 3, "waited": 0})
+    h.core.mux.pauseProducing()
+    pump(h)
+    assert data_by_transfer(h.sent()) == {}
+    h.core.mux.resumeProducing()
+    pump(h)
+    assert data_by_transfer(h.sent()) == {3: content}
+
+
+def test_empty_file_sends_no_data(tmp_path: Any) -> None:
+    """An empty file has no data frames at all."""
+    h = connected(str(tmp_path / "dl"))
+    (tmp_path / "empty").write_bytes(b"")
+    upload = offer(h, str(tmp_path / "empty"), transfer=4)
+    h.feed({"type": "upload-start", "transfer": 4, "waited": 0})
+    pump(h)
+    assert [f for f in h.sent() if isinstance(f, codec.DataFrame)] == []
+    assert upload.percent() == 100
+
+
+def test_cancel_running_upload(tmp_path: Any) -> None:
+    """``/cancel`` asks the server; ``file-failed`` stops the sender."""
+    h = connected(str(tmp_path / "dl"))
+    (tmp_path / "f").write_bytes(os.urandom(CHUNK * 50))
+    upload = offer(h, str(tmp_path / "f"), transfer=5)
+    h.feed({"type": "upload-start", "transfer": 5, "waited": 0})
+    h.clock.advance(0)
+    h.sent()
+    d = h.core.cancel(5)
+    (req,) = h.requests()
+    assert req == {"type": "cancel", "id": 3, "transfer": 5}
+    h.reply(req)
+    h.feed({"type": "file-failed", "transfer": 5, "reason": "cancelled"})
+    result_of(d)
+    pump(h)
+    assert data_by_transfer(h.sent()) == {}
+    assert (upload.state, upload.reason) == ("failed", "cancelled")
+    assert result_of(upload.done) is upload
+    assert h.transport.producer is None and not h.core.busy()
+
+
+def test_lost_connection_fails_uploads(tmp_path: Any) -> None:
+    """Unfinished uploads fail when the connection goes."""
+    h = connected(str(tmp_path / "dl"))
+    (tmp_path / "f").write_bytes(b"abc")
+    upload = offer(h, str(tmp_path / "f"), transfer=6)
+    h.protocol.connectionLost(Failure(ConnectionLost()))
+    assert (upload.state, upload.reason) == ("failed", "connection lost")
+
+
+# -- downloads -------------------------------------------------------------
+
+
+def start(h: Harness, transfer: int, name: str, content: bytes, **extra: Any) -> None:
+    h.feed({"type": "file-start", "transfer": transfer, "from": "bob", "name": name,
+            "size": len(content), **extra})
+
+
+def end(h: Harness, transfer: int, content: bytes) -> None:
+    h.feed({"type": "file-end", "transfer": transfer,
+            "sha256": hashlib.sha256(content).hexdigest()})
+
+
+def listing(folder: Any) -> list[str]:
+    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+
+
+def test_download_saved_after_check(tmp_path: Any) -> None:
+    """A file is invisible under its name until its sha256 matched."""
+    dl = tmp_path / "dl"
+    h = connected(str(dl))
+    content = os.urandom(70_000)
+    start(h, 9, "report.pdf", content)
+    h.feed_data(9, content[:65536])
+    assert "report.pdf" not in listing(dl)
+    h.feed_data(9, content[65536:])
+    end(h, 9, content)
+    assert listing(dl) == ["report.pdf"]
+    assert (dl / "report.pdf").read_bytes() == content
+    download = h.core.downloads[9]
+    assert (download.state, download.path) == ("saved", str(dl / "report.pdf"))
+    assert [k for k in h.kinds() if k != "progress"] == ["receiving", "saved"]
+
+
+def test_two_downloads_interleaved(tmp_path: Any) -> None:
+    """Data frames of two transfers interleave; each file gets its own bytes."""
+    dl = tmp_path / "dl"
+    h = connected(str(dl))
+    a, b = os.urandom(3000), os.urandom(5000)
+    start(h, 1, "a.txt", a)
+    start(h, 2, "b.txt", b)
+    for i in range(0, 5000, 1000):
+        if i < 3000:
+            h.feed_data(1, a[i : i + 1000])
+        h.feed({"type": "message", "room": "r", "from": "bob", "text": "hi", "ts": 0})
+        h.feed_data(2, b[i : i + 1000])
+    end(h, 2, b)
+    end(h, 1, a)
+    assert (dl / "a.txt").read_bytes() == a and (dl / "b.txt").read_bytes() == b
+    assert listing(dl) == ["a.txt", "b.txt"]
+
+
+def test_collision_picks_next_free_name(tmp_path: Any) -> None:
+    """Existing files are never overwritten: report_1.pdf, then report_2.pdf."""
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    (dl / "report.pdf").write_bytes(b"mine")
+    h = connected(str(dl))
+    for transfer, content in ((1, b"one"), (2, b"two")):
+        start(h, transfer, "report.pdf", content)
+        h.feed_data(transfer, content)
+        end(h, transfer, content)
+    assert (dl / "report.pdf").read_bytes() == b"mine"
+    assert (dl / "report_1.pdf").read_bytes() == b"one"
+    assert (dl / "report_2.pdf").read_bytes() == b"two"
+    (dl / "a.tar.gz").write_bytes(b"")
+    start(h, 3, "a.tar.gz", b"x")
+    h.feed_data(3, b"x")
+    end(h, 3, b"x")
+    assert (dl / "a.tar_1.gz").read_bytes() == b"x"
+
+
+def test_sha256_mismatch_leaves_nothing(tmp_path: Any) -> None:
+    """A damaged file is discarded: no final name, no spool file."""
+    dl = tmp_path / "dl"
+    h = connected(str(dl))
+    start(h, 1, "r.pdf", b"abc")
+    h.feed_data(1, b"abc")
+    end(h, 1, b"abd")
+    assert listing(dl) == []
+    download = h.core.downloads[1]
+    assert download.state == "discarded" and "sha256 mismatch" in download.reason
+
+
+def test_aborted_leaves_nothing(tmp_path: Any) -> None:
+    """``file-aborted`` removes the partial file."""
+    dl = tmp_path / "dl"
+    h = connected(str(dl))
+    start(h, 1, "r.pdf", b"abcdef")
+    h.feed_data(1, b"abc")
+    h.feed({"type": "file-aborted", "transfer": 1, "reason": "sender-disconnected"})
+    assert listing(dl) == []
+    assert h.core.downloads[1].reason == "sender-disconnected"
+    assert not h.core.busy()
+
+
+def test_short_and_long_downloads_discarded(tmp_path: Any) -> None:
+    """Fewer or more bytes than announced: discarded."""
+    dl = tmp_path / "dl"
+    h = connected(str(dl))
+    start(h, 1, "short", b"abcdef")
+    h.feed_data(1, b"abc")
+    end(h, 1, b"abc")
+    start(h, 2, "long", b"ab")
+    h.feed_data(2, b"abc")
+    assert listing(dl) == []
+    assert h.core.downloads[1].reason == "got 3 of 6 bytes"
+    assert h.core.downloads[2].reason == "more data than announced"
+
+
+def test_lost_connection_discards_partial(tmp_path: Any) -> None:
+    """A download cut by a lost connection leaves nothing."""
+    dl = tmp_path / "dl"
+    h = connected(str(dl))
+    start(h, 1, "r.pdf", b"abcdef")
+    h.feed_data(1, b"abc")
+    h.protocol.connectionLost(Failure(ConnectionLost()))
+    assert listing(dl) == []
+
+
+def test_hostile_name_stays_inside(tmp_path: Any) -> None:
+    """A path in ``file-start`` cannot write outside the folder."""
+    dl = tmp_path / "dl"
+    h = connected(str(dl))
+    start(h, 1, "../../evil.sh", b"x")
+    h.feed_data(1, b"x")
+    end(h, 1, b"x")
+    assert listing(dl) == ["evil.sh"] and listing(tmp_path) == ["dl"]
+
+
+def test_renamed_by_server(tmp_path: Any) -> None:
+    """The server's new name is used; the original is kept for display."""
+    h = connected(str(tmp_path / "dl"))
+    start(h, 1, "r_1.pdf", b"x", original="r.pdf")
+    assert h.core.downloads[1].original == "r.pdf"
+
+
+def test_data_for_unknown_transfer_ignored(tmp_path: Any) -> None:
+    """Stray data frames change nothing."""
+    h = connected(str(tmp_path / "dl"))
+    h.feed_data(42, b"zzz")
+    assert h.events == [] and h.core.downloads == {}
