@@ -10,6 +10,7 @@ with a clear message, never a traceback), :func:`makeService` builds the
 from __future__ import annotations
 
 import re
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -152,8 +153,23 @@ class Options(usage.Options):
             ) from None
 
 
+def _honour_sigint() -> None:
+    """
+    Make SIGINT stop the server even when it was started with SIGINT ignored.
+
+    A shell starts background jobs with SIGINT ignored, and the reactor only
+    takes over SIGINT when it has Python's default handler; an operator's
+    ``kill -INT`` would then do nothing.  Since SIGINT is the documented way
+    to stop the server cleanly, restore the default handler for the reactor
+    to replace.
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def makeService(options: Options) -> ChatService:
     """Build the service for ``twistd chatnet``."""
+    _honour_sigint()
     return ChatService(
         options["port"],
         options.settings,
