@@ -90,6 +90,13 @@ def _decode_control(payload: bytes) -> Frame:
         obj = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         return BadFrame("control frame is not valid JSON")
+    if "\\u" in text:
+        # A \uD800-\uDFFF escape without its pair is no Unicode text: it
+        # could not be echoed, logged or forwarded as UTF-8.
+        try:
+            _encoder.encode(obj).encode("utf-8")
+        except UnicodeEncodeError:
+            return BadFrame("control frame holds an unpaired surrogate escape")
     if not isinstance(obj, dict):
         return BadFrame("control frame is not a JSON object")
     kind = obj.get("type")
