@@ -54,7 +54,9 @@ class _FileStream:
 
     def registerProducer(self, producer: FileSender, streaming: bool) -> None:
         self.producer = producer
-        self.outbound._streams.append(self)
+        streams = self.outbound._streams
+        assert streams is not None
+        streams.append(self)
 
     def unregisterProducer(self) -> None:
         self.producer = None
@@ -75,6 +77,12 @@ class Outbound:
         connection is aborted for being a slow consumer.
     """
 
+    __slots__ = (
+        "_transport", "_clock", "_max_output", "_on_overflow", "_queue",
+        "_queued", "_paused", "_closed", "_streams", "_by_transfer",
+        "_abort_call", "__weakref__",
+    )
+
     def __init__(
         self,
         transport: ITransport,
@@ -86,12 +94,14 @@ class Outbound:
         self._clock = clock
         self._max_output = max_output
         self._on_overflow = on_overflow
-        self._queue: deque[bytes | tuple[bytes, Callable[[], None]]] = deque()
+        # The queue and the stream list are made on first use: most
+        # connections never need them, and an empty deque costs 600 bytes.
+        self._queue: deque[bytes | tuple[bytes, Callable[[], None]]] | None = None
         self._queued = 0
         self._paused = False
         self._closed = False
-        self._streams: deque[_FileStream] = deque()
-        self._by_transfer: dict[int, _FileStream] = {}
+        self._streams: deque[_FileStream] | None = None
+        self._by_transfer: dict[int, _FileStream] | None = None
         self._abort_call: IDelayedCall | None = None
         transport.registerProducer(self, True)
 
@@ -119,7 +129,10 @@ class Outbound:
             if on_written is not None:
                 on_written()
             return
-        self._queue.append(data if on_written is None else (data, on_written))
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        queue.append(data if on_written is None else (data, on_written))
         self._queued += len(data)
         if self._queued > self._max_output:
             unsent = self._queued
@@ -134,6 +147,9 @@ class Outbound:
             fails if the stream is cancelled or the connection goes away.
         """
         stream = _FileStream(self, transfer)
+        if self._by_transfer is None:
+            self._by_transfer = {}
+            self._streams = deque()
         self._by_transfer[transfer] = stream
         d = ChunkSender().beginFileTransfer(
             file, stream, lambda chunk: codec.data_frame(transfer, chunk)
@@ -146,7 +162,7 @@ class Outbound:
 
     def cancel_file(self, transfer: int) -> None:
         """Stop streaming ``transfer``; its Deferred fails."""
-        stream = self._by_transfer.get(transfer)
+        stream = self._by_transfer.get(transfer) if self._by_transfer else None
         if stream is not None:
             self._stop_stream(stream)
 
@@ -205,9 +221,9 @@ class Outbound:
 
     def _shut(self) -> None:
         self._closed = True
-        self._queue.clear()
+        self._queue = None
         self._queued = 0
-        for stream in list(self._streams):
+        for stream in list(self._streams or ()):
             self._stop_stream(stream)
 
     def _stop_stream(self, stream: _FileStream) -> None:
@@ -218,16 +234,17 @@ class Outbound:
             producer.stopProducing()
 
     def _forget(self, stream: _FileStream) -> None:
-        try:
-            self._streams.remove(stream)
-        except ValueError:
-            pass
-        if self._by_transfer.get(stream.transfer) is stream:
-            del self._by_transfer[stream.transfer]
+        streams, by_transfer = self._streams, self._by_transfer
+        if streams is not None and stream in streams:
+            streams.remove(stream)
+        if by_transfer is not None and by_transfer.get(stream.transfer) is stream:
+            del by_transfer[stream.transfer]
 
     def _flush(self) -> None:
         """Write queued control frames until the transport pauses us."""
         queue = self._queue
+        if not queue:
+            return
         write = self._transport.write
         while queue and not self._paused:
             item = queue.popleft()

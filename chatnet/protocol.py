@@ -47,6 +47,10 @@ class ChatServerProtocol(Int32StringReceiver):
         self._deadline = factory.clock.callLater(
             hub.settings.login_timeout, self._login_deadline
         )
+        for option in ("setTcpNoDelay", "setTcpKeepAlive"):
+            setter = getattr(self.transport, option, None)
+            if setter is not None:  # TCP (and TLS over TCP); not in-memory transports
+                setter(True)
         self.session.connected()
 
     def stringReceived(self, payload: bytes) -> None:

@@ -90,6 +90,8 @@ class Session:
     :param peer: the peer's address, for the audit log.
     """
 
+    __slots__ = ("hub", "outbox", "peer", "state", "user", "_exited", "_close_reason", "_online")
+
     def __init__(self, hub: Hub, outbox: SessionOutbox, peer: str) -> None:
         self.hub = hub
         self.outbox = outbox
@@ -100,12 +102,6 @@ class Session:
         self._close_reason: str | None = None
         #: Whether ``user`` is still in the directory (until exit or loss).
         self._online = False
-        self._handlers: dict[str, Callable[[Request], None]] = {
-            "login": self._login, "ping": self._ping, "exit": self._exit,
-            "join": self._join, "leave": self._leave, "broadcast": self._broadcast,
-            "whisper": self._whisper, "rooms": self._rooms, "who": self._who,
-            "users": self._users, "sendfile": self._sendfile, "cancel": self._cancel,
-        }
 
     def __repr__(self) -> str:
         return f"<Session {self.peer} {self.state.value} {self.user}>"
@@ -140,7 +136,7 @@ class Session:
         try:
             if type(frame) is Request:
                 ident = frame.id
-                handler = self._handlers.get(frame.type)
+                handler = _HANDLERS.get(frame.type)
                 if handler is None:
                     raise ChatError(
                         ErrorCode.UNKNOWN_TYPE,
@@ -148,7 +144,7 @@ class Session:
                     )
                 if self.state is State.NEW and frame.type not in ("login", "ping", "exit"):
                     raise ChatError(ErrorCode.NOT_LOGGED_IN, "Log in first")
-                handler(frame)
+                handler(self, frame)
             elif type(frame) is DataFrame:
                 if self.user is None:
                     raise ChatError(
@@ -392,3 +388,12 @@ class Session:
             self._close_reason = reason
         self.state = State.CLOSED
         self.outbox.close(self.hub.settings.shutdown_grace)
+
+
+#: Request type -> handler; requests other than these are ``unknown-type``.
+_HANDLERS: dict[str, Callable[[Session, Request], None]] = {
+    "login": Session._login, "ping": Session._ping, "exit": Session._exit,
+    "join": Session._join, "leave": Session._leave, "broadcast": Session._broadcast,
+    "whisper": Session._whisper, "rooms": Session._rooms, "who": Session._who,
+    "users": Session._users, "sendfile": Session._sendfile, "cancel": Session._cancel,
+}
