@@ -50,6 +50,11 @@ def _members(members: Any) -> str:
     return ", ".join(str(m) for m in members)
 
 
+def _count(members: Any) -> Any:
+    """``members`` may be a count or a list of names."""
+    return len(members) if isinstance(members, list) else members
+
+
 def _ts(frame: dict[str, Any]) -> float | None:
     ts = frame.get("ts")
     return float(ts) if isinstance(ts, int | float) and not isinstance(ts, bool) else None
@@ -142,7 +147,8 @@ def reply_lines(
         if not rooms:
             return [Line(NOTICE, "[rooms] no rooms yet; /join <room> creates one")]
         shown = ", ".join(
-            f"{r.get('name')} ({r.get('members')}/{r.get('capacity')})" for r in rooms if isinstance(r, dict)
+            f"{r.get('name')} ({_count(r.get('members'))}/{r.get('capacity')})"
+            for r in rooms if isinstance(r, dict)
         )
         return [Line(NOTICE, f"[rooms] {shown}")]
     if kind == "who":

@@ -132,6 +132,7 @@ class Download(Transfer):
     """A file this client receives."""
 
     direction: str = "down"
+    state: str = "receiving"
     original: str | None = None
     path: str | None = None
     tmp_path: str | None = None

@@ -1,0 +1,196 @@
+"""Tests for :mod:`chatnet.client.lines`: line mode against an in-memory server."""
+
+import io
+import json
+from typing import Any
+
+from twisted.internet.defer import Deferred, DeferredQueue, ensureDeferred
+from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.python.failure import Failure
+
+from chatnet.client.lines import (
+    EXIT_LOGIN,
+    EXIT_LOST,
+    EXIT_OK,
+    EXIT_SHUTDOWN,
+    LineMode,
+)
+from support.client_harness import Harness, connected, has_result, result_of
+
+
+class Run:
+    """A line mode session: feed lines, answer requests, read output."""
+
+    def __init__(self, tmp_path: Any, **options: Any) -> None:
+        self.h: Harness = connected(str(tmp_path / "dl"), login=False)
+        self.lines: DeferredQueue[Any] = DeferredQueue()
+        self.out, self.err = io.StringIO(), io.StringIO()
+        mode = LineMode(self.h.core, self.lines, out=self.out, err=self.err, **options)
+        self.done: Deferred[int] = ensureDeferred(mode.run())
+
+    def type(self, *lines: Any) -> None:
+        for line in lines:
+            self.lines.put(line)
+
+    def answer(self, type: str, **fields: Any) -> dict[str, Any]:
+        """Answer the one outstanding request, checking its type."""
+        (req,) = self.h.requests()
+        assert req["type"] == type, req
+        self.h.reply(req, **fields)
+        return req
+
+    def login(self, name: str = "alice") -> None:
+        self.answer("login", username=name, server="chatnet/1.0", limits={})
+
+    def finish(self) -> int:
+        """Answer ``exit`` and close like the server does."""
+        self.answer("exit")
+        self.h.protocol.connectionLost(Failure(ConnectionDone()))
+        return result_of(self.done)
+
+    @property
+    def output(self) -> list[str]:
+        return self.out.getvalue().splitlines()
+
+
+def test_piped_session(tmp_path: Any) -> None:
+    """``printf 'alice\\n/join r\\nhello\\n' | chatnet-client``: login shown, exit 0."""
+    r = Run(tmp_path)
+    r.type("alice", "/join r", "hello", None)
+    assert r.h.requests()[0] == {"type": "login", "id": 1, "username": "alice"}
+    r.h.reply({"id": 1}, username="alice", server="chatnet/1.0", limits={})
+    r.answer("join", room="r", members=["alice"])
+    r.answer("broadcast", delivered=0)
+    assert r.finish() == EXIT_OK
+    assert r.output == [
+        "[ok] logged in as alice on chatnet/1.0",
+        "[ok] joined r (1 here: alice)",
+        "[r] alice: hello",
+    ]
+
+
+def test_events_printed_as_they_come(tmp_path: Any) -> None:
+    """Server events are printed while the client waits for input."""
+    r = Run(tmp_path, username="alice")
+    r.login()
+    r.h.feed({"type": "message", "room": "r", "from": "bob", "text": "hi", "ts": 0},
+             {"type": "whisper", "from": "bob", "text": "psst", "ts": 0})
+    assert r.output[1:] == ["[r] bob: hi", "[whisper] bob: psst"]
+
+
+def test_taken_name_reads_next_line(tmp_path: Any) -> None:
+    """Without ``--username`` a rejected name is followed by the next line."""
+    r = Run(tmp_path)
+    r.type("alice")
+    (req,) = r.h.requests()
+    r.h.feed({"type": "error", "id": req["id"], "code": "username-taken",
+              "message": "Username 'alice' is taken"})
+    r.type("alice2")
+    assert r.h.requests()[0]["username"] == "alice2"
+    assert r.output == ["[error] Username 'alice' is taken",
+                        "[error] Type another username on the next line"]
+
+
+def test_rejected_username_option_exits(tmp_path: Any) -> None:
+    """With ``--username`` a rejected login exits with status 4."""
+    r = Run(tmp_path, username="alice")
+    (req,) = r.h.requests()
+    r.h.feed({"type": "error", "id": req["id"], "code": "username-taken",
+              "message": "Username 'alice' is taken"})
+    assert result_of(r.done) == EXIT_LOGIN
+    assert "login rejected: Username 'alice' is taken" in r.err.getvalue()
+
+
+def test_eof_before_username(tmp_path: Any) -> None:
+    """Empty input: nothing to log in with."""
+    r = Run(tmp_path)
+    r.type(None)
+    assert result_of(r.done) == EXIT_LOGIN
+
+
+def test_bad_lines_are_explained(tmp_path: Any) -> None:
+    """Refused commands print a hint and the session goes on."""
+    r = Run(tmp_path, username="alice")
+    r.login()
+    r.type("/jion r", "/whisper bob", "/sendfile nothere.txt bob", "/help who", None)
+    assert r.finish() == EXIT_OK
+    assert r.output[1:] == [
+        "[error] Unknown command /jion. Did you mean /join <room>? Type /help for all commands.",
+        "[error] Type a message after bob. Usage: /whisper <user> <message>",
+        "[error] No such file: 'nothere.txt'. Check the path (~ is expanded)",
+        "/who [room]  list the members of a room (default: yours)",
+    ]
+
+
+def test_server_errors_are_printed(tmp_path: Any) -> None:
+    """An error reply prints its message."""
+    r = Run(tmp_path, username="alice")
+    r.login()
+    r.type("/join groupA")
+    (req,) = r.h.requests()
+    r.h.feed({"type": "error", "id": req["id"], "code": "room-full",
+              "message": "Room 'groupA' is full (15/15)"})
+    assert r.output[-1] == "[error] Room 'groupA' is full (15/15)"
+
+
+def test_eof_waits_for_uploads(tmp_path: Any) -> None:
+    """At end of input the client stays until its upload is delivered."""
+    (tmp_path / "f.txt").write_bytes(b"abc")
+    r = Run(tmp_path, username="alice")
+    r.login()
+    r.type(f"/sendfile {tmp_path / 'f.txt'} bob", None)
+    r.answer("sendfile", transfer=1, position=0)
+    r.h.feed({"type": "upload-start", "transfer": 1, "waited": 0})
+    r.h.clock.advance(0)
+    r.h.sent()
+    r.h.feed({"type": "upload-done", "transfer": 1, "waited": 0, "seconds": 0})
+    assert r.h.requests() == []  # no exit yet
+    r.h.feed({"type": "file-delivered", "transfer": 1, "to": "bob"})
+    assert r.finish() == EXIT_OK
+    assert r.output[-1] == "[file] f.txt delivered to bob"
+
+
+def test_exit_command(tmp_path: Any) -> None:
+    """``/exit`` leaves at once with status 0."""
+    r = Run(tmp_path, username="alice")
+    r.login()
+    r.type("/exit")
+    assert r.finish() == EXIT_OK
+    assert r.output[-1] == "[ok] bye"
+
+
+def test_server_shutdown(tmp_path: Any) -> None:
+    """A ``shutdown`` event is shown and the client exits with status 5."""
+    r = Run(tmp_path, username="alice")
+    r.login()
+    r.h.feed({"type": "shutdown", "message": "maintenance"})
+    r.h.protocol.connectionLost(Failure(ConnectionDone()))
+    assert result_of(r.done) == EXIT_SHUTDOWN
+    assert r.output[-1] == "[server] shutting down: maintenance"
+    assert "server shut down: maintenance" in r.err.getvalue()
+
+
+def test_connection_lost(tmp_path: Any) -> None:
+    """A lost connection exits with status 6 and says so."""
+    r = Run(tmp_path, username="alice")
+    r.login()
+    r.type("/users")
+    r.h.protocol.connectionLost(Failure(ConnectionLost("reset")))
+    assert result_of(r.done) == EXIT_LOST
+    assert "Connection lost" in r.err.getvalue()
+
+
+def test_json_prints_frames(tmp_path: Any) -> None:
+    """``--json`` prints each server frame, and saved downloads, as JSON lines."""
+    r = Run(tmp_path, username="alice", as_json=True)
+    r.login()
+    r.h.feed({"type": "message", "room": "r", "from": "bob", "text": "hi", "ts": 0})
+    r.h.feed({"type": "file-start", "transfer": 2, "from": "bob", "name": "a", "size": 0},
+             {"type": "file-end", "transfer": 2,
+              "sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"})
+    r.type("/frob")
+    frames = [json.loads(line) for line in r.output]
+    assert [f["type"] for f in frames] == ["ok", "message", "file-start", "file-end", "download-saved"]
+    assert frames[-1]["path"].endswith("a")
+    assert "Unknown command /frob" in r.err.getvalue()
+    assert not has_result(r.done)
