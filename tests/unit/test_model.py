@@ -1,0 +1,161 @@
+"""Tests for :mod:`chatnet.model`: users, rooms and fan-out, without a network."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatnet.errors import ChatError, ErrorCode
+from chatnet.model import Directory, Room, User
+
+
+class RecordingOutbox:
+    """An outbox that keeps what it was sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send(self, data: bytes) -> None:
+        self.sent.append(data)
+
+
+def user(name: str) -> User:
+    return User(name, RecordingOutbox())
+
+
+def test_add_and_find_users_case_insensitively() -> None:
+    """Users are found by any spelling of their name and keep their own."""
+    d = Directory()
+    alice = user("Alice")
+    d.add_user(alice)
+    assert d.find_user("aLiCe") is alice
+    assert d.usernames() == ["Alice"]
+
+
+def test_duplicate_name_is_taken() -> None:
+    """A second user whose name differs only in case is username-taken."""
+    d = Directory()
+    d.add_user(user("alice"))
+    with pytest.raises(ChatError) as info:
+        d.add_user(user("ALICE"))
+    assert info.value.code is ErrorCode.USERNAME_TAKEN
+
+
+@pytest.mark.parametrize("name", ["nobody", None, 3, ["alice"]])
+def test_find_missing_user(name: object) -> None:
+    """Unknown names and non-strings are no-such-user."""
+    d = Directory()
+    d.add_user(user("alice"))
+    with pytest.raises(ChatError) as info:
+        d.find_user(name)
+    assert info.value.code is ErrorCode.NO_SUCH_USER
+
+
+def test_join_creates_room_with_first_spelling() -> None:
+    """A room is created by its first joiner and keeps that spelling."""
+    d = Directory()
+    a, b = user("a"), user("b")
+    room, left = d.join(a, "GroupA")
+    assert (room.name, left) == ("GroupA", None)
+    room2, _ = d.join(b, "groupa")
+    assert room2 is room and room.name == "GroupA"
+    assert room.names() == ["a", "b"]
+    assert room.occupancy() == "2/15"
+
+
+def test_join_switch_returns_room_left() -> None:
+    """Joining another room takes the user out of the first one."""
+    d = Directory()
+    a, b = user("a"), user("b")
+    d.join(a, "one")
+    d.join(b, "one")
+    room, left = d.join(a, "two")
+    assert room.name == "two" and left is not None and left.name == "one"
+    assert left.names() == ["b"] and a.room is room
+
+
+def test_join_same_room_is_noop() -> None:
+    """Joining the current room, in any spelling, returns it and nothing left."""
+    d = Directory()
+    a = user("a")
+    room, _ = d.join(a, "one")
+    assert d.join(a, "ONE") == (room, None)
+    assert room.names() == ["a"]
+
+
+def test_room_full_leaves_user_where_it_was() -> None:
+    """A full room refuses the joiner, which stays in its old room."""
+    d = Directory(room_capacity=2)
+    for name in ("a", "b"):
+        d.join(user(name), "full")
+    c = user("c")
+    old, _ = d.join(c, "old")
+    with pytest.raises(ChatError) as info:
+        d.join(c, "full")
+    assert info.value.code is ErrorCode.ROOM_FULL
+    assert "(2/2)" in info.value.message
+    assert c.room is old and old.names() == ["c"]
+
+
+def test_empty_room_disappears_and_new_spelling_wins() -> None:
+    """The last one out removes the room; a new joiner creates it afresh."""
+    d = Directory()
+    a = user("a")
+    d.join(a, "Lobby")
+    d.leave(a)
+    assert d.rooms == {}
+    room, _ = d.join(a, "LOBBY")
+    assert room.name == "LOBBY"
+
+
+def test_leave_without_room() -> None:
+    """leave() outside a room is not-in-room."""
+    with pytest.raises(ChatError) as info:
+        Directory().leave(user("a"))
+    assert info.value.code is ErrorCode.NOT_IN_ROOM
+
+
+def test_remove_user_takes_it_out_of_its_room() -> None:
+    """remove_user returns the room still holding the others."""
+    d = Directory()
+    a, b = user("a"), user("b")
+    for u in (a, b):
+        d.add_user(u)
+        d.join(u, "r")
+    room = d.remove_user(a)
+    assert room is not None and room.names() == ["b"]
+    assert d.usernames() == ["b"]
+    assert d.remove_user(b) is room and d.rooms == {}
+
+
+def test_find_room() -> None:
+    """Rooms are found case-insensitively; others are no-such-room."""
+    d = Directory()
+    d.join(user("a"), "Lobby")
+    assert d.find_room("lobby").name == "Lobby"
+    for name in ("nope", None, 1):
+        with pytest.raises(ChatError) as info:
+            d.find_room(name)
+        assert info.value.code is ErrorCode.NO_SUCH_ROOM
+
+
+def test_room_list() -> None:
+    """room_list describes each room's name, members and capacity."""
+    d = Directory(room_capacity=4)
+    d.join(user("a"), "one")
+    d.join(user("b"), "two")
+    assert d.room_list() == [
+        {"name": "one", "members": ["a"], "capacity": 4},
+        {"name": "two", "members": ["b"], "capacity": 4},
+    ]
+
+
+def test_room_send_excludes_sender() -> None:
+    """Room.send writes to every member but the excluded one and counts them."""
+    room = Room("r", 15)
+    members = [user(n) for n in "abc"]
+    for m in members:
+        room.members[m.key] = m
+    assert room.send(b"frame", exclude=members[0]) == 2
+    sent = [m.outbox.sent for m in members]  # type: ignore[attr-defined]
+    assert sent == [[], [b"frame"], [b"frame"]]
+    assert room.send(b"all") == 3
