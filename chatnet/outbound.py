@@ -188,6 +188,9 @@ class Outbound:
         """
         if self._closed:
             return
+        # Everything queued goes to the transport, paused or not: it buffers
+        # it and sends what the peer reads before the grace period ends.
+        self._paused = False
         self._flush()
         self._shut()
         self._transport.unregisterProducer()
