@@ -114,7 +114,7 @@ static int nclients = 0, nrooms = 100, room_size = 15, window_ = 8;
 static double duration = 10, warmup = 1, rate = 1000, drain_timeout = 10;
 static int msg_size = 64, senders = 1, files_per_sender = 4, chunk = 65536;
 static uint64_t file_size = 3u << 20;
-static int concurrency = 128, autogo = 0;
+static int concurrency = 8, autogo = 0;
 static const char *prefix = "u";
 static unsigned seed0 = 1;
 
@@ -1436,6 +1436,17 @@ int main(int argc, char **argv)
             }
         }
         flush_dirty();
+        if (phase == PH_SETUP && getenv("LOADGEN_DEBUG")) {
+            static uint64_t last;
+            uint64_t t = now_ns();
+            if (t - last > 1000000000ull) {
+                int cnt[8] = {0};
+                for (int i = 0; i < nconns; i++) cnt[conns[i].state]++;
+                fprintf(stderr, "setup: off %d connecting %d login %d join %d ready %d failed %d\n",
+                        cnt[CS_OFF], cnt[CS_CONNECTING], cnt[CS_LOGIN], cnt[CS_JOIN], cnt[CS_READY], cnt[CS_FAILED]);
+                last = t;
+            }
+        }
         if (phase == PH_SETUP && nready + nfailed >= nconns) {
             t_ready = now_ns();
             phase = PH_WAIT_GO;

@@ -1,0 +1,121 @@
+"""
+``python -m bench``: build the load generator, run the scenarios, print the
+table, the ratios to ngircd and the targets; write every result as a JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.procs import BENCH, BenchError, build_loadgen, machine, raise_nofile, write_json_line
+from bench.scenarios import SCENARIOS, Plan
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark chatnet (this checkout, twistd -n chatnet) over loopback, "
+        "against ngircd when it is installed.  Prints a table and writes JSON lines.",
+    )
+    p.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                   help=f"which to run: {', '.join(SCENARIOS)} (default: all)")
+    p.add_argument("--quick", action="store_true",
+                   help="a short smoke run of every chosen scenario (well under a minute)")
+    p.add_argument("--json", metavar="PATH",
+                   help="write the results as JSON lines here ('-' for stdout; default: "
+                   "bench/out/<time>.jsonl)")
+    p.add_argument("--clients", type=int, default=15_000,
+                   help="connections scenario: clients to hold (default 15000; the open-file "
+                   "limit bounds it)")
+    p.add_argument("--duration", type=float, default=10.0,
+                   help="measured seconds of each fan-out and latency run (default 10)")
+    p.add_argument("--warmup", type=float, default=2.0,
+                   help="seconds of load before measuring (default 2)")
+    p.add_argument("--soak-duration", type=float, default=300.0,
+                   help="soak seconds (default 300)")
+    p.add_argument("--soak-clients", type=int, default=300,
+                   help="soak: client slots churning at once (default 300)")
+    p.add_argument("--no-reference", action="store_true", help="do not run ngircd")
+    p.add_argument("--reactor", default="epoll", help="twistd --reactor (default epoll)")
+    p.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                   help="extra argument for 'twistd chatnet' (repeatable)")
+    p.add_argument("--server-cmd", metavar="CMD",
+                   help="run this command instead of twistd chatnet; it must print "
+                   "'chatnet listening on 127.0.0.1:PORT'")
+    p.add_argument("--workdir", type=Path, help="where servers keep logs and spools "
+                   "(default: the temporary folder)")
+    p.add_argument("--keep", action="store_true", help="keep each server's folder")
+    p.add_argument("--rebuild", action="store_true", help="rebuild the load generator")
+    args = p.parse_args(argv)
+    unknown = [s for s in args.scenarios if s not in SCENARIOS]
+    if unknown:
+        p.error(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    chosen = args.scenarios or list(SCENARIOS)
+
+    def log(text: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+    try:
+        build_loadgen(force=args.rebuild)
+    except BenchError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 2
+    nofile = raise_nofile()
+    plan = Plan(
+        quick=args.quick, clients=args.clients, duration=args.duration, warmup=args.warmup,
+        soak_duration=args.soak_duration, soak_clients=args.soak_clients,
+        reference=not args.no_reference, reactor=args.reactor, server_cmd=args.server_cmd,
+        server_args=args.server_arg, keep=args.keep, base=args.workdir, log=log,
+    )
+    if plan.clients > nofile - 50:
+        log(f"--clients {plan.clients} is above the open-file limit ({nofile}); expect failures")
+
+    info = machine(args.reactor)
+    info["quick"] = args.quick
+    if args.json == "-":
+        sink = sys.stdout
+    else:
+        path = Path(args.json) if args.json else BENCH / "out" / time.strftime("%Y%m%d-%H%M%S.jsonl")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sink = open(path, "w", encoding="utf-8")
+        log(f"results: {path}")
+    if "ngircd" in info and info["ngircd"] == "not installed" and not args.no_reference:
+        log("ngircd: not installed (apt-get install ngircd); no reference figures, no ratios")
+    write_json_line(sink, {"kind": "machine", **info})
+
+    results: list[dict[str, Any]] = []
+    for name in chosen:
+        for r in SCENARIOS[name](plan):
+            results.append(r)
+            write_json_line(sink, {"kind": "result", **r})
+            if r.get("error"):
+                log(f"  {r['scenario']} {r['case']} {r['system']}: FAILED {r['error'][:300]}")
+            else:
+                log(f"  {r['scenario']} {r['case']} {r['system']}: {report.row_text(r)}")
+    ratio_rows = report.ratios(results)
+    for q in ratio_rows:
+        write_json_line(sink, {"kind": "ratio", **q})
+    verdicts = report.targets(results, quick=args.quick)
+    for v in verdicts:
+        write_json_line(sink, {"kind": "target", "target": v.target, "measured": v.measured, "met": v.met})
+    if sink is not sys.stdout:
+        sink.close()
+
+    out = sys.stderr if args.json == "-" else sys.stdout
+    print(file=out)
+    print("machine: " + json.dumps(info, sort_keys=True), file=out)
+    print(report.format_table(results, ratio_rows), file=out)
+    print(file=out)
+    print(report.format_targets(verdicts), file=out)
+    return 1 if any(r.get("error") for r in results) else 0

@@ -1,0 +1,451 @@
+"""
+Processes the benchmark runs: the load generator, a chatnet server from this
+checkout, and the ngircd reference.  Also /proc sampling and the machine
+description every run records.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import queue
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+BUILD = BENCH / "build"
+SOURCE = BENCH / "loadgen.c"
+LOADGEN = BUILD / "loadgen"
+TICK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+LISTENING = re.compile(rb"chatnet listening on 127\.0\.0\.1:(\d+)")
+
+
+class BenchError(Exception):
+    """A run could not be carried out (not a slow result: a broken one)."""
+
+
+# ---- build ----
+
+
+def build_loadgen(cc: str | None = None, force: bool = False) -> Path:
+    """Compile bench/loadgen.c with the system compiler, when it changed."""
+    cc = cc or os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        raise BenchError("no C compiler found (install gcc, or set CC)")
+    BUILD.mkdir(exist_ok=True)
+    if (
+        not force
+        and LOADGEN.exists()
+        and LOADGEN.stat().st_mtime >= SOURCE.stat().st_mtime
+    ):
+        return LOADGEN
+    cmd = [cc, "-O2", "-std=gnu11", "-Wall", "-o", str(LOADGEN), str(SOURCE)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise BenchError(f"{' '.join(cmd)} failed:\n{done.stderr}")
+    return LOADGEN
+
+
+def raise_nofile() -> int:
+    """Raise RLIMIT_NOFILE to the hard limit (children inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ---- /proc ----
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One look at a process: when, CPU seconds so far, RSS bytes, open fds."""
+
+    t: float
+    cpu: float
+    rss: int
+    fds: int
+
+
+def sample(pid: int) -> Sample:
+    t = time.monotonic()
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        stat = f.read()
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    cpu = (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+    rss = int(fields[21]) * PAGE
+    try:
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        fds = -1
+    return Sample(t, cpu, rss, fds)
+
+
+def cpu_share(a: Sample, b: Sample) -> float:
+    """Cores used between two samples (1.0 = one full core)."""
+    return (b.cpu - a.cpu) / (b.t - a.t) if b.t > a.t else 0.0
+
+
+class Sampler:
+    """Samples a process every ``interval`` seconds in a thread; keeps the peak RSS."""
+
+    def __init__(self, pid: int, interval: float = 0.2) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.peak_rss = 0
+        self.samples: list[Sample] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                s = sample(self.pid)
+            except OSError:
+                return
+            self.samples.append(s)
+            self.peak_rss = max(self.peak_rss, s.rss)
+            self._stop.wait(self.interval)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_rss
+
+
+# ---- the load generator ----
+
+
+class Loadgen:
+    """One run of bench/build/loadgen, driven over its stdin/stdout lines."""
+
+    def __init__(self, args: list[str], port: int, proto: str = "chatnet") -> None:
+        cmd = [str(LOADGEN), "--port", str(port), "--proto", proto, *args]
+        self.cmd = cmd
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, bufsize=1,
+        )
+        self.pid = self.proc.pid
+        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.ticks: list[dict[str, Any]] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = {"event": "garbage", "line": line}
+            if event.get("event") == "tick":
+                self.ticks.append(event)
+            else:
+                self.events.put(event)
+        self.events.put({"event": "exit"})
+
+    def wait(self, name: str, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.kill()
+                raise BenchError(f"loadgen: no {name!r} within {timeout:.0f}s ({self.cmd})")
+            try:
+                event = self.events.get(timeout=left)
+            except queue.Empty:
+                continue
+            if event["event"] == name:
+                return event
+            if event["event"] == "exit":
+                err = self.proc.stderr.read() if self.proc.stderr else ""
+                raise BenchError(f"loadgen exited before {name!r}: {err.strip()}")
+
+    def send(self, command: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+
+    def quit(self, timeout: float = 30) -> None:
+        try:
+            self.send("quit")
+            self.wait("closed", timeout)
+        except (BenchError, BrokenPipeError, OSError):
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+# ---- servers under test ----
+
+
+class Server:
+    """A server process under test; subclasses know how to start one."""
+
+    name = "server"
+    pid: int
+    port: int
+    proc: subprocess.Popen[bytes]
+    workdir: Path
+
+    stopped = False
+
+    def stop(self, timeout: float = 15) -> int | None:
+        self.stopped = True
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
+def _wait_listening(proc: subprocess.Popen[bytes], files: list[Path], timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in files:
+            try:
+                m = LISTENING.search(path.read_bytes())
+            except OSError:
+                continue
+            if m:
+                return int(m.group(1))
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    text = b"".join(p.read_bytes()[-3000:] for p in files if p.exists()).decode(errors="replace")
+    proc.kill()
+    raise BenchError(f"chatnet did not say it was listening within {timeout:.0f}s:\n{text}")
+
+
+class ChatnetServer(Server):
+    """``twistd -n chatnet`` from this checkout (PYTHONPATH = the checkout)."""
+
+    name = "chatnet"
+
+    def __init__(
+        self, workdir: Path, max_clients: int = 10_000, reactor: str = "epoll",
+        extra: list[str] | None = None, command: list[str] | None = None,
+    ) -> None:
+        self.workdir = workdir
+        self.audit_log = workdir / "server.log"
+        self.spool_dir = workdir / "spool"
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        self.stdout_path = workdir / "twistd.out"
+        self.logfile = workdir / "twistd.log"
+        if command is None:
+            command = [
+                sys.executable, "-c",
+                "import sys; from twisted.scripts.twistd import run; "
+                "sys.argv[0] = 'twistd'; run()",
+                "-n", f"--reactor={reactor}", f"--logfile={self.logfile}",
+                f"--pidfile={workdir / 'twistd.pid'}",
+                "chatnet", "--port", "tcp:0:interface=127.0.0.1",
+                "--audit-log", str(self.audit_log), "--spool-dir", str(self.spool_dir),
+                "--max-clients", str(max_clients), *(extra or []),
+            ]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p
+        )
+        self.command = command
+        with open(self.stdout_path, "wb") as out:
+            self.proc = subprocess.Popen(
+                command, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.pid = self.proc.pid
+        self.port = _wait_listening(self.proc, [self.stdout_path, self.logfile], 60)
+
+    def audit_count(self, category: str) -> int:
+        tag = f"[{category}]".encode()
+        try:
+            with open(self.audit_log, "rb") as f:
+                return sum(1 for line in f if tag in line)
+        except OSError:
+            return -1
+
+    def spool_files(self) -> int:
+        return sum(len(files) for _, _, files in os.walk(self.spool_dir))
+
+
+NGIRCD_CONF = """\
+[Global]
+Name = bench.invalid
+Info = chatnet benchmark reference
+AdminInfo1 = bench
+AdminInfo2 = bench
+AdminEMail = bench@bench.invalid
+Listen = 127.0.0.1
+Ports = {port}
+MotdPhrase = "bench"
+[Limits]
+MaxConnections = 0
+MaxConnectionsIP = 0
+MaxJoins = 0
+MaxNickLength = 16
+MaxPenaltyTime = 0
+PingTimeout = 600
+PongTimeout = 120
+[Options]
+DNS = no
+Ident = no
+PAM = no
+IncludeDir = {confdir}
+"""
+
+
+def ngircd_path() -> str | None:
+    return shutil.which("ngircd") or (
+        "/usr/sbin/ngircd" if os.path.exists("/usr/sbin/ngircd") else None
+    )
+
+
+def ngircd_version() -> str | None:
+    exe = ngircd_path()
+    if not exe:
+        return None
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
+    return out.splitlines()[0].split("-")[0] if out else "ngircd"
+
+
+class NgircdServer(Server):
+    """ngircd in the foreground with a generated config on a loopback port."""
+
+    name = "ngircd"
+
+    def __init__(self, workdir: Path) -> None:
+        exe = ngircd_path()
+        if not exe:
+            raise BenchError("ngircd not installed")
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        confdir = workdir / "conf.d"
+        confdir.mkdir(exist_ok=True)
+        os.chmod(workdir, 0o755)
+        self.port = free_port()
+        conf = workdir / "ngircd.conf"
+        conf.write_text(NGIRCD_CONF.format(port=self.port, confdir=confdir))
+        os.chmod(conf, 0o644)
+        self.stdout_path = workdir / "ngircd.out"
+        with open(self.stdout_path, "wb") as out:
+            self.proc = subprocess.Popen(
+                [exe, "-n", "-f", str(conf)], cwd=workdir, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        self.pid = self.proc.pid
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"ngircd exited: {self.stdout_path.read_text()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            self.stop()
+            raise BenchError("ngircd did not listen within 20s")
+
+
+# ---- the machine ----
+
+
+def _cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def machine(reactor: str) -> dict[str, Any]:
+    import twisted
+
+    cc = shutil.which(os.environ.get("CC", "cc")) or "cc"
+    try:
+        cc_version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    except (OSError, IndexError):
+        cc_version = "unknown"
+    commit = _git("rev-parse", "--short", "HEAD")
+    if _git("status", "--porcelain", "--untracked-files=no", "--", "chatnet", "twisted"):
+        commit += "+dirty"
+    return {
+        "cores": os.cpu_count(),
+        "cpu": _cpu_model(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "twisted": twisted.__version__,
+        "reactor": reactor,
+        "cc": cc_version,
+        "ngircd": ngircd_version() or "not installed",
+        "nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        "commit": commit,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    }
+
+
+def workdir(base: Path | None, name: str) -> Path:
+    root = base or Path(tempfile.gettempdir())
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"chatnet-bench-{name}-", dir=root))
+
+
+def tail(path: Path, n: int = 2000) -> str:
+    try:
+        return path.read_text(errors="replace")[-n:]
+    except OSError:
+        return ""
+
+
+def write_json_line(stream: IO[str], obj: dict[str, Any]) -> None:
+    stream.write(json.dumps(obj, sort_keys=True) + "\n")
+    stream.flush()

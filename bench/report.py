@@ -1,0 +1,272 @@
+"""
+Turning results into figures: the table, the ratios to the reference, the
+targets of issue 5.  Pure: no processes, no clocks, no I/O.
+
+A result is a flat ``dict``: ``scenario``, ``case``, ``system`` plus the
+figures the scenario measured, ``server_cpu`` and ``gen_cpu`` (cores used
+during the measured window) and ``notes``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+#: A load generator using more than this share of a core may itself have been
+#: the bottleneck: its figure is marked and not quoted.
+GEN_LIMIT = 0.90
+
+KIB = 1024
+MIB = 1024 * 1024
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of already sorted values (``q`` in 0..100)."""
+    if not sorted_values:
+        return 0.0
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile {q} outside 0..100")
+    rank = max(1, -(-len(sorted_values) * q // 100))  # ceil(n*q/100), at least 1
+    return float(sorted_values[int(rank) - 1])
+
+
+def growth_pct(start: float, end: float) -> float:
+    """Relative change from ``start`` to ``end``, in percent."""
+    return 0.0 if start == 0 else (end - start) * 100.0 / start
+
+
+def per_connection_kib(rss_before: int, rss_after: int, connections: int) -> float:
+    """Server memory each held connection costs, in KiB."""
+    if connections <= 0:
+        return 0.0
+    return (rss_after - rss_before) / KIB / connections
+
+
+def gen_bound(result: dict[str, Any]) -> bool:
+    """Was the load generator at (or near) a full core during the window?"""
+    return float(result.get("gen_cpu") or 0.0) > GEN_LIMIT
+
+
+# ---- the headline figure of each scenario ----
+
+#: scenario -> (figure, unit, higher is better)
+HEADLINE: dict[str, tuple[str, str, bool]] = {
+    "connections": ("kib_per_conn", "KiB/conn", False),
+    "fanout": ("deliveries_per_s", "deliveries/s", True),
+    "latency": ("p99_ms", "ms p99", False),
+    "files": ("mb_per_s", "MB/s", True),
+    "soak": ("rss_growth_pct", "% RSS growth", False),
+}
+
+
+def ratios(results: Iterable[dict[str, Any]], reference: str = "ngircd") -> list[dict[str, Any]]:
+    """
+    chatnet's headline figure over the reference's, per (scenario, case), for
+    the cases both ran in this run.  A ratio involving a generator-bound or
+    failed figure is reported but marked ``quoted: False``.
+    """
+    table: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for r in results:
+        table.setdefault((r["scenario"], r["case"]), {})[r["system"]] = r
+    out = []
+    for (scenario, case), systems in table.items():
+        ours, ref = systems.get("chatnet"), systems.get(reference)
+        if not ours or not ref or scenario not in HEADLINE:
+            continue
+        key, unit, higher = HEADLINE[scenario]
+        a, b = ours.get(key), ref.get(key)
+        if a is None or b is None or b == 0:
+            continue
+        out.append({
+            "scenario": scenario, "case": case, "figure": key, "unit": unit,
+            "chatnet": a, reference: b, "ratio": a / b, "higher_is_better": higher,
+            "quoted": not (gen_bound(ours) or gen_bound(ref)) and ours.get("ok", True) and ref.get("ok", True),
+        })
+    return out
+
+
+# ---- the table ----
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float):
+        if value >= 1000:
+            return f"{value:,.0f}"
+        if value >= 10:
+            return f"{value:.1f}"
+        return f"{value:.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+#: scenario -> the figures shown in the table, in order (key, label)
+COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "connections": [("connected", "held"), ("failed", "failed"), ("setup_s", "connect s"),
+                    ("rss_before_mib", "RSS0 MiB"), ("rss_after_mib", "RSS MiB"),
+                    ("kib_per_conn", "KiB/conn")],
+    "fanout": [("msgs_per_s", "msg/s"), ("deliveries_per_s", "deliv/s"),
+               ("exact", "exact"), ("audit_ok", "audit"), ("p50_ms", "p50 ms"),
+               ("p99_ms", "p99 ms")],
+    "latency": [("msgs_per_s", "msg/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"),
+                ("p999_ms", "p99.9 ms"), ("max_ms", "max ms"), ("exact", "exact")],
+    "files": [("files", "files"), ("mb_per_s", "MB/s"), ("span_s", "wall s"),
+              ("intact", "intact"), ("peak_rss_delta_mib", "peak +MiB")],
+    "soak": [("rss_start_mib", "RSS start"), ("rss_end_mib", "RSS end"),
+             ("rss_growth_pct", "growth %"), ("fds_leaked", "fd leak"),
+             ("spool_left", "spool left"), ("connects", "connects")],
+}
+
+
+def row_text(r: dict[str, Any]) -> str:
+    if r.get("error"):
+        return f"FAILED: {r['error']}"
+    parts = []
+    for key, label in COLUMNS.get(r["scenario"], []):
+        if key in r and r[key] is not None:
+            parts.append(f"{label} {_fmt(r[key])}")
+    return ", ".join(parts)
+
+
+def format_table(results: Sequence[dict[str, Any]], ratio_rows: Sequence[dict[str, Any]]) -> str:
+    """The plain-text table the runner prints."""
+    head = ("scenario", "case", "system", "server cpu", "gen cpu", "figures")
+    rows = []
+    for r in results:
+        flag = " GEN-BOUND" if gen_bound(r) else ""
+        rows.append((
+            r["scenario"], r["case"], r["system"],
+            f"{r['server_cpu']:.2f}" if r.get("server_cpu") is not None else "-",
+            (f"{r['gen_cpu']:.2f}" if r.get("gen_cpu") is not None else "-") + flag,
+            row_text(r),
+        ))
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
+              for i, h in enumerate(head)]
+    widths[-1] = len(head[-1])
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    if ratio_rows:
+        lines.append("")
+        lines.append("ratios to ngircd (same run):")
+        for q in ratio_rows:
+            better = "higher" if q["higher_is_better"] else "lower"
+            note = "" if q["quoted"] else "  (not quoted: generator-bound or failed)"
+            lines.append(
+                f"  {q['scenario']:<12} {q['case']:<14} {q['unit']:<14} "
+                f"chatnet {_fmt(q['chatnet'])} / ngircd {_fmt(q['ngircd'])} = "
+                f"{q['ratio']:.2f}x ({better} is better){note}"
+            )
+    return "\n".join(lines)
+
+
+# ---- issue 5's targets ----
+
+
+@dataclass(frozen=True)
+class Verdict:
+    target: str
+    measured: str
+    met: bool | None  # None: not measured in this run, or not quotable
+
+
+def _find(results: Iterable[dict[str, Any]], scenario: str, case: str | None = None,
+          system: str = "chatnet") -> dict[str, Any] | None:
+    for r in results:
+        if r["scenario"] == scenario and r["system"] == system and (case is None or r["case"] == case):
+            return r
+    return None
+
+
+def _usable(r: dict[str, Any] | None) -> bool:
+    return bool(r) and not r.get("error") and not gen_bound(r)  # type: ignore[union-attr]
+
+
+def targets(results: Sequence[dict[str, Any]], quick: bool = False) -> list[Verdict]:
+    """Check each target of issue 5 against one run's results."""
+    out: list[Verdict] = []
+
+    c = _find(results, "connections")
+    if _usable(c):
+        assert c is not None
+        held = c["connected"] >= 15_000 and c["failed"] == 0
+        out.append(Verdict("15,000 logged-in clients held", f"{c['connected']:,} held, {c['failed']} failed", held))
+        out.append(Verdict("<= 4 KiB RSS per connection", f"{c['kib_per_conn']:.2f} KiB", c["kib_per_conn"] <= 4.0))
+    else:
+        out.append(Verdict("15,000 clients, <= 4 KiB each", "not measured", None))
+
+    f100, n100 = _find(results, "fanout", "100x15"), _find(results, "fanout", "100x15", "ngircd")
+    if _usable(f100) and _usable(n100):
+        assert f100 is not None and n100 is not None
+        ratio = f100["deliveries_per_s"] / max(1.0, n100["deliveries_per_s"])
+        out.append(Verdict("fan-out 100x15 >= 1.5x ngircd deliveries/s",
+                           f"{f100['deliveries_per_s']:,.0f} vs {n100['deliveries_per_s']:,.0f} = {ratio:.2f}x",
+                           ratio >= 1.5))
+    else:
+        out.append(Verdict("fan-out 100x15 >= 1.5x ngircd deliveries/s", "not measured (need both systems)", None))
+    f1 = _find(results, "fanout", "1x15")
+    if _usable(f1):
+        assert f1 is not None
+        out.append(Verdict("fan-out 1x15 >= 300,000 deliveries/s", f"{f1['deliveries_per_s']:,.0f}",
+                           f1["deliveries_per_s"] >= 300_000))
+    fan = [r for r in results if r["scenario"] == "fanout" and r["system"] == "chatnet" and not r.get("error")]
+    if fan:
+        exact = all(r.get("exact") for r in fan)
+        audit = all(r.get("audit_ok") is not False for r in fan)
+        out.append(Verdict("fan-out: no loss, no reordering", "exact" if exact else "LOSS/REORDER seen", exact))
+        out.append(Verdict("fan-out: every broadcast in the audit log",
+                           "complete" if audit else "lines missing", audit))
+
+    l1 = _find(results, "latency", "1000/s")
+    if _usable(l1):
+        assert l1 is not None
+        out.append(Verdict("latency 1,000 msg/s: p99 <= 2 ms", f"p99 {l1['p99_ms']:.2f} ms", l1["p99_ms"] <= 2.0))
+    l4 = _find(results, "latency", "4000/s")
+    if _usable(l4):
+        assert l4 is not None
+        out.append(Verdict("latency 4,000 msg/s: server < 0.9 core", f"{l4['server_cpu']:.2f} core",
+                           l4["server_cpu"] < 0.9))
+        out.append(Verdict("latency 4,000 msg/s: p99 <= 10 ms", f"p99 {l4['p99_ms']:.2f} ms", l4["p99_ms"] <= 10.0))
+
+    files = [r for r in results if r["scenario"] == "files" and r["system"] == "chatnet"
+             and r.get("file_size") == 3 * MIB]
+    for r in files:
+        if not _usable(r):
+            continue
+        out.append(Verdict(f"files {r['case']}: >= 400 MB/s, bytes intact",
+                           f"{r['mb_per_s']:.0f} MB/s, {'intact' if r.get('intact') else 'CORRUPT/INCOMPLETE'}",
+                           r["mb_per_s"] >= 400 and bool(r.get("intact"))))
+    big = _find(results, "files", "8 senders")
+    small = _find(results, "files", "8 senders small")
+    if _usable(big) and _usable(small):
+        assert big is not None and small is not None
+        a, b = big["peak_rss_delta_mib"], small["peak_rss_delta_mib"]
+        # independent of file size: 48x larger files may not cost more than
+        # a few MiB (the bounded buffers) above the small-file run
+        ok = a <= b + 8
+        out.append(Verdict("files: server memory independent of file size",
+                           f"peak +{a:.1f} MiB (3 MiB files) vs +{b:.1f} MiB (64 KiB files)", ok))
+
+    s = _find(results, "soak")
+    if _usable(s):
+        assert s is not None
+        out.append(Verdict("soak: RSS within 10 % of start after warm-up",
+                           f"{s['rss_growth_pct']:+.1f} %", abs(s["rss_growth_pct"]) <= 10))
+        out.append(Verdict("soak: no leaked descriptors or spool files",
+                           f"{s['fds_leaked']} fds, {s['spool_left']} spool files",
+                           s["fds_leaked"] <= 0 and s["spool_left"] == 0))
+    if quick:
+        out = [Verdict(v.target, v.measured + " (quick run: not quotable)", None) for v in out]
+    return out
+
+
+def format_targets(verdicts: Sequence[Verdict]) -> str:
+    lines = ["targets (issue 5):"]
+    for v in verdicts:
+        mark = {True: "met   ", False: "MISSED", None: "  -   "}[v.met]
+        lines.append(f"  [{mark}] {v.target}: {v.measured}")
+    return "\n".join(lines)

@@ -1,0 +1,319 @@
+"""
+The five scenarios of issue 5.  Each starts a fresh server per case, drives it
+with the load generator and returns flat result dicts (see bench.report).
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.procs import (
+    BenchError, ChatnetServer, Loadgen, NgircdServer, Sampler, Server, cpu_share,
+    ngircd_path, sample, tail, workdir,
+)
+
+MIB = 1024 * 1024
+
+
+@dataclass
+class Plan:
+    """Sizes and durations of one run; ``quick`` shrinks everything."""
+
+    quick: bool = False
+    clients: int = 15_000
+    duration: float = 10.0
+    warmup: float = 2.0
+    soak_duration: float = 300.0
+    soak_clients: int = 300
+    reference: bool = True
+    reactor: str = "epoll"
+    server_cmd: str | None = None
+    server_args: list[str] = field(default_factory=list)
+    keep: bool = False
+    base: Path | None = None
+    log: Callable[[str], None] = print
+
+    def __post_init__(self) -> None:
+        if self.quick:
+            self.clients = min(self.clients, 600)
+            self.duration = min(self.duration, 1.0)
+            self.warmup = min(self.warmup, 0.3)
+            self.soak_duration = min(self.soak_duration, 5.0)
+            self.soak_clients = min(self.soak_clients, 60)
+
+
+def systems(plan: Plan) -> list[str]:
+    found = ["chatnet"]
+    if plan.reference and ngircd_path():
+        found.append("ngircd")
+    return found
+
+
+@contextmanager
+def running(plan: Plan, system: str, name: str, max_clients: int = 10_000) -> Iterator[Server]:
+    wd = workdir(plan.base, f"{system}-{name}")
+    server: Server
+    if system == "chatnet":
+        command = None
+        if plan.server_cmd:
+            command = [*shlex.split(plan.server_cmd)]
+        server = ChatnetServer(wd, max_clients=max_clients, reactor=plan.reactor,
+                               extra=plan.server_args, command=command)
+    else:
+        server = NgircdServer(wd)
+    try:
+        yield server
+    finally:
+        server.stop()
+        if not plan.keep:
+            shutil.rmtree(wd, ignore_errors=True)
+
+
+def base_result(scenario: str, case: str, system: str, **params: Any) -> dict[str, Any]:
+    return {"scenario": scenario, "case": case, "system": system, "notes": [], **params}
+
+
+def _finish(result: dict[str, Any], server: Server) -> dict[str, Any]:
+    if not server.alive() and not server.stopped:
+        result["ok"] = False
+        result.setdefault("error", f"server died: {tail(getattr(server, 'stdout_path', Path('/nonexistent')), 800)}")
+    if report.gen_bound(result):
+        result["notes"].append("load generator above 90% of a core: figure not quoted")
+    return result
+
+
+def _guard(fn: Callable[..., dict[str, Any]], scenario: str, case: str, system: str,
+           *args: Any, **kw: Any) -> dict[str, Any]:
+    try:
+        return fn(*args, **kw)
+    except BenchError as e:
+        return base_result(scenario, case, system, error=str(e), ok=False)
+
+
+# ---- 1. connections ----
+
+
+def connections(plan: Plan) -> list[dict[str, Any]]:
+    n = plan.clients
+    out = []
+    for system in systems(plan):
+        plan.log(f"connections: {n:,} clients on {system}")
+        out.append(_guard(_connections, "connections", f"{n} clients", system, plan, system, n))
+    return out
+
+
+def _connections(plan: Plan, system: str, n: int) -> dict[str, Any]:
+    r = base_result("connections", f"{n} clients", system, clients=n, room_size=15)
+    with running(plan, system, "conn", max_clients=n + 100) as server:
+        time.sleep(0.5)
+        before = sample(server.pid)
+        lg = Loadgen(["--scenario", "connect", "--clients", str(n), "--room-size", "15"],
+                     server.port, "irc" if system == "ngircd" else "chatnet")
+        g0 = sample(lg.pid)
+        try:
+            ready = lg.wait("ready", 120 + n / 100)
+            g1, s1 = sample(lg.pid), sample(server.pid)
+            time.sleep(1.0)  # let the reactor settle, then weigh it
+            after = sample(server.pid)
+            lg.send("go")
+            lg.wait("done", 30)
+        finally:
+            lg.quit()
+        time.sleep(1.5)
+        gone = sample(server.pid) if server.alive() else None
+        r.update(
+            connected=ready["connected"], failed=ready["failed"], setup_s=ready["setup_s"],
+            codes=ready.get("codes", {}),
+            rss_before_mib=before.rss / MIB, rss_after_mib=after.rss / MIB,
+            rss_closed_mib=gone.rss / MIB if gone else None,
+            kib_per_conn=report.per_connection_kib(before.rss, after.rss, ready["connected"]),
+            fds_before=before.fds, fds_held=after.fds, fds_closed=gone.fds if gone else None,
+            server_cpu=cpu_share(before, s1), gen_cpu=cpu_share(g0, g1),
+            ok=ready["failed"] == 0,
+        )
+        return _finish(r, server)
+
+
+# ---- 2. fan-out ----
+
+
+def fanout(plan: Plan) -> list[dict[str, Any]]:
+    rooms_cases = [10, 1] if plan.quick else [100, 1]
+    out = []
+    for rooms in rooms_cases:
+        for system in systems(plan):
+            case = f"{rooms}x15"
+            plan.log(f"fanout: {case} every member sending, window 8, {plan.duration:g}s on {system}")
+            out.append(_guard(_chat, "fanout", case, system, plan, system, "fanout", rooms, None))
+    return out
+
+
+# ---- 3. latency ----
+
+
+def latency(plan: Plan) -> list[dict[str, Any]]:
+    out = []
+    rooms = 100
+    for rate in (1000, 4000):
+        for system in systems(plan):
+            case = f"{rate}/s"
+            plan.log(f"latency: {rate} msg/s into {rooms}x15 on {system}")
+            out.append(_guard(_chat, "latency", case, system, plan, system, "latency", rooms, rate))
+    return out
+
+
+def _chat(plan: Plan, system: str, kind: str, rooms: int, rate: int | None) -> dict[str, Any]:
+    case = f"{rooms}x15" if kind == "fanout" else f"{rate}/s"
+    r = base_result(kind, case, system, rooms=rooms, room_size=15, duration_s=plan.duration)
+    args = ["--scenario", kind, "--rooms", str(rooms), "--room-size", "15",
+            "--duration", str(plan.duration), "--warmup", str(plan.warmup)]
+    if kind == "fanout":
+        args += ["--window", "8"]
+        r["window"] = 8
+    else:
+        args += ["--rate", str(rate)]
+        r["offered_rate"] = rate
+    with running(plan, system, kind, max_clients=rooms * 15 + 100) as server:
+        lg = Loadgen(args, server.port, "irc" if system == "ngircd" else "chatnet")
+        try:
+            ready = lg.wait("ready", 120)
+            if ready["failed"]:
+                raise BenchError(f"{ready['failed']} clients failed to set up: {ready.get('codes')}")
+            s0 = sample(server.pid)
+            lg.send("go")
+            time.sleep(plan.warmup)
+            a, ga = sample(server.pid), sample(lg.pid)
+            time.sleep(plan.duration)
+            b, gb = sample(server.pid), sample(lg.pid)
+            done = lg.wait("done", 60 + plan.duration)
+        finally:
+            lg.quit()
+        keys = ("msgs_per_s", "deliveries_per_s", "sent", "deliveries", "expected_deliveries",
+                "gaps", "dups", "missing", "unknown", "exact", "p50_ms", "p99_ms", "p999_ms",
+                "max_ms", "mean_ms", "replies_ok", "closed_unexpected", "codes")
+        r.update({k: done.get(k) for k in keys})
+        r.update(server_cpu=cpu_share(a, b), gen_cpu=cpu_share(ga, gb),
+                 server_cpu_total=cpu_share(s0, b), rss_mib=b.rss / MIB)
+        if isinstance(server, ChatnetServer) and server.alive():
+            server.stop()
+            logged = server.audit_count("BROADCAST")
+            r["audit_broadcasts"] = logged
+            r["audit_ok"] = logged == done.get("sent")
+        r["ok"] = bool(done.get("exact")) and r.get("audit_ok", True) is not False
+        return _finish(r, server)
+
+
+# ---- 4. files ----
+
+
+def files(plan: Plan) -> list[dict[str, Any]]:
+    cases = [
+        ("1 sender", 1, 2 if plan.quick else 8, 3 * MIB),
+        ("8 senders", 8, 1 if plan.quick else 2, 3 * MIB),
+        ("8 senders small", 8, 1 if plan.quick else 2, 64 * 1024),
+    ]
+    out = []
+    for case, senders, per, size in cases:
+        plan.log(f"files: {case}, {per} x {size / MIB:g} MiB each, on chatnet")
+        out.append(_guard(_files, "files", case, "chatnet", plan, case, senders, per, size))
+    return out
+
+
+def _files(plan: Plan, case: str, senders: int, per: int, size: int) -> dict[str, Any]:
+    r = base_result("files", case, "chatnet", senders=senders, files_per_sender=per, file_size=size)
+    with running(plan, "chatnet", "files") as server:
+        lg = Loadgen(["--scenario", "files", "--senders", str(senders), "--files-per-sender", str(per),
+                      "--file-size", str(size), "--duration", "120"], server.port)
+        try:
+            lg.wait("ready", 60)
+            time.sleep(0.3)
+            s0, g0 = sample(server.pid), sample(lg.pid)
+            sampler = Sampler(server.pid, 0.02)
+            lg.send("go")
+            done = lg.wait("done", 180)
+            s1, g1 = sample(server.pid), sample(lg.pid)
+            peak = sampler.stop()
+        finally:
+            lg.quit()
+        time.sleep(0.5)
+        r.update({k: done.get(k) for k in ("files", "mb_per_s", "span_s", "intact", "received_ok",
+                                          "delivered", "failed", "corrupt_chunks", "bytes",
+                                          "file_mean_s", "file_max_s", "codes")})
+        r.update(server_cpu=cpu_share(s0, s1), gen_cpu=cpu_share(g0, g1),
+                 rss_before_mib=s0.rss / MIB, peak_rss_delta_mib=(max(peak, s1.rss) - s0.rss) / MIB,
+                 spool_left=server.spool_files() if isinstance(server, ChatnetServer) else None)
+        r["ok"] = bool(done.get("intact"))
+        return _finish(r, server)
+
+
+# ---- 5. soak ----
+
+
+def soak(plan: Plan) -> list[dict[str, Any]]:
+    plan.log(f"soak: {plan.soak_clients} churning clients for {plan.soak_duration:g}s on chatnet")
+    case = f"{plan.soak_duration:g}s"
+    return [_guard(_soak, "soak", case, "chatnet", plan, case)]
+
+
+def _soak(plan: Plan, case: str) -> dict[str, Any]:
+    r = base_result("soak", case, "chatnet", slots=plan.soak_clients, duration_s=plan.soak_duration)
+    every = 1.0 if plan.quick else 5.0
+    warm = plan.soak_duration * 0.2
+    with running(plan, "chatnet", "soak", max_clients=plan.soak_clients + 100) as server:
+        assert isinstance(server, ChatnetServer)
+        time.sleep(0.5)
+        base = sample(server.pid)
+        lg = Loadgen(["--scenario", "soak", "--clients", str(plan.soak_clients),
+                      "--duration", str(plan.soak_duration)], server.port)
+        series = []
+        try:
+            lg.wait("ready", 30)
+            g0 = sample(lg.pid)
+            lg.send("go")
+            t0 = time.monotonic()
+            start = None
+            while time.monotonic() - t0 < plan.soak_duration - every / 2:
+                time.sleep(every)
+                s = sample(server.pid)
+                series.append({"t_s": round(s.t - t0, 1), "rss_mib": round(s.rss / MIB, 2), "fds": s.fds,
+                               "spool": server.spool_files()})
+                if start is None and s.t - t0 >= warm:
+                    start = s
+            end = sample(server.pid)
+            g1 = sample(lg.pid)
+            done = lg.wait("done", 60)
+        finally:
+            lg.quit()
+        time.sleep(2.0)
+        after = sample(server.pid)
+        start = start or end
+        r.update({k: done.get(k) for k in ("connects", "logins", "graceful", "drops", "msgs", "deliveries",
+                                          "files", "files_received", "files_failed", "files_aborted",
+                                          "corrupt_chunks", "codes")})
+        r.update(
+            rss_base_mib=base.rss / MIB, rss_start_mib=start.rss / MIB, rss_end_mib=end.rss / MIB,
+            rss_after_mib=after.rss / MIB,
+            rss_growth_pct=report.growth_pct(start.rss, end.rss),
+            fds_before=base.fds, fds_after=after.fds, fds_leaked=after.fds - base.fds,
+            spool_left=server.spool_files(), series=series,
+            server_cpu=cpu_share(base, end), gen_cpu=cpu_share(g0, g1),
+        )
+        r["ok"] = abs(r["rss_growth_pct"]) <= 10 and r["fds_leaked"] <= 0 and r["spool_left"] == 0
+        return _finish(r, server)
+
+
+SCENARIOS: dict[str, Callable[[Plan], list[dict[str, Any]]]] = {
+    "connections": connections,
+    "fanout": fanout,
+    "latency": latency,
+    "files": files,
+    "soak": soak,
+}
