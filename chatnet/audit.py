@@ -28,6 +28,8 @@ CATEGORIES = frozenset(
     "FILE-QUEUE FILE ERROR DISCONNECT SHUTDOWN".split()
 )
 
+NAMESPACE = "chatnet.audit"
+
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -39,17 +41,32 @@ def one_line(text: str) -> str:
 
 
 class Audit:
-    """Emit audit events: ``audit("JOIN", "alice joined groupA (3/15)")``."""
+    """
+    Emit audit events: ``audit("JOIN", "alice joined groupA (3/15)")``.
+
+    Each call hands ``observer`` one :mod:`twisted.logger` event, the same
+    dictionary :meth:`twisted.logger.Logger.emit` would build (so any
+    ``ILogObserver`` can take it, and :func:`twisted.logger.formatEvent`
+    renders it), without ``emit``'s per-call level validation, which costs
+    more than the rest of a broadcast's bookkeeping.
+    """
 
     def __init__(self, observer: ILogObserver) -> None:
-        self._log = Logger(namespace="chatnet.audit", observer=observer)
+        self._observer = observer
+        self._logger = Logger(namespace=NAMESPACE, observer=observer)
 
     def __call__(self, category: str, text: str) -> None:
-        self._log.emit(
-            LogLevel.info,
-            "[{audit_category}] {audit_text}",
-            audit_category=category,
-            audit_text=text,
+        self._observer(
+            {
+                "log_logger": self._logger,
+                "log_level": LogLevel.info,
+                "log_namespace": NAMESPACE,
+                "log_source": None,
+                "log_format": "[{audit_category}] {audit_text}",
+                "log_time": time.time(),
+                "audit_category": category,
+                "audit_text": text,
+            }
         )
 
 

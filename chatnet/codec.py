@@ -60,6 +60,11 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# One decoder for every frame: json.loads() with any keyword builds a new
+# JSONDecoder per call.
+_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def decode(payload: bytes) -> Frame:
     """Classify and parse one payload.  Never raises."""
     if not payload:
@@ -87,7 +92,7 @@ def _decode_control(payload: bytes) -> Frame:
     except UnicodeDecodeError:
         return BadFrame("control frame is not valid UTF-8")
     try:
-        obj = json.loads(text, parse_constant=_reject_constant)
+        obj = _decoder.decode(text)
     except (ValueError, RecursionError):
         return BadFrame("control frame is not valid JSON")
     if "\\u" in text:
