@@ -1,0 +1,442 @@
+"""
+The full-screen interface: urwid on the Twisted reactor.
+
+A scrolling message pane with timestamps and colours, a progress bar per
+transfer, a status bar, and an input line with history and Tab completion.
+urwid's ``TwistedEventLoop`` lets the screen and the chat connection share
+one reactor, so there are no threads; the core's events schedule a redraw
+(network events redraw without a key being pressed).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Callable
+from typing import Any
+
+import urwid
+from twisted.internet.defer import Deferred
+
+from chatnet.client import render
+from chatnet.client.commands import Exit, Help, ParseError, complete, parse
+from chatnet.client.core import (
+    ClientCore,
+    ClientEvent,
+    ConnectionClosed,
+    Disconnected,
+    ServerError,
+    ServerEvent,
+    TransferEvent,
+)
+from chatnet.client.lines import EXIT_LOST, EXIT_OK, EXIT_SHUTDOWN
+from chatnet.client.transfers import LocalError, Transfer
+from chatnet.validation import format_size
+
+PALETTE = [
+    ("status", "white", "dark blue"),
+    ("status_key", "yellow,bold", "dark blue"),
+    ("time", "dark gray", ""),
+    (render.OWN, "light cyan", ""),
+    (render.OTHER, "", ""),
+    (render.WHISPER, "light magenta", ""),
+    (render.NOTICE, "brown", ""),
+    (render.ERROR, "light red", ""),
+    (render.SUCCESS, "light green", ""),
+    (render.FILE, "light blue", ""),
+    (render.SERVER, "yellow,bold", ""),
+    ("bar_todo", "white", "dark gray"),
+    ("bar_done", "black", "dark green"),
+    ("prompt", "light green,bold", ""),
+    ("hint", "dark gray", ""),
+]
+
+#: Seconds a finished transfer's bar stays on screen.
+KEEP_FINISHED = 5.0
+#: Most redraws per second from network events.
+REDRAW_DELAY = 0.05
+
+
+class TransferBar(urwid.ProgressBar):
+    """A progress bar whose text is bytes, percent and speed."""
+
+    def __init__(self) -> None:
+        super().__init__("bar_todo", "bar_done", 0, 100)
+        self.texts: list[str] = [""]
+        self._width = 80
+
+    def render(self, size: tuple[int], focus: bool = False) -> Any:
+        self._width = size[0]
+        return super().render(size, focus)
+
+    def get_text(self) -> str:
+        """The longest of the texts (most detailed first) that fits."""
+        for text in self.texts:
+            if len(text) <= self._width:
+                return text
+        return self.texts[-1][: self._width]
+
+
+class InputLine(urwid.Edit):
+    """The input line: Enter submits, Up/Down walk history, Tab completes."""
+
+    def __init__(self, view: ChatView) -> None:
+        super().__init__(("prompt", "Username: "))
+        self.view = view
+        self.history: list[str] = []
+        self.position = 0
+        self.draft = ""
+
+    def keypress(self, size: tuple[int], key: str) -> str | None:
+        if key == "enter":
+            text = self.edit_text
+            self.set_edit_text("")
+            if text.strip():
+                self.history.append(text)
+            self.position = len(self.history)
+            self.view.submit(text)
+            return None
+        if key in ("up", "down"):
+            self._walk(-1 if key == "up" else 1)
+            return None
+        if key == "tab":
+            self.view.complete()
+            return None
+        if key == "ctrl u":
+            self.set_edit_text(self.edit_text[self.edit_pos :])
+            self.set_edit_pos(0)
+            return None
+        return super().keypress(size, key)
+
+    def _walk(self, step: int) -> None:
+        if not self.history:
+            return
+        if self.position == len(self.history):
+            self.draft = self.edit_text
+        self.position = min(max(self.position + step, 0), len(self.history))
+        text = self.draft if self.position == len(self.history) else self.history[self.position]
+        self.set_edit_text(text)
+        self.set_edit_pos(len(text))
+
+
+class ChatView:
+    """
+    The widgets and what they show; fed by a :class:`ClientCore`.
+
+    :param where: ``host:port`` for the status bar.
+    :param finish: called with the exit status when the interface is done.
+    """
+
+    def __init__(
+        self,
+        core: ClientCore,
+        where: str,
+        finish: Callable[[int], None],
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        self.core = core
+        self.where = where
+        self.finish = finish
+        self.password = password
+        self.logged_in = False
+        self.confirming = False
+        self.loop: urwid.MainLoop | None = None
+        self._draw_call: Any = None
+        self._tick: Any = None
+        self.messages = urwid.SimpleFocusListWalker([])
+        self.listbox = urwid.ListBox(self.messages)
+        self.transfer_rows = urwid.Pile([])
+        self.status = urwid.Text("", wrap="ellipsis")
+        self.hint = urwid.Text(("hint", ""), wrap="ellipsis")
+        self.input = InputLine(self)
+        body = urwid.Pile([self.listbox, ("pack", self.transfer_rows)])
+        footer = urwid.Pile([urwid.AttrMap(self.status, "status"), self.hint, self.input])
+        self.frame = urwid.Frame(body, footer=footer, focus_part="footer")
+        self.bars: dict[int, tuple[urwid.Widget, urwid.Text, TransferBar]] = {}
+        core.subscribe(self.on_event)
+        self.add(render.Line(render.NOTICE, f"Connected to {where}. /help lists the commands."))
+        if username:
+            self.try_login(username)
+        else:
+            self.add(render.Line(render.NOTICE, "Choose a username (1-16 letters or digits):"))
+        self.update_status()
+
+    # -- output -------------------------------------------------------------
+
+    def add(self, line: render.Line | None) -> None:
+        """Append a line to the message pane, following the end."""
+        if line is None:
+            return
+        at_end = not self.messages or self.listbox.focus_position == len(self.messages) - 1
+        stamp = render.clock_time(line.ts)
+        self.messages.append(urwid.Text([("time", stamp + " "), (line.style, line.text)]))
+        if at_end:
+            self.messages.set_focus(len(self.messages) - 1)
+        self.redraw()
+
+    def error(self, message: str) -> None:
+        self.add(render.error_line(message))
+
+    def redraw(self) -> None:
+        """Draw soon: coalesces bursts of network events into one draw."""
+        if self.loop is None or self._draw_call is not None:
+            return
+        self._draw_call = self.core.clock.callLater(REDRAW_DELAY, self._draw)
+
+    def _draw(self) -> None:
+        self._draw_call = None
+        self.update_status()
+        self.update_transfers()
+        if self.loop is not None:
+            self.loop.draw_screen()
+
+    def update_status(self) -> None:
+        c = self.core
+        user = c.username or "not logged in"
+        if c.room:
+            shown = ", ".join(c.members[:8]) + (" ..." if len(c.members) > 8 else "")
+            room = f"room {c.room} ({len(c.members)}: {shown})"
+        else:
+            room = "no room (/join <room>)"
+        ups = sum(1 for t in c.transfers if t.direction == "up")
+        downs = len(c.transfers) - ups
+        server = c.server or "chatnet"
+        self.status.set_text([
+            ("status_key", f" {server} "), f"{self.where} | ",
+            ("status_key", user), f" | {room} | transfers: {ups} up, {downs} down",
+        ])
+
+    def update_transfers(self) -> None:
+        """One bar per transfer; finished ones linger a few seconds."""
+        now = self.core.clock.seconds()
+        shown: list[Transfer] = [
+            t for t in list(self.core.uploads.values()) + list(self.core.downloads.values())
+            if not t.finished or (t.finished_at is not None and now - t.finished_at < KEEP_FINISHED)
+        ]
+        shown.sort(key=lambda t: t.created_at)
+        rows = []
+        for t in shown:
+            key = id(t)
+            if key not in self.bars:
+                label, bar = urwid.Text("", wrap="ellipsis"), TransferBar()
+                row = urwid.Columns([("weight", 2, label), ("weight", 3, bar)], dividechars=1)
+                self.bars[key] = (row, label, bar)
+            row, label, bar = self.bars[key]
+            arrow = "up  " if t.direction == "up" else "down"
+            peer = f"-> {t.peer}" if t.direction == "up" else f"<- {t.peer}"
+            label.set_text(f"{arrow} #{t.transfer} {t.name} {peer}")
+            bar.set_completion(t.percent() if t.state not in ("offered", "queued") else 0)
+            bar.texts = _bar_texts(t, now)
+            bar._invalidate()
+            rows.append((row, ("pack", None)))
+        self.transfer_rows.contents[:] = rows
+        live = {id(t) for t in shown}
+        for key in [k for k in self.bars if k not in live]:
+            del self.bars[key]
+
+    # -- events -------------------------------------------------------------
+
+    def on_event(self, event: ClientEvent) -> None:
+        if isinstance(event, ServerEvent):
+            self.add(render.server_event(event.frame, self.core.username))
+        elif isinstance(event, TransferEvent):
+            if event.kind == "progress":
+                self.redraw()
+            else:
+                self.add(render.transfer_event(event.kind, event.transfer, event.frame))
+        elif isinstance(event, Disconnected):
+            status = EXIT_OK if event.clean else EXIT_LOST
+            if self.core.shutdown_message is not None:
+                status = EXIT_SHUTDOWN
+            self.finish(status)
+
+    # -- input --------------------------------------------------------------
+
+    def submit(self, text: str) -> None:
+        self.hint.set_text(("hint", ""))
+        if self.confirming:
+            self.confirming = False
+            if text.strip().lower() in ("y", "yes"):
+                self.quit()
+            else:
+                self.add(render.Line(render.NOTICE, "Staying."))
+            return
+        if not self.logged_in:
+            name = text.strip()
+            if name:
+                self.try_login(name)
+            return
+        try:
+            command = parse(text, self.core.limits)
+        except ParseError as e:
+            self.error(e.message)
+            return
+        if isinstance(command, Exit):
+            self.request_quit()
+            return
+        if isinstance(command, Help):
+            try:
+                for line in render.reply_lines(command, None):
+                    self.add(line)
+            except ParseError as e:
+                self.error(e.message)
+            return
+        d = self.core.execute(command)
+        d.addCallbacks(self._done, self._failed, callbackArgs=(command,))
+
+    def _done(self, result: Any, command: Any) -> None:
+        for line in render.reply_lines(command, result, self.core.username, self.core.room):
+            self.add(line)
+        self.update_status()
+
+    def _failed(self, failure: Any) -> None:
+        error = failure.trap(ServerError, LocalError, ConnectionClosed)
+        self.error(failure.value.message if error else str(failure.value))
+
+    def try_login(self, name: str) -> None:
+        self.input.set_caption(("prompt", "Logging in... "))
+        d = self.core.login(name, self.password)
+
+        def ok(reply: dict[str, Any]) -> None:
+            self.logged_in = True
+            self.input.set_caption(("prompt", "> "))
+            self.add(render.Line(
+                render.SUCCESS,
+                f"[ok] logged in as {reply.get('username')} on {reply.get('server')}. "
+                "Try /rooms, /join <room>, /help.",
+            ))
+            self.core.execute(parse("/users")).addErrback(lambda f: None)
+            self.update_status()
+
+        def refused(failure: Any) -> None:
+            failure.trap(ServerError, ConnectionClosed)
+            self.input.set_caption(("prompt", "Username: "))
+            self.error(f"{failure.value.message}. Choose another username:")
+
+        d.addCallbacks(ok, refused)
+
+    def complete(self) -> None:
+        text = self.input.edit_text[: self.input.edit_pos]
+        rest = self.input.edit_text[self.input.edit_pos :]
+        result = complete(text, self.core.users, self.core.rooms, _paths)
+        new = result.apply(text)
+        self.input.set_edit_text(new + rest)
+        self.input.set_edit_pos(len(new))
+        if len(result.options) > 1:
+            self.hint.set_text(("hint", "  ".join(result.options[:30])))
+        elif not result.options:
+            self.hint.set_text(("hint", "no completions"))
+        else:
+            self.hint.set_text(("hint", ""))
+
+    def request_quit(self) -> None:
+        """Quit, asking first while transfers run."""
+        if self.core.transfers and not self.confirming:
+            self.confirming = True
+            self.add(render.Line(
+                render.ERROR,
+                f"{len(self.core.transfers)} transfer(s) still running. Quit anyway? "
+                "Type y and Enter (or press Ctrl+C again); anything else stays.",
+            ))
+            return
+        self.quit()
+
+    def quit(self) -> None:
+        self.add(render.Line(render.NOTICE, "Leaving..."))
+        if self.core.is_connected:
+            self.core.exit()
+            # A server that does not close within 3 s is left anyway.
+            self.core.clock.callLater(3, self.core.close)
+        else:
+            self.finish(EXIT_OK)
+
+    def keypress(self, key: str | tuple[Any, ...]) -> None:
+        """Keys nothing else handled (MainLoop ``unhandled_input``)."""
+        if key == "ctrl c":
+            if self.confirming:
+                self.quit()
+            else:
+                self.request_quit()
+        elif key in ("page up", "page down"):
+            self.listbox.keypress(self._list_size(), key)
+        elif key == "ctrl l":
+            if self.loop is not None:
+                self.loop.screen.clear()
+
+    def _list_size(self) -> tuple[int, int]:
+        if self.loop is None:
+            return (80, 20)
+        cols, rows = self.loop.screen.get_cols_rows()
+        return (cols, max(rows - 4 - len(self.bars), 1))
+
+    def tick(self) -> None:
+        """Once a second: speeds and queue waits move on, finished bars go."""
+        if self.core.transfers or self.bars:
+            self.redraw()
+        self._tick = self.core.clock.callLater(1, self.tick)
+
+    def stop(self) -> None:
+        for call in (self._tick, self._draw_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._tick = self._draw_call = None
+
+
+def _bar_texts(t: Transfer, now: float) -> list[str]:
+    """What a bar says, most detailed first: bytes, percent, speed, state."""
+    if t.state in ("offered", "queued"):
+        place = "next" if t.position == 0 else f"{t.position} ahead"
+        waited = f"waiting {now - t.created_at:.0f}s"
+        return [f"queued ({place}), {waited}", f"queued, {waited}", "queued"]
+    pct = f"{t.percent():.0f}%"
+    sizes = f"{format_size(t.done_bytes)}/{format_size(t.size)}"
+    speed = f"{format_size(t.speed(now))}/s"
+    state = {"uploaded": "delivering", "delivered": "delivered", "saved": "saved",
+             "failed": "failed", "discarded": "discarded"}.get(t.state, "")
+    tail = f" {state}" if state else ""
+    return [f"{pct} {sizes} {speed}{tail}", f"{pct} {sizes}{tail}", f"{pct}{tail}", pct]
+
+
+def _paths(prefix: str) -> list[str]:
+    expanded = os.path.expanduser(prefix)
+    found = []
+    for path in glob.glob(glob.escape(expanded) + "*")[:200]:
+        shown = prefix + path[len(expanded):]
+        found.append(shown + "/" if os.path.isdir(path) else shown)
+    return found
+
+
+def run_interactive(
+    reactor: Any, core: ClientCore, where: str, username: str | None = None,
+    password: str | None = None,
+) -> Deferred[int]:
+    """Take over the terminal until the user leaves; fires with the status."""
+    done: Deferred[int] = Deferred()
+    view: ChatView
+
+    def finish(status: int) -> None:
+        if done.called:
+            return
+        view.stop()
+        loop.stop()
+        reason = core._gone.reason if core._gone is not None else ""
+        if status != EXIT_OK and reason:
+            os.write(2, f"chatnet-client: {reason}\n".encode())
+        done.callback(status)
+
+    view = ChatView(core, where, finish, username, password)
+    screen = urwid.display.raw.Screen()
+    loop = urwid.MainLoop(
+        view.frame, PALETTE, screen=screen, handle_mouse=False,
+        unhandled_input=view.keypress,
+        event_loop=urwid.TwistedEventLoop(reactor=reactor, manage_reactor=False),
+    )
+    view.loop = loop
+    loop.start()
+    # After start: stop() restores the terminal settings saved by start().
+    screen.tty_signal_keys(intr="undefined")  # Ctrl+C is a key: confirm first
+    view.tick()
+    if core._gone is not None:
+        view.on_event(core._gone)
+    return done

@@ -1,0 +1,87 @@
+"""The full-screen client end to end, in tmux against a real server."""
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support.processes import CLIENT, Server, start_client, start_server
+from support.tmux import TMUX, Tmux
+
+pytestmark = [
+    pytest.mark.scenario,
+    pytest.mark.skipif(TMUX is None, reason="tmux is not installed (.ci/run installs it)"),
+]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    """A fresh server for the test, stopped afterwards."""
+    srv = start_server(tmp_path)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        srv.kill()
+
+
+def test_interactive_session(server: Server, tmp_path: Path) -> None:
+    """
+    Log in when asked, join, see another user's message without pressing a
+    key, watch progress bars reach 100% both ways, leave with Ctrl+C.
+    """
+    home = tmp_path / "alice"
+    home.mkdir()
+    ui = Tmux([sys.executable, str(CLIENT), "127.0.0.1", str(server.port)], home)
+    bob = start_client(server.port, "-u", "bob", cwd=tmp_path / "bob", name="bob")
+    try:
+        ui.wait_for(r"Choose a username")
+        ui.wait_for(r"^Username:")
+        bob.out.wait_for(r"^\[ok\] logged in as bob")
+        ui.type("bob")  # taken: asked again
+        ui.wait_for(r"Username 'bob' is .*Choose another username")
+        ui.type("alice")
+        ui.wait_for(r"logged in as alice")
+        ui.wait_for(r"\| alice \| no room")
+        ui.send("/jo", "Tab")
+        ui.wait_for(r"^> /join\s*$")
+        ui.type("lobby")
+        ui.wait_for(r"\[ok\] joined lobby \(1 here: alice\)")
+
+        bob.send("/join lobby")
+        ui.wait_for(r"\[lobby\] \* bob joined")
+        ui.wait_for(r"room lobby \(2: alice, bob\)")
+        bob.send("hello from bob")
+        ui.wait_for(r"^\d\d:\d\d:\d\d \[lobby\] bob: hello from bob")  # no key pressed
+
+        ui.type("hi bob")
+        bob.out.wait_for(r"^\[lobby\] alice: hi bob$")
+
+        incoming = os.urandom(2_500_000)
+        (tmp_path / "bob" / "photo.png").write_bytes(incoming)
+        bob.send("/sendfile photo.png alice")
+        ui.wait_for(r"down #\d+ photo\.png <- bob .*100% 2\.4 MiB/2\.4 MiB", timeout=30)
+        ui.wait_for(r"\[file\] received photo\.png from bob \(2\.4 MiB\) -> downloads/photo\.png")
+        assert (home / "downloads" / "photo.png").read_bytes() == incoming
+
+        outgoing = os.urandom(1_500_000)
+        (home / "notes.txt").write_bytes(outgoing)
+        ui.send("/sendfile not", "Tab")
+        ui.wait_for(r"^> /sendfile notes\.txt\s*$")
+        ui.type("bob")
+        ui.wait_for(r"up   #\d+ notes\.txt -> bob .*100% ", timeout=30)
+        ui.wait_for(r"\[file\] notes\.txt delivered to bob", timeout=30)
+        bob.out.wait_for(r"^\[file\] received notes\.txt from alice")
+        assert (tmp_path / "bob" / "downloads" / "notes.txt").read_bytes() == outgoing
+
+        ui.type("/frobnicate")
+        ui.wait_for(r"Unknown command /frobnicate")
+
+        ui.send("C-c")
+        assert ui.wait_exit() == 0
+        bob.out.wait_for(r"^\[lobby\] \* alice left$")
+    finally:
+        ui.close()
+        bob.kill()
