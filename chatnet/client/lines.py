@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import threading
 from typing import Any, TextIO
@@ -36,6 +37,7 @@ EXIT_CONNECT = 3
 EXIT_LOGIN = 4
 EXIT_SHUTDOWN = 5
 EXIT_LOST = 6
+EXIT_INTERRUPTED = 130
 
 #: Put in the line queue when the connection closes.
 CLOSED = object()
@@ -98,6 +100,7 @@ class LineMode:
         self.as_json = as_json
         self.username = username
         self.password = password
+        self.interrupted = False
         core.subscribe(self._event)
         if as_json:
             core.on_frame(self._print_json)
@@ -231,6 +234,8 @@ class LineMode:
 
     def _gone_status(self) -> int:
         gone = self.core._gone
+        if self.interrupted:
+            return EXIT_INTERRUPTED
         if self.core.shutdown_message is not None:
             self._print(f"chatnet-client: server shut down: {self.core.shutdown_message}", self.err)
             return EXIT_SHUTDOWN
@@ -242,7 +247,27 @@ class LineMode:
 
 
 def run_line_mode(reactor: Any, core: ClientCore, **options: Any) -> Deferred[int]:
-    """Start the stdin reader and a :class:`LineMode`; fires with the status."""
+    """
+    Start the stdin reader and a :class:`LineMode`; fires with the status.
+
+    Ctrl+C (SIGINT) leaves cleanly with ``exit`` and status 130; a second
+    one, or a server that does not answer within 2 s, drops the connection.
+    """
     queue: DeferredQueue[Any] = DeferredQueue()
     read_lines(reactor, queue)
-    return ensureDeferred(LineMode(core, queue, **options).run())
+    if sys.stdin.isatty() and options.get("username") is None:
+        sys.stderr.write("Username: ")
+        sys.stderr.flush()
+    mode = LineMode(core, queue, **options)
+
+    def interrupted() -> None:
+        if mode.interrupted:
+            core.close()
+            return
+        mode.interrupted = True
+        mode._print("chatnet-client: interrupted, leaving", mode.err)
+        core.exit()
+        reactor.callLater(2, core.close)
+
+    signal.signal(signal.SIGINT, lambda *_: reactor.callFromThread(interrupted))
+    return ensureDeferred(mode.run())

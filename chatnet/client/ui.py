@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import glob
 import os
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -180,7 +181,11 @@ class ChatView:
 
     def redraw(self) -> None:
         """Draw soon: coalesces bursts of network events into one draw."""
-        if self.loop is None or self._draw_call is not None:
+        if self.loop is None:  # not on a screen (tests): just keep up to date
+            self.update_status()
+            self.update_transfers()
+            return
+        if self._draw_call is not None:
             return
         self._draw_call = self.core.clock.callLater(REDRAW_DELAY, self._draw)
 
@@ -425,6 +430,11 @@ def run_interactive(
             os.write(2, f"chatnet-client: {reason}\n".encode())
         done.callback(status)
 
+    def restore() -> None:  # SIGTERM or a reactor stop: give the terminal back
+        if not done.called:
+            view.stop()
+            loop.stop()
+
     view = ChatView(core, where, finish, username, password)
     screen = urwid.display.raw.Screen()
     loop = urwid.MainLoop(
@@ -436,6 +446,9 @@ def run_interactive(
     loop.start()
     # After start: stop() restores the terminal settings saved by start().
     screen.tty_signal_keys(intr="undefined")  # Ctrl+C is a key: confirm first
+    reactor.addSystemEventTrigger("before", "shutdown", restore)
+    # SIGINT from outside the terminal (kill -INT) quits like Ctrl+C does.
+    signal.signal(signal.SIGINT, lambda *_: reactor.callFromThread(view.keypress, "ctrl c"))
     view.tick()
     if core._gone is not None:
         view.on_event(core._gone)

@@ -1,0 +1,161 @@
+"""Tests for :mod:`chatnet.client.ui`: the full-screen view without a terminal."""
+
+from typing import Any
+
+from twisted.internet.error import ConnectionDone
+from twisted.python.failure import Failure
+
+from chatnet.client.lines import EXIT_OK, EXIT_SHUTDOWN
+from chatnet.client.ui import ChatView, TransferBar, _bar_texts
+from chatnet.client.transfers import Upload
+from support.client_harness import Harness, connected
+
+
+class View:
+    """A view on an in-memory connection, and what it finished with."""
+
+    def __init__(self, tmp_path: Any, username: str | None = None) -> None:
+        self.h: Harness = connected(str(tmp_path / "dl"), login=False)
+        self.status: list[int] = []
+        self.view = ChatView(self.h.core, "127.0.0.1:8080", self.status.append, username)
+
+    def screen(self, cols: int = 100, rows: int = 20) -> str:
+        canvas = self.view.frame.render((cols, rows), focus=True)
+        return "\n".join(line.decode("utf-8").rstrip() for line in canvas.text)
+
+    def keys(self, *keys: str) -> None:
+        for key in keys:
+            if self.view.frame.keypress((100, 20), key) is not None:
+                self.view.keypress(key)
+
+    def type(self, text: str) -> None:
+        self.keys(*text, "enter")
+
+    def login(self) -> None:
+        self.type("alice")
+        (req,) = self.h.requests()
+        self.h.reply(req, username="alice", server="chatnet/1.0", limits={})
+        users = self.h.requests()  # the view asks for /users after login
+        self.h.reply(users[0], users=["alice", "bob"])
+
+
+def test_asks_for_username_and_logs_in(tmp_path: Any) -> None:
+    """Without a name the input asks for one; after login it is the chat prompt."""
+    v = View(tmp_path)
+    assert "Choose a username" in v.screen() and "Username:" in v.screen()
+    v.login()
+    screen = v.screen()
+    assert "[ok] logged in as alice on chatnet/1.0" in screen
+    assert "chatnet/1.0 127.0.0.1:8080 | alice | no room" in screen
+    assert "\n> " in screen + " "
+
+
+def test_taken_name_asks_again(tmp_path: Any) -> None:
+    """A refused name is explained and the prompt stays."""
+    v = View(tmp_path, username="bob")
+    (req,) = v.h.requests()
+    v.h.feed({"type": "error", "id": req["id"], "code": "username-taken",
+              "message": "Username 'bob' is taken"})
+    assert "Username 'bob' is taken. Choose another username:" in v.screen()
+    assert not v.view.logged_in
+    v.login()
+    assert v.view.logged_in
+
+
+def test_join_message_and_status(tmp_path: Any) -> None:
+    """Replies and events land in the pane; the status bar shows the room."""
+    v = View(tmp_path)
+    v.login()
+    v.type("/join groupA")
+    (req,) = v.h.requests()
+    v.h.reply(req, room="groupA", members=["alice", "bob"])
+    v.h.feed({"type": "message", "room": "groupA", "from": "bob", "text": "hello", "ts": 0})
+    screen = v.screen()
+    assert "[ok] joined groupA (2 here: alice, bob)" in screen
+    assert "[groupA] bob: hello" in screen
+    assert "room groupA (2: alice, bob)" in screen
+
+
+def test_refusals_shown(tmp_path: Any) -> None:
+    """Parse errors and server errors are shown as errors."""
+    v = View(tmp_path)
+    v.login()
+    v.type("/jion x")
+    v.type("/who")
+    (req,) = v.h.requests()
+    v.h.feed({"type": "error", "id": req["id"], "code": "not-in-room", "message": "You are not in a room"})
+    screen = v.screen()
+    assert "[error] Unknown command /jion. Did you mean /join <room>?" in screen
+    assert "[error] You are not in a room" in screen
+
+
+def test_tab_completion_and_history(tmp_path: Any) -> None:
+    """Tab completes commands and names; Up and Down walk the history."""
+    v = View(tmp_path)
+    v.login()
+    v.keys(*"/wh", "tab")
+    assert v.view.input.edit_text == "/wh"
+    assert "/whisper  /who" in v.screen()
+    v.keys(*"i", "tab", *"b", "tab")
+    assert v.view.input.edit_text == "/whisper bob "
+    v.keys(*"yo", "enter")
+    v.h.requests()
+    v.keys(*"draft", "up")
+    assert v.view.input.edit_text == "/whisper bob yo"
+    v.keys("down")
+    assert v.view.input.edit_text == "draft"
+
+
+def test_ctrl_c_confirms_while_transfers_run(tmp_path: Any) -> None:
+    """Ctrl+C asks first when transfers run; a second Ctrl+C leaves."""
+    v = View(tmp_path)
+    v.login()
+    v.h.feed({"type": "file-start", "transfer": 1, "from": "bob", "name": "a.bin", "size": 10})
+    v.keys("ctrl c")
+    assert "1 transfer(s) still running. Quit anyway?" in v.screen()
+    assert v.h.requests() == []
+    v.type("n")
+    assert "Staying." in v.screen()
+    v.keys("ctrl c", "ctrl c")
+    (req,) = v.h.requests()
+    assert req["type"] == "exit"
+    v.h.reply(req)
+    v.h.protocol.connectionLost(Failure(ConnectionDone()))
+    assert v.status == [EXIT_OK]
+
+
+def test_shutdown_finishes_with_status(tmp_path: Any) -> None:
+    """A server shutdown is shown and ends the interface with status 5."""
+    v = View(tmp_path)
+    v.login()
+    v.h.feed({"type": "shutdown", "message": "maintenance"})
+    assert "[server] shutting down: maintenance" in v.screen()
+    v.h.protocol.connectionLost(Failure(ConnectionDone()))
+    assert v.status == [EXIT_SHUTDOWN]
+
+
+def test_progress_bars(tmp_path: Any) -> None:
+    """Each transfer has a bar with bytes, percent and speed."""
+    v = View(tmp_path)
+    v.login()
+    v.h.feed({"type": "file-start", "transfer": 4, "from": "bob", "name": "photo.png", "size": 2048})
+    v.h.clock.advance(1)
+    v.h.feed_data(4, b"x" * 1024)
+    v.view.update_transfers()
+    screen = v.screen(120)
+    assert "down #4 photo.png <- bob" in screen
+    assert "50% 1.0 KiB/2.0 KiB 1.0 KiB/s" in screen
+    assert "transfers: 0 up, 1 down" in screen
+
+
+def test_bar_text_fits_width() -> None:
+    """Narrow bars drop detail rather than cut the percentage."""
+    t = Upload(name="a", size=100, peer="bob", transfer=1, state="sending", started_at=0.0)
+    t.done_bytes = 40
+    bar = TransferBar()
+    bar.texts = _bar_texts(t, 1.0)
+    assert bar.texts[0] == "40% 40 B/100 B 40 B/s"
+    bar.render((10,))
+    assert bar.get_text() == "40%"
+    queued = Upload(name="a", size=1, peer="b", transfer=2, state="queued", position=3)
+    assert _bar_texts(queued, 7.0)[0] == "queued (3 ahead), waiting 7s"
