@@ -1,0 +1,115 @@
+"""Tests for :mod:`chatnet.audit` and the audit lines the server writes (PROTOCOL.md section 8)."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+from twisted.internet.task import Clock
+from twisted.logger import formatEvent
+
+from chatnet.audit import CATEGORIES, Audit, AuditFileObserver, one_line
+
+from unit.chat_helpers import logged_in, new_server
+from unit.test_session_files import offer, upload
+
+LINE = re.compile(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] \[([A-Z-]+)\] (.*)")
+
+
+def file_audit() -> tuple[Audit, AuditFileObserver, io.StringIO, Clock]:
+    clock, out = Clock(), io.StringIO()
+    observer = AuditFileObserver(out, clock)
+    return Audit(observer), observer, out, clock
+
+
+def test_line_format() -> None:
+    """Each event is one '[YYYY-MM-DD HH:MM:SS] [CATEGORY] text' line."""
+    audit, _, out, clock = file_audit()
+    audit("JOIN", "alice joined groupA (3/15)")
+    audit("LEAVE", "alice left groupA (2/15)")
+    assert out.getvalue() == ""  # written at the end of the reactor turn
+    clock.advance(0)
+    lines = out.getvalue().splitlines()
+    assert [LINE.fullmatch(line).groups() for line in lines] == [  # type: ignore[union-attr]
+        ("JOIN", "alice joined groupA (3/15)"), ("LEAVE", "alice left groupA (2/15)")]
+    assert clock.getDelayedCalls() == []
+
+
+def test_control_characters_stay_on_one_line() -> None:
+    """Newlines and escapes in client text cannot forge extra lines."""
+    audit, observer, out, _ = file_audit()
+    audit("BROADCAST", "bob -> r (1 members): hi\n[2026-01-01 00:00:00] [LOGIN] x\r\x1b[2J")
+    observer.flush()
+    (line,) = out.getvalue().splitlines()
+    assert "\\n" in line and "\\r" in line and "\\x1b" in line
+    assert one_line("plain \u00e9") == "plain \u00e9"
+
+
+def test_other_events_ignored() -> None:
+    """Events without an audit category are not written."""
+    _, observer, out, clock = file_audit()
+    observer({"log_format": "hello", "log_time": 0})
+    clock.advance(0)
+    assert out.getvalue() == "" and clock.getDelayedCalls() == []
+
+
+def test_close_flushes_and_cancels_timer() -> None:
+    """close writes what is pending, closes the file and leaves no timer."""
+    audit, observer, out, clock = file_audit()
+    audit("SHUTDOWN", "server stopped")
+    text = []
+    out.close = lambda: text.append(out.getvalue())  # type: ignore[method-assign]
+    observer.close()
+    assert "[SHUTDOWN] server stopped" in text[0]
+    assert clock.getDelayedCalls() == []
+
+
+def test_event_renders_with_format_event() -> None:
+    """The audit event is an ordinary twisted.logger event."""
+    events: list[dict[str, object]] = []
+    Audit(events.append)("LOGIN", "alice logged in")
+    assert formatEvent(events[0]) == "[LOGIN] alice logged in"
+
+
+def test_server_uses_every_category(tmp_path: Path) -> None:
+    """A busy session produces every category but SHUTDOWN, and no other."""
+    server = new_server(tmp_path, upload_slots=1)
+    a, b = logged_in(server, "alice", "bob", room="r")
+    server.connect().request("login", username="alice")
+    a.request("broadcast", text="hello")
+    a.request("whisper", to="bob", text="psst")
+    a.request("join", room="nope!")
+    offer(a, "bob", "one.txt", 1)
+    offer(a, "bob", "two.txt", 0)
+    server.advance()
+    a.send_data(1, b"x")
+    server.advance()
+    b.request("leave")
+    b.lose()
+    a.request("exit")
+    server.settle()
+    used = {category for category, _ in server.audit.lines}
+    assert used == CATEGORIES - {"SHUTDOWN"}
+
+
+def test_lines_name_users_rooms_peers_and_files(tmp_path: Path) -> None:
+    """Lines name who, where and what; whisper text never appears."""
+    server = new_server(tmp_path)
+    a, b = logged_in(server, "alice", "bob", room="groupA")
+    peer = a.protocol.session.peer
+    assert f"connection from {peer}" in server.audit.category("CONNECT")
+    assert f"alice logged in from {peer}" in server.audit.category("LOGIN")
+    assert server.audit.category("JOIN")[-1] == "bob joined groupA (2/15)"
+    a.request("whisper", to="bob", text="the secret")
+    assert not any("the secret" in text for _, text in server.audit.lines)
+    upload(server, a, "bob", "r.pdf", b"data")
+    upload(server, a, "bob", "r.pdf", b"data")
+    assert any("r.pdf" in line and "r_1.pdf" in line for line in server.audit.category("FILE"))
+    a.request("exit")
+    b.lose()
+    server.settle()
+    assert server.audit.category("DISCONNECT") == [
+        f"bob ({b.protocol.session.peer}) connection lost",
+        f"alice ({peer}) left cleanly",
+    ]
