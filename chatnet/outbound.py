@@ -66,6 +66,41 @@ class _FileStream:
         self.outbound._transport.write(data)
 
 
+class WriteBatch:
+    """
+    Coalesces the writes of one reactor turn.
+
+    A broadcast reaches each member as one more small write; a member of a
+    busy room gets many in one turn.  Each :class:`Outbound` given a batch
+    keeps its control frames of the turn in a list and the batch hands each
+    connection its frames as one write when the turn ends (a ``callLater(0)``,
+    which runs before the reactor next waits for I/O): one ``send`` per
+    connection per turn instead of one per frame.
+    """
+
+    __slots__ = ("_clock", "_dirty", "_call")
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self._clock = clock
+        self._dirty: list[Outbound] = []
+        self._call: IDelayedCall | None = None
+
+    def mark(self, outbound: Outbound) -> None:
+        if self._call is None:
+            self._call = self._clock.callLater(0, self.flush)
+        self._dirty.append(outbound)
+
+    def flush(self) -> None:
+        """Write every connection's pending frames now."""
+        call, self._call = self._call, None
+        if call is not None and call.active():
+            call.cancel()
+        while self._dirty:
+            dirty, self._dirty = self._dirty, []
+            for outbound in dirty:
+                outbound._write_batch()
+
+
 @implementer(IPushProducer)
 class Outbound:
     """
@@ -75,12 +110,14 @@ class Outbound:
         the connection counts as a slow consumer.
     :param on_overflow: called with the unsent byte count just before the
         connection is aborted for being a slow consumer.
+    :param batch: coalesce control frames per reactor turn through this
+        :class:`WriteBatch`; without one, every frame is written at once.
     """
 
     __slots__ = (
         "_transport", "_clock", "_max_output", "_on_overflow", "_queue",
         "_queued", "_paused", "_closed", "_streams", "_by_transfer",
-        "_abort_call", "__weakref__",
+        "_abort_call", "_batch", "_pending", "__weakref__",
     )
 
     def __init__(
@@ -89,6 +126,7 @@ class Outbound:
         clock: IReactorTime,
         max_output: int,
         on_overflow: Callable[[int], None] = lambda n: None,
+        batch: WriteBatch | None = None,
     ) -> None:
         self._transport = transport
         self._clock = clock
@@ -103,6 +141,9 @@ class Outbound:
         self._streams: deque[_FileStream] | None = None
         self._by_transfer: dict[int, _FileStream] | None = None
         self._abort_call: IDelayedCall | None = None
+        self._batch = batch
+        #: Frames of this turn not yet written (older than anything queued).
+        self._pending: list[bytes] | None = None
         transport.registerProducer(self, True)
 
     @property
@@ -125,6 +166,15 @@ class Outbound:
         if self._closed:
             return
         if not self._paused and not self._queue:
+            if on_written is None and self._batch is not None:
+                pending = self._pending
+                if pending is None:
+                    self._pending = [data]
+                    self._batch.mark(self)
+                else:
+                    pending.append(data)
+                return
+            self._write_batch()
             self._transport.write(data)
             if on_written is not None:
                 on_written()
@@ -225,6 +275,7 @@ class Outbound:
     def _shut(self) -> None:
         self._closed = True
         self._queue = None
+        self._pending = None
         self._queued = 0
         for stream in list(self._streams or ()):
             self._stop_stream(stream)
@@ -243,8 +294,17 @@ class Outbound:
         if by_transfer is not None and by_transfer.get(stream.transfer) is stream:
             del by_transfer[stream.transfer]
 
+    def _write_batch(self) -> None:
+        """Write this turn's pending frames as one write."""
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            if not self._closed:
+                self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
     def _flush(self) -> None:
-        """Write queued control frames until the transport pauses us."""
+        """Write pending, then queued, control frames until the transport pauses us."""
+        self._write_batch()
         queue = self._queue
         if not queue:
             return

@@ -12,8 +12,8 @@ from twisted.internet.protocol import ServerFactory
 from twisted.protocols.basic import Int32StringReceiver
 from twisted.python.failure import Failure
 
-from chatnet import codec
-from chatnet.outbound import Outbound
+from chatnet import codec, writethrough
+from chatnet.outbound import Outbound, WriteBatch
 from chatnet.session import Hub, Session
 
 
@@ -39,9 +39,10 @@ class ChatServerProtocol(Int32StringReceiver):
     def connectionMade(self) -> None:
         factory = self.factory
         hub = factory.hub
+        writethrough.adopt(self.transport)
         self.outbound = Outbound(
             self.transport, factory.clock, hub.settings.max_output,
-            self._slow_consumer,
+            self._slow_consumer, factory.batch,
         )
         self.session = Session(hub, self.outbound, describe_peer(self.transport.getPeer()))
         self._deadline = factory.clock.callLater(
@@ -88,10 +89,13 @@ class ChatServerFactory(ServerFactory):
 
     :param clock: the reactor, or a :class:`~twisted.internet.task.Clock` in
         tests.
+    :param batch_writes: coalesce each connection's control frames per
+        reactor turn (see :class:`~chatnet.outbound.WriteBatch`).
     """
 
     protocol = ChatServerProtocol
 
-    def __init__(self, hub: Hub, clock: IReactorTime) -> None:
+    def __init__(self, hub: Hub, clock: IReactorTime, batch_writes: bool = True) -> None:
         self.hub = hub
         self.clock = clock
+        self.batch = WriteBatch(clock) if batch_writes else None

@@ -296,9 +296,7 @@ class Session:
         room = user.room
         if room is None:
             raise ChatError(ErrorCode.NOT_IN_ROOM, "You are not in a room; /join one first")
-        data = codec.encode_frame(
-            {"type": "message", "room": room.name, "from": user.name, "text": text, "ts": self.hub.now()}
-        )
+        data = codec.message_frame(room.name, user.name, text, self.hub.now())
         delivered = room.send(data, exclude=user)
         self._ok(req, delivered=delivered)
         self.hub.audit("BROADCAST", f"{user.name} -> {room.name} ({delivered} members): {text}")
@@ -368,11 +366,7 @@ class Session:
         self.outbox.send(codec.encode_frame(obj))
 
     def _ok(self, req: Request, **fields: Any) -> None:
-        reply: dict[str, Any] = {"type": "ok"}
-        if req.id is not None:
-            reply["id"] = req.id
-        reply.update(fields)
-        self._send(reply)
+        self.outbox.send(codec.ok_frame(req.id, **fields))
 
     def _error(self, ident: Any, error: ChatError) -> None:
         reply: dict[str, Any] = {"type": "error"}

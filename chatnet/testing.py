@@ -85,8 +85,14 @@ class TestServer:
         self.clock.advance(seconds)
         self.settle()
 
+    def flush(self) -> None:
+        """Write what the server batched for the end of the reactor turn."""
+        if self.factory.batch is not None:
+            self.factory.batch.flush()
+
     def settle(self) -> None:
         """Report connection loss on every transport the server closed."""
+        self.flush()
         for client in self.clients:
             if client.transport.disconnecting and not client.lost:
                 client.lose(ConnectionDone())
@@ -138,6 +144,7 @@ class FakeClient:
         Frames received since the last call: dicts for control frames,
         ``(transfer, bytes)`` tuples for data frames.
         """
+        self.server.flush()
         self._buffer += self.transport.value()
         self.transport.clear()
         out: list[Any] = []

@@ -70,15 +70,20 @@ def check_text(value: Any, max_bytes: int) -> str:
     """
     if not isinstance(value, str) or not value:
         raise ChatError(ErrorCode.INVALID_TEXT, "Text must be a non-empty string")
-    # A str of n code points is at most 4n bytes of UTF-8: skip the encode for
-    # the common short message.
-    if len(value) * 4 > max_bytes:
-        size = len(value.encode("utf-8"))
-        if size > max_bytes:
+    if value.isascii():
+        size = len(value)
+    else:
+        try:
+            size = len(value.encode("utf-8"))
+        except UnicodeEncodeError:  # lone surrogates from \ud800-style escapes
             raise ChatError(
-                ErrorCode.INVALID_TEXT,
-                f"Text is {size} bytes; the limit is {max_bytes} bytes",
-            )
+                ErrorCode.INVALID_TEXT, "Text is not valid Unicode (lone surrogate)"
+            ) from None
+    if size > max_bytes:
+        raise ChatError(
+            ErrorCode.INVALID_TEXT,
+            f"Text is {size} bytes; the limit is {max_bytes} bytes",
+        )
     return value
 
 
