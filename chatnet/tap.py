@@ -88,7 +88,7 @@ class Options(usage.Options):
     )
 
     optParameters = [
-        ["port", "p", "8080", "Port number or endpoint string to listen on.", endpoint_description],
+        ["port", "p", "tcp:8080", "Port number or endpoint string to listen on.", endpoint_description],
         ["max-clients", None, 10_000, "Most connections held at once.", _positive_int],
         ["room-capacity", None, 15, "Most members in one room.", _positive_int],
         ["max-text", None, 4096, "Longest message text, in bytes of UTF-8.", _positive_int],
