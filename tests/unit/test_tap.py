@@ -1,0 +1,154 @@
+"""Tests for :mod:`chatnet.tap`: the ``twistd chatnet`` command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from twisted.python.usage import UsageError
+
+from chatnet.config import Settings
+from chatnet.service import ChatService
+from chatnet.tap import Options, makeService, parse_size
+
+MIB = 1024 * 1024
+
+
+def parse(*args: str) -> Options:
+    options = Options()
+    options.parseOptions(list(args))
+    return options
+
+
+def refused(*args: str) -> str:
+    with pytest.raises(UsageError) as info:
+        parse(*args)
+    return str(info.value)
+
+
+def test_defaults_are_the_contract() -> None:
+    """With no options: port 8080 and every limit at the contract's default."""
+    options = parse()
+    assert options["port"] == "tcp:8080"
+    assert options.settings == Settings()
+    assert options["audit-log"] == "server.log" and options["spool-dir"] is None
+
+
+@pytest.mark.parametrize(
+    "port, expected",
+    [("9000", "tcp:9000"), ("0", "tcp:0"), (" 65535 ", "tcp:65535"),
+     ("tcp:0:interface=127.0.0.1", "tcp:0:interface=127.0.0.1"), ("unix:/tmp/x.sock", "unix:/tmp/x.sock")],
+)
+def test_port(port: str, expected: str) -> None:
+    """A bare port number becomes tcp:PORT; endpoint strings are kept."""
+    assert parse("--port", port)["port"] == expected
+    assert parse("-p", port)["port"] == expected
+
+
+@pytest.mark.parametrize(
+    "port, words",
+    [("70000", "out of range"), ("", "empty"), ("bogus:1", "--port"), ("tcp:notaport", "--port")],
+)
+def test_bad_port(port: str, words: str) -> None:
+    """Bad ports and endpoints are usage errors that say what is wrong."""
+    assert words in refused("--port", port)
+
+
+def test_limits_parsed() -> None:
+    """Every limit option reaches the settings."""
+    s = parse(
+        "--max-clients", "3", "--room-capacity", "2", "--max-text", "100",
+        "--max-file-size", "1MiB", "--upload-slots", "1", "--upload-queue", "0",
+        "--login-timeout", "2.5", "--shutdown-grace", "0", "--max-output", "64KiB",
+    ).settings
+    assert (s.max_clients, s.room_capacity, s.max_text, s.max_file_size) == (3, 2, 100, MIB)
+    assert (s.upload_slots, s.upload_queue, s.login_timeout, s.shutdown_grace) == (1, 0, 2.5, 0.0)
+    assert s.max_output == 64 * 1024
+
+
+@pytest.mark.parametrize(
+    "option, value, words",
+    [
+        ("--max-clients", "0", "greater than 0"),
+        ("--max-clients", "-5", "greater than 0"),
+        ("--max-clients", "many", "invalid literal"),
+        ("--room-capacity", "0", "greater than 0"),
+        ("--max-text", "1.5", "invalid literal"),
+        ("--max-file-size", "lots", "not a size"),
+        ("--max-file-size", "0", "greater than 0"),
+        ("--max-file-size", "4GiB", "4 GiB"),
+        ("--upload-slots", "0", "greater than 0"),
+        ("--upload-queue", "-1", "0 or more"),
+        ("--login-timeout", "0", "greater than 0"),
+        ("--shutdown-grace", "-1", "0 or more"),
+        ("--shutdown-grace", "nan", "0 or more"),
+        ("--max-output", "0", "greater than 0"),
+    ],
+)
+def test_bad_values(option: str, value: str, words: str) -> None:
+    """Bad values are UsageErrors with a message that says why."""
+    assert words in refused(option, value)
+
+
+def test_unknown_option() -> None:
+    """An unknown option is a usage error naming it."""
+    assert "--colour" in refused("--colour", "red")
+
+
+@pytest.mark.parametrize(
+    "text, size", [("3145728", 3 * MIB), ("3MiB", 3 * MIB), ("3m", 3 * MIB), ("512KiB", 512 * 1024),
+                   ("1.5k", 1536), ("1G", 1024 * MIB), ("7b", 7)],
+)
+def test_parse_size(text: str, size: int) -> None:
+    """Sizes take plain bytes or binary units."""
+    assert parse_size(text) == size
+
+
+def test_allow_ext() -> None:
+    """--allow-ext restricts file types; * allows all; bad lists are refused."""
+    assert parse("--allow-ext", "txt,.PDF, jpg png").settings.allowed_extensions == frozenset(
+        {"txt", "pdf", "jpg", "png"})
+    assert parse("--allow-ext", "*").settings.allowed_extensions is None
+    assert "--allow-ext" in refused("--allow-ext", "t/xt")
+
+
+def test_accounts(tmp_path: Path) -> None:
+    """--accounts reads username:password lines, folding names."""
+    path = tmp_path / "accounts"
+    path.write_text("# operators\nAlice:pw:with:colons\n\nbob:x\n")
+    assert parse("--accounts", str(path)).settings.accounts == {"alice": "pw:with:colons", "bob": "x"}
+
+
+def test_accounts_errors(tmp_path: Path) -> None:
+    """A missing file or a bad line is a usage error naming the file and line."""
+    assert "cannot read" in refused("--accounts", str(tmp_path / "missing"))
+    bad = tmp_path / "bad"
+    bad.write_text("alice:pw\nno colon here\n")
+    assert "line 2" in refused("--accounts", str(bad))
+    bad.write_text("not valid!:pw\n")
+    assert "line 1" in refused("--accounts", str(bad))
+
+
+def test_make_service(tmp_path: Path) -> None:
+    """makeService builds a ChatService from the options."""
+    options = parse("--port", "0", "--audit-log", str(tmp_path / "a.log"),
+                    "--spool-dir", str(tmp_path / "spool"), "--room-capacity", "3")
+    service = makeService(options)
+    assert isinstance(service, ChatService)
+    assert service.endpoint == "tcp:0" and service.settings.room_capacity == 3
+    assert service.audit_log == str(tmp_path / "a.log")
+    assert service.spool_dir == str(tmp_path / "spool")
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """--version prints the version and exits."""
+    with pytest.raises(SystemExit):
+        parse("--version")
+    assert capsys.readouterr().out.startswith("chatnet ")
+
+
+def test_help_lists_options() -> None:
+    """The usage text names the options."""
+    text = str(Options())
+    for option in ("--port", "--max-clients", "--allow-ext", "--shutdown-grace", "--accounts"):
+        assert option in text
