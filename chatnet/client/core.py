@@ -13,15 +13,12 @@ an :class:`~chatnet.client.transfers.UploadMux` and saves downloads through a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.protocol import Factory
 from twisted.logger import Logger
-from twisted.protocols.basic import Int32StringReceiver
 from twisted.python.failure import Failure
 
 from chatnet import codec
@@ -34,6 +31,14 @@ from chatnet.client.commands import (
     Send,
     SendFile,
 )
+from chatnet.client.events import (
+    ClientEvent,
+    ConnectionClosed,
+    Disconnected,
+    ServerError,
+    ServerEvent,
+    TransferEvent,
+)
 from chatnet.client.transfers import (
     Download,
     DownloadStore,
@@ -44,93 +49,15 @@ from chatnet.client.transfers import (
     inspect_file,
 )
 
+if TYPE_CHECKING:
+    from chatnet.client.protocol import ClientProtocol
+
+__all__ = [
+    "ClientCore", "ClientEvent", "ConnectionClosed", "Disconnected",
+    "ServerError", "ServerEvent", "TransferEvent",
+]
+
 log = Logger()
-
-
-class ServerError(Exception):
-    """An ``error`` reply: ``code`` from PROTOCOL.md section 6, ``message``."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(code, message)
-        self.code = code
-        self.message = message
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}"
-
-
-class ConnectionClosed(Exception):
-    """The connection ended before the reply came."""
-
-    def __init__(self, message: str = "Connection closed") -> None:
-        super().__init__(message)
-        self.message = message
-
-
-@dataclass(frozen=True)
-class ServerEvent:
-    """An event frame from the server (``message``, ``presence``, ...)."""
-
-    frame: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class TransferEvent:
-    """
-    A transfer changed.  ``kind``: ``queued``, ``started``, ``uploaded``,
-    ``delivered``, ``failed`` (uploads); ``receiving``, ``saved``,
-    ``discarded`` (downloads); ``progress`` (both).
-    """
-
-    kind: str
-    transfer: Transfer
-    frame: dict[str, Any] | None = field(default=None, compare=False)
-
-
-@dataclass(frozen=True)
-class Disconnected:
-    """The connection is gone; ``clean`` after our ``exit``."""
-
-    clean: bool
-    reason: str
-
-
-ClientEvent = ServerEvent | TransferEvent | Disconnected
-
-
-class ClientProtocol(Int32StringReceiver):
-    """Carry frames between the socket and a :class:`ClientCore`. Decide nothing."""
-
-    MAX_LENGTH = codec.MAX_PAYLOAD
-
-    def __init__(self, core: ClientCore) -> None:
-        self.core = core
-
-    def connectionMade(self) -> None:
-        self.core.connected(self)
-
-    def stringReceived(self, payload: bytes) -> None:
-        self.core.received(codec.decode(payload))
-
-    def lengthLimitExceeded(self, length: int) -> None:
-        self.core.emit(ServerEvent({
-            "type": "error", "code": "frame-too-large",
-            "message": f"Server sent a frame of {length} bytes; closing",
-        }))
-        self.transport.loseConnection()
-
-    def connectionLost(self, reason: Failure = ConnectionDone()) -> None:
-        self.core.lost(reason)
-
-
-class ClientFactory(Factory):
-    """Builds the one protocol for a core."""
-
-    def __init__(self, core: ClientCore) -> None:
-        self.core = core
-
-    def buildProtocol(self, addr: Any) -> ClientProtocol:
-        return ClientProtocol(self.core)
 
 
 class ClientCore:
@@ -598,33 +525,3 @@ def _fail(error: Exception) -> Deferred[Any]:
     d.errback(error)
     return d
 
-
-def connect(
-    reactor: Any,
-    core: ClientCore,
-    host: str,
-    port: int,
-    tls: bool = False,
-    ca: str | None = None,
-    timeout: float = 10,
-) -> Deferred[ClientProtocol]:
-    """
-    Connect ``core`` to ``host:port`` (TLS when ``tls``, trusting ``ca`` or
-    the platform's roots).
-
-    :returns: fires with the protocol once connected; fails with the
-        connection error (``ConnectionRefusedError`` and friends).
-    """
-    from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
-
-    endpoint: Any = HostnameEndpoint(reactor, host.encode("idna"), port, timeout=timeout)
-    if tls:
-        from twisted.internet.ssl import Certificate, optionsForClientTLS, platformTrust
-
-        if ca is not None:
-            with open(ca, "rb") as f:
-                trust: Any = Certificate.loadPEM(f.read())
-        else:
-            trust = platformTrust()
-        endpoint = wrapClientTLS(optionsForClientTLS(host, trustRoot=trust), endpoint)
-    return endpoint.connect(ClientFactory(core))

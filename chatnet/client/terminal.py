@@ -15,8 +15,9 @@ from twisted.internet import task
 
 from chatnet import validation
 from chatnet._version import __version__
-from chatnet.client.core import ClientCore, connect
+from chatnet.client.core import ClientCore
 from chatnet.client.lines import EXIT_CONNECT, EXIT_ERROR, run_line_mode
+from chatnet.client.protocol import connect
 from chatnet.errors import ChatError
 
 DEFAULT_HOST = "127.0.0.1"

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from support.processes import CLIENT, Server, start_client, start_server
 
 pytestmark = pytest.mark.scenario

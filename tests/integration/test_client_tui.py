@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from support.processes import CLIENT, Server, start_client, start_server
 from support.tmux import TMUX, Tmux
 

@@ -3,6 +3,7 @@
 from typing import Any
 
 import pytest
+from support.client_harness import connected, has_result, result_of
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.python.failure import Failure
 
@@ -14,7 +15,6 @@ from chatnet.client.core import (
     ServerError,
     ServerEvent,
 )
-from support.client_harness import connected, has_result, result_of
 
 
 def test_login_sets_name_server_and_limits(tmp_path: Any) -> None:

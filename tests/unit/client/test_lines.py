@@ -4,6 +4,7 @@ import io
 import json
 from typing import Any
 
+from support.client_harness import Harness, connected, has_result, result_of
 from twisted.internet.defer import Deferred, DeferredQueue, ensureDeferred
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.python.failure import Failure
@@ -15,7 +16,6 @@ from chatnet.client.lines import (
     EXIT_SHUTDOWN,
     LineMode,
 )
-from support.client_harness import Harness, connected, has_result, result_of
 
 
 class Run:

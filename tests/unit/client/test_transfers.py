@@ -5,13 +5,13 @@ import os
 from typing import Any
 
 import pytest
+from support.client_harness import Harness, connected, has_result, result_of
 from twisted.internet.error import ConnectionLost
 from twisted.python.failure import Failure
 
 from chatnet import codec
 from chatnet.client.commands import SendFile
 from chatnet.client.transfers import LocalError, inspect_file
-from support.client_harness import Harness, connected, has_result, result_of
 
 CHUNK = 2**14
 

@@ -2,13 +2,13 @@
 
 from typing import Any
 
+from support.client_harness import Harness, connected
 from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 
 from chatnet.client.lines import EXIT_OK, EXIT_SHUTDOWN
-from chatnet.client.ui import ChatView, TransferBar, _bar_texts
 from chatnet.client.transfers import Upload
-from support.client_harness import Harness, connected
+from chatnet.client.ui import ChatView, TransferBar, _bar_texts
 
 
 class View:

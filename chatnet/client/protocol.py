@@ -1,0 +1,86 @@
+"""
+The client's protocol: frames between the socket and a
+:class:`~chatnet.client.core.ClientCore`, and :func:`connect`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
+from twisted.internet.protocol import Factory
+from twisted.protocols.basic import Int32StringReceiver
+from twisted.python.failure import Failure
+
+from chatnet import codec
+from chatnet.client.core import ClientCore
+from chatnet.client.events import ServerEvent
+
+_DONE = Failure(ConnectionDone())
+
+
+class ClientProtocol(Int32StringReceiver):
+    """Carry frames between the socket and a :class:`ClientCore`. Decide nothing."""
+
+    MAX_LENGTH = codec.MAX_PAYLOAD
+
+    def __init__(self, core: ClientCore) -> None:
+        self.core = core
+
+    def connectionMade(self) -> None:
+        self.core.connected(self)
+
+    def stringReceived(self, payload: bytes) -> None:
+        self.core.received(codec.decode(payload))
+
+    def lengthLimitExceeded(self, length: int) -> None:
+        self.core.emit(ServerEvent({
+            "type": "error", "code": "frame-too-large",
+            "message": f"Server sent a frame of {length} bytes; closing",
+        }))
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason: Failure = _DONE) -> None:
+        self.core.lost(reason)
+
+
+class ClientFactory(Factory):
+    """Builds the one protocol for a core."""
+
+    def __init__(self, core: ClientCore) -> None:
+        self.core = core
+
+    def buildProtocol(self, addr: Any) -> ClientProtocol:
+        return ClientProtocol(self.core)
+
+
+def connect(
+    reactor: Any,
+    core: ClientCore,
+    host: str,
+    port: int,
+    tls: bool = False,
+    ca: str | None = None,
+    timeout: float = 10,
+) -> Deferred[ClientProtocol]:
+    """
+    Connect ``core`` to ``host:port`` (TLS when ``tls``, trusting ``ca`` or
+    the platform's roots).
+
+    :returns: fires with the protocol once connected; fails with the
+        connection error (``ConnectionRefusedError`` and friends).
+    """
+    from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+
+    endpoint: Any = HostnameEndpoint(reactor, host.encode("idna"), port, timeout=timeout)
+    if tls:
+        from twisted.internet.ssl import Certificate, optionsForClientTLS, platformTrust
+
+        if ca is not None:
+            with open(ca, "rb") as f:
+                trust: Any = Certificate.loadPEM(f.read())
+        else:
+            trust = platformTrust()
+        endpoint = wrapClientTLS(optionsForClientTLS(host, trustRoot=trust), endpoint)
+    return endpoint.connect(ClientFactory(core))
