@@ -89,6 +89,12 @@ class ChatService(Service):
             self._listen_error.raiseException()
         Service.privilegedStartService(self)
 
+    def startService(self) -> None:
+        # ``twist`` (python -m twisted chatnet) calls only startService.
+        if self.factory is None:
+            self.privilegedStartService()
+        Service.startService(self)
+
     def _listening(self, port: IListeningPort) -> None:
         self.port = port
         address = describe_peer(port.getHost())
