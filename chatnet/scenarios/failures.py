@@ -1,0 +1,138 @@
+"""
+Scenarios about things going wrong: 4 (unexpected disconnection) and 7
+(SIGINT shutdown).
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+
+from chatnet.scenarios.context import Context, check
+from chatnet.scenarios.files import SLOTS, accepted, offer
+
+#: ``chatnet-client`` exit status after the server shut down.
+EXIT_SHUTDOWN = 5
+#: The server's default ``--shutdown-grace``.
+GRACE = 5.0
+
+
+def unexpected_disconnection(ctx: Context) -> str:
+    """
+    A client killed with SIGKILL is noticed: its room sees it disconnect,
+    the log says the connection was lost, and its name is free again.  A
+    peer killed in the middle of an upload loses the transfer
+    (``sender-disconnected``) and its slot goes to the next in the queue.
+    """
+    server = ctx.start_server()
+    watcher, victim = ctx.client("watcher"), ctx.client("victim")
+    for client in (watcher, victim):
+        client.send("/join groupA")
+        client.out.wait_for(r"^\[ok\] joined groupA ", ctx.timeout)
+    watcher.out.wait_for(r"^\[groupA\] \* victim joined$", ctx.timeout)
+    ctx.kill9(victim)
+    watcher.out.wait_for(r"^\[groupA\] \* victim disconnected$", ctx.timeout)
+    lost = server.wait_log("DISCONNECT", r"victim \(\S+\) connection lost", ctx.timeout)
+    server.wait_log("LEAVE", r"victim left groupA \(1/15\)", ctx.timeout)
+    watcher.send("/who")
+    watcher.out.wait_for(r"^\[who\] groupA: watcher \(1\)$", ctx.timeout)
+    again = ctx.client("victim-again", login=False)
+    again.send("victim")
+    again.out.wait_for(r"^\[ok\] logged in as victim ", ctx.timeout)
+
+    # Mid-upload: five peers hold the five slots, a sixth waits.
+    big = ctx.workdir / "files" / "big.bin"
+    ctx.make_file(big, 1024 * 1024)
+    peers = [ctx.peer(name) for name in ("dropper", "hold2", "hold3", "hold4", "hold5", "waiter")]
+    transfers = [accepted(ctx, peer, offer(ctx, peer, "watcher", big))["transfer"] for peer in peers]
+    for peer, transfer in zip(peers[:SLOTS], transfers, strict=False):
+        peer.wait_frame(ctx.timeout, type="upload-start", transfer=transfer)
+    dropper, waiter = peers[0], peers[SLOTS]
+    half = 512 * 1024
+    dropper.upload(transfers[0], big, half)  # type: ignore[arg-type]
+    dropper.wait_frame(ctx.timeout, type="sent", bytes=half)
+    waiter.out.stays_without('"upload-start"', 0.1)
+    ctx.kill9(dropper)
+    server.wait_log(
+        "FILE", rf"transfer #{transfers[0]} big\.bin from dropper .* failed \(uploading\): "
+        "sender-disconnected", ctx.timeout)
+    server.wait_log("DISCONNECT", r"dropper \(\S+\) connection lost", ctx.timeout)
+    start = waiter.wait_frame(ctx.timeout, type="upload-start", transfer=transfers[SLOTS])
+    check(not list((ctx.workdir / "server" / "spool").glob(f"*{transfers[0]}*")),
+          "the dropped upload's spool file is still there")
+    for client in (watcher, again):
+        ctx.finish(client)
+    return ("victim killed: groupA saw it disconnect, log '"
+            + lost[0].split("] ", 2)[2] + "', name taken again by a new client; "
+            f"dropper killed after {half // 1024} KiB of 1 MiB: sender-disconnected, "
+            f"its slot went to waiter (waited {start['waited']:.2f}s)")
+
+
+def sigint_shutdown(ctx: Context) -> str:
+    """
+    SIGINT to the server with clients chatting, uploads running and queued,
+    and one connection not logged in: everyone is told, the clients exit
+    with the shut-down status, every transfer fails with ``shutdown``, the
+    server exits within the grace period and logs ``SHUTDOWN`` with the
+    number of clients.
+    """
+    server = ctx.start_server("--shutdown-grace", str(GRACE))
+    alice, bob = ctx.client("alice"), ctx.client("bob")
+    for client in (alice, bob):
+        client.send("/join groupA")
+        client.out.wait_for(r"^\[ok\] joined groupA ", ctx.timeout)
+    alice.send("hello before the shutdown")
+    bob.out.wait_for(r"^\[groupA\] alice: hello before the shutdown$", ctx.timeout)
+
+    big = ctx.workdir / "files" / "big.bin"
+    ctx.make_file(big, 1024 * 1024)
+    peers = [ctx.peer(f"up{i}") for i in range(1, SLOTS + 2)]
+    transfers = [accepted(ctx, peer, offer(ctx, peer, "bob", big))["transfer"] for peer in peers]
+    for peer, transfer in zip(peers[:SLOTS], transfers, strict=False):
+        peer.wait_frame(ctx.timeout, type="upload-start", transfer=transfer)
+        peer.upload(transfer, big, 256 * 1024)  # type: ignore[arg-type]
+        peer.wait_frame(ctx.timeout, type="sent")
+    carol = ctx.client("carol")
+    ctx.make_file(carol.cwd / "report.pdf", 100_000)
+    carol.send("/sendfile report.pdf bob")
+    carol.out.wait_for(r"^\[file\] report\.pdf .* to bob: transfer \d+, queued, 1 ahead$", ctx.timeout)
+    lurker = ctx.peer("lurker", login=False)
+    lurker.request("ping")
+    lurker.wait_frame(ctx.timeout, type="ok", id=1)
+    clients = [alice, bob, carol]
+    connections = len(clients) + len(peers) + 1
+
+    sent_at = time.monotonic()
+    server.signal(signal.SIGINT)
+    status = server.wait(GRACE + ctx.timeout)
+    took = (server.exited_at or time.monotonic()) - sent_at
+    check(status in (0, -signal.SIGINT), f"the server exited with status {status}\n"
+          + server.describe())
+    check(took <= GRACE + 1, f"the server took {took:.2f}s to exit (grace {GRACE}s)")
+    for client in clients:
+        client.out.wait_for(r"^\[server\] shutting down: ", ctx.timeout)
+        ctx.finish(client, EXIT_SHUTDOWN)
+        check("server shut down" in client.err.text, f"{client.name}: " + client.err.text)
+    carol.out.wait_for(r"^\[error\] sending report\.pdf to bob failed: the server shut down$",
+                       ctx.timeout)
+    for peer, transfer in zip(peers, transfers, strict=True):
+        peer.wait_frame(ctx.timeout, type="file-failed", transfer=transfer, reason="shutdown")
+    for peer in (*peers, lurker):
+        peer.wait_frame(ctx.timeout, type="shutdown")
+        peer.wait_frame(ctx.timeout, type="closed")
+        check(peer.wait(ctx.timeout) == 0, f"{peer.name} did not exit cleanly")
+    line = server.wait_log("SHUTDOWN", r"disconnected \d+ clients", ctx.timeout)[0]
+    counts = re.search(r"disconnected (\d+) clients, failed (\d+) transfers", line)
+    check(counts is not None and int(counts.group(1)) == connections,
+          f"expected {connections} clients in {line!r}")
+    failed = int(counts.group(2))  # type: ignore[union-attr]
+    check(failed == len(peers) + 1, f"expected {len(peers) + 1} failed transfers in {line!r}")
+    spool = ctx.workdir / "server" / "spool"
+    left = list(spool.iterdir()) if spool.exists() else []
+    check(not left, f"spool files left behind: {left}")
+    how = "0" if status == 0 else "SIGINT re-raised"
+    return (f"{connections} connections told (1 not logged in), {len(clients)} clients "
+            f"exited {EXIT_SHUTDOWN} (shut down); {SLOTS} running + 2 queued uploads failed "
+            f"'shutdown'; server exited ({how}) in {took:.2f}s; log: "
+            f"'{line.split('] ', 2)[2]}'")
