@@ -91,6 +91,8 @@ class ClientCore:
         self._frame_listeners: list[Callable[[dict[str, Any]], None]] = []
         self._idle: list[Deferred[None]] = []
         self._exiting = False
+        #: Frames from the server so far: none means we never really connected.
+        self.frames_received = 0
         self._gone: Disconnected | None = None
 
     # -- subscriptions ---------------------------------------------------
@@ -291,6 +293,7 @@ class ClientCore:
 
     def received(self, frame: codec.Frame) -> None:
         """Handle one decoded frame from the server."""
+        self.frames_received += 1
         if isinstance(frame, codec.DataFrame):
             self._data(frame)
         elif isinstance(frame, codec.BadFrame):
@@ -493,7 +496,7 @@ class ClientCore:
         elif clean:
             text = "Disconnected"
         else:
-            text = f"Connection lost: {reason.getErrorMessage()}"
+            text = _lost_text(reason, answered=self.frames_received > 0)
         self._gone = Disconnected(clean, text)
         pending, self._pending = self._pending, {}
         for d in pending.values():
@@ -518,6 +521,20 @@ _HANDLERS: dict[str, Callable[[ClientCore, dict[str, Any]], None]] = {
     "file-end": ClientCore._file_end,
     "file-aborted": ClientCore._file_aborted,
 }
+
+
+def _lost_text(reason: Failure, answered: bool) -> str:
+    """Why the connection went, in words that suggest a fix."""
+    message = reason.getErrorMessage()
+    if "certificate verify failed" in message:
+        return ("TLS handshake failed: the server's certificate is not trusted "
+                "(give its CA with --ca FILE)")
+    if "SSL routines" in message or "wrong version number" in message:
+        return f"TLS handshake failed ({message}); is the server using TLS?"
+    if not answered:
+        return ("the server closed the connection without a word "
+                "(if it is a TLS server, use --tls)")
+    return f"Connection lost: {message}"
 
 
 def _fail(error: Exception) -> Deferred[Any]:

@@ -243,7 +243,9 @@ class LineMode:
             return EXIT_OK
         reason = gone.reason if isinstance(gone, Disconnected) else "connection lost"
         self._print(f"chatnet-client: {reason}", self.err)
-        return EXIT_LOST
+        # Nothing ever came back (TLS mismatch, not a chatnet server): we
+        # never really connected.
+        return EXIT_LOST if self.core.frames_received else EXIT_CONNECT
 
 
 def run_line_mode(reactor: Any, core: ClientCore, **options: Any) -> Deferred[int]:

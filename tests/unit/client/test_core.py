@@ -197,3 +197,10 @@ def test_when_idle_waits_for_replies(tmp_path: Any) -> None:
     assert not has_result(idle)
     h.reply(h.requests()[0], users=[])
     assert has_result(idle)
+
+
+def test_closed_without_a_word_suggests_tls(tmp_path: Any) -> None:
+    """A server that closes before saying anything may want TLS."""
+    h = connected(str(tmp_path), login=False)
+    h.protocol.connectionLost(Failure(ConnectionDone()))
+    assert "if it is a TLS server, use --tls" in h.events[-1].reason
