@@ -12,8 +12,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import profile as profiling
 from bench import report
-from bench.procs import BENCH, BenchError, build_loadgen, machine, raise_nofile, write_json_line
+from bench.procs import (
+    BENCH,
+    BenchError,
+    build_loadgen,
+    machine,
+    raise_nofile,
+    write_json_line,
+)
 from bench.scenarios import SCENARIOS, Plan
 
 
@@ -51,6 +59,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workdir", type=Path, help="where servers keep logs and spools "
                    "(default: the temporary folder)")
     p.add_argument("--keep", action="store_true", help="keep each server's folder")
+    p.add_argument("--profile", type=Path, metavar="DIR",
+                   help="record the chatnet server with py-spy during each fan-out and "
+                   "latency window into DIR and print its hottest functions (slows the "
+                   "server: figures of a profiled run are not quoted)")
     p.add_argument("--rebuild", action="store_true", help="rebuild the load generator")
     args = p.parse_args(argv)
     unknown = [s for s in args.scenarios if s not in SCENARIOS]
@@ -66,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     def log(text: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
+    if args.profile and not profiling.py_spy():
+        print("bench: --profile needs py-spy on PATH (pip install py-spy)", file=sys.stderr)
+        return 2
     try:
         build_loadgen(force=args.rebuild)
     except BenchError as e:
@@ -77,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         soak_duration=args.soak_duration, soak_clients=args.soak_clients,
         reference=not args.no_reference, reactor=args.reactor, server_cmd=args.server_cmd,
         server_args=args.server_arg, keep=args.keep, base=args.workdir, log=log,
+        profile=args.profile,
     )
     if plan.clients > nofile - 50:
         log(f"--clients {plan.clients} is above the open-file limit ({nofile}); expect failures")
@@ -106,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     ratio_rows = report.ratios(results)
     for q in ratio_rows:
         write_json_line(sink, {"kind": "ratio", **q})
-    verdicts = report.targets(results, quick=args.quick)
+    verdicts = report.targets(results, quick=args.quick or bool(args.profile))
     for v in verdicts:
         write_json_line(sink, {"kind": "target", "target": v.target, "measured": v.measured, "met": v.met})
     if sink is not sys.stdout:
@@ -118,4 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     print(report.format_table(results, ratio_rows), file=out)
     print(file=out)
     print(report.format_targets(verdicts), file=out)
+    for r in results:
+        if r.get("profile"):
+            print(file=out)
+            print(profiling.report(Path(r["profile"])), file=out)
     return 1 if any(r.get("error") for r in results) else 0

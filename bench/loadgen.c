@@ -52,7 +52,11 @@
 
 #define MAX_PAYLOAD 65541u
 #define SCRATCH_SIZE (256 * 1024)
-#define HIST_US 200000 /* latency histogram: 1 us buckets up to 200 ms */
+/* latency histogram: 1 us buckets to 10 ms, 10 us to 1 s, 1 ms to 60 s */
+#define HIST_T1 10000u
+#define HIST_T2 (HIST_T1 + 99000u)
+#define HIST_T3 (HIST_T2 + 59000u)
+#define HIST_N (HIST_T3 + 1u)
 #define MAX_RX 8       /* concurrent incoming transfers per receiver */
 #define MAX_FILES 256
 #define MAX_CODES 16
@@ -134,7 +138,7 @@ static uint64_t deliveries, deliveries_warm, deliveries_stop;
 static uint64_t sent_total, sent_warm, sent_stop;
 static uint64_t gaps, dups, unknown, replies_ok, closed_unexpected;
 static uint64_t expected_deliveries;
-static uint64_t hist[HIST_US + 1], lat_n, lat_max, lat_sum;
+static uint64_t hist[HIST_N], lat_n, lat_max, lat_sum;
 static uint64_t lat_k; /* latency: messages scheduled so far */
 /* files */
 static uint64_t f_started, f_uploaded, f_rx_ok, f_rx_bad, f_delivered, f_failed,
@@ -498,10 +502,28 @@ static void send_msg(struct conn *c)
     sent_total++;
 }
 
+static uint64_t lat_debug_t, lat_debug_max, lat_debug_n, lat_debug_big;
 static void lat_add(uint64_t ns)
 {
-    uint64_t us = ns / 1000;
-    hist[us > HIST_US ? HIST_US : us]++;
+    if (lat_debug_t) {
+        uint64_t t = now_ns();
+        if (ns > lat_debug_max) lat_debug_max = ns;
+        lat_debug_n++;
+        lat_debug_big += ns > 2000000;
+        if (t - lat_debug_t >= 100000000ull) {
+            fprintf(stderr, "lat %.1f max %.2f ms n %llu >2ms %llu\n", secs(t - t_go),
+                    lat_debug_max / 1e6, (unsigned long long)lat_debug_n,
+                    (unsigned long long)lat_debug_big);
+            lat_debug_t = t;
+            lat_debug_max = lat_debug_n = lat_debug_big = 0;
+        }
+    }
+    uint64_t us = ns / 1000, i;
+    if (us < 10000) i = us;
+    else if (us < 1000000) i = HIST_T1 + (us - 10000) / 10;
+    else if (us < 60000000) i = HIST_T2 + (us - 1000000) / 1000;
+    else i = HIST_T3;
+    hist[i]++;
     lat_n++;
     lat_sum += ns;
     if (ns > lat_max) lat_max = ns;
@@ -999,11 +1021,16 @@ static double hist_pct(double q)
     uint64_t want = (uint64_t)(q * (double)lat_n);
     if (want >= lat_n) want = lat_n - 1;
     uint64_t acc = 0;
-    for (int i = 0; i <= HIST_US; i++) {
+    for (uint32_t i = 0; i < HIST_N; i++) {
         acc += hist[i];
-        if (acc > want) return i / 1000.0 + 0.0005; /* bucket midpoint, ms */
+        if (acc > want) { /* bucket midpoint, in ms */
+            if (i < HIST_T1) return i / 1000.0 + 0.0005;
+            if (i < HIST_T2) return (10000 + (i - HIST_T1) * 10.0) / 1000.0 + 0.005;
+            if (i < HIST_T3) return (1000000 + (i - HIST_T2) * 1000.0) / 1000.0 + 0.5;
+            return lat_max / 1e6;
+        }
     }
-    return HIST_US / 1000.0;
+    return lat_max / 1e6;
 }
 
 static double cpu_since(struct rusage *a)
@@ -1143,6 +1170,7 @@ static void go(void)
     t_warm = t_go + (uint64_t)(warmup * 1e9);
     t_stop = t_go + (uint64_t)((warmup + duration) * 1e9);
     t_tick = t_go;
+    if (getenv("LOADGEN_DEBUG")) lat_debug_t = t_go;
     if (scen == S_CONNECT) {
         t_stop = t_warm = t_go;
         phase = PH_DONE;
@@ -1155,8 +1183,11 @@ static void go(void)
                 for (int w = 0; w < window_; w++) send_msg(&conns[i]);
     }
     if (scen == S_LATENCY) {
+        /* the due messages go out on each tick: at most 1,000 ticks a second
+           keeps the generator's own wake-ups cheap (sends go in small bursts
+           over different rooms, each stamped when it is written) */
         uint64_t period = (uint64_t)(1e9 / rate);
-        if (period < 50000) period = 50000;
+        if (period < 1000000) period = 1000000;
         set_timer(period);
         lat_k = 0;
         return;

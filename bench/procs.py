@@ -143,8 +143,10 @@ class Loadgen:
     def __init__(self, args: list[str], port: int, proto: str = "chatnet") -> None:
         cmd = [str(LOADGEN), "--port", str(port), "--proto", proto, *args]
         self.cmd = cmd
+        # stderr to a file: a pipe nobody reads could fill and stall it
+        self.stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
             text=True, bufsize=1,
         )
         self.pid = self.proc.pid
@@ -183,7 +185,8 @@ class Loadgen:
             if event["event"] == name:
                 return event
             if event["event"] == "exit":
-                err = self.proc.stderr.read() if self.proc.stderr else ""
+                self.stderr.seek(0)
+                err = self.stderr.read()[-2000:].decode(errors="replace")
                 raise BenchError(f"loadgen exited before {name!r}: {err.strip()}")
 
     def send(self, command: str) -> None:

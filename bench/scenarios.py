@@ -14,10 +14,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import profile as profiling
 from bench import report
 from bench.procs import (
-    BenchError, ChatnetServer, Loadgen, NgircdServer, Sampler, Server, cpu_share,
-    ngircd_path, sample, tail, workdir,
+    BenchError,
+    ChatnetServer,
+    Loadgen,
+    NgircdServer,
+    Sampler,
+    Server,
+    cpu_share,
+    ngircd_path,
+    sample,
+    tail,
+    workdir,
 )
 
 MIB = 1024 * 1024
@@ -39,6 +49,7 @@ class Plan:
     server_args: list[str] = field(default_factory=list)
     keep: bool = False
     base: Path | None = None
+    profile: Path | None = None
     log: Callable[[str], None] = print
 
     def __post_init__(self) -> None:
@@ -161,7 +172,7 @@ def fanout(plan: Plan) -> list[dict[str, Any]]:
 
 def latency(plan: Plan) -> list[dict[str, Any]]:
     out = []
-    rooms = 100
+    rooms = 20 if plan.quick else 100
     for rate in (1000, 4000):
         for system in systems(plan):
             case = f"{rate}/s"
@@ -190,10 +201,18 @@ def _chat(plan: Plan, system: str, kind: str, rooms: int, rate: int | None) -> d
             s0 = sample(server.pid)
             lg.send("go")
             time.sleep(plan.warmup)
+            spy = None
+            if plan.profile and system == "chatnet":
+                plan.profile.mkdir(parents=True, exist_ok=True)
+                r["profile"] = str(plan.profile / f"{kind}-{case.replace('/', 'per')}.txt")
+                spy = profiling.start(server.pid, plan.duration, Path(r["profile"]))
+                r["notes"].append("profiled with py-spy: figures not quoted")
             a, ga = sample(server.pid), sample(lg.pid)
             time.sleep(plan.duration)
             b, gb = sample(server.pid), sample(lg.pid)
             done = lg.wait("done", 60 + plan.duration)
+            if spy:
+                spy.wait(timeout=60)
         finally:
             lg.quit()
         keys = ("msgs_per_s", "deliveries_per_s", "sent", "deliveries", "expected_deliveries",
@@ -202,6 +221,9 @@ def _chat(plan: Plan, system: str, kind: str, rooms: int, rate: int | None) -> d
         r.update({k: done.get(k) for k in keys})
         r.update(server_cpu=cpu_share(a, b), gen_cpu=cpu_share(ga, gb),
                  server_cpu_total=cpu_share(s0, b), rss_mib=b.rss / MIB)
+        if r["gen_cpu"] > 0 and done.get("deliveries_per_s"):
+            # what one core of the generator handles at this load: its headroom
+            r["gen_deliveries_per_core"] = done["deliveries_per_s"] / r["gen_cpu"]
         if isinstance(server, ChatnetServer) and server.alive():
             server.stop()
             logged = server.audit_count("BROADCAST")

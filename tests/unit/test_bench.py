@@ -1,0 +1,145 @@
+"""
+The benchmark suite's own arithmetic (bench/report.py, bench/profile.py, the
+command line).  The benchmarks themselves never run as tests.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # plain `pytest` does not put the checkout on the path
+    sys.path.insert(0, str(ROOT))
+
+from bench import profile, report  # noqa: E402
+from bench.cli import parse_args  # noqa: E402
+
+MIB = 1024 * 1024
+
+
+def result(scenario: str, case: str, system: str = "chatnet", **figures: object) -> dict:
+    base = {"scenario": scenario, "case": case, "system": system, "notes": [],
+            "server_cpu": 0.5, "gen_cpu": 0.2}
+    base.update(figures)
+    return base
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"), [(0, 1), (1, 1), (50, 50), (99, 99), (99.9, 100), (100, 100)]
+)
+def test_percentile_nearest_rank(q: float, expected: float) -> None:
+    """Nearest rank over 1..100: the q-th percentile is ceil(q) itself."""
+    values = list(range(1, 101))
+    assert report.percentile(values, q) == expected
+
+
+def test_percentile_edges() -> None:
+    """No values give 0; a q outside 0..100 is an error."""
+    assert report.percentile([], 50) == 0.0
+    assert report.percentile([7.0], 99.9) == 7.0
+    with pytest.raises(ValueError):
+        report.percentile([1.0], 101)
+
+
+def test_growth_and_per_connection() -> None:
+    """Percent growth and KiB per connection, with their zero guards."""
+    assert report.growth_pct(100, 110) == pytest.approx(10.0)
+    assert report.growth_pct(100, 95) == pytest.approx(-5.0)
+    assert report.growth_pct(0, 5) == 0.0
+    assert report.per_connection_kib(10 * MIB, 10 * MIB + 4096 * 1000, 1000) == pytest.approx(4.0)
+    assert report.per_connection_kib(1, 2, 0) == 0.0
+
+
+def test_generator_bound_threshold() -> None:
+    """Above 90 % of a core the generator may have been the bottleneck."""
+    assert not report.gen_bound({"gen_cpu": 0.90})
+    assert report.gen_bound({"gen_cpu": 0.91})
+    assert not report.gen_bound({})
+
+
+def test_ratios_pair_systems_per_case() -> None:
+    """One ratio per case both systems ran; a generator-bound side is not quoted."""
+    results = [
+        result("fanout", "100x15", deliveries_per_s=300_000.0),
+        result("fanout", "100x15", "ngircd", deliveries_per_s=100_000.0),
+        result("fanout", "1x15", deliveries_per_s=300_000.0, gen_cpu=0.95),
+        result("fanout", "1x15", "ngircd", deliveries_per_s=150_000.0),
+        result("files", "1 sender", mb_per_s=500.0),
+    ]
+    rows = {r["case"]: r for r in report.ratios(results)}
+    assert set(rows) == {"100x15", "1x15"}
+    assert rows["100x15"]["ratio"] == pytest.approx(3.0)
+    assert rows["100x15"]["quoted"]
+    assert rows["1x15"]["ratio"] == pytest.approx(2.0)
+    assert not rows["1x15"]["quoted"]
+
+
+def test_targets_met_and_missed() -> None:
+    """Each target reads the right figure; a failed one says MISSED."""
+    results = [
+        result("connections", "15000 clients", connected=15_000, failed=0, kib_per_conn=3.2),
+        result("fanout", "100x15", deliveries_per_s=200_000.0, exact=True, audit_ok=True),
+        result("fanout", "100x15", "ngircd", deliveries_per_s=100_000.0),
+        result("fanout", "1x15", deliveries_per_s=290_000.0, exact=True, audit_ok=True),
+        result("latency", "1000/s", p99_ms=1.5),
+        result("latency", "4000/s", p99_ms=12.0, server_cpu=0.8),
+        result("files", "1 sender", file_size=3 * MIB, mb_per_s=450.0, intact=True),
+        result("soak", "300s", rss_growth_pct=3.0, fds_leaked=0, spool_left=0),
+    ]
+    verdicts = {v.target: v.met for v in report.targets(results)}
+    assert verdicts["15,000 logged-in clients held"] is True
+    assert verdicts["<= 4 KiB RSS per connection"] is True
+    assert verdicts["fan-out 100x15 >= 1.5x ngircd deliveries/s"] is True
+    assert verdicts["fan-out 1x15 >= 300,000 deliveries/s"] is False
+    assert verdicts["latency 1,000 msg/s: p99 <= 2 ms"] is True
+    assert verdicts["latency 4,000 msg/s: server < 0.9 core"] is True
+    assert verdicts["latency 4,000 msg/s: p99 <= 10 ms"] is False
+    assert verdicts["files 1 sender: >= 400 MB/s, bytes intact"] is True
+    assert verdicts["soak: RSS within 10 % of start after warm-up"] is True
+
+
+def test_targets_not_quoted_when_generator_bound_or_quick() -> None:
+    """A generator-bound figure is left out; a quick run quotes nothing."""
+    bound = [result("fanout", "1x15", deliveries_per_s=400_000.0, exact=True, gen_cpu=0.99)]
+    assert "fan-out 1x15 >= 300,000 deliveries/s" not in {v.target for v in report.targets(bound)}
+    quick = [result("latency", "1000/s", p99_ms=1.0)]
+    assert all(v.met is None for v in report.targets(quick, quick=True))
+
+
+def test_table_marks_generator_bound_and_failures() -> None:
+    """The table flags a generator-bound row and prints a failed run's error."""
+    text = report.format_table(
+        [result("fanout", "1x15", deliveries_per_s=1.0, gen_cpu=0.97),
+         result("files", "8 senders", error="server died")],
+        [],
+    )
+    assert "GEN-BOUND" in text
+    assert "FAILED: server died" in text
+
+
+def test_profile_summarise_collapsed_stacks() -> None:
+    """Self time goes to the leaf, inclusive time once per stack to every frame."""
+    lines = [
+        "run (twisted/internet/base.py:1);f (/work/main/chatnet/session.py:10);g (/work/main/chatnet/codec.py:5) 3\n",
+        "run (twisted/internet/base.py:1);f (/work/main/chatnet/session.py:10) 1\n",
+        "run (twisted/internet/base.py:1);f (/work/main/chatnet/session.py:10);f (/work/main/chatnet/session.py:10) 2\n",
+        "\n",
+        "garbage\n",
+    ]
+    own, inclusive, total = profile.summarise(lines)
+    assert total == 6
+    assert own["chatnet/codec.py:g"] == 3
+    assert own["chatnet/session.py:f"] == 3
+    assert inclusive["chatnet/session.py:f"] == 6
+    assert inclusive["twisted/internet/base.py:run"] == 6
+
+
+def test_command_line() -> None:
+    """Scenario names are checked; --quick and --json parse."""
+    args = parse_args(["fanout", "latency", "--quick", "--json", "-"])
+    assert args.scenarios == ["fanout", "latency"] and args.quick and args.json == "-"
+    with pytest.raises(SystemExit):
+        parse_args(["nonsense"])
