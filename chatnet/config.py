@@ -32,6 +32,9 @@ class Settings:
     upload_slots: int = 5
     upload_queue: int = 100
     login_timeout: float = 30.0
+    #: Seconds an upload may go without a data frame before it fails
+    #: (``size-mismatch``), so a stalled sender cannot hold a slot forever.
+    upload_idle_timeout: float = 60.0
     shutdown_grace: float = 5.0
     max_output: int = 8 * MIB
     #: ``{folded username: password}`` when the operator configured accounts.

@@ -57,6 +57,8 @@ class RecordingAudit:
 class TestServer:
     """A server's shared state and factory, on a fake clock."""
 
+    __test__ = False  # not a pytest test class, despite its name
+
     def __init__(self, settings: Settings, spool_dir: str | None) -> None:
         self.settings = settings
         self.clock = Clock()

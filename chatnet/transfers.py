@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import BinaryIO, Protocol
 
 from twisted.internet.defer import CancelledError, Deferred, DeferredSemaphore
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -65,7 +65,7 @@ class Transfer:
     __slots__ = (
         "id", "sender", "recipient", "name", "size", "state", "position",
         "accepted_at", "started_at", "waited", "spool", "acquiring", "reader",
-        "sender_gone", "file_started",
+        "sender_gone", "file_started", "last_data", "idle_call",
     )
 
     def __init__(
@@ -87,6 +87,8 @@ class Transfer:
         self.reader: BinaryIO | None = None
         self.sender_gone = False
         self.file_started = False
+        self.last_data = now
+        self.idle_call: IDelayedCall | None = None
 
     def __repr__(self) -> str:
         return f"<Transfer #{self.id} {self.name!r} {self.state.value}>"
@@ -210,6 +212,7 @@ class TransferManager:
                 f"Transfer {t.id}: more than the {t.size} bytes declared",
             )
         spool.write(frame.data)
+        t.last_data = self._clock.seconds()
         if spool.received == t.size:
             self._uploaded(t)
 
@@ -283,6 +286,11 @@ class TransferManager:
         t.started_at = now
         t.waited = round(now - t.accepted_at, 3)
         t.spool = self._spool.create(t.id)
+        t.last_data = now
+        if t.size:
+            t.idle_call = self._clock.callLater(
+                self._settings.upload_idle_timeout, self._check_idle, t
+            )
         self._audit(
             "FILE-QUEUE",
             f"transfer #{t.id} {t.name} from {t.sender.name} started, waited "
@@ -292,7 +300,25 @@ class TransferManager:
         if t.size == 0:
             self._uploaded(t)
 
+    def _check_idle(self, t: Transfer) -> None:
+        t.idle_call = None
+        if self.active.get(t.id) is not t or t.state is not State.UPLOADING:
+            return
+        timeout = self._settings.upload_idle_timeout
+        idle = self._clock.seconds() - t.last_data
+        if idle < timeout:
+            t.idle_call = self._clock.callLater(timeout - idle, self._check_idle, t)
+            return
+        received = t.spool.received if t.spool else 0
+        self._audit(
+            "FILE",
+            f"transfer #{t.id} {t.name} from {t.sender.name}: no data for "
+            f"{timeout:g}s ({received} of {t.size} bytes)",
+        )
+        self.fail(t, FailReason.SIZE_MISMATCH)
+
     def _uploaded(self, t: Transfer) -> None:
+        self._cancel_idle(t)
         spool = t.spool
         assert spool is not None
         sha256 = spool.finish()
@@ -353,9 +379,17 @@ class TransferManager:
         )
 
     def _discard(self, t: Transfer) -> None:
+        self._cancel_idle(t)
         self._close_reader(t)
         if t.spool is not None:
             t.spool.remove()
+
+    @staticmethod
+    def _cancel_idle(t: Transfer) -> None:
+        if t.idle_call is not None:
+            if t.idle_call.active():
+                t.idle_call.cancel()
+            t.idle_call = None
 
     @staticmethod
     def _close_reader(t: Transfer) -> None:
