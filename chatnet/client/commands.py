@@ -260,6 +260,24 @@ def _parse_sendfile(args: str, limits: Limits) -> SendFile:
     return SendFile(os.path.expanduser(path), user)
 
 
+def check_state(command: Command, room: str | None) -> None:
+    """
+    Refuse what needs a room when we are in none (the server would answer
+    ``not-in-room``).
+
+    :param room: the room we are in, or ``None``.
+    :raises ParseError: saying to join a room first.
+    """
+    if room is not None or not isinstance(command, Send):
+        return
+    if command.type == "broadcast":
+        raise ParseError("You are not in a room: /join <room> first, then type your message")
+    if command.type == "leave":
+        raise ParseError("You are not in a room, so there is nothing to leave")
+    if command.type == "who" and "room" not in command.fields:
+        raise ParseError("You are not in a room: name one (/who <room>) or /join <room>")
+
+
 @dataclass(frozen=True)
 class Completion:
     """Candidates for the word that starts at ``start`` in the line."""

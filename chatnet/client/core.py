@@ -28,8 +28,10 @@ from chatnet.client.commands import (
     Help,
     Limits,
     Nothing,
+    ParseError,
     Send,
     SendFile,
+    check_state,
 )
 from chatnet.client.events import (
     ClientEvent,
@@ -177,6 +179,10 @@ class ClientCore:
             :class:`Upload` for ``SendFile``, ``None`` for local commands.
         """
         if isinstance(command, Send):
+            try:
+                check_state(command, self.room if self.username else "")
+            except ParseError as e:
+                return _fail(LocalError(e.message))
             return self.request(command.type, **command.fields).addCallback(
                 self._track, command
             )

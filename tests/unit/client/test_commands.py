@@ -178,3 +178,22 @@ def test_completion_apply() -> None:
     assert Completion(0, "/jo", ["/join"]).apply("/jo") == "/join "
     assert Completion(6, "g", ["groupA", "groupB"]).apply("/join g") == "/join group"
     assert Completion(6, "x", []).apply("/join x") == "/join x"
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("hello", "You are not in a room: /join <room> first"),
+        ("/leave", "nothing to leave"),
+        ("/who", "name one (/who <room>) or /join <room>"),
+    ],
+)
+def test_check_state_without_room(line: str, message: str) -> None:
+    """What needs a room is refused, with advice, when we are in none."""
+    from chatnet.client.commands import check_state
+
+    with pytest.raises(ParseError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        check_state(parse(line), None)
+    check_state(parse(line), "groupA")
+    check_state(parse("/who other"), None)
+    check_state(parse("/join r"), None)

@@ -204,3 +204,13 @@ def test_closed_without_a_word_suggests_tls(tmp_path: Any) -> None:
     h = connected(str(tmp_path), login=False)
     h.protocol.connectionLost(Failure(ConnectionDone()))
     assert "if it is a TLS server, use --tls" in h.events[-1].reason
+
+
+def test_broadcast_without_room_refused_locally(tmp_path: Any) -> None:
+    """Before any /join, a message is refused without asking the server."""
+    from chatnet.client.transfers import LocalError
+
+    h = connected(str(tmp_path))
+    with pytest.raises(LocalError, match="/join <room> first"):
+        result_of(h.core.execute(parse("hello")))
+    assert h.requests() == []

@@ -81,12 +81,15 @@ def test_refusals_shown(tmp_path: Any) -> None:
     v = View(tmp_path)
     v.login()
     v.type("/jion x")
-    v.type("/who")
+    v.type("hello")
+    v.type("/who nowhere")
     (req,) = v.h.requests()
-    v.h.feed({"type": "error", "id": req["id"], "code": "not-in-room", "message": "You are not in a room"})
+    v.h.feed({"type": "error", "id": req["id"], "code": "no-such-room",
+              "message": "No room 'nowhere'"})
     screen = v.screen()
     assert "[error] Unknown command /jion. Did you mean /join <room>?" in screen
-    assert "[error] You are not in a room" in screen
+    assert "[error] You are not in a room: /join <room> first" in screen
+    assert "[error] No room 'nowhere'" in screen
 
 
 def test_tab_completion_and_history(tmp_path: Any) -> None:
