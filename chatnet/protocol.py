@@ -94,6 +94,7 @@ class ChatServerFactory(ServerFactory):
     """
 
     protocol = ChatServerProtocol
+    noisy = False  # the service logs where it listens; the audit log the rest
 
     def __init__(self, hub: Hub, clock: IReactorTime, batch_writes: bool = True) -> None:
         self.hub = hub
