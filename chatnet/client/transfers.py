@@ -277,6 +277,10 @@ class DownloadStore:
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
+        umask = os.umask(0)
+        os.umask(umask)
+        #: Saved files get the usual permissions, not the spool file's 0600.
+        self.mode = 0o666 & ~umask
 
     def open(self, download: Download) -> None:
         """Create the hidden spool file for ``download``."""
@@ -311,6 +315,7 @@ class DownloadStore:
                 os.unlink(download.tmp_path)
             download.tmp_path = None
             download.path = final
+            os.chmod(final, self.mode)
             return final
 
     def discard(self, download: Download) -> None:

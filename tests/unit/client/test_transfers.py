@@ -373,3 +373,13 @@ def test_data_for_unknown_transfer_ignored(tmp_path: Any) -> None:
     h = connected(str(tmp_path / "dl"))
     h.feed_data(42, b"zzz")
     assert h.events == [] and h.core.downloads == {}
+
+
+def test_saved_file_permissions_follow_umask(tmp_path: Any) -> None:
+    """A saved file is readable like any other new file, not 0600 like the spool."""
+    dl = tmp_path / "dl"
+    h = connected(str(dl))
+    start(h, 1, "a.txt", b"x")
+    h.feed_data(1, b"x")
+    end(h, 1, b"x")
+    assert (dl / "a.txt").stat().st_mode & 0o777 == h.core.store.mode
