@@ -86,7 +86,7 @@ class ChatClient(Int32StringReceiver):
 
     # receiving
 
-    def reply_to(self, ident: int) -> dict[str, Any] | None:
+    def reply_to(self, ident: int | str) -> dict[str, Any] | None:
         for f in self.frames:
             if f.get("id") == ident and f["type"] in ("ok", "error"):
                 return f
