@@ -52,8 +52,12 @@ def tap(name: str, client: FakeClient) -> None:
 
 
 def send(name: str, client: FakeClient, payload: bytes) -> None:
+    """Deliver one frame to the server, then let the reactor turn end."""
     show(f"{name} -> server", payload)
     client.send_payload(payload)
+    # The server writes each connection's control frames of a turn when the
+    # turn ends, and starts granted uploads on the next turn: run them.
+    server.advance(0)
 
 
 server = make_server()
@@ -66,7 +70,6 @@ send("alice", alice, codec.encode({"type": "login", "id": 1, "username": "alice"
 send("alice", alice, codec.encode(
     {"type": "sendfile", "id": 2, "to": "bob", "name": "hello.txt", "size": 5}
 ))
-server.advance(0)  # the slot is taken on the next reactor turn: upload-start
 send("alice", alice, codec.data_payload(1, b"hello"))
 
 print()
