@@ -1,0 +1,147 @@
+"""
+End to end: the server as a real ``twistd -n chatnet`` process, driven over
+plain sockets, stopped with a signal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from support.processes import LISTENING, Process, start_server
+
+GRACE = 2.0
+
+
+class Wire:
+    """A blocking socket client speaking frames; every read is bounded."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.buffer = b""
+        self.seen: list[Any] = []
+
+    def send(self, **obj: Any) -> None:
+        payload = json.dumps(obj).encode()
+        self.sock.sendall(struct.pack(">I", len(payload)) + payload)
+
+    def send_data(self, transfer: int, data: bytes) -> None:
+        self.sock.sendall(struct.pack(">IBI", len(data) + 5, 0, transfer) + data)
+
+    def read(self) -> Any:
+        """The next frame (a dict, or (transfer, bytes)), or None at end of stream."""
+        while True:
+            if len(self.buffer) >= 4:
+                (n,) = struct.unpack(">I", self.buffer[:4])
+                if len(self.buffer) >= 4 + n:
+                    payload, self.buffer = self.buffer[4 : 4 + n], self.buffer[4 + n :]
+                    frame = ((struct.unpack(">I", payload[1:5])[0], payload[5:])
+                             if payload[:1] == b"\x00" else json.loads(payload))
+                    self.seen.append(frame)
+                    return frame
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            self.buffer += chunk
+
+    def until(self, type: str, **fields: Any) -> dict[str, Any]:
+        while True:
+            frame = self.read()
+            assert frame is not None, f"connection closed before {type}; saw {self.seen}"
+            if isinstance(frame, dict) and frame["type"] == type and all(
+                    frame.get(k) == v for k, v in fields.items()):
+                return frame
+
+    def rest(self) -> list[Any]:
+        """Every frame until the server closes the connection."""
+        frames = []
+        while (frame := self.read()) is not None:
+            frames.append(frame)
+        return frames
+
+    def login(self, name: str) -> None:
+        self.send(type="login", id="login", username=name)
+        assert self.until("ok", id="login")["username"] == name
+
+
+def test_sigint_shuts_down_gracefully(tmp_path: Path) -> None:
+    """SIGINT: every client hears shutdown, the upload fails, the process exits in time, cleanly."""
+    server = start_server(tmp_path, "--shutdown-grace", str(GRACE))
+    try:
+        alice, bob = Wire(server.port), Wire(server.port)
+        alice.login("alice")
+        bob.login("bob")
+        alice.send(type="sendfile", id=1, to="bob", name="report.pdf", size=100_000)
+        t = alice.until("ok", id=1)["transfer"]
+        alice.until("upload-start", transfer=t)
+        alice.send_data(t, b"x" * 50_000)
+        alice.send(type="ping", id=2)
+        alice.until("ok", id=2)
+        assert [p.name for p in (tmp_path / "spool").iterdir()] != []
+
+        signalled = time.monotonic()
+        server.proc.send_signal(signal.SIGINT)
+        alice_rest, bob_rest = alice.rest(), bob.rest()
+        status = server.wait(timeout=GRACE + 10)
+        elapsed = time.monotonic() - signalled
+
+        shutdown = {"type": "shutdown", "message": "The server is shutting down"}
+        assert shutdown in alice_rest and shutdown in bob_rest
+        assert {"type": "file-failed", "transfer": t, "reason": "shutdown"} in alice_rest
+        assert not any(isinstance(f, dict) and f["type"] == "file-aborted" for f in bob_rest)
+        assert elapsed < GRACE + 1, f"exit took {elapsed:.2f}s"
+        assert status in (0, -signal.SIGINT), server.describe()
+        log = server.log_path.read_text()
+        assert re.search(r"\[SHUTDOWN\] .*disconnected 2 clients", log), log
+        assert list((tmp_path / "spool").glob("chatnet-upload-*")) == []
+    finally:
+        server.kill()
+
+
+def test_sigterm_with_idle_connection(tmp_path: Path) -> None:
+    """SIGTERM with a connection that never logged in: shutdown event, twistd's exit."""
+    server = start_server(tmp_path, "--shutdown-grace", str(GRACE))
+    try:
+        idle = Wire(server.port)
+        idle.send(type="ping", id=1)
+        idle.until("ok", id=1)
+        server.proc.send_signal(signal.SIGTERM)
+        assert {"type": "shutdown", "message": "The server is shutting down"} in idle.rest()
+        # twistd re-raises the signal that stopped it, so the status is the signal's.
+        assert server.wait(timeout=GRACE + 10) in (0, -signal.SIGTERM), server.describe()
+        assert "disconnected 1 clients" in server.log_path.read_text()
+    finally:
+        server.kill()
+
+
+def test_twist_help_lists_chatnet(tmp_path: Path) -> None:
+    """``python -m twisted --help`` lists the chatnet plugin."""
+    result = subprocess.run([sys.executable, "-m", "twisted", "--help"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert re.search(r"^\s+chatnet\s+A multi-user chat", result.stdout, re.MULTILINE), result.stdout
+
+
+def test_twist_runs_chatnet(tmp_path: Path) -> None:
+    """``python -m twisted chatnet`` listens, answers, and stops on SIGINT."""
+    argv = [sys.executable, "-m", "twisted", "--log-format", "text", "chatnet",
+            "--port", "tcp:0:interface=127.0.0.1", "--audit-log", str(tmp_path / "server.log"),
+            "--spool-dir", str(tmp_path / "spool"), "--shutdown-grace", "1"]
+    proc = Process(argv, tmp_path, "twist", stdin=subprocess.DEVNULL)
+    try:
+        port = int(proc.out.wait_for(LISTENING.pattern, timeout=30).group(1))
+        wire = Wire(port)
+        wire.login("alice")
+        proc.proc.send_signal(signal.SIGINT)
+        assert {"type": "shutdown", "message": "The server is shutting down"} in wire.rest()
+        assert proc.wait(timeout=15) in (0, -signal.SIGINT), proc.describe()
+        assert "[SHUTDOWN]" in (tmp_path / "server.log").read_text()
+    finally:
+        proc.kill()
