@@ -24,6 +24,9 @@ extensions = [
 # their types in annotations, so autodoc shows the signature types.
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
+# Twisted's own docstrings are epytext, not reST: do not inherit them into
+# overriding methods (stringReceived, pauseProducing ...).
+autodoc_inherit_docstrings = False
 autodoc_default_options = {
     "members": True,
     "show-inheritance": True,
