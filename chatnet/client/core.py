@@ -361,6 +361,14 @@ class ClientCore:
         if upload is None or upload.finished or self.mux is None:
             return
         assert upload.transfer is not None and upload.file is not None
+        if upload.state == "queued":
+            # It left the queue: our own uploads queued after it move up.
+            # (Others' uploads are invisible to us, so positions stay an
+            # upper bound.)
+            for other in self.uploads.values():
+                if other.state == "queued" and other.transfer is not None and \
+                        other.transfer > upload.transfer and other.position > 0:
+                    other.position -= 1
         upload.state = "sending"
         upload.position = 0
         upload.started_at = self.clock.seconds()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import Any, NoReturn
 
@@ -16,7 +17,12 @@ from twisted.internet import task
 from chatnet import validation
 from chatnet._version import __version__
 from chatnet.client.core import ClientCore
-from chatnet.client.lines import EXIT_CONNECT, EXIT_ERROR, run_line_mode
+from chatnet.client.lines import (
+    EXIT_CONNECT,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    run_line_mode,
+)
 from chatnet.client.protocol import connect
 from chatnet.errors import ChatError
 
@@ -89,6 +95,12 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
     """Connect, run the chosen front end, and exit with its status."""
     core = ClientCore(reactor, args.downloads)
     where = f"{args.host}:{args.port}"
+    # Until a front end takes over Ctrl+C, it just ends the program; there is
+    # nothing to clean up yet.  (After reactor startup: Twisted installs its
+    # own handlers then.)
+    reactor.callWhenRunning(
+        signal.signal, signal.SIGINT, lambda *_: _interrupted_early()
+    )
     try:
         await connect(reactor, core, args.host, args.port, tls=args.tls, ca=args.ca)
     except net_error.ConnectionRefusedError:
@@ -111,6 +123,12 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
             reactor, core, as_json=args.json, username=args.username, password=password
         )
     raise SystemExit(status)
+
+
+def _interrupted_early() -> None:
+    sys.stderr.write("chatnet-client: interrupted\n")
+    sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)
 
 
 def _fail(message: str, status: int = EXIT_CONNECT) -> NoReturn:

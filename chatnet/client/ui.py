@@ -30,7 +30,7 @@ from chatnet.client.core import (
     ServerEvent,
     TransferEvent,
 )
-from chatnet.client.lines import EXIT_LOST, EXIT_OK, EXIT_SHUTDOWN
+from chatnet.client.lines import EXIT_CONNECT, EXIT_LOST, EXIT_OK, EXIT_SHUTDOWN
 from chatnet.client.transfers import LocalError, Transfer
 from chatnet.validation import format_size
 
@@ -252,6 +252,8 @@ class ChatView:
                 self.add(render.transfer_event(event.kind, event.transfer, event.frame))
         elif isinstance(event, Disconnected):
             status = EXIT_OK if event.clean else EXIT_LOST
+            if not event.clean and not self.core.frames_received:
+                status = EXIT_CONNECT
             if self.core.shutdown_message is not None:
                 status = EXIT_SHUTDOWN
             self.finish(status)
@@ -262,11 +264,14 @@ class ChatView:
         self.hint.set_text(("hint", ""))
         if self.confirming:
             self.confirming = False
-            if text.strip().lower() in ("y", "yes"):
+            answer = text.strip().lower()
+            if answer in ("y", "yes"):
                 self.quit()
-            else:
+                return
+            if answer in ("", "n", "no"):
                 self.add(render.Line(render.NOTICE, "Staying."))
-            return
+                return
+            # Anything else is an ordinary line: the user moved on.
         if not self.logged_in:
             name = text.strip()
             if name:
@@ -342,7 +347,7 @@ class ChatView:
             self.add(render.Line(
                 render.ERROR,
                 f"{len(self.core.transfers)} transfer(s) still running. Quit anyway? "
-                "Type y and Enter (or press Ctrl+C again); anything else stays.",
+                "Type y and Enter, or press Ctrl+C again; n stays.",
             ))
             return
         self.quit()

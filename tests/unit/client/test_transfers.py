@@ -383,3 +383,16 @@ def test_saved_file_permissions_follow_umask(tmp_path: Any) -> None:
     h.feed_data(1, b"x")
     end(h, 1, b"x")
     assert (dl / "a.txt").stat().st_mode & 0o777 == h.core.store.mode
+
+
+def test_queue_positions_move_up(tmp_path: Any) -> None:
+    """When one of our queued uploads starts, ours behind it move up."""
+    h = connected(str(tmp_path / "dl"))
+    (tmp_path / "f").write_bytes(b"abc")
+    first = offer(h, str(tmp_path / "f"), transfer=1, position=0)
+    second = offer(h, str(tmp_path / "f"), transfer=2, position=1)
+    third = offer(h, str(tmp_path / "f"), transfer=3, position=2)
+    h.feed({"type": "upload-start", "transfer": 1, "waited": 0})
+    assert (first.position, second.position, third.position) == (0, 0, 1)
+    h.feed({"type": "upload-start", "transfer": 2, "waited": 0})
+    assert third.position == 0

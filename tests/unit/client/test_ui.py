@@ -162,3 +162,14 @@ def test_bar_text_fits_width() -> None:
     assert bar.get_text() == "40%"
     queued = Upload(name="a", size=1, peer="b", transfer=2, state="queued", position=3)
     assert _bar_texts(queued, 7.0)[0] == "queued (3 ahead), waiting 7s"
+
+
+def test_line_after_quit_question_is_not_lost(tmp_path: Any) -> None:
+    """Typing a message instead of answering the quit question sends it."""
+    v = View(tmp_path)
+    v.login()
+    v.h.feed({"type": "file-start", "transfer": 1, "from": "bob", "name": "a.bin", "size": 10})
+    v.keys("ctrl c")
+    v.type("/users")
+    (req,) = v.h.requests()
+    assert req["type"] == "users"
