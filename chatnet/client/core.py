@@ -21,7 +21,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from chatnet import codec
+from chatnet import codec, validation
 from chatnet.client.commands import (
     Command,
     Exit,
@@ -50,6 +50,7 @@ from chatnet.client.transfers import (
     UploadMux,
     inspect_file,
 )
+from chatnet.errors import ChatError
 
 if TYPE_CHECKING:
     from chatnet.client.protocol import ClientProtocol
@@ -157,7 +158,14 @@ class ClientCore:
     # -- API ----------------------------------------------------------------
 
     def login(self, username: str, password: str | None = None) -> Deferred[dict[str, Any]]:
-        """Log in; on success ``username``, ``server`` and ``limits`` are set."""
+        """
+        Log in; on success ``username``, ``server`` and ``limits`` are set.
+        A name the server would refuse fails with :class:`LocalError` first.
+        """
+        try:
+            validation.check_username(username)
+        except ChatError as e:
+            return _fail(LocalError(e.message))
         fields: dict[str, Any] = {"username": username}
         if password is not None:
             fields["password"] = password

@@ -169,7 +169,7 @@ class LineMode:
                     continue
             try:
                 reply = await self.core.login(name, self.password)
-            except ServerError as e:
+            except (ServerError, LocalError) as e:
                 self.error(e.message)
                 if self.username is not None:
                     self._print(f"chatnet-client: login rejected: {e.message}", self.err)

@@ -157,8 +157,11 @@ class ChatView:
         self.bars: dict[int, tuple[urwid.Widget, urwid.Text, TransferBar]] = {}
         core.subscribe(self.on_event)
         self.add(render.Line(render.NOTICE, f"Connected to {where}. /help lists the commands."))
+        self._lines: list[str] = []
+        self._running = False
         if username:
-            self.try_login(username)
+            self._running = True
+            self.try_login(username).addBoth(self._after)
         else:
             self.add(render.Line(render.NOTICE, "Choose a username (1-16 letters or digits):"))
         self.update_status()
@@ -272,28 +275,46 @@ class ChatView:
                 self.add(render.Line(render.NOTICE, "Staying."))
                 return
             # Anything else is an ordinary line: the user moved on.
+        self._lines.append(text)
+        if not self._running:
+            self._next()
+
+    def _next(self) -> None:
+        """Run queued lines one at a time: each waits for the last reply."""
+        while self._lines:
+            d = self._handle(self._lines.pop(0))
+            if d is not None:
+                self._running = True
+                d.addBoth(self._after)
+                return
+        self._running = False
+
+    def _after(self, _: Any) -> None:
+        self._running = False
+        self._next()
+
+    def _handle(self, text: str) -> Deferred[Any] | None:
+        """Carry out one line; a Deferred when it waits for the server."""
         if not self.logged_in:
             name = text.strip()
-            if name:
-                self.try_login(name)
-            return
+            return self.try_login(name) if name else None
         try:
             command = parse(text, self.core.limits)
         except ParseError as e:
             self.error(e.message)
-            return
+            return None
         if isinstance(command, Exit):
             self.request_quit()
-            return
+            return None
         if isinstance(command, Help):
             try:
                 for line in render.reply_lines(command, None):
                     self.add(line)
             except ParseError as e:
                 self.error(e.message)
-            return
+            return None
         d = self.core.execute(command)
-        d.addCallbacks(self._done, self._failed, callbackArgs=(command,))
+        return d.addCallbacks(self._done, self._failed, callbackArgs=(command,))
 
     def _done(self, result: Any, command: Any) -> None:
         for line in render.reply_lines(command, result, self.core.username, self.core.room):
@@ -304,7 +325,7 @@ class ChatView:
         error = failure.trap(ServerError, LocalError, ConnectionClosed)
         self.error(failure.value.message if error else str(failure.value))
 
-    def try_login(self, name: str) -> None:
+    def try_login(self, name: str) -> Deferred[Any]:
         self.input.set_caption(("prompt", "Logging in... "))
         d = self.core.login(name, self.password)
 
@@ -320,11 +341,11 @@ class ChatView:
             self.update_status()
 
         def refused(failure: Any) -> None:
-            failure.trap(ServerError, ConnectionClosed)
+            failure.trap(ServerError, LocalError, ConnectionClosed)
             self.input.set_caption(("prompt", "Username: "))
             self.error(f"{failure.value.message}. Choose another username:")
 
-        d.addCallbacks(ok, refused)
+        return d.addCallbacks(ok, refused)
 
     def complete(self) -> None:
         text = self.input.edit_text[: self.input.edit_pos]

@@ -194,3 +194,16 @@ def test_json_prints_frames(tmp_path: Any) -> None:
     assert frames[-1]["path"].endswith("a")
     assert "Unknown command /frob" in r.err.getvalue()
     assert not has_result(r.done)
+
+
+def test_invalid_username_refused_locally(tmp_path: Any) -> None:
+    """A name the server would refuse is refused before sending; next line tried."""
+    r = Run(tmp_path)
+    r.type("al ice")
+    assert r.h.requests() == []
+    assert r.output == [
+        "[error] Invalid username 'al ice': use 1-16 ASCII letters or digits",
+        "[error] Type another username on the next line",
+    ]
+    r.type("alice")
+    assert r.h.requests()[0]["username"] == "alice"

@@ -173,3 +173,21 @@ def test_line_after_quit_question_is_not_lost(tmp_path: Any) -> None:
     v.type("/users")
     (req,) = v.h.requests()
     assert req["type"] == "users"
+
+
+def test_lines_typed_ahead_run_in_order(tmp_path: Any) -> None:
+    """Lines typed before a reply wait for it: a join then a message works."""
+    v = View(tmp_path)
+    v.type("alice")
+    v.type("/join lobby")
+    v.type("hello")
+    (login,) = v.h.requests()
+    v.h.reply(login, username="alice", server="chatnet/1.0", limits={})
+    users, join = v.h.requests()
+    assert (users["type"], join["type"]) == ("users", "join")
+    v.h.reply(users, users=["alice"])
+    v.h.reply(join, room="lobby", members=["alice"])
+    (broadcast,) = v.h.requests()
+    assert broadcast["text"] == "hello"
+    v.h.reply(broadcast, delivered=0)
+    assert "[lobby] alice: hello" in v.screen()
