@@ -125,3 +125,45 @@ def test_json_mode(server: Server, tmp_path: Path) -> None:
     frames = [json.loads(line) for line in done.stdout.decode().splitlines()]
     assert [f["type"] for f in frames] == ["ok", "ok", "ok", "ok"]
     assert frames[0]["username"] == "jay" and frames[2]["users"] == ["jay"]
+
+
+def test_two_uploads_at_once_while_chatting(server: Server, tmp_path: Path) -> None:
+    """Two uploads in flight share the connection; chat keeps flowing."""
+    alice = start_client(server.port, "-u", "alice", cwd=tmp_path / "alice", name="alice")
+    bob = start_client(server.port, "-u", "bob", cwd=tmp_path / "bob", name="bob")
+    try:
+        bob.send("/join r")
+        bob.out.wait_for(r"^\[ok\] joined r")
+        alice.send("/join r")
+        alice.out.wait_for(r"^\[ok\] joined r")
+        one, two = os.urandom(3_000_000), os.urandom(2_000_000)
+        (tmp_path / "alice" / "one.bin").write_bytes(one)
+        (tmp_path / "alice" / "two.bin").write_bytes(two)
+        alice.send("/sendfile one.bin bob", "/sendfile two.bin bob", "chat goes on")
+        bob.out.wait_for(r"^\[r\] alice: chat goes on$")
+        bob.out.wait_for(r"^\[file\] received one.bin from alice", timeout=30)
+        bob.out.wait_for(r"^\[file\] received two.bin from alice", timeout=30)
+        assert (tmp_path / "bob" / "downloads" / "one.bin").read_bytes() == one
+        assert (tmp_path / "bob" / "downloads" / "two.bin").read_bytes() == two
+        alice.close_stdin()
+        assert alice.wait() == 0, alice.describe()
+    finally:
+        alice.kill()
+        bob.kill()
+
+
+def test_ctrl_c_leaves_cleanly(server: Server, tmp_path: Path) -> None:
+    """SIGINT in line mode says exit to the server and ends with status 130."""
+    import signal
+
+    carol = start_client(server.port, "-u", "carol", cwd=tmp_path / "carol", name="carol")
+    try:
+        carol.out.wait_for(r"^\[ok\] logged in as carol")
+        carol.proc.send_signal(signal.SIGINT)
+        assert carol.wait() == 130, carol.describe()
+        assert "interrupted" in carol.err.text
+    finally:
+        carol.kill()
+    server.stop()
+    assert "carol (127.0.0.1" in server.log_path.read_text()
+    assert "left cleanly" in server.log_path.read_text().split("carol (127.0.0.1")[1]
