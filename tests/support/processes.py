@@ -50,7 +50,7 @@ class Output:
         with self._cond:
             return "\n".join(self.lines)
 
-    def wait_for(self, pattern: str, timeout: float = 10.0, start: int = 0) -> re.Match[str]:
+    def wait_for(self, pattern: str, timeout: float = 20.0, start: int = 0) -> re.Match[str]:
         """
         The first line (from index ``start``) matching the regex ``pattern``.
 
@@ -93,7 +93,7 @@ class Process:
         return (f"--- {self.name} (exit {self.proc.poll()}) stdout:\n{self.out.text}\n"
                 f"--- {self.name} stderr:\n{self.err.text}")
 
-    def wait(self, timeout: float = 15.0) -> int:
+    def wait(self, timeout: float = 30.0) -> int:
         """The exit status; kills the process and fails on timeout."""
         try:
             status = self.proc.wait(timeout)

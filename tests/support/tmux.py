@@ -50,7 +50,7 @@ class Tmux:
         """What the terminal shows now."""
         return self._tmux("capture-pane", "-p", "-t", "main")
 
-    def wait_for(self, pattern: str, timeout: float = 15.0, interval: float = 0.05) -> re.Match[str]:
+    def wait_for(self, pattern: str, timeout: float = 20.0, interval: float = 0.05) -> re.Match[str]:
         """Poll the screen until ``pattern`` (a regex) shows; bounded."""
         regex = re.compile(pattern, re.MULTILINE)
         deadline = time.monotonic() + timeout
@@ -63,7 +63,7 @@ class Tmux:
                 raise AssertionError(f"timed out waiting for {pattern!r}; screen:\n{screen}")
             time.sleep(interval)  # polling an external terminal, bounded by the deadline
 
-    def wait_exit(self, timeout: float = 15.0) -> int:
+    def wait_exit(self, timeout: float = 30.0) -> int:
         """The program's exit status, once it has ended."""
         deadline = time.monotonic() + timeout
         while not self.status_path.exists() or not self.status_path.read_text().strip():
