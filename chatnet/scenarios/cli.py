@@ -82,7 +82,8 @@ def pause(out: TextIO, scenario: Scenario) -> None:
                             subsequent_indent="   ") + "\n")
     out.write("   Press ENTER to run it ... ")
     out.flush()
-    if not sys.stdin.readline():
+    answered = sys.stdin.readline()
+    if not answered or not sys.stdin.isatty():  # no echo of the ENTER
         out.write("\n")
 
 

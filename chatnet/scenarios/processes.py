@@ -321,9 +321,10 @@ def start_server(workdir: Path, *options: str, timeout: float) -> Server:
     server.log_path = log_path
     try:
         _, match = server.out.wait_for(LISTENING.pattern, timeout)
-    except ScenarioFailed:
+    except ScenarioFailed as e:
         server.stop()
-        raise ScenarioFailed(f"the server did not start\n{server.describe()}") from None
+        why = str(e).splitlines()[0].split(": ", 1)[-1]
+        raise ScenarioFailed(f"the server did not start: {why}\n{server.describe()}") from None
     server.port = int(match.group(1))
     return server
 
