@@ -221,3 +221,37 @@ def test_many_files_to_one_recipient_each_intact(tmp_path: Path) -> None:
         assert b"".join(f[1] for f in frames if isinstance(f, tuple) and f[0] == t) == data
     assert len(alice.events("file-delivered")) == 3
     assert received(bob, 1) == b""
+
+
+def test_idle_upload_fails_and_frees_slot(server: Server) -> None:
+    """An upload that sends no data for the idle timeout fails (size-mismatch) and frees its slot."""
+    alice, bob, t = at_stage(server, "uploading")  # 2 of 4 bytes sent
+    (carol,) = logged_in(server, "carol")
+    offer(carol, "alice", "next", 1)
+    server.advance(59.9)
+    assert alice.frames() == [] and server.transfers.running == 1
+    server.advance(0.2)
+    assert alice.frames() == [{"type": "file-failed", "transfer": t, "reason": "size-mismatch"}]
+    assert any("no data for 60s (2 of 4 bytes)" in line for line in server.audit.category("FILE"))
+    assert [p.name for p in server.spool.leftovers()] == ["chatnet-upload-2.part"]  # carol's
+    assert carol.events("upload-start")
+
+
+def test_data_keeps_upload_alive(server: Server) -> None:
+    """Each data frame restarts the idle clock; a finished upload leaves no timer."""
+    alice, bob, t = at_stage(server, "uploading")
+    server.advance(50)
+    alice.send_data(t, b"c")
+    server.advance(50)
+    assert alice.frames() == []
+    alice.send_data(t, b"d")
+    assert [f["type"] for f in alice.frames()] == ["upload-done", "file-delivered"]
+    assert server.clock.getDelayedCalls() == []
+
+
+def test_queued_upload_never_idles(server: Server) -> None:
+    """Waiting for a slot is not idleness: a queued upload waits as long as it must."""
+    alice, bob, t = at_stage(server, "queued")
+    server.advance(600)
+    assert t in server.transfers.active
+    assert alice.events("file-failed") == []
