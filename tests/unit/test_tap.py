@@ -83,6 +83,7 @@ def test_limits_parsed() -> None:
         ("--shutdown-grace", "-1", "0 or more"),
         ("--shutdown-grace", "nan", "0 or more"),
         ("--max-output", "0", "greater than 0"),
+        ("--upload-idle-timeout", "0", "greater than 0"),
     ],
 )
 def test_bad_values(option: str, value: str, words: str) -> None:
