@@ -122,6 +122,11 @@ class ClientCore:
         self.mux = UploadMux(protocol.transport, self.clock)
 
     @property
+    def gone(self) -> Disconnected | None:
+        """How the connection ended, or ``None`` while it lasts."""
+        return self._gone
+
+    @property
     def is_connected(self) -> bool:
         return self.protocol is not None and self._gone is None
 

@@ -233,7 +233,7 @@ class LineMode:
         return EXIT_OK
 
     def _gone_status(self) -> int:
-        gone = self.core._gone
+        gone = self.core.gone
         if self.interrupted:
             return EXIT_INTERRUPTED
         if self.core.shutdown_message is not None:

@@ -147,11 +147,13 @@ class ChatView:
         self._tick: Any = None
         self.messages = urwid.SimpleFocusListWalker([])
         self.listbox = urwid.ListBox(self.messages)
-        self.transfer_rows = urwid.Pile([])
+
         self.status = urwid.Text("", wrap="ellipsis")
         self.hint = urwid.Text(("hint", ""), wrap="ellipsis")
         self.input = InputLine(self)
-        body = urwid.Pile([self.listbox, ("pack", self.transfer_rows)])
+        # Transfer bars are rows of the body itself, under the messages (an
+        # empty nested Pile is not a flow widget on older urwid).
+        self.body = body = urwid.Pile([self.listbox])
         footer = urwid.Pile([urwid.AttrMap(self.status, "status"), self.hint, self.input])
         self.frame = urwid.Frame(body, footer=footer, focus_part="footer")
         self.bars: dict[int, tuple[urwid.Widget, urwid.Text, TransferBar]] = {}
@@ -237,8 +239,8 @@ class ChatView:
             bar.set_completion(t.percent() if t.state not in ("offered", "queued") else 0)
             bar.texts = _bar_texts(t, now)
             bar._invalidate()
-            rows.append((row, ("pack", None)))
-        self.transfer_rows.contents[:] = rows
+            rows.append((row, self.body.options("pack")))
+        self.body.contents[1:] = rows
         live = {id(t) for t in shown}
         for key in [k for k in self.bars if k not in live]:
             del self.bars[key]
@@ -451,7 +453,7 @@ def run_interactive(
             return
         view.stop()
         loop.stop()
-        reason = core._gone.reason if core._gone is not None else ""
+        reason = core.gone.reason if core.gone is not None else ""
         if status != EXIT_OK and reason:
             os.write(2, f"chatnet-client: {reason}\n".encode())
         done.callback(status)
@@ -476,6 +478,6 @@ def run_interactive(
     # SIGINT from outside the terminal (kill -INT) quits like Ctrl+C does.
     signal.signal(signal.SIGINT, lambda *_: reactor.callFromThread(view.keypress, "ctrl c"))
     view.tick()
-    if core._gone is not None:
-        view.on_event(core._gone)
+    if core.gone is not None:
+        view.on_event(core.gone)
     return done
