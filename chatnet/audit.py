@@ -30,7 +30,9 @@ CATEGORIES = frozenset(
 
 NAMESPACE = "chatnet.audit"
 
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
+# C0, DEL, C1 (NEL among them) and the Unicode line and paragraph separators:
+# everything a reader may take for the end of a line.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def one_line(text: str) -> str:
