@@ -46,6 +46,15 @@ def test_control_characters_stay_on_one_line() -> None:
     assert one_line("plain \u00e9") == "plain \u00e9"
 
 
+def test_unicode_line_breaks_stay_on_one_line() -> None:
+    """NEL, C1 controls and the Unicode line and paragraph separators are escaped too."""
+    audit, observer, out, _ = file_audit()
+    audit("BROADCAST", "a\x85b\u2028c\u2029d\x9be")
+    observer.flush()
+    assert len(out.getvalue().splitlines()) == 1
+    assert out.getvalue().endswith("a\\x85b\\u2028c\\u2029d\\x9be\n")
+
+
 def test_other_events_ignored() -> None:
     """Events without an audit category are not written."""
     _, observer, out, clock = file_audit()
