@@ -87,7 +87,7 @@ class ClientCore:
         self.downloads: dict[int, Download] = {}
         self.offering: list[Upload] = []
         self.shutdown_message: str | None = None
-        self.closed: Deferred[Disconnected] = Deferred()
+        self._closed_waiters: list[Deferred[Disconnected]] = []
         self._pending: dict[int, Deferred[dict[str, Any]]] = {}
         self._next_id = 1
         self._listeners: list[Callable[[ClientEvent], None]] = []
@@ -239,7 +239,7 @@ class ClientCore:
         if self._gone is not None:
             return succeed(self._gone)
         d: Deferred[Disconnected] = Deferred()
-        self.closed.addBoth(lambda r: (d.callback(r), r)[1])
+        self._closed_waiters.append(d)
         return d
 
     def close(self) -> None:
@@ -536,7 +536,9 @@ class ClientCore:
                 self._discard(download, "connection lost")
         self.emit(self._gone)
         self._check_idle()
-        self.closed.callback(self._gone)
+        waiters, self._closed_waiters = self._closed_waiters, []
+        for waiter in waiters:
+            waiter.callback(self._gone)
 
 
 _HANDLERS: dict[str, Callable[[ClientCore, dict[str, Any]], None]] = {

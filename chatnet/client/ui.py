@@ -145,7 +145,7 @@ class ChatView:
         self.loop: urwid.MainLoop | None = None
         self._draw_call: Any = None
         self._tick: Any = None
-        self.messages = urwid.SimpleFocusListWalker([])
+        self.messages: Any = urwid.SimpleFocusListWalker([])
         self.listbox = urwid.ListBox(self.messages)
 
         self.status = urwid.Text("", wrap="ellipsis")
@@ -155,8 +155,8 @@ class ChatView:
         # empty nested Pile is not a flow widget on older urwid).
         self.body = body = urwid.Pile([self.listbox])
         footer = urwid.Pile([urwid.AttrMap(self.status, "status"), self.hint, self.input])
-        self.frame = urwid.Frame(body, footer=footer, focus_part="footer")
-        self.bars: dict[int, tuple[urwid.Widget, urwid.Text, TransferBar]] = {}
+        self.frame: Any = urwid.Frame(body, footer=footer, focus_part="footer")
+        self.bars: dict[int, tuple[Any, urwid.Text, TransferBar]] = {}
         core.subscribe(self.on_event)
         self.add(render.Line(render.NOTICE, f"Connected to {where}. /help lists the commands."))
         self._lines: list[str] = []
