@@ -94,7 +94,8 @@ async def test_slow_consumer_closed_others_unaffected(tmp_path: Path) -> None:
             for _ in range(100):
                 sender.send(type="broadcast", id=f"b{sent}", text=f"{sent} {text}")
                 sent += 1
-            await sender.until(lambda: sender.reply_to(f"b{sent - 1}"), "a batch of replies")
+            last = f"b{sent - 1}"
+            await sender.until(lambda last=last: sender.reply_to(last), "a batch of replies")
         await fast.until(lambda: len(fast.of("message")) == sent, "every message")
         assert [int(m["text"].split()[0]) for m in fast.of("message")] == list(range(sent))
         lines = server.log_lines()

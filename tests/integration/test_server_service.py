@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.error import CannotListenError
+from twisted.internet.error import CannotListenError, ConnectionRefusedError
 
 from chatnet.config import Settings
 from chatnet.service import ChatService
-
 from integration.helpers import LiveServer, connect
 
 
@@ -54,5 +53,5 @@ async def test_stop_service_over_tcp(tmp_path: Path) -> None:
     last = server.log_path.read_text().splitlines()[-1]
     assert "[SHUTDOWN] server stopped: disconnected 3 clients, failed 1 transfers" in last
     refused = connect(server.port)
-    with pytest.raises(Exception):
+    with pytest.raises(ConnectionRefusedError):
         await refused

@@ -10,7 +10,6 @@ from twisted.internet.task import Clock
 from twisted.logger import formatEvent
 
 from chatnet.audit import CATEGORIES, Audit, AuditFileObserver, one_line
-
 from unit.chat_helpers import logged_in, new_server
 from unit.test_session_files import offer, upload
 

@@ -13,7 +13,6 @@ from twisted.protocols.basic import Int32StringReceiver
 from chatnet import codec
 from chatnet.protocol import ChatServerProtocol, describe_peer
 from chatnet.testing import connect_pump
-
 from unit.chat_helpers import new_server
 
 

@@ -16,7 +16,6 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from chatnet.config import Settings
 from chatnet.service import ChatService
 from chatnet.testing import FakeClient
-
 from unit.test_session_files import offer, start
 
 

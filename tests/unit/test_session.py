@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from chatnet import codec
 from chatnet import session as session_module
 from chatnet.config import SERVER_NAME
 from chatnet.errors import ErrorCode
 from chatnet.session import Session, State
 from chatnet.testing import TestServer as Server
-
 from unit.chat_helpers import error_code, logged_in, new_server
 
 

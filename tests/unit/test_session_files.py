@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from chatnet.testing import FakeClient
 from chatnet.testing import TestServer as Server
-
 from unit.chat_helpers import error_code, logged_in, new_server
 
 MIB = 1024 * 1024

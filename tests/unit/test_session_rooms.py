@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from chatnet.testing import TestServer as Server
 
+from chatnet.testing import TestServer as Server
 from unit.chat_helpers import error_code, logged_in, new_server, without_ts
 
 
@@ -262,7 +262,7 @@ def test_slow_member_does_not_stop_broadcast(tmp_path: Path) -> None:
     server = new_server(tmp_path, max_output=1000)
     a, slow, c = logged_in(server, "alice", "slow", "carol", room="r")
     slow.protocol.outbound.pauseProducing()
-    for i in range(5):
+    for _ in range(5):
         assert a.request("broadcast", text="x" * 300)["type"] == "ok"
     assert slow.transport.disconnected  # aborted, not closed politely
     server.settle()

@@ -9,11 +9,11 @@ import hashlib
 from pathlib import Path
 
 import pytest
+
 from chatnet.errors import FailReason
 from chatnet.testing import FakeClient
 from chatnet.testing import TestServer as Server
 from chatnet.transfers import free_name
-
 from unit.chat_helpers import logged_in, new_server
 from unit.test_session_files import offer, received, start, upload
 
