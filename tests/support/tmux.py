@@ -46,6 +46,10 @@ class Tmux:
         self._tmux("send-keys", "-t", "main", "-l", text)
         self._tmux("send-keys", "-t", "main", "Enter")
 
+    def resize(self, width: int, height: int) -> None:
+        """Change the terminal's size, as a user dragging the window would."""
+        self._tmux("resize-window", "-t", "main", "-x", str(width), "-y", str(height))
+
     def screen(self) -> str:
         """What the terminal shows now."""
         return self._tmux("capture-pane", "-p", "-t", "main")
