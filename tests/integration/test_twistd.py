@@ -122,6 +122,38 @@ def test_sigterm_with_idle_connection(tmp_path: Path) -> None:
         server.kill()
 
 
+def test_sigint_with_a_peer_that_never_reads(tmp_path: Path) -> None:
+    """A peer with megabytes unread cannot hold the server past the grace period."""
+    server = start_server(tmp_path, "--shutdown-grace", str(GRACE), "--max-output", "64MiB")
+    try:
+        stuck = socket.socket()
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.settimeout(10)
+        stuck.connect(("127.0.0.1", server.port))
+        payload = json.dumps({"type": "login", "id": 1, "username": "stuck"}).encode()
+        payload2 = json.dumps({"type": "join", "id": 2, "room": "r"}).encode()
+        stuck.sendall(b"".join(struct.pack(">I", len(p)) + p for p in (payload, payload2)))
+        talker = Wire(server.port)
+        talker.login("talker")
+        talker.send(type="join", id="j", room="r")
+        talker.until("ok", id="j")
+        for i in range(1500):  # about 6 MB for stuck, which reads none of it
+            talker.send(type="broadcast", id=i, text="x" * 4000)
+        talker.until("ok", id=1499)
+
+        signalled = time.monotonic()
+        server.proc.send_signal(signal.SIGINT)
+        assert {"type": "shutdown", "message": "The server is shutting down"} in talker.rest()
+        status = server.wait(timeout=GRACE + 10)
+        elapsed = time.monotonic() - signalled
+        assert elapsed < GRACE + 1, f"exit took {elapsed:.2f}s"
+        assert status in (0, -signal.SIGINT), server.describe()
+        assert "disconnected 2 clients" in server.log_path.read_text()
+        stuck.close()
+    finally:
+        server.kill()
+
+
 def test_twist_help_lists_chatnet(tmp_path: Path) -> None:
     """``python -m twisted --help`` lists the chatnet plugin."""
     result = subprocess.run([sys.executable, "-m", "twisted", "--help"], cwd=tmp_path,
