@@ -255,3 +255,20 @@ def test_queued_upload_never_idles(server: Server) -> None:
     server.advance(600)
     assert t in server.transfers.active
     assert alice.events("file-failed") == []
+
+
+def test_recipient_closed_as_slow_consumer_mid_delivery(tmp_path: Path) -> None:
+    """An addressee dropped as a slow consumer during delivery fails it: recipient-offline."""
+    server = new_server(tmp_path, max_output=2000)
+    alice, bob, carol = logged_in(server, "alice", "bob", "carol", room="r")
+    bob.protocol.outbound.pauseProducing()  # bob stops reading
+    t = upload(server, alice, "bob", "f", b"x" * 100_000)
+    alice.frames()
+    for _ in range(5):
+        carol.request("broadcast", text="y" * 500)
+    assert bob.transport.disconnected
+    assert alice.events("file-failed") == [
+        {"type": "file-failed", "transfer": t, "reason": "recipient-offline"}]
+    server.settle()
+    assert server.transfers.active == {} and server.spool.leftovers() == []
+    assert "slow consumer" in server.audit.category("DISCONNECT")[-1]
