@@ -45,8 +45,7 @@ def concurrent_load(ctx: Context, clients: int = 30, messages: int = 3) -> str:
         expected = len(per_room[room_of[n]]) * messages  # others' and its own echo
         proc.out.wait_count(r"^\[group[AB]\] u\d\d: load ", expected, ctx.timeout)
         proc.out.wait_for(r"^\[whisper\] ", ctx.timeout)
-    for proc in procs.values():
-        ctx.finish(proc)
+    ctx.finish(*procs.values())
 
     room_messages = whispers = 0
     for n, proc in procs.items():
@@ -117,8 +116,7 @@ def duplicate_username(ctx: Context) -> str:
           f"the refusals and the login of alice2 are not from one connection ({peer}):\n"
           + "\n".join(failed))
     check("'alice'" in failed[0] and "'ALICE'" in failed[1], "\n".join(failed))
-    for client in (alice, second):
-        ctx.finish(client)
+    ctx.finish(alice, second)
     return (f"'alice' and 'ALICE' refused: \"{refusal.group(1)}\"; same connection then "
             f"logged in as alice2 ({peer}); log: {len(failed)} LOGIN-FAILED username-taken")
 
@@ -155,8 +153,7 @@ def room_switching(ctx: Context) -> str:
           f"mover still got groupA messages after switching: {after}")
     joins = server.wait_log("JOIN", r"mover joined groupB \(2/15\), leaving groupA \(1/15\)",
                             ctx.timeout)
-    for client in (mover, in_a, in_b):
-        ctx.finish(client)
+    ctx.finish(mover, in_a, in_b)
     return ("groupA saw mover leave, groupB saw it join; after the switch it got "
             f"groupB's message only; log: {joins[0].split('] ', 2)[2]!r}")
 
@@ -188,7 +185,6 @@ def rejoining(ctx: Context) -> str:
           "rita was shown a message sent while she was away:\n" + rita.out.text)
     server.wait_log("LEAVE", r"rita left groupA \(1/15\)", ctx.timeout)
     joins = server.wait_log("JOIN", r"rita joined groupA", ctx.timeout, 2)
-    for client in (rita, sam):
-        ctx.finish(client)
+    ctx.finish(rita, sam)
     return ("rita left groupA and rejoined: got the message after her return, not the "
             f"one sent while away; log: LEAVE, {len(joins)} JOIN lines for rita")

@@ -117,13 +117,18 @@ class Context:
         status = process.wait(self.timeout)
         check(status == -signal.SIGKILL, f"{process.name} exited {status}, not by SIGKILL")
 
-    def finish(self, client: Client, status: int = 0) -> None:
-        """End ``client``'s input and check it exits with ``status``."""
-        client.close_stdin()
-        got = client.wait(self.timeout)
-        check(got == status, f"{client.name} exited with status {got}, expected {status}\n"
-              + client.describe())
-        check("Traceback" not in client.err.text, f"{client.name} crashed\n{client.describe()}")
+    def finish(self, *clients: Client, status: int = 0) -> None:
+        """
+        End the ``clients``' input (all at once: they wind down in parallel)
+        and check that each exits with ``status``, without a traceback.
+        """
+        for client in clients:
+            client.close_stdin()
+        for client in clients:
+            got = client.wait(self.timeout)
+            check(got == status, f"{client.name} exited with status {got}, expected {status}\n"
+                  + client.describe())
+            check("Traceback" not in client.err.text, f"{client.name} crashed\n{client.describe()}")
 
     # files
 

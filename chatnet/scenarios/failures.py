@@ -59,10 +59,10 @@ def unexpected_disconnection(ctx: Context) -> str:
         "sender-disconnected", ctx.timeout)
     server.wait_log("DISCONNECT", r"dropper \(\S+\) connection lost", ctx.timeout)
     start = waiter.wait_frame(ctx.timeout, type="upload-start", transfer=transfers[SLOTS])
-    check(not list((ctx.workdir / "server" / "spool").glob(f"*{transfers[0]}*")),
-          "the dropped upload's spool file is still there")
-    for client in (watcher, again):
-        ctx.finish(client)
+    spooled = [p.name for p in (ctx.workdir / "server" / "spool").iterdir()]
+    check(not [n for n in spooled if re.search(rf"(?<!\d){transfers[0]}\.part$", n)],
+          f"the dropped upload's spool file is still there: {spooled}")
+    ctx.finish(watcher, again)
     return ("victim killed: groupA saw it disconnect, log '"
             + lost[0].split("] ", 2)[2] + "', name taken again by a new client; "
             f"dropper killed after {half // 1024} KiB of 1 MiB: sender-disconnected, "
@@ -112,7 +112,7 @@ def sigint_shutdown(ctx: Context) -> str:
     check(took <= GRACE + 1, f"the server took {took:.2f}s to exit (grace {GRACE}s)")
     for client in clients:
         client.out.wait_for(r"^\[server\] shutting down: ", ctx.timeout)
-        ctx.finish(client, EXIT_SHUTDOWN)
+        ctx.finish(client, status=EXIT_SHUTDOWN)
         check("server shut down" in client.err.text, f"{client.name}: " + client.err.text)
     carol.out.wait_for(r"^\[error\] sending report\.pdf to bob failed: the server shut down$",
                        ctx.timeout)

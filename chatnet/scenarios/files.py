@@ -131,8 +131,7 @@ def oversized_file(ctx: Context) -> str:
     server.wait_log("ERROR", r"liar .*file-too-large", ctx.timeout)
     server.wait_log("FILE", rf"transfer #{transfer} short\.bin .* failed \(uploading\): size-mismatch",
                     ctx.timeout)
-    for client in (alice, bob):
-        ctx.finish(client)
+    ctx.finish(alice, bob)
     check(not bob.out.matching(r"huge\.bin|short\.bin|big\.bin"), "bob was offered a refused file")
     check(sorted(p.name for p in (bob.cwd / "downloads").iterdir()) == ["exact.bin"],
           "bob's downloads hold more than exact.bin")
@@ -168,8 +167,7 @@ def filename_collision(ctx: Context) -> str:
     check(len(renamed) == 2, "dana was not told of both renames:\n" + dana.out.text)
     conflicts = server.wait_log("FILE", r"name conflict: dana already received project\.pdf",
                                 ctx.timeout, 2)
-    for client in (*senders.values(), dana):
-        ctx.finish(client)
+    ctx.finish(*senders.values(), dana)
     pairs = ", ".join(f"{n} <- {names[n]}" for n in sorted(names))
     return f"dana has {pairs}, sha256 equal to each sender's file; log: {len(conflicts)} name conflicts"
 
@@ -217,8 +215,7 @@ def queue_wait_duration(ctx: Context, hold: float = 1.0) -> str:
           f"the runner measured {measured:.2f}s between the client's lines, the log {waited:.2f}s")
     _, got = rx.out.wait_for(r"^\[file\] received report\.pdf from quinn .* -> (.+)$", ctx.timeout)
     check(sha256_file(rx.cwd / got.group(1)) == digest, "report.pdf arrived damaged")
-    for client in (quinn, rx):
-        ctx.finish(client)
+    ctx.finish(quinn, rx)
     return (f"quinn told '{queued.group(2)}' while {SLOTS} slots were busy; started after "
             f"{told:.1f}s (client), 'waited {waited:.2f}s' (log), {measured:.2f}s (runner's "
             "clock); delivered intact")
