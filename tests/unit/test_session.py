@@ -351,3 +351,19 @@ def test_hostile_input_gets_a_reply(server: Server, state: str, payload: bytes) 
     assert "id" not in replies[0] or replies[0]["id"] is not None
     assert c.protocol.session.state is not State.CLOSED
     assert c.request("ping")["type"] == "ok"
+
+
+def test_session_shutdown_and_close(server: Server) -> None:
+    """session.shutdown tells the connection; close flushes and closes it, logged once."""
+    (a,) = logged_in(server, "alice", room="r")
+    anonymous = server.connect()
+    for c in (a, anonymous):
+        c.protocol.session.shutdown("going down")
+        c.protocol.session.close("disconnected by server shutdown")
+        c.protocol.session.shutdown("again")  # closed: nothing more is sent
+        assert c.frames() == [{"type": "shutdown", "message": "going down"}]
+        assert c.transport.disconnecting
+    server.settle()
+    assert server.hub.sessions == set()
+    lines = server.audit.category("DISCONNECT")
+    assert len(lines) == 2 and all(line.endswith("disconnected by server shutdown") for line in lines)
