@@ -122,6 +122,11 @@ class ClientCore:
         self.mux = UploadMux(protocol.transport, self.clock)
 
     @property
+    def never_answered(self) -> bool:
+        """We asked and the server never said a thing: not really connected."""
+        return self._next_id > 1 and self.frames_received == 0
+
+    @property
     def gone(self) -> Disconnected | None:
         """How the connection ended, or ``None`` while it lasts."""
         return self._gone
@@ -523,7 +528,7 @@ class ClientCore:
         elif clean:
             text = "Disconnected"
         else:
-            text = _lost_text(reason, answered=self.frames_received > 0)
+            text = _lost_text(reason, asked=self._next_id > 1, answered=self.frames_received > 0)
         self._gone = Disconnected(clean, text)
         pending, self._pending = self._pending, {}
         for d in pending.values():
@@ -552,7 +557,7 @@ _HANDLERS: dict[str, Callable[[ClientCore, dict[str, Any]], None]] = {
 }
 
 
-def _lost_text(reason: Failure, answered: bool) -> str:
+def _lost_text(reason: Failure, asked: bool, answered: bool) -> str:
     """Why the connection went, in words that suggest a fix."""
     message = reason.getErrorMessage()
     if "certificate verify failed" in message:
@@ -560,6 +565,9 @@ def _lost_text(reason: Failure, answered: bool) -> str:
                 "(give its CA with --ca FILE)")
     if "SSL routines" in message or "wrong version number" in message:
         return f"TLS handshake failed ({message}); is the server using TLS?"
+    if not asked:
+        return ("the server closed the connection before a username was given "
+                "(it allows only so long to log in)")
     if not answered:
         return ("the server closed the connection without a word "
                 "(if it is a TLS server, use --tls)")

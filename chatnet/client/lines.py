@@ -245,7 +245,7 @@ class LineMode:
         self._print(f"chatnet-client: {reason}", self.err)
         # Nothing ever came back (TLS mismatch, not a chatnet server): we
         # never really connected.
-        return EXIT_LOST if self.core.frames_received else EXIT_CONNECT
+        return EXIT_CONNECT if self.core.never_answered else EXIT_LOST
 
 
 def run_line_mode(reactor: Any, core: ClientCore, **options: Any) -> Deferred[int]:

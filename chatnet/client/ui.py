@@ -257,7 +257,7 @@ class ChatView:
                 self.add(render.transfer_event(event.kind, event.transfer, event.frame))
         elif isinstance(event, Disconnected):
             status = EXIT_OK if event.clean else EXIT_LOST
-            if not event.clean and not self.core.frames_received:
+            if not event.clean and self.core.never_answered:
                 status = EXIT_CONNECT
             if self.core.shutdown_message is not None:
                 status = EXIT_SHUTDOWN

@@ -202,8 +202,20 @@ def test_when_idle_waits_for_replies(tmp_path: Any) -> None:
 def test_closed_without_a_word_suggests_tls(tmp_path: Any) -> None:
     """A server that closes before saying anything may want TLS."""
     h = connected(str(tmp_path), login=False)
+    d = h.core.login("alice")
     h.protocol.connectionLost(Failure(ConnectionDone()))
+    with pytest.raises(ConnectionClosed):
+        result_of(d)
     assert "if it is a TLS server, use --tls" in h.events[-1].reason
+    assert h.core.never_answered
+
+
+def test_closed_before_login_blames_the_login_timeout(tmp_path: Any) -> None:
+    """A connection closed while we never asked anything: the login deadline."""
+    h = connected(str(tmp_path), login=False)
+    h.protocol.connectionLost(Failure(ConnectionDone()))
+    assert "before a username was given" in h.events[-1].reason
+    assert not h.core.never_answered
 
 
 def test_broadcast_without_room_refused_locally(tmp_path: Any) -> None:
