@@ -18,6 +18,7 @@ from typing import Any
 
 import urwid
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 
 from chatnet.client import render
 from chatnet.client.commands import Exit, Help, ParseError, complete, parse
@@ -33,6 +34,8 @@ from chatnet.client.core import (
 from chatnet.client.lines import EXIT_CONNECT, EXIT_LOST, EXIT_OK, EXIT_SHUTDOWN
 from chatnet.client.transfers import LocalError, Transfer
 from chatnet.validation import format_size
+
+log = Logger()
 
 PALETTE = [
     ("status", "white", "dark blue"),
@@ -324,8 +327,11 @@ class ChatView:
         self.update_status()
 
     def _failed(self, failure: Any) -> None:
-        error = failure.trap(ServerError, LocalError, ConnectionClosed)
-        self.error(failure.value.message if error else str(failure.value))
+        if failure.check(ServerError, LocalError, ConnectionClosed):
+            self.error(failure.value.message)
+        else:  # a bug: say so on screen, keep the details in the log
+            log.failure("command failed", failure)
+            self.error(f"internal error: {failure.getErrorMessage()}")
 
     def try_login(self, name: str) -> Deferred[Any]:
         self.input.set_caption(("prompt", "Logging in... "))
