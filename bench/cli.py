@@ -56,6 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--server-cmd", metavar="CMD",
                    help="run this command instead of twistd chatnet; it must print "
                    "'chatnet listening on 127.0.0.1:PORT'")
+    p.add_argument("--checkout", type=Path, metavar="DIR",
+                   help="run the chatnet server from this source tree (e.g. a git worktree "
+                   "of an older commit) instead of this checkout")
     p.add_argument("--workdir", type=Path, help="where servers keep logs and spools "
                    "(default: the temporary folder)")
     p.add_argument("--keep", action="store_true", help="keep each server's folder")
@@ -92,12 +95,12 @@ def main(argv: list[str] | None = None) -> int:
         soak_duration=args.soak_duration, soak_clients=args.soak_clients,
         reference=not args.no_reference, reactor=args.reactor, server_cmd=args.server_cmd,
         server_args=args.server_arg, keep=args.keep, base=args.workdir, log=log,
-        profile=args.profile,
+        profile=args.profile, source=args.checkout.resolve() if args.checkout else None,
     )
     if plan.clients > nofile - 50:
         log(f"--clients {plan.clients} is above the open-file limit ({nofile}); expect failures")
 
-    info = machine(args.reactor)
+    info = machine(args.reactor, *([args.checkout.resolve()] if args.checkout else []))
     info["quick"] = args.quick
     if args.json == "-":
         sink = sys.stdout

@@ -101,6 +101,15 @@ def sample(pid: int) -> Sample:
     return Sample(t, cpu, rss, fds)
 
 
+def machine_busy() -> tuple[float, float]:
+    """(monotonic time, CPU seconds all cores spent busy so far) from /proc/stat."""
+    with open("/proc/stat", encoding="ascii") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    steal = fields[7] if len(fields) > 7 else 0
+    return time.monotonic(), (sum(fields[:8]) - idle - steal) / TICK
+
+
 def cpu_share(a: Sample, b: Sample) -> float:
     """Cores used between two samples (1.0 = one full core)."""
     return (b.cpu - a.cpu) / (b.t - a.t) if b.t > a.t else 0.0
@@ -266,6 +275,7 @@ class ChatnetServer(Server):
     def __init__(
         self, workdir: Path, max_clients: int = 10_000, reactor: str = "epoll",
         extra: list[str] | None = None, command: list[str] | None = None,
+        source: Path = ROOT,
     ) -> None:
         self.workdir = workdir
         self.audit_log = workdir / "server.log"
@@ -286,7 +296,7 @@ class ChatnetServer(Server):
             ]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p
+            p for p in (str(source), env.get("PYTHONPATH", "")) if p
         )
         self.command = command
         with open(self.stdout_path, "wb") as out:
@@ -401,16 +411,16 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _git(*args: str) -> str:
+def _git(*args: str, cwd: Path = ROOT) -> str:
     try:
         return subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10
         ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return ""
 
 
-def machine(reactor: str) -> dict[str, Any]:
+def machine(reactor: str, source: Path = ROOT) -> dict[str, Any]:
     import twisted
 
     cc = shutil.which(os.environ.get("CC", "cc")) or "cc"
@@ -418,8 +428,8 @@ def machine(reactor: str) -> dict[str, Any]:
         cc_version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     except (OSError, IndexError):
         cc_version = "unknown"
-    commit = _git("rev-parse", "--short", "HEAD")
-    if _git("status", "--porcelain", "--untracked-files=no", "--", "chatnet", "twisted"):
+    commit = _git("rev-parse", "--short", "HEAD", cwd=source)
+    if _git("status", "--porcelain", "--untracked-files=no", "--", "chatnet", "twisted", cwd=source):
         commit += "+dirty"
     return {
         "cores": os.cpu_count(),
@@ -432,6 +442,7 @@ def machine(reactor: str) -> dict[str, Any]:
         "ngircd": ngircd_version() or "not installed",
         "nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
         "commit": commit,
+        "source": str(source),
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
 

@@ -48,6 +48,28 @@ def gen_bound(result: dict[str, Any]) -> bool:
     return float(result.get("gen_cpu") or 0.0) > GEN_LIMIT
 
 
+#: CPU (in cores) used during a window by everything but the server and the
+#: generator (other processes, interrupts) above which the window is noisy.
+NOISE_LIMIT = 0.30
+
+
+def other_load(a: tuple[float, float], b: tuple[float, float], server: float, gen: float) -> float:
+    """
+    Cores the rest of the machine used between two ``(time, busy CPU seconds)``
+    readings of the whole machine, given the server's and the generator's
+    share of the same window.  Kernel work done for loopback traffic on
+    behalf of the two is part of it.
+    """
+    (t0, busy0), (t1, busy1) = a, b
+    if t1 <= t0:
+        return 0.0
+    return max(0.0, (busy1 - busy0) / (t1 - t0) - server - gen)
+
+
+def noisy(result: dict[str, Any]) -> bool:
+    return float(result.get("other_cpu") or 0.0) > NOISE_LIMIT
+
+
 # ---- the headline figure of each scenario ----
 
 #: scenario -> (figure, unit, higher is better)
@@ -116,7 +138,8 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
     "files": [("files", "files"), ("mb_per_s", "MB/s"), ("span_s", "wall s"),
               ("intact", "intact"), ("peak_rss_delta_mib", "peak +MiB")],
     "soak": [("rss_start_mib", "RSS start"), ("rss_end_mib", "RSS end"),
-             ("rss_growth_pct", "growth %"), ("fds_leaked", "fd leak"),
+             ("rss_growth_pct", "growth %"), ("rss_late_growth_pct", "2nd half %"),
+             ("fds_leaked", "fd leak"),
              ("spool_left", "spool left"), ("connects", "connects")],
 }
 
@@ -133,7 +156,7 @@ def row_text(r: dict[str, Any]) -> str:
 
 def format_table(results: Sequence[dict[str, Any]], ratio_rows: Sequence[dict[str, Any]]) -> str:
     """The plain-text table the runner prints."""
-    head = ("scenario", "case", "system", "server cpu", "gen cpu", "figures")
+    head = ("scenario", "case", "system", "server cpu", "gen cpu", "other cpu", "figures")
     rows = []
     for r in results:
         flag = " GEN-BOUND" if gen_bound(r) else ""
@@ -141,6 +164,7 @@ def format_table(results: Sequence[dict[str, Any]], ratio_rows: Sequence[dict[st
             r["scenario"], r["case"], r["system"],
             f"{r['server_cpu']:.2f}" if r.get("server_cpu") is not None else "-",
             (f"{r['gen_cpu']:.2f}" if r.get("gen_cpu") is not None else "-") + flag,
+            f"{r['other_cpu']:.2f}" if r.get("other_cpu") is not None else "-",
             row_text(r),
         ))
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)

@@ -24,6 +24,7 @@ from bench.procs import (
     Sampler,
     Server,
     cpu_share,
+    machine_busy,
     ngircd_path,
     sample,
     tail,
@@ -50,6 +51,7 @@ class Plan:
     keep: bool = False
     base: Path | None = None
     profile: Path | None = None
+    source: Path | None = None
     log: Callable[[str], None] = print
 
     def __post_init__(self) -> None:
@@ -77,7 +79,8 @@ def running(plan: Plan, system: str, name: str, max_clients: int = 10_000) -> It
         if plan.server_cmd:
             command = [*shlex.split(plan.server_cmd)]
         server = ChatnetServer(wd, max_clients=max_clients, reactor=plan.reactor,
-                               extra=plan.server_args, command=command)
+                               extra=plan.server_args, command=command,
+                               **({"source": plan.source} if plan.source else {}))
     else:
         server = NgircdServer(wd)
     try:
@@ -98,6 +101,9 @@ def _finish(result: dict[str, Any], server: Server) -> dict[str, Any]:
         result.setdefault("error", f"server died: {tail(getattr(server, 'stdout_path', Path('/nonexistent')), 800)}")
     if report.gen_bound(result):
         result["notes"].append("load generator above 90% of a core: figure not quoted")
+    if report.noisy(result):
+        result["notes"].append(
+            f"noisy: other work used {result['other_cpu']:.2f} cores during the window")
     return result
 
 
@@ -207,9 +213,9 @@ def _chat(plan: Plan, system: str, kind: str, rooms: int, rate: int | None) -> d
                 r["profile"] = str(plan.profile / f"{kind}-{case.replace('/', 'per')}.txt")
                 spy = profiling.start(server.pid, plan.duration, Path(r["profile"]))
                 r["notes"].append("profiled with py-spy: figures not quoted")
-            a, ga = sample(server.pid), sample(lg.pid)
+            a, ga, ma = sample(server.pid), sample(lg.pid), machine_busy()
             time.sleep(plan.duration)
-            b, gb = sample(server.pid), sample(lg.pid)
+            b, gb, mb = sample(server.pid), sample(lg.pid), machine_busy()
             done = lg.wait("done", 60 + plan.duration)
             if spy:
                 spy.wait(timeout=60)
@@ -221,6 +227,7 @@ def _chat(plan: Plan, system: str, kind: str, rooms: int, rate: int | None) -> d
         r.update({k: done.get(k) for k in keys})
         r.update(server_cpu=cpu_share(a, b), gen_cpu=cpu_share(ga, gb),
                  server_cpu_total=cpu_share(s0, b), rss_mib=b.rss / MIB)
+        r["other_cpu"] = report.other_load(ma, mb, r["server_cpu"], r["gen_cpu"])
         if r["gen_cpu"] > 0 and done.get("deliveries_per_s"):
             # what one core of the generator handles at this load: its headroom
             r["gen_deliveries_per_core"] = done["deliveries_per_s"] / r["gen_cpu"]
@@ -238,9 +245,9 @@ def _chat(plan: Plan, system: str, kind: str, rooms: int, rate: int | None) -> d
 
 def files(plan: Plan) -> list[dict[str, Any]]:
     cases = [
-        ("1 sender", 1, 2 if plan.quick else 8, 3 * MIB),
-        ("8 senders", 8, 1 if plan.quick else 2, 3 * MIB),
-        ("8 senders small", 8, 1 if plan.quick else 2, 64 * 1024),
+        ("1 sender", 1, 2 if plan.quick else 32, 3 * MIB),
+        ("8 senders", 8, 1 if plan.quick else 8, 3 * MIB),
+        ("8 senders small", 8, 1 if plan.quick else 8, 64 * 1024),
     ]
     out = []
     for case, senders, per, size in cases:
@@ -257,11 +264,11 @@ def _files(plan: Plan, case: str, senders: int, per: int, size: int) -> dict[str
         try:
             lg.wait("ready", 60)
             time.sleep(0.3)
-            s0, g0 = sample(server.pid), sample(lg.pid)
+            s0, g0, m0 = sample(server.pid), sample(lg.pid), machine_busy()
             sampler = Sampler(server.pid, 0.02)
             lg.send("go")
             done = lg.wait("done", 180)
-            s1, g1 = sample(server.pid), sample(lg.pid)
+            s1, g1, m1 = sample(server.pid), sample(lg.pid), machine_busy()
             peak = sampler.stop()
         finally:
             lg.quit()
@@ -272,6 +279,7 @@ def _files(plan: Plan, case: str, senders: int, per: int, size: int) -> dict[str
         r.update(server_cpu=cpu_share(s0, s1), gen_cpu=cpu_share(g0, g1),
                  rss_before_mib=s0.rss / MIB, peak_rss_delta_mib=(max(peak, s1.rss) - s0.rss) / MIB,
                  spool_left=server.spool_files() if isinstance(server, ChatnetServer) else None)
+        r["other_cpu"] = report.other_load(m0, m1, r["server_cpu"], r["gen_cpu"])
         r["ok"] = bool(done.get("intact"))
         return _finish(r, server)
 
@@ -324,6 +332,9 @@ def _soak(plan: Plan, case: str) -> dict[str, Any]:
             rss_base_mib=base.rss / MIB, rss_start_mib=start.rss / MIB, rss_end_mib=end.rss / MIB,
             rss_after_mib=after.rss / MIB,
             rss_growth_pct=report.growth_pct(start.rss, end.rss),
+            # the trend once warm: second half of the run only
+            rss_late_growth_pct=report.growth_pct(
+                series[len(series) // 2]["rss_mib"], end.rss / MIB) if series else 0.0,
             fds_before=base.fds, fds_after=after.fds, fds_leaked=after.fds - base.fds,
             spool_left=server.spool_files(), series=series,
             server_cpu=cpu_share(base, end), gen_cpu=cpu_share(g0, g1),
