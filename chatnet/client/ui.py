@@ -55,6 +55,8 @@ PALETTE = [
     ("hint", "dark gray", ""),
 ]
 
+#: Lines the message pane keeps; the oldest go first.
+MAX_LINES = 5000
 #: Seconds a finished transfer's bar stays on screen.
 KEEP_FINISHED = 5.0
 #: Most redraws per second from network events.
@@ -180,6 +182,8 @@ class ChatView:
         at_end = not self.messages or self.listbox.focus_position == len(self.messages) - 1
         stamp = render.clock_time(line.ts)
         self.messages.append(urwid.Text([("time", stamp + " "), (line.style, line.text)]))
+        if len(self.messages) > MAX_LINES:  # a day's chat must not grow forever
+            del self.messages[: len(self.messages) - MAX_LINES]
         if at_end:
             self.messages.set_focus(len(self.messages) - 1)
         self.redraw()

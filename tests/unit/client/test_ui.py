@@ -191,3 +191,15 @@ def test_lines_typed_ahead_run_in_order(tmp_path: Any) -> None:
     assert broadcast["text"] == "hello"
     v.h.reply(broadcast, delivered=0)
     assert "[lobby] alice: hello" in v.screen()
+
+
+def test_message_pane_is_bounded(tmp_path: Any, monkeypatch: Any) -> None:
+    """The oldest lines go once the pane holds its maximum."""
+    from chatnet.client import ui
+
+    monkeypatch.setattr(ui, "MAX_LINES", 5)
+    v = View(tmp_path)
+    for i in range(10):
+        v.h.feed({"type": "whisper", "from": "bob", "text": f"n{i}", "ts": 0})
+    assert len(v.view.messages) == 5
+    assert "n9" in v.screen() and "n4" not in v.screen()
