@@ -41,6 +41,9 @@ class ChatClient(Int32StringReceiver):
         self.frames: list[dict[str, Any]] = []
         #: File bytes received, by transfer number.
         self.data: dict[int, bytearray] = defaultdict(bytearray)
+        #: Every frame in arrival order: a control frame's type, or
+        #: ``("data", transfer)`` for a data frame.
+        self.timeline: list[Any] = []
         self.closed = False
         self._ids = itertools.count(1)
         self._watchers: list[tuple[Callable[[], Any], Deferred[Any]]] = []
@@ -52,8 +55,10 @@ class ChatClient(Int32StringReceiver):
         frame = codec.decode(payload)
         if isinstance(frame, codec.DataFrame):
             self.data[frame.transfer] += frame.data
+            self.timeline.append(("data", frame.transfer))
         elif isinstance(frame, codec.Request):
             self.frames.append(frame.fields)
+            self.timeline.append(frame.type)
         else:
             raise AssertionError(f"{self.name}: server sent a bad frame: {payload[:80]!r}")
         self._check()

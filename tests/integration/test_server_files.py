@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-import socket
 from pathlib import Path
 
 import pytest_twisted
@@ -143,11 +142,11 @@ async def test_addressee_vanishes_mid_upload(tmp_path: Path) -> None:
 @pytest_twisted.ensureDeferred
 async def test_addressee_vanishes_mid_delivery(tmp_path: Path) -> None:
     """An addressee that stops reading then drops during delivery: recipient-offline."""
-    # Larger than every kernel buffer on the way, so the delivery must stall.
+    # Larger than the kernel buffers on the way (a few MiB), so the delivery
+    # must stall.
     server = LiveServer(tmp_path, max_file_size=12 * MIB)
     try:
         alice, bob = await server.client("alice"), await server.client("bob")
-        bob.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         data = payload(12 * MIB, 4)
         t = (await offer(alice, "bob", "big.bin", len(data)))["transfer"]
         await alice.event("upload-start", transfer=t)
@@ -184,5 +183,33 @@ async def test_sender_leaving_after_upload_does_not_stop_delivery(tmp_path: Path
         end = await bob.event("file-end", transfer=t)
         assert bytes(bob.data[t]) == data and end["sha256"] == hashlib.sha256(data).hexdigest()
         assert bob.first("file-aborted") is None
+    finally:
+        await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_chat_flows_during_delivery(tmp_path: Path) -> None:
+    """Messages sent while a file is being delivered arrive between its data frames."""
+    server = LiveServer(tmp_path, max_file_size=12 * MIB)
+    try:
+        alice, bob = await server.client("alice"), await server.client("bob", room="r")
+        carol = await server.client("carol", room="r")
+        data = payload(12 * MIB, 6)
+        t = (await offer(alice, "bob", "big.bin", len(data)))["transfer"]
+        await alice.event("upload-start", transfer=t)
+        bob.transport.pauseProducing()  # the delivery stalls part-way
+        alice.send_data(t, data)
+        await alice.event("upload-done", transfer=t)
+        for i in range(3):
+            await carol.request("broadcast", text=f"while the file moves {i}")
+        bob.transport.resumeProducing()
+        await bob.event("file-end", transfer=t)
+        assert bytes(bob.data[t]) == data
+        line = bob.timeline
+        start, end = line.index("file-start"), line.index("file-end")
+        messages = [i for i, kind in enumerate(line) if kind == "message"]
+        assert len(messages) == 3 and all(start < i < end for i in messages)
+        assert ("data", t) in line[messages[-1]:end]
+        await alice.event("file-delivered", transfer=t)
     finally:
         await server.stop()
