@@ -11,9 +11,11 @@ import argparse
 import inspect
 import platform
 import shutil
+import signal
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import TextIO
@@ -87,9 +89,16 @@ def pause(out: TextIO, scenario: Scenario) -> None:
         out.write("\n")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
     """The console script; :returns: the exit status (``sys.exit(main())``)."""
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM unwinds like Ctrl+C, so each scenario stops its processes.
+        signal.signal(signal.SIGTERM, _interrupt)
     chosen = [s for s in SCENARIOS if not args.only or s.number in args.only]
     if args.workdir is not None:
         base = args.workdir.resolve()

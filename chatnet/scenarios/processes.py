@@ -33,7 +33,20 @@ PACKAGE_ROOT = str(Path(chatnet.__file__).resolve().parents[1])
 #: stop on the SIGINT of scenario 7.  Done in the child's code rather than a
 #: ``preexec_fn``, which is unsafe in a process with threads.
 _SIGINT = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
-TWISTD = _SIGINT + "from twisted.scripts.twistd import run; run()"
+#: The server stops itself (SIGTERM, a clean stop) when its stdin, a pipe
+#: from the runner, ends: a runner killed outright leaves no server behind.
+#: Clients and raw peers already exit at the end of their input.
+#: (``os.read``, not ``sys.stdin``: a daemon thread blocked in a buffered
+#: reader can make the interpreter abort at exit.)
+_ORPHAN_GUARD = """
+import os, threading
+def _guard():
+    while os.read(0, 4096):
+        pass
+    os.kill(os.getpid(), signal.SIGTERM)
+threading.Thread(target=_guard, daemon=True).start()
+"""
+TWISTD = _SIGINT + _ORPHAN_GUARD + "from twisted.scripts.twistd import run; run()\n"
 CLIENT = _SIGINT + "from chatnet.client.terminal import main; main()"
 RAWPEER = _SIGINT + "from chatnet.scenarios.rawpeer import main; main()"
 LISTENING = re.compile(r"chatnet listening on 127\.0\.0\.1:(\d+)")
@@ -170,7 +183,7 @@ class Process:
     does not reach it), with stdout and stderr collected.
     """
 
-    def __init__(self, argv: Sequence[str], cwd: Path, name: str, stdin: bool = True) -> None:
+    def __init__(self, argv: Sequence[str], cwd: Path, name: str) -> None:
         self.name = name
         self.cwd = cwd
         cwd.mkdir(parents=True, exist_ok=True)
@@ -182,7 +195,7 @@ class Process:
         }
         self.proc = subprocess.Popen(
             list(argv), cwd=cwd, env=env,
-            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             process_group=0,
         )
@@ -317,7 +330,7 @@ def start_server(workdir: Path, *options: str, timeout: float) -> Server:
         "--port", "tcp:0:interface=127.0.0.1", "--audit-log", str(log_path),
         "--spool-dir", str(workdir / "spool"), *options,
     ]
-    server = Server(argv, workdir, "server", stdin=False)
+    server = Server(argv, workdir, "server")
     server.log_path = log_path
     try:
         _, match = server.out.wait_for(LISTENING.pattern, timeout)
