@@ -6,10 +6,8 @@ scenario's own folder and cleans them up, and the :class:`Result` it returns.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import signal
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -164,10 +162,3 @@ class Context:
                          + "\n".join(self.server.log_lines()[-300:]))
         return "\n".join(parts)
 
-
-def elapsed_since(start: float) -> float:
-    return time.monotonic() - start
-
-
-def relative(path: Path, base: Path) -> str:
-    return os.path.relpath(path, base)
