@@ -147,6 +147,35 @@ def test_accounts(tmp_path: Path) -> None:
     assert len(server.audit.category("LOGIN-FAILED")) == 4
 
 
+def test_wrong_password_for_online_name_is_auth_failed(tmp_path: Path) -> None:
+    """Login checks go name, then password, then taken: a wrong password never reveals who is online."""
+    server = new_server(tmp_path, accounts={"alice": "pw"})
+    server.connect().request("login", username="alice", password="pw")
+    c = server.connect()
+    assert error_code(c.request("login", username="alice", password="bad")) == "auth-failed"
+    assert error_code(c.request("login", username="alice", password="pw")) == "username-taken"
+    assert error_code(c.request("login", username="al ice", password="pw")) == "invalid-username"
+
+
+def test_every_error_reply_is_an_error_line(server: Server) -> None:
+    """Each error frame the server sends has its ERROR audit line."""
+    c = server.connect()
+    replies = [c.request("join", room="r")]
+    c.send_payload(b"junk")
+    replies += c.frames()
+    replies.append(c.request("login", username=""))
+    c.login("alice")
+    replies.append(c.request("leave"))
+    c.send_data(5, b"x")
+    replies += c.frames()
+    errors = [f for f in replies if f["type"] == "error"]
+    lines = server.audit.category("ERROR")
+    assert len(errors) == len(lines) == 5
+    assert all(line.startswith(("127.0.0.1:", "alice (127.0.0.1:")) for line in lines)
+    assert [line.split(": ")[1] for line in lines] == [
+        "not-logged-in", "bad-frame", "invalid-username", "not-in-room", "bad-transfer"]
+
+
 def test_password_ignored_without_accounts(server: Server) -> None:
     """Without accounts any password, or none, is fine."""
     c = server.connect()

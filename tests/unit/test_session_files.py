@@ -321,8 +321,25 @@ def test_data_beyond_size(server: Server) -> None:
     t = start(server, a, "bob", "f", 4)
     a.send_data(t, b"abc")
     a.send_data(t, b"de")
-    frames = a.frames()
-    assert {"type": "file-failed", "transfer": t, "reason": "size-mismatch"} in frames
-    assert [f.get("code") for f in frames if f["type"] == "error"] == ["bad-transfer"]
+    failed, error = a.frames()
+    assert failed == {"type": "file-failed", "transfer": t, "reason": "size-mismatch"}
+    assert error["type"] == "error" and error["code"] == "bad-transfer" and "id" not in error
     assert b.frames() == [] and server.spool.leftovers() == []
     assert server.transfers.running == 0
+
+
+def test_data_beyond_size_while_delivering(server: Server) -> None:
+    """Extra bytes after upload-done fail the delivery too; the addressee gets file-aborted."""
+    a, b = logged_in(server, "alice", "bob")
+    b.protocol.outbound.pauseProducing()
+    t = upload(server, a, "bob", "f", b"abcd")
+    a.frames()
+    a.send_data(t, b"e")
+    assert [f["type"] for f in a.frames()] == ["file-failed", "error"]
+    b.protocol.outbound.resumeProducing()
+    events = b.events()
+    assert [f["type"] for f in events] == ["file-start", "file-aborted"]
+    assert events[-1]["reason"] == "size-mismatch"
+    a.send_data(t, b"f")  # the number is unknown now: only bad-transfer
+    (error,) = a.frames()
+    assert error["code"] == "bad-transfer"

@@ -271,3 +271,13 @@ def test_slow_member_does_not_stop_broadcast(tmp_path: Path) -> None:
     assert frames[-1] == {"type": "presence", "room": "r", "user": "slow", "event": "disconnect"}
     assert "slow consumer" in server.audit.category("DISCONNECT")[-1]
     assert a.request("who")["members"] == ["alice", "carol"]
+
+
+def test_no_history(server: Server) -> None:
+    """Rooms keep no history: a newcomer or a returning member sees nothing said before."""
+    a, b = logged_in(server, "alice", "bob", room="r")
+    b.request("leave")
+    a.request("broadcast", text="while bob was away")
+    (c,) = logged_in(server, "carol", room="r")
+    b.request("join", room="r")
+    assert b.events("message") == [] and c.events("message") == []
