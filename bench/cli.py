@@ -50,6 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--soak-clients", type=int, default=300,
                    help="soak: client slots churning at once (default 300)")
     p.add_argument("--no-reference", action="store_true", help="do not run ngircd")
+    p.add_argument("--baseline", action="store_true",
+                   help="also run fan-out and latency on bench/baseline_server.py, a bare "
+                   "Twisted broadcast server with no checks (the floor under chatnet)")
     p.add_argument("--reactor", default="epoll", help="twistd --reactor (default epoll)")
     p.add_argument("--server-arg", action="append", default=[], metavar="ARG",
                    help="extra argument for 'twistd chatnet' (repeatable)")
@@ -95,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         soak_duration=args.soak_duration, soak_clients=args.soak_clients,
         reference=not args.no_reference, reactor=args.reactor, server_cmd=args.server_cmd,
         server_args=args.server_arg, keep=args.keep, base=args.workdir, log=log,
-        profile=args.profile, source=args.checkout.resolve() if args.checkout else None,
+        profile=args.profile, baseline=args.baseline, source=args.checkout.resolve() if args.checkout else None,
     )
     if plan.clients > nofile - 50:
         log(f"--clients {plan.clients} is above the open-file limit ({nofile}); expect failures")
@@ -122,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"  {r['scenario']} {r['case']} {r['system']}: FAILED {r['error'][:300]}")
             else:
                 log(f"  {r['scenario']} {r['case']} {r['system']}: {report.row_text(r)}")
-    ratio_rows = report.ratios(results)
+    ratio_rows = report.ratios(results) + report.ratios(results, "baseline")
     for q in ratio_rows:
         write_json_line(sink, {"kind": "ratio", **q})
     verdicts = report.targets(results, quick=args.quick or bool(args.profile))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shlex
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from typing import Any
 from bench import profile as profiling
 from bench import report
 from bench.procs import (
+    BENCH,
     BenchError,
     ChatnetServer,
     Loadgen,
@@ -52,6 +54,7 @@ class Plan:
     base: Path | None = None
     profile: Path | None = None
     source: Path | None = None
+    baseline: bool = False
     log: Callable[[str], None] = print
 
     def __post_init__(self) -> None:
@@ -63,10 +66,12 @@ class Plan:
             self.soak_clients = min(self.soak_clients, 60)
 
 
-def systems(plan: Plan) -> list[str]:
+def systems(plan: Plan, baseline: bool = False) -> list[str]:
     found = ["chatnet"]
     if plan.reference and ngircd_path():
         found.append("ngircd")
+    if baseline and plan.baseline:
+        found.append("baseline")
     return found
 
 
@@ -81,6 +86,9 @@ def running(plan: Plan, system: str, name: str, max_clients: int = 10_000) -> It
         server = ChatnetServer(wd, max_clients=max_clients, reactor=plan.reactor,
                                extra=plan.server_args, command=command,
                                **({"source": plan.source} if plan.source else {}))
+    elif system == "baseline":
+        server = ChatnetServer(wd, command=[sys.executable, str(BENCH / "baseline_server.py")])
+        server.audited = False
     else:
         server = NgircdServer(wd)
     try:
@@ -103,7 +111,7 @@ def _finish(result: dict[str, Any], server: Server) -> dict[str, Any]:
         result["notes"].append("load generator above 90% of a core: figure not quoted")
     if report.noisy(result):
         result["notes"].append(
-            f"noisy: other work used {result['other_cpu']:.2f} cores during the window")
+            f"noisy: other processes used {result['other_cpu']:.2f} cores during the window")
     return result
 
 
@@ -166,7 +174,7 @@ def fanout(plan: Plan) -> list[dict[str, Any]]:
     rooms_cases = [10, 1] if plan.quick else [100, 1]
     out = []
     for rooms in rooms_cases:
-        for system in systems(plan):
+        for system in systems(plan, baseline=True):
             case = f"{rooms}x15"
             plan.log(f"fanout: {case} every member sending, window 8, {plan.duration:g}s on {system}")
             out.append(_guard(_chat, "fanout", case, system, plan, system, "fanout", rooms, None))
@@ -180,7 +188,7 @@ def latency(plan: Plan) -> list[dict[str, Any]]:
     out = []
     rooms = 20 if plan.quick else 100
     for rate in (1000, 4000):
-        for system in systems(plan):
+        for system in systems(plan, baseline=True):
             case = f"{rate}/s"
             plan.log(f"latency: {rate} msg/s into {rooms}x15 on {system}")
             out.append(_guard(_chat, "latency", case, system, plan, system, "latency", rooms, rate))
@@ -227,11 +235,15 @@ def _chat(plan: Plan, system: str, kind: str, rooms: int, rate: int | None) -> d
         r.update({k: done.get(k) for k in keys})
         r.update(server_cpu=cpu_share(a, b), gen_cpu=cpu_share(ga, gb),
                  server_cpu_total=cpu_share(s0, b), rss_mib=b.rss / MIB)
-        r["other_cpu"] = report.other_load(ma, mb, r["server_cpu"], r["gen_cpu"])
+        r["other_cpu"], r["softirq_cpu"] = report.other_load(ma, mb, r["server_cpu"], r["gen_cpu"])
+        if r["server_cpu"] > 0 and done.get("deliveries_per_s"):
+            # deliveries per second of server CPU: steadier than deliveries/s
+            # on a machine others share
+            r["deliveries_per_core_s"] = done["deliveries_per_s"] / r["server_cpu"]
         if r["gen_cpu"] > 0 and done.get("deliveries_per_s"):
             # what one core of the generator handles at this load: its headroom
             r["gen_deliveries_per_core"] = done["deliveries_per_s"] / r["gen_cpu"]
-        if isinstance(server, ChatnetServer) and server.alive():
+        if isinstance(server, ChatnetServer) and server.audited and server.alive():
             server.stop()
             logged = server.audit_count("BROADCAST")
             r["audit_broadcasts"] = logged
@@ -279,7 +291,7 @@ def _files(plan: Plan, case: str, senders: int, per: int, size: int) -> dict[str
         r.update(server_cpu=cpu_share(s0, s1), gen_cpu=cpu_share(g0, g1),
                  rss_before_mib=s0.rss / MIB, peak_rss_delta_mib=(max(peak, s1.rss) - s0.rss) / MIB,
                  spool_left=server.spool_files() if isinstance(server, ChatnetServer) else None)
-        r["other_cpu"] = report.other_load(m0, m1, r["server_cpu"], r["gen_cpu"])
+        r["other_cpu"], r["softirq_cpu"] = report.other_load(m0, m1, r["server_cpu"], r["gen_cpu"])
         r["ok"] = bool(done.get("intact"))
         return _finish(r, server)
 

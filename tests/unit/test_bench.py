@@ -69,7 +69,7 @@ def test_ratios_pair_systems_per_case() -> None:
         result("fanout", "1x15", "ngircd", deliveries_per_s=150_000.0),
         result("files", "1 sender", mb_per_s=500.0),
     ]
-    rows = {r["case"]: r for r in report.ratios(results)}
+    rows = {r["case"]: r for r in report.ratios(results) if r["figure"] == "deliveries_per_s"}
     assert set(rows) == {"100x15", "1x15"}
     assert rows["100x15"]["ratio"] == pytest.approx(3.0)
     assert rows["100x15"]["quoted"]
@@ -143,3 +143,12 @@ def test_command_line() -> None:
     assert args.scenarios == ["fanout", "latency"] and args.quick and args.json == "-"
     with pytest.raises(SystemExit):
         parse_args(["nonsense"])
+
+
+def test_other_load_splits_processes_and_softirq() -> None:
+    """The machine's busy time less the server's and generator's shares."""
+    others, softirq = report.other_load((0.0, 10.0, 5.0), (2.0, 12.4, 6.0), server=0.9, gen=0.2)
+    assert others == pytest.approx(0.1)
+    assert softirq == pytest.approx(0.5)
+    assert report.other_load((1.0, 0.0, 0.0), (1.0, 5.0, 5.0), 0.0, 0.0) == (0.0, 0.0)
+    assert report.noisy({"other_cpu": 0.5}) and not report.noisy({"other_cpu": 0.1})
