@@ -1,0 +1,58 @@
+"""Tests for :mod:`chatnet.client.terminal`: options and the choice of mode."""
+
+from typing import Any
+
+import pytest
+
+from chatnet.client import terminal
+
+
+def test_defaults() -> None:
+    """``chatnet-client`` alone connects to 127.0.0.1:8080, downloads to ./downloads."""
+    args = terminal.parse_args([])
+    assert (args.host, args.port, args.username, args.downloads) == (
+        "127.0.0.1", 8080, None, "downloads")
+    assert not (args.tls or args.json or args.plain)
+
+
+def test_positional_and_options() -> None:
+    """Host and port as the C original takes them, plus the options."""
+    args = terminal.parse_args(["chat.example", "9000", "-u", "alice", "--downloads", "/tmp/d",
+                                "--json"])
+    assert (args.host, args.port, args.username, args.downloads, args.json) == (
+        "chat.example", 9000, "alice", "/tmp/d", True)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["h", "0"], "port 0 is out of range"),
+        (["h", "x"], "invalid int value"),
+        (["-u", "bad name"], "Invalid username 'bad name'"),
+        (["--ca", "/nonexistent.pem"], "--ca '/nonexistent.pem': no such file"),
+    ],
+)
+def test_bad_options(argv: list[str], message: str, capsys: Any) -> None:
+    """Bad options exit with status 2 and say what is wrong."""
+    with pytest.raises(SystemExit) as info:
+        terminal.parse_args(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_ca_implies_tls(tmp_path: Any) -> None:
+    """``--ca FILE`` turns TLS on."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    assert terminal.parse_args(["--ca", str(ca)]).tls
+
+
+def test_mode_choice(monkeypatch: Any) -> None:
+    """Full screen only on a terminal and without --plain or --json."""
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    assert terminal.interactive(terminal.parse_args([]))
+    assert not terminal.interactive(terminal.parse_args(["--plain"]))
+    assert not terminal.interactive(terminal.parse_args(["--json"]))
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert not terminal.interactive(terminal.parse_args([]))
