@@ -458,6 +458,12 @@ class ClientCore:
             transfer=transfer, state="receiving", created_at=now, started_at=now,
             original=obj.get("original") if isinstance(obj.get("original"), str) else None,
         )
+        if size > self.limits.file_size:  # a server breaking its own limit
+            download.state, download.finished_at = "discarded", now
+            download.reason = f"larger than the server's own limit ({size} bytes)"
+            self.downloads[transfer] = download
+            self.emit(TransferEvent("discarded", download, obj))
+            return
         try:
             self.store.open(download)
         except OSError as e:

@@ -396,3 +396,14 @@ def test_queue_positions_move_up(tmp_path: Any) -> None:
     assert (first.position, second.position, third.position) == (0, 0, 1)
     h.feed({"type": "upload-start", "transfer": 2, "waited": 0})
     assert third.position == 0
+
+
+def test_oversized_download_refused(tmp_path: Any) -> None:
+    """A file-start over the server's own size limit writes nothing at all."""
+    dl = tmp_path / "dl"
+    h = connected(str(dl), file_size=10)
+    h.feed({"type": "file-start", "transfer": 1, "from": "bob", "name": "huge", "size": 11})
+    h.feed_data(1, b"x" * 11)
+    assert listing(dl) == []
+    assert h.core.downloads[1].state == "discarded"
+    assert "larger than the server's own limit" in h.core.downloads[1].reason
