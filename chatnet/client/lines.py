@@ -207,19 +207,12 @@ class LineMode:
                 return EXIT_OK
             try:
                 result = await self.core.execute(command)
-            except (ServerError, LocalError) as e:
-                self.error(e.message)
-                continue
-            except ParseError as e:  # /help <unknown>
+                lines = render.reply_lines(command, result, self.core.username, self.core.room)
+            except (ServerError, LocalError, ParseError) as e:  # ParseError: /help <unknown>
                 self.error(e.message)
                 continue
             except ConnectionClosed:
                 return self._gone_status()
-            try:
-                lines = render.reply_lines(command, result, self.core.username, self.core.room)
-            except ParseError as e:
-                self.error(e.message)
-                continue
             for item in lines:
                 if not self.as_json:
                     self.show(item)
