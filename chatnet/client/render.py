@@ -166,28 +166,20 @@ def error_line(message: str) -> Line:
     return Line(ERROR, f"[error] {message}")
 
 
-def bar(fraction: float, width: int) -> str:
-    """``[#####-----]`` for ``fraction`` of ``width`` cells inside the brackets."""
-    fraction = min(max(fraction, 0.0), 1.0)
-    filled = int(round(fraction * width))
-    return "[" + "#" * filled + "-" * (width - filled) + "]"
-
-
-def progress_text(t: Any, now: float, width: int = 20) -> str:
+def progress_texts(t: Any, now: float) -> list[str]:
     """
-    One transfer as ``up report.pdf -> bob [####----] 40% 1.2/3.0 MiB 800 KiB/s``
-    or, while queued, its place and wait.
+    What a transfer's progress bar says, most detailed first, so a narrow
+    bar can drop detail: ``40% 1.2 MiB/3.0 MiB 800.0 KiB/s``, ``40%
+    1.2 MiB/3.0 MiB``, ``40%``; while queued, its place and wait.
     """
-    arrow = f"-> {t.peer}" if t.direction == "up" else f"<- {t.peer}"
-    head = f"#{t.transfer} {t.name} {arrow}"
     if t.state in ("offered", "queued"):
-        waiting = now - t.created_at
         place = "next" if t.position == 0 else f"{t.position} ahead"
-        return f"{head} queued ({place}), waiting {waiting:.0f}s"
-    pct = t.percent()
-    speed = t.speed(now)
-    state = {"uploaded": " delivering", "delivered": " done", "saved": " saved"}.get(t.state, "")
-    return (
-        f"{head} {bar(pct / 100, width)} {pct:3.0f}% "
-        f"{format_size(t.done_bytes)}/{format_size(t.size)} {format_size(speed)}/s{state}"
-    )
+        waited = f"waiting {now - t.created_at:.0f}s"
+        return [f"queued ({place}), {waited}", f"queued, {waited}", "queued"]
+    pct = f"{t.percent():.0f}%"
+    sizes = f"{format_size(t.done_bytes)}/{format_size(t.size)}"
+    speed = f"{format_size(t.speed(now))}/s"
+    state = {"uploaded": "delivering", "delivered": "delivered", "saved": "saved",
+             "failed": "failed", "discarded": "discarded"}.get(t.state, "")
+    tail = f" {state}" if state else ""
+    return [f"{pct} {sizes} {speed}{tail}", f"{pct} {sizes}{tail}", f"{pct}{tail}", pct]

@@ -33,7 +33,6 @@ from chatnet.client.core import (
 )
 from chatnet.client.lines import EXIT_CONNECT, EXIT_LOST, EXIT_OK, EXIT_SHUTDOWN
 from chatnet.client.transfers import LocalError, Transfer
-from chatnet.validation import format_size
 
 log = Logger()
 
@@ -244,7 +243,7 @@ class ChatView:
             peer = f"-> {t.peer}" if t.direction == "up" else f"<- {t.peer}"
             label.set_text(f"{arrow} #{t.transfer} {t.name} {peer}")
             bar.set_completion(t.percent() if t.state not in ("offered", "queued") else 0)
-            bar.texts = _bar_texts(t, now)
+            bar.texts = render.progress_texts(t, now)
             bar._invalidate()
             rows.append((row, self.body.options("pack")))
         self.body.contents[1:] = rows
@@ -424,21 +423,6 @@ class ChatView:
             if call is not None and call.active():
                 call.cancel()
         self._tick = self._draw_call = None
-
-
-def _bar_texts(t: Transfer, now: float) -> list[str]:
-    """What a bar says, most detailed first: bytes, percent, speed, state."""
-    if t.state in ("offered", "queued"):
-        place = "next" if t.position == 0 else f"{t.position} ahead"
-        waited = f"waiting {now - t.created_at:.0f}s"
-        return [f"queued ({place}), {waited}", f"queued, {waited}", "queued"]
-    pct = f"{t.percent():.0f}%"
-    sizes = f"{format_size(t.done_bytes)}/{format_size(t.size)}"
-    speed = f"{format_size(t.speed(now))}/s"
-    state = {"uploaded": "delivering", "delivered": "delivered", "saved": "saved",
-             "failed": "failed", "discarded": "discarded"}.get(t.state, "")
-    tail = f" {state}" if state else ""
-    return [f"{pct} {sizes} {speed}{tail}", f"{pct} {sizes}{tail}", f"{pct}{tail}", pct]
 
 
 def _paths(prefix: str) -> list[str]:

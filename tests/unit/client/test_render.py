@@ -107,19 +107,14 @@ def test_reply_lines_quiet_for_sendfile_and_help() -> None:
     assert render.reply_lines(Help(), None)[0].text == "Commands:"
 
 
-def test_progress_text() -> None:
-    """Bars show bytes, percent and speed; queued transfers their place."""
+def test_progress_texts() -> None:
+    """Bars say bytes, percent and speed; queued transfers their place and wait."""
     t = upload(position=2, created_at=0.0)
     t.state = "queued"
-    assert render.progress_text(t, now=5.0) == "#3 report.pdf -> bob queued (2 ahead), waiting 5s"
+    assert render.progress_texts(t, now=5.0)[0] == "queued (2 ahead), waiting 5s"
     t.state, t.started_at, t.done_bytes = "sending", 5.0, 1075
-    text = render.progress_text(t, now=6.0, width=10)
-    assert text == "#3 report.pdf -> bob [#####-----]  50% 1.0 KiB/2.1 KiB 1.0 KiB/s"
+    assert render.progress_texts(t, now=6.0) == [
+        "50% 1.0 KiB/2.1 KiB 1.0 KiB/s", "50% 1.0 KiB/2.1 KiB", "50%", "50%"]
     d = download(started_at=0.0)
-    d.done_bytes = 2150
-    assert "<- alice [##########] 100%" in render.progress_text(d, now=1.0, width=10)
-
-
-def test_bar_clamps() -> None:
-    """Out-of-range fractions are clamped."""
-    assert render.bar(2.0, 4) == "[####]" and render.bar(-1, 4) == "[----]"
+    d.done_bytes, d.state, d.finished_at = 2150, "saved", 1.0
+    assert render.progress_texts(d, now=9.0)[0] == "100% 2.1 KiB/2.1 KiB 2.1 KiB/s saved"

@@ -7,8 +7,9 @@ from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 
 from chatnet.client.lines import EXIT_OK, EXIT_SHUTDOWN
+from chatnet.client.render import progress_texts
 from chatnet.client.transfers import Upload
-from chatnet.client.ui import ChatView, TransferBar, _bar_texts
+from chatnet.client.ui import ChatView, TransferBar
 
 
 class View:
@@ -156,12 +157,12 @@ def test_bar_text_fits_width() -> None:
     t = Upload(name="a", size=100, peer="bob", transfer=1, state="sending", started_at=0.0)
     t.done_bytes = 40
     bar = TransferBar()
-    bar.texts = _bar_texts(t, 1.0)
+    bar.texts = progress_texts(t, 1.0)
     assert bar.texts[0] == "40% 40 B/100 B 40 B/s"
     bar.render((10,))
     assert bar.get_text() == "40%"
     queued = Upload(name="a", size=1, peer="b", transfer=2, state="queued", position=3)
-    assert _bar_texts(queued, 7.0)[0] == "queued (3 ahead), waiting 7s"
+    assert progress_texts(queued, 7.0)[0] == "queued (3 ahead), waiting 7s"
 
 
 def test_line_after_quit_question_is_not_lost(tmp_path: Any) -> None:
