@@ -87,11 +87,14 @@ def upload_queue_limit(ctx: Context, senders: int = 10) -> str:
     check(sorted(m.group(1) for m in saved) == sorted(digests), "files missing or renamed")
     peak = max_running(server)
     check(peak == SLOTS, f"at most {peak} uploads ran at once, expected exactly {SLOTS}")
-    waits = [float(w) for w in re.findall(r"waited (\d+\.\d+)s", "\n".join(
-        server.log_lines("FILE-QUEUE", "started")))]
+    started = server.log_lines("FILE-QUEUE", "started")
+    numbers = [int(n) for n in re.findall(r"transfer #(\d+) ", "\n".join(started))]
+    check(numbers == sorted(numbers), f"uploads started out of order: {numbers}")
+    waits = [float(w) for w in re.findall(r"waited (\d+\.\d+)s", "\n".join(started))]
     ctx.finish(sink)
     return (f"{senders} offered at once: {SLOTS} started, {senders - SLOTS} queued at positions "
-            f"{positions}; log: at most {peak} running, longest wait {max(waits):.2f}s; "
+            f"{positions}; log: at most {peak} running, started in order, longest wait "
+            f"{max(waits):.2f}s; "
             f"{len(saved)} files arrived, sha256 equal")
 
 
