@@ -44,8 +44,8 @@ def upload(server: Server, sender: FakeClient, to: str, name: str, data: bytes) 
 
 
 def received(client: FakeClient, t: int) -> bytes:
-    return b"".join(data for f in client.frames() if isinstance(f, tuple) and f[0] == t
-                    for data in [f[1]])
+    """The file bytes of transfer ``t`` among the client's new frames."""
+    return b"".join(f[1] for f in client.frames() if isinstance(f, tuple) and f[0] == t)
 
 
 def test_full_transfer(server: Server) -> None:

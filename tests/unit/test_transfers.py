@@ -15,7 +15,7 @@ from chatnet.testing import FakeClient
 from chatnet.testing import TestServer as Server
 from chatnet.transfers import free_name
 from unit.chat_helpers import logged_in, new_server
-from unit.test_session_files import offer, received, start, upload
+from unit.test_session_files import offer, start, upload
 
 STAGES = ["queued", "uploading", "delivering"]
 
@@ -220,7 +220,7 @@ def test_many_files_to_one_recipient_each_intact(tmp_path: Path) -> None:
     for t, data in files.items():
         assert b"".join(f[1] for f in frames if isinstance(f, tuple) and f[0] == t) == data
     assert len(alice.events("file-delivered")) == 3
-    assert received(bob, 1) == b""
+    assert bob.frames() == []
 
 
 def test_idle_upload_fails_and_frees_slot(server: Server) -> None:
