@@ -140,7 +140,10 @@ class Context:
     # the end
 
     def cleanup(self) -> None:
-        """Stop every process: the server gently, the rest by SIGKILL."""
+        """
+        Stop every process (the server gently, the rest by SIGKILL) and write
+        what each printed to ``output.txt`` in its folder.
+        """
         for process in self.processes:
             if process is not self.server:
                 process.stop()
@@ -153,6 +156,12 @@ class Context:
                 pass
         if server is not None:
             server.stop()
+        for process in self.processes:
+            name = "output.txt" if process.cwd.name == process.name else f"{process.name}.txt"
+            try:
+                (process.cwd / name).write_text(process.describe(everything=True), "utf-8")
+            except OSError:
+                pass
 
     def diagnostics(self) -> str:
         """What every process printed, and the server's log."""

@@ -169,8 +169,8 @@ class Output:
         self._thread.join(timeout)
 
 
-def _tail(lines: list[Line], keep: int = 60) -> str:
-    shown = [line.text for line in lines[-keep:]]
+def _tail(lines: list[Line], keep: int | None = 60) -> str:
+    shown = [line.text for line in (lines if keep is None else lines[-keep:])]
     skipped = len(lines) - len(shown)
     return (f"  ... {skipped} earlier lines\n" if skipped else "") + "\n".join(
         "  " + text for text in shown
@@ -265,12 +265,13 @@ class Process:
                 except OSError:
                     pass
 
-    def describe(self) -> str:
-        """Everything the process printed, for a failure report."""
+    def describe(self, everything: bool = False) -> str:
+        """What the process printed (the last lines, unless ``everything``)."""
+        out, err = (None, None) if everything else (400, 100)
         return (
             f"--- {self.name} (pid {self.pid}, exit {self.proc.poll()}) stdout:\n"
-            f"{_tail(self.out.lines, 400)}\n"
-            f"--- {self.name} stderr:\n{_tail(self.err.lines, 100)}\n"
+            f"{_tail(self.out.lines, out)}\n"
+            f"--- {self.name} stderr:\n{_tail(self.err.lines, err)}\n"
         )
 
 
