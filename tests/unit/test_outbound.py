@@ -230,59 +230,16 @@ def test_abort_drops_queue() -> None:
     assert clock.getDelayedCalls() == []
 
 
-def batched() -> tuple[list[Outbound], list[PausingTransport], Clock]:
+
+def test_batched_frames_go_before_file_chunks() -> None:
+    """With a WriteBatch, a frame pending for the turn is written before a file's first chunk.
+
+    (The batch itself is tested in test_outbound_batch.py.)
+    """
     from chatnet.outbound import WriteBatch
 
-    clock = Clock()
-    batch = WriteBatch(clock)
-    transports = [PausingTransport(), PausingTransport()]
-    outs = [Outbound(t, clock, 10_000, lambda n: None, batch) for t in transports]
-    return outs, transports, clock
-
-
-def test_batch_coalesces_one_turn_into_one_write() -> None:
-    """With a WriteBatch, each connection's frames of one turn go out as one write."""
-    (one, two), (t1, t2), clock = batched()
-    one.send(b"a")
-    two.send(b"x")
-    one.send(b"b")
-    assert t1.writes == [] and t2.writes == []
-    clock.advance(0)
-    assert t1.writes == [b"ab"] and t2.writes == [b"x"]
-    assert clock.getDelayedCalls() == []
-
-
-def test_batch_keeps_order_with_frames_that_need_a_callback() -> None:
-    """A frame with on_written goes out at once, after the turn's earlier frames."""
-    (one, _), (t1, _), clock = batched()
-    written: list[bytes] = []
-    one.send(b"first")
-    one.send(b"end", lambda: written.append(t1.value()))
-    assert written == [b"firstend"]
-    clock.advance(0)
-    assert t1.value() == b"firstend"
-
-
-def test_batch_flushed_before_file_chunks_and_on_close() -> None:
-    """Pending frames go before a file's chunks, and close hands them over too."""
-    (one, two), (t1, t2), clock = batched()
-    one.send(codec.encode_frame({"type": "file-start"}))
-    outcome(one.send_file(3, io.BytesIO(b"data")))
-    assert [kind(w) for w in t1.writes][:2] == [("control", "file-start"), ("data", 3)]
-    two.send(b"bye")
-    two.close(1.0)
-    assert t2.value() == b"bye" and t2.disconnecting
-    clock.advance(0)
-    assert t2.value() == b"bye"
-
-
-def test_batch_pending_frames_precede_queued_ones() -> None:
-    """Frames of the turn written before a pause still go before those queued during it."""
-    (one, _), (t1, _), clock = batched()
-    one.send(b"1")
-    one.pauseProducing()
-    one.send(b"2")
-    clock.advance(0)
-    one.resumeProducing()
-    clock.advance(0)
-    assert t1.value() == b"12"
+    transport = PausingTransport()
+    out = Outbound(transport, Clock(), 10_000, lambda n: None, WriteBatch(Clock()))
+    out.send(codec.encode_frame({"type": "file-start"}))
+    outcome(out.send_file(3, io.BytesIO(b"data")))
+    assert [kind(w) for w in transport.writes] == [("control", "file-start"), ("data", 3)]
