@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import site
 import subprocess
 import sys
 import threading
@@ -25,8 +26,22 @@ from typing import IO, Any
 import chatnet
 
 #: The folder holding the ``chatnet`` package in use (a checkout or
-#: site-packages); children get it on ``PYTHONPATH`` so they run the same code.
+#: site-packages).
 PACKAGE_ROOT = str(Path(chatnet.__file__).resolve().parents[1])
+
+
+def child_pythonpath() -> str | None:
+    """
+    ``PYTHONPATH`` for the children, so they run the same chatnet as the
+    runner: a checkout goes in front (its ``twisted/plugins`` then holds the
+    plugin twistd finds); an installed chatnet needs nothing, and putting
+    site-packages ahead of the standard library would be wrong.
+    """
+    path = os.environ.get("PYTHONPATH")
+    installed = {os.path.realpath(p) for p in [*site.getsitepackages(), site.getusersitepackages()]}
+    if os.path.realpath(PACKAGE_ROOT) in installed:
+        return path
+    return PACKAGE_ROOT + (os.pathsep + path if path else "")
 
 #: Children start with Python's own SIGINT handling even when the runner was
 #: started with SIGINT ignored (a shell's background job): the server must
@@ -187,12 +202,10 @@ class Process:
         self.name = name
         self.cwd = cwd
         cwd.mkdir(parents=True, exist_ok=True)
-        path = os.environ.get("PYTHONPATH")
-        env = {
-            **os.environ,
-            "PYTHONUNBUFFERED": "1",
-            "PYTHONPATH": PACKAGE_ROOT + (os.pathsep + path if path else ""),
-        }
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        path = child_pythonpath()
+        if path:
+            env["PYTHONPATH"] = path
         self.proc = subprocess.Popen(
             list(argv), cwd=cwd, env=env,
             stdin=subprocess.PIPE,
