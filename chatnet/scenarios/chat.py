@@ -184,7 +184,10 @@ def rejoining(ctx: Context) -> str:
     check(not rita.out.matching("while rita is away"),
           "rita was shown a message sent while she was away:\n" + rita.out.text)
     server.wait_log("LEAVE", r"rita left groupA \(1/15\)", ctx.timeout)
+    server.wait_log("BROADCAST", r"sam -> groupA \(0 members\): said while rita is away",
+                    ctx.timeout)
     joins = server.wait_log("JOIN", r"rita joined groupA", ctx.timeout, 2)
     ctx.finish(rita, sam)
     return ("rita left groupA and rejoined: got the message after her return, not the "
-            f"one sent while away; log: LEAVE, {len(joins)} JOIN lines for rita")
+            f"one sent while away; log: LEAVE, {len(joins)} JOIN lines for rita, the message "
+            "while away reached 0 members")

@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="work in DIR (created) rather than a new temporary folder")
     parser.add_argument("--timeout", metavar="SECONDS", type=float, default=30.0,
                         help="the bound on any single wait (default 30)")
+    parser.add_argument("--show-log", action="store_true",
+                        help="after each scenario, print its server.log (for a demonstration)")
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="print the details of a failure (process output, server.log)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -124,6 +126,10 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
                 out.write(f"    details: {result.workdir}/failure.txt\n")
                 if args.verbose:
                     out.write(textwrap.indent(result.details, "    ") + "\n")
+            if args.show_log and result.workdir is not None:
+                log = result.workdir / "server" / "server.log"
+                if log.exists():
+                    out.write(textwrap.indent(log.read_text("utf-8", "replace"), "    | "))
             out.flush()
     except KeyboardInterrupt:
         out.write("\ninterrupted\n")
