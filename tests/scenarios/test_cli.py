@@ -68,9 +68,14 @@ def test_every_scenario_documented() -> None:
 
 @pytest.mark.scenario
 def test_console_script_from_another_folder(tmp_path: Path) -> None:
-    """Runs a real scenario from an unrelated working folder."""
+    """
+    Runs a real scenario from an unrelated working folder: the installed
+    ``chatnet-scenarios`` script when there is one, else ``-m``.
+    """
+    script = Path(sys.executable).parent / "chatnet-scenarios"
+    argv = [str(script)] if script.exists() else [sys.executable, "-m", "chatnet.scenarios"]
     done = subprocess.run(
-        [sys.executable, "-m", "chatnet.scenarios", "--only", "2"],
+        [*argv, "--only", "2"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
