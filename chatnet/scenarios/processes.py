@@ -43,6 +43,7 @@ def child_pythonpath() -> str | None:
         return path
     return PACKAGE_ROOT + (os.pathsep + path if path else "")
 
+
 #: Children start with Python's own SIGINT handling even when the runner was
 #: started with SIGINT ignored (a shell's background job): the server must
 #: stop on the SIGINT of scenario 7.  Done in the child's code rather than a
