@@ -17,6 +17,7 @@ import tempfile
 import textwrap
 import threading
 import time
+from importlib import metadata
 from pathlib import Path
 from typing import TextIO
 
@@ -91,6 +92,14 @@ def pause(out: TextIO, scenario: Scenario) -> None:
         out.write("\n")
 
 
+def _installed(distribution: str) -> str:
+    """An installed distribution's version, without importing it."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -107,9 +116,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
         base.mkdir(parents=True, exist_ok=True)
     else:
         base = Path(tempfile.mkdtemp(prefix="chatnet-scenarios-"))
-    import twisted
-
-    out.write(f"chatnet scenarios: chatnet {__version__}, Twisted {twisted.__version__}, "
+    out.write(f"chatnet scenarios: chatnet {__version__}, Twisted {_installed('Twisted')}, "
               f"Python {platform.python_version()}\n")
     out.write(f"work folder: {base}\n")
     out.flush()
