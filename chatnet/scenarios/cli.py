@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import platform
 import shutil
 import signal
@@ -107,6 +108,16 @@ def _interrupt(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
     """The console script; :returns: the exit status (``sys.exit(main())``)."""
     args = build_parser().parse_args(argv)
+    try:
+        return run(args, out)
+    except BrokenPipeError:  # the report's reader went away (``| head``)
+        if out is sys.stdout:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    """Run the chosen scenarios, printing the report to ``out``."""
     if threading.current_thread() is threading.main_thread():
         # SIGTERM unwinds like Ctrl+C, so each scenario stops its processes.
         signal.signal(signal.SIGTERM, _interrupt)
