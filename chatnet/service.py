@@ -139,8 +139,8 @@ class ChatService(Service):
             self.spool.close()
             hub.audit(
                 "SHUTDOWN",
-                f"server stopped: disconnected {len(sessions)} clients, "
-                f"failed {failed} transfers",
+                f"server stopped: disconnected {_count(len(sessions), 'client')}, "
+                f"failed {_count(failed, 'transfer')}",
             )
             self._close_files()
             done.callback(None)
@@ -157,3 +157,7 @@ class ChatService(Service):
     def _close_files(self) -> None:
         self._observer.close()
 
+
+def _count(n: int, noun: str) -> str:
+    """``1 client``, ``3 clients``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -45,6 +45,19 @@ def endpoint_description(text: str) -> str:
     return text
 
 
+def _number(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``int`` or ``float`` with a message a user can read."""
+    what = "a whole number" if kind is int else "a number"
+
+    def convert(text: str) -> Any:
+        try:
+            return kind(text)
+        except ValueError:
+            raise ValueError(f"expected {what}, not {text!r}") from None
+
+    return convert
+
+
 def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     def coerce(text: str) -> Any:
         value = kind(text)
@@ -57,22 +70,35 @@ def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
 
 
 def _non_negative_float(text: str) -> float:
-    value = float(text)
+    value = _number(float)(text)
     if value < 0 or value != value:
         raise ValueError(f"must be 0 or more, not {text}")
     return value
 
 
 def _non_negative_int(text: str) -> int:
-    value = int(text)
+    value = _number(int)(text)
     if value < 0:
         raise ValueError(f"must be 0 or more, not {text}")
     return value
 
 
-_positive_int = _positive(int)
+_positive_int = _positive(_number(int))
 _positive_size = _positive(parse_size)
-_positive_float = _positive(float)
+_positive_float = _positive(_number(float))
+
+
+def _named(name: str, coerce: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``coerce`` whose errors name the option (``--max-clients: ...``)."""
+
+    def named(text: str) -> Any:
+        try:
+            return coerce(text)
+        except ValueError as e:
+            raise ValueError(f"--{name}: {e}") from None
+
+    named.coerceDoc = getattr(coerce, "coerceDoc", None)  # type: ignore[attr-defined]
+    return named
 
 
 class Options(usage.Options):
@@ -103,6 +129,10 @@ class Options(usage.Options):
         ["audit-log", None, "server.log", "Audit log file (appended to)."],
         ["spool-dir", None, None, "Folder for uploads in progress [default: a private temporary folder]."],
         ["accounts", None, None, "File of username:password lines; when given, login requires a password."],
+    ]
+
+    optParameters = [
+        p[:4] + [_named(p[0], p[4])] if len(p) > 4 else p for p in optParameters
     ]
 
     def opt_version(self) -> None:

@@ -218,7 +218,8 @@ class TransferManager:
 
     def find_own(self, sender: User, number: object) -> Transfer:
         """:raises ChatError: ``bad-transfer`` unless ``number`` is ``sender``'s."""
-        t = self.active.get(number) if isinstance(number, int) else None
+        known = isinstance(number, int) and not isinstance(number, bool)
+        t = self.active.get(number) if known else None  # type: ignore[call-overload]
         if t is None or t.sender is not sender or t.sender_gone:
             raise ChatError(
                 ErrorCode.BAD_TRANSFER,

@@ -51,7 +51,7 @@ async def test_stop_service_over_tcp(tmp_path: Path) -> None:
     assert bob.of("presence") == []  # nobody is told of the others leaving
     assert server.spool_files() == []
     last = server.log_path.read_text().splitlines()[-1]
-    assert "[SHUTDOWN] server stopped: disconnected 3 clients, failed 1 transfers" in last
+    assert "[SHUTDOWN] server stopped: disconnected 3 clients, failed 1 transfer" in last
     refused = connect(server.port)
     with pytest.raises(ConnectionRefusedError):
         await refused

@@ -117,7 +117,7 @@ def test_sigterm_with_idle_connection(tmp_path: Path) -> None:
         assert {"type": "shutdown", "message": "The server is shutting down"} in idle.rest()
         # twistd re-raises the signal that stopped it, so the status is the signal's.
         assert server.wait(timeout=GRACE + 10) in (0, -signal.SIGTERM), server.describe()
-        assert "disconnected 1 clients" in server.log_path.read_text()
+        assert "disconnected 1 client," in server.log_path.read_text()
     finally:
         server.kill()
 

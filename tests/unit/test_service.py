@@ -153,7 +153,7 @@ def test_stop_aborts_connections_that_do_not_close(tmp_path: Path) -> None:
     assert stuck.transport.disconnected  # aborted
     stuck.lose()
     assert results == [None]
-    assert "disconnected 1 clients" in running.log_lines()[-1]
+    assert "disconnected 1 client," in running.log_lines()[-1]
 
 
 def test_stop_backstop_when_loss_never_reported(tmp_path: Path) -> None:

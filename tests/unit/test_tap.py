@@ -71,9 +71,9 @@ def test_limits_parsed() -> None:
     [
         ("--max-clients", "0", "greater than 0"),
         ("--max-clients", "-5", "greater than 0"),
-        ("--max-clients", "many", "invalid literal"),
+        ("--max-clients", "many", "--max-clients: expected a whole number"),
         ("--room-capacity", "0", "greater than 0"),
-        ("--max-text", "1.5", "invalid literal"),
+        ("--max-text", "1.5", "--max-text: expected a whole number"),
         ("--max-file-size", "lots", "not a size"),
         ("--max-file-size", "0", "greater than 0"),
         ("--max-file-size", "4GiB", "4 GiB"),
