@@ -144,3 +144,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except KeyboardInterrupt:
         raise SystemExit(130) from None
     raise SystemExit(EXIT_ERROR)  # pragma: no cover - react always exits
+
+
+if __name__ == "__main__":
+    main()

@@ -251,7 +251,7 @@ def test_cancel_refused(server: Server) -> None:
     """Unknown, finished, other people's or malformed transfer numbers are bad-transfer."""
     a, b = logged_in(server, "alice", "bob")
     t = offer(a, "bob", "f", 1)["transfer"]
-    for number in (t + 1, str(t), None, -1, 1.0):
+    for number in (t + 1, str(t), None, -1, 1.0, True):
         assert error_code(a.request("cancel", transfer=number)) == "bad-transfer"
     assert error_code(b.request("cancel", transfer=t)) == "bad-transfer"
     assert server.transfers.active.keys() == {t}
