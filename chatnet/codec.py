@@ -130,7 +130,7 @@ def message_frame(room: str, sender: str, text: str, ts: float) -> bytes:
     payload = (
         f'{{"type":"message","room":"{room}","from":"{sender}",'
         f'"text":{_encode_string(text)},"ts":{ts!r}}}'
-    ).encode("utf-8")
+    ).encode()
     return _LENGTH.pack(len(payload)) + payload
 
 

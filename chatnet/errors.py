@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 
 
-class ErrorCode(str, enum.Enum):
+class ErrorCode(enum.StrEnum):
     """Every ``code`` an ``error`` frame may carry."""
 
     BAD_FRAME = "bad-frame"
@@ -54,7 +54,7 @@ class ChatError(Exception):
         return f"{self.code.value}: {self.message}"
 
 
-class FailReason(str, enum.Enum):
+class FailReason(enum.StrEnum):
     """Why a file transfer failed (``file-failed`` / ``file-aborted``)."""
 
     RECIPIENT_OFFLINE = "recipient-offline"

@@ -23,8 +23,8 @@ MAX_FILENAME_BYTES = 255
 
 # fullmatch with explicit ASCII classes: str.isalnum() accepts any Unicode
 # letter, and "$" in re.match accepts a trailing newline.
-_USERNAME = re.compile(r"[A-Za-z0-9]{1,%d}" % MAX_USERNAME)
-_ROOM = re.compile(r"[A-Za-z0-9]{1,%d}" % MAX_ROOM)
+_USERNAME = re.compile(rf"[A-Za-z0-9]{{1,{MAX_USERNAME}}}")
+_ROOM = re.compile(rf"[A-Za-z0-9]{{1,{MAX_ROOM}}}")
 # C0 controls, DEL and C1 controls.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
