@@ -44,7 +44,7 @@ class DataFrame:
     """A data frame: ``data`` (1 to 65,536 bytes) for transfer ``transfer``."""
 
     transfer: int
-    data: bytes
+    data: bytes | memoryview
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +79,8 @@ def decode(payload: bytes) -> Frame:
         if len(payload) > MAX_PAYLOAD:
             return BadFrame("data frame larger than 64 KiB of data")
         (transfer,) = _LENGTH.unpack_from(payload, 1)
-        return DataFrame(transfer, payload[DATA_HEADER:])
+        # A view, not a copy: the data goes straight to a file and a hash.
+        return DataFrame(transfer, memoryview(payload)[DATA_HEADER:])
     return BadFrame(
         f"frame starts with byte 0x{first:02x}; expected '{{' (control) or 0x00 (data)"
     )
@@ -136,9 +137,14 @@ def message_frame(room: str, sender: str, text: str, ts: float) -> bytes:
 
 def ok_frame(ident: int | str | None, **fields: Any) -> bytes:
     """An ``ok`` reply ready for the wire."""
-    if type(ident) is int and not fields:
-        payload = b'{"type":"ok","id":%d}' % ident
-        return _LENGTH.pack(len(payload)) + payload
+    if type(ident) is int:
+        if not fields:
+            payload = b'{"type":"ok","id":%d}' % ident
+            return _LENGTH.pack(len(payload)) + payload
+        if len(fields) == 1 and type(fields.get("delivered")) is int:
+            # the broadcast reply, once per message sent
+            payload = b'{"type":"ok","id":%d,"delivered":%d}' % (ident, fields["delivered"])
+            return _LENGTH.pack(len(payload)) + payload
     reply: dict[str, Any] = {"type": "ok"}
     if ident is not None:
         reply["id"] = ident

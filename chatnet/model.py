@@ -9,7 +9,7 @@ way ``twisted.words`` reaches clients through ``IChatClient``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from chatnet.errors import ChatError, ErrorCode
@@ -45,13 +45,26 @@ class User:
 class Room:
     """A room: its spelling, its capacity and its members in joining order."""
 
-    __slots__ = ("name", "key", "capacity", "members")
+    __slots__ = ("name", "key", "capacity", "members", "_targets")
 
     def __init__(self, name: str, capacity: int) -> None:
         self.name = name
         self.key = fold(name)
         self.capacity = capacity
+        #: Members by folded name; change it through :meth:`add` and
+        #: :meth:`remove` only.
         self.members: dict[str, User] = {}
+        # (user, its outbox's send) per member, made on first send after a
+        # change: a broadcast then costs no list copy and no attribute lookups.
+        self._targets: tuple[tuple[User, Callable[[bytes], None]], ...] | None = None
+
+    def add(self, user: User) -> None:
+        self.members[user.key] = user
+        self._targets = None
+
+    def remove(self, user: User) -> None:
+        self.members.pop(user.key, None)
+        self._targets = None
 
     def names(self) -> list[str]:
         return [u.name for u in self.members.values()]
@@ -66,10 +79,15 @@ class Room:
 
         :returns: how many members it was written to.
         """
+        targets = self._targets
+        if targets is None:
+            targets = self._targets = tuple(
+                (u, u.outbox.send) for u in self.members.values()
+            )
         count = 0
-        for user in list(self.members.values()):
+        for user, send in targets:
             if user is not exclude:
-                user.outbox.send(data)
+                send(data)
                 count += 1
         return count
 
@@ -150,7 +168,7 @@ class Directory:
             )
         left = self._take_out(user)
         self.rooms[key] = room
-        room.members[user.key] = user
+        room.add(user)
         user.room = room
         return room, left
 
@@ -181,7 +199,7 @@ class Directory:
         room = user.room
         if room is None:
             return None
-        room.members.pop(user.key, None)
+        room.remove(user)
         user.room = None
         if not room.members and self.rooms.get(room.key) is room:
             del self.rooms[room.key]

@@ -154,7 +154,7 @@ def test_room_send_excludes_sender() -> None:
     room = Room("r", 15)
     members = [user(n) for n in "abc"]
     for m in members:
-        room.members[m.key] = m
+        room.add(m)
     assert room.send(b"frame", exclude=members[0]) == 2
     sent = [m.outbox.sent for m in members]  # type: ignore[attr-defined]
     assert sent == [[], [b"frame"], [b"frame"]]
