@@ -21,7 +21,7 @@ import hmac
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 
@@ -30,7 +30,6 @@ from chatnet.codec import BadFrame, DataFrame, Frame, Request
 from chatnet.config import SERVER_NAME, Settings
 from chatnet.errors import ChatError, ErrorCode, FailReason
 from chatnet.model import Directory, Outbox, Room, User
-from chatnet.transfers import TransferManager
 from chatnet.validation import (
     check_extension,
     check_filename,
@@ -41,6 +40,9 @@ from chatnet.validation import (
     fold,
     show,
 )
+
+if TYPE_CHECKING:  # transfers uses Deferreds; the session only calls it
+    from chatnet.transfers import TransferManager
 
 AuditFn = Callable[[str, str], None]
 
