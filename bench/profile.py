@@ -12,6 +12,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 
+#: This checkout's root, stripped from profiled file names.
+CHECKOUT = str(Path(__file__).resolve().parent.parent)
+
 def py_spy() -> str | None:
     return shutil.which("py-spy")
 
@@ -32,7 +35,7 @@ def frame_name(frame: str) -> str:
     """``"send (chatnet/outbound.py:42)"`` -> ``"chatnet/outbound.py:send"``."""
     name, _, where = frame.partition(" (")
     path = where.rstrip(")").rsplit(":", 1)[0]
-    for marker in ("site-packages/", "/work/main/", "lib/python3"):
+    for marker in ("site-packages/", f"{CHECKOUT}/", "lib/python3"):
         if marker in path:
             path = path.split(marker, 1)[1]
     return f"{path}:{name}" if path else name

@@ -122,10 +122,12 @@ def test_table_marks_generator_bound_and_failures() -> None:
 
 def test_profile_summarise_collapsed_stacks() -> None:
     """Self time goes to the leaf, inclusive time once per stack to every frame."""
+    root = profile.CHECKOUT
+    f = f"f ({root}/chatnet/session.py:10)"
     lines = [
-        "run (twisted/internet/base.py:1);f (/work/main/chatnet/session.py:10);g (/work/main/chatnet/codec.py:5) 3\n",
-        "run (twisted/internet/base.py:1);f (/work/main/chatnet/session.py:10) 1\n",
-        "run (twisted/internet/base.py:1);f (/work/main/chatnet/session.py:10);f (/work/main/chatnet/session.py:10) 2\n",
+        f"run (twisted/internet/base.py:1);{f};g ({root}/chatnet/codec.py:5) 3\n",
+        f"run (twisted/internet/base.py:1);{f} 1\n",
+        f"run (twisted/internet/base.py:1);{f};{f} 2\n",
         "\n",
         "garbage\n",
     ]
