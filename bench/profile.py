@@ -11,7 +11,6 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-
 #: This checkout's root, stripped from profiled file names.
 CHECKOUT = str(Path(__file__).resolve().parent.parent)
 
