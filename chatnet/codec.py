@@ -168,6 +168,11 @@ def data_frame(transfer: int, data: bytes) -> bytes:
     return _LENGTH.pack(len(data) + DATA_HEADER) + _DATA_HEADER.pack(0, transfer) + data
 
 
+def data_header(transfer: int, size: int) -> bytes:
+    """The 9 bytes before ``size`` bytes of data of ``transfer`` on the wire."""
+    return _LENGTH.pack(size + DATA_HEADER) + _DATA_HEADER.pack(0, transfer)
+
+
 def data_payload(transfer: int, data: bytes) -> bytes:
     """A data frame's payload, without the length prefix."""
     return _DATA_HEADER.pack(0, transfer) + data

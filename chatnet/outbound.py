@@ -36,9 +36,23 @@ from chatnet import codec
 
 
 class ChunkSender(FileSender):
-    """A :class:`FileSender` reading 64 KiB, the most one data frame carries."""
+    """
+    A :class:`FileSender` that sends a file as data frames of one transfer:
+    64 KiB chunks, the most one frame carries, each written with its 9-byte
+    frame header as a two-part ``writeSequence`` (no 64 KiB concatenation).
+    """
 
     CHUNK_SIZE = codec.MAX_DATA
+
+    def __init__(self, transfer: int) -> None:
+        self.transfer = transfer
+
+    def resumeProducing(self) -> None:
+        chunk = self.file.read(self.CHUNK_SIZE) if self.file else b""
+        if not chunk:
+            FileSender.resumeProducing(self)  # end of file: unregister, fire
+            return
+        self.consumer.writeSequence([codec.data_header(self.transfer, len(chunk)), chunk])
 
 
 @implementer(IConsumer)
@@ -64,6 +78,9 @@ class _FileStream:
 
     def write(self, data: bytes) -> None:
         self.outbound._transport.write(data)
+
+    def writeSequence(self, data: list[bytes]) -> None:
+        self.outbound._transport.writeSequence(data)
 
 
 class WriteBatch:
@@ -201,9 +218,7 @@ class Outbound:
             self._by_transfer = {}
             self._streams = deque()
         self._by_transfer[transfer] = stream
-        d = ChunkSender().beginFileTransfer(
-            file, stream, lambda chunk: codec.data_frame(transfer, chunk)
-        )
+        d = ChunkSender(transfer).beginFileTransfer(file, stream)
         if self._closed:
             self._stop_stream(stream)
         else:

@@ -39,6 +39,30 @@ class WriteThroughServer(tcp.Server):
                 data = data[sent:]
         super().write(data)
 
+    def writeSequence(self, iovec: list[bytes]) -> None:
+        if (
+            self.connected
+            and not self.disconnecting
+            and not self._tempDataLen
+            and self.offset == len(self.dataBuffer)
+        ):
+            try:
+                sent = self.socket.sendmsg(iovec)  # one gathered send, no join
+            except OSError:
+                sent = 0  # would block, or an error the buffered path reports
+            if sent:
+                rest: list[bytes] = []
+                for part in iovec:
+                    if sent >= len(part):
+                        sent -= len(part)
+                    else:
+                        rest.append(part[sent:] if sent else part)
+                        sent = 0
+                if not rest:
+                    return
+                iovec = rest
+        super().writeSequence(iovec)
+
 
 def adopt(transport: object) -> None:
     """

@@ -30,6 +30,10 @@ class PausingTransport(StringTransport):
         if self.pause_each_write and self.producer is not None:
             self.producer.pauseProducing()
 
+    def writeSequence(self, data: list[bytes]) -> None:
+        """A data frame comes as header + chunk: record it as one write."""
+        self.write(b"".join(data))
+
 
 def make(max_output: int = 10_000) -> tuple[Outbound, PausingTransport, Clock, list[int]]:
     transport, clock, overflows = PausingTransport(), Clock(), []
