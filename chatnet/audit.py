@@ -46,7 +46,7 @@ class Audit:
     """
     Emit audit events: ``audit("JOIN", "alice joined groupA (3/15)")``.
 
-    Each call hands ``observer`` one :mod:`twisted.logger` event, the same
+    Each call hands ``observer`` (and any added with :meth:`observe`) one :mod:`twisted.logger` event, the same
     dictionary :meth:`twisted.logger.Logger.emit` would build (so any
     ``ILogObserver`` can take it, and :func:`twisted.logger.formatEvent`
     renders it), without ``emit``'s per-call level validation, which costs
@@ -54,22 +54,26 @@ class Audit:
     """
 
     def __init__(self, observer: ILogObserver) -> None:
-        self._observer = observer
+        self._observers: tuple[ILogObserver, ...] = (observer,)
         self._logger = Logger(namespace=NAMESPACE, observer=observer)
 
+    def observe(self, observer: ILogObserver) -> None:
+        """Hand every later event to ``observer`` too (monitoring, tests)."""
+        self._observers += (observer,)
+
     def __call__(self, category: str, text: str) -> None:
-        self._observer(
-            {
-                "log_logger": self._logger,
-                "log_level": LogLevel.info,
-                "log_namespace": NAMESPACE,
-                "log_source": None,
-                "log_format": "[{audit_category}] {audit_text}",
-                "log_time": time.time(),
-                "audit_category": category,
-                "audit_text": text,
-            }
-        )
+        event = {
+            "log_logger": self._logger,
+            "log_level": LogLevel.info,
+            "log_namespace": NAMESPACE,
+            "log_source": None,
+            "log_format": "[{audit_category}] {audit_text}",
+            "log_time": time.time(),
+            "audit_category": category,
+            "audit_text": text,
+        }
+        for observer in self._observers:
+            observer(event)
 
 
 @implementer(ILogObserver)

@@ -177,6 +177,27 @@ class LiveServer:
         assert self.service.port is not None
         self.port: int = self.service.port.getHost().port
         self.clients: list[ChatClient] = []
+        self._audit_waiters: list[tuple[str, str, Deferred[str]]] = []
+        assert self.service.hub is not None
+        self.service.hub.audit.observe(self._audit_event)  # type: ignore[attr-defined]
+
+    def _audit_event(self, event: dict[str, Any]) -> None:
+        text = event["audit_text"]
+        for waiter in list(self._audit_waiters):
+            category, needle, d = waiter
+            if event["audit_category"] == category and needle in text:
+                self._audit_waiters.remove(waiter)
+                # On the next turn: the server finishes what logged the line first.
+                reactor.callLater(0, d.callback, text)
+
+    def audit_event(self, category: str, needle: str, timeout: float = WAIT) -> Deferred[str]:
+        """
+        Fires with the text of the next audit event of ``category`` holding
+        ``needle``, once the server has finished the step that logged it.
+        """
+        d: Deferred[str] = Deferred()
+        self._audit_waiters.append((category, needle, d))
+        return d.addTimeout(timeout, reactor)
 
     async def client(self, name: str, room: str | None = None) -> ChatClient:
         client = await logged_in(self.port, name, room)
@@ -198,20 +219,3 @@ class LiveServer:
         for client in self.clients:
             await client.wait_closed()
         await self.service.stopService()
-
-
-async def eventually(condition: Callable[[], T], what: str, timeout: float = WAIT) -> T:
-    """
-    Wait until ``condition()`` is true, checking every 10 ms, for state the
-    test cannot observe through a client (the server's own bookkeeping).
-    """
-    from twisted.internet.task import deferLater
-
-    deadline = reactor.seconds() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if reactor.seconds() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await deferLater(reactor, 0.01, lambda: None)

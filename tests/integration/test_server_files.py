@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest_twisted
 from twisted.internet.defer import ensureDeferred, gatherResults
 
-from integration.helpers import ChatClient, LiveServer, eventually
+from integration.helpers import ChatClient, LiveServer
 
 MIB = 1024 * 1024
 
@@ -107,10 +107,12 @@ async def test_sender_vanishes_mid_upload(tmp_path: Path) -> None:
         await alice.event("upload-start", transfer=t)
         alice.send_data(t, payload(100_000, 2))
         await alice.request("ping")  # the server has the first half
+        failed = server.audit_event("FILE", "sender-disconnected")
         alice.transport.abortConnection()
+        await failed
         hub = server.service.hub
         assert hub is not None
-        await eventually(lambda: not hub.transfers.active, "the transfer to end")
+        assert not hub.transfers.active
         assert any("sender-disconnected" in line for line in server.log_lines())
         assert server.spool_files() == []
         await bob.request("ping")
@@ -159,7 +161,7 @@ async def test_addressee_vanishes_mid_delivery(tmp_path: Path) -> None:
         assert failed["reason"] == "recipient-offline"
         hub = server.service.hub
         assert hub is not None
-        await eventually(lambda: not hub.transfers.active, "the transfer to end")
+        assert not hub.transfers.active  # ended before file-failed was sent
         assert server.spool_files() == []
     finally:
         await server.stop()

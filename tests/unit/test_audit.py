@@ -121,3 +121,17 @@ def test_lines_name_users_rooms_peers_and_files(tmp_path: Path) -> None:
         f"bob ({b.protocol.session.peer}) connection lost",
         f"alice ({peer}) left cleanly",
     ]
+
+
+def test_added_observers_see_every_later_event() -> None:
+    """Audit.observe adds a listener beside the file observer; both get the same event."""
+    from chatnet.audit import Audit
+
+    first: list[dict[str, object]] = []
+    second: list[dict[str, object]] = []
+    audit = Audit(first.append)
+    audit("CONNECT", "before")
+    audit.observe(second.append)
+    audit("JOIN", "alice joined r (1/15)")
+    assert [e["audit_text"] for e in first] == ["before", "alice joined r (1/15)"]
+    assert second == [first[1]]
