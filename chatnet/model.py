@@ -9,7 +9,7 @@ way ``twisted.words`` reaches clients through ``IChatClient``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Protocol
 
 from chatnet.errors import ChatError, ErrorCode
@@ -204,7 +204,3 @@ class Directory:
         if not room.members and self.rooms.get(room.key) is room:
             del self.rooms[room.key]
         return room
-
-    def all_users(self) -> Iterable[User]:
-        return list(self.users.values())
-
