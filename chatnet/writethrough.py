@@ -32,8 +32,13 @@ class WriteThroughServer(tcp.Server):
             and self.offset == len(self.dataBuffer)
             and type(data) is bytes
         ):
-            sent = self.writeSomeData(data)
-            if type(sent) is int and sent > 0:
+            # socket.send itself, not writeSomeData: no memoryview, no
+            # EINTR loop (Python retries EINTR), on the path of every frame.
+            try:
+                sent = self.socket.send(data)
+            except OSError:
+                sent = 0  # would block, or an error the buffered path reports
+            if sent:
                 if sent == len(data):
                     return
                 data = data[sent:]

@@ -6,7 +6,7 @@ import os
 import socket
 
 import pytest_twisted
-from twisted.internet import defer, reactor
+from twisted.internet import defer, error, reactor
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.tcp import Server
 from twisted.internet.threads import deferToThread
@@ -79,3 +79,39 @@ def test_adopt_leaves_other_transports_alone() -> None:
     adopt(other)
     assert type(other) is Other
     assert issubclass(WriteThroughServer, Server)
+
+
+class WriteAfterShutdown(Protocol):
+    """Shuts its own socket for writing, then writes: the send fails with EPIPE."""
+
+    def __init__(self, lost: defer.Deferred[list[object]]) -> None:
+        self.lost = lost
+        self.wrote = False
+
+    def connectionMade(self) -> None:
+        adopt(self.transport)
+        self.transport.socket.shutdown(socket.SHUT_WR)  # type: ignore[attr-defined]
+        self.transport.write(b"frame")
+        self.transport.writeSequence([b"more", b"frames"])
+        self.wrote = True  # neither call raised
+
+    def connectionLost(self, reason: object) -> None:
+        self.lost.callback([self.wrote, reason])
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failing_send_ends_the_connection_not_the_caller() -> None:
+    """A write that the kernel refuses goes the buffered way, which reports the loss."""
+    lost: defer.Deferred[list[object]] = defer.Deferred()
+    factory = Factory.forProtocol(lambda: WriteAfterShutdown(lost))
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    try:
+        client = await deferToThread(socket.create_connection, ("127.0.0.1", port.getHost().port), 10)
+        try:
+            wrote, reason = await lost.addTimeout(10, reactor)
+            assert wrote
+            assert reason.check(error.ConnectionLost, error.ConnectionDone)  # type: ignore[attr-defined]
+        finally:
+            client.close()
+    finally:
+        await port.stopListening()
