@@ -7,6 +7,8 @@ shared state.  Nothing here decides anything.
 
 from __future__ import annotations
 
+import struct
+
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
 from twisted.internet.protocol import ServerFactory
 from twisted.protocols.basic import Int32StringReceiver
@@ -15,6 +17,8 @@ from twisted.python.failure import Failure
 from chatnet import codec, writethrough
 from chatnet.outbound import Outbound, WriteBatch
 from chatnet.session import Hub, Session
+
+_unpack_length = struct.Struct(">I").unpack_from
 
 
 def describe_peer(address: IAddress) -> str:
@@ -53,6 +57,40 @@ class ChatServerProtocol(Int32StringReceiver):
             if setter is not None:  # TCP (and TLS over TCP); not in-memory transports
                 setter(True)
         self.session.connected()
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        :class:`Int32StringReceiver`'s framing, with one difference: a data
+        frame's payload is handed over as a view of the bytes read, not a
+        copy.  Its 64 KiB go to the spool file and the hash from there, so
+        each chunk of an upload is copied once less.  Control frames are
+        ``bytes`` as before.
+        """
+        buffered = self._unprocessed
+        alldata = buffered + data if buffered else data
+        available = len(alldata)
+        view = None
+        offset = 0
+        while available - offset >= 4 and not self.paused:
+            (length,) = _unpack_length(alldata, offset)
+            if length > self.MAX_LENGTH:
+                self._unprocessed = alldata[offset:]
+                self.lengthLimitExceeded(length)
+                return
+            start = offset + 4
+            end = start + length
+            if end > available:
+                break
+            if length and alldata[start] == 0:  # a data frame
+                if view is None:
+                    view = memoryview(alldata)
+                payload = view[start:end]
+            else:
+                payload = alldata[start:end]
+            offset = end
+            self.stringReceived(payload)  # type: ignore[arg-type]
+        self._unprocessed = alldata[offset:] if offset else alldata
+        self._compatibilityOffset = 0
 
     def stringReceived(self, payload: bytes) -> None:
         session = self.session
