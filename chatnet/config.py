@@ -35,6 +35,9 @@ class Settings:
     #: Seconds an upload may go without a data frame before it fails
     #: (``size-mismatch``), so a stalled sender cannot hold a slot forever.
     upload_idle_timeout: float = 60.0
+    #: Files streamed to one addressee at once; later ones wait, uploaded,
+    #: for their turn.  Each one streaming holds its spool file open.
+    deliveries_per_user: int = 4
     shutdown_grace: float = 5.0
     max_output: int = 8 * MIB
     #: ``{folded username: password}`` when the operator configured accounts.

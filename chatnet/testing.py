@@ -169,6 +169,11 @@ class FakeClient:
             if isinstance(f, dict) and (type is None or f.get("type") == type)
         ]
 
+    def history(self, type: str) -> list[dict[str, Any]]:
+        """Every control frame of ``type`` received so far, read or not."""
+        self.frames()
+        return [f for f in self._seen if isinstance(f, dict) and f.get("type") == type]
+
     # the connection
 
     def lose(self, reason: Exception | None = None) -> None:

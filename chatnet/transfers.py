@@ -8,8 +8,13 @@ are served first in, first out, a waiter's queue position is its index in
 
 Transfer life::
 
-    QUEUED --slot--> STARTING --next tick--> UPLOADING --all bytes--> DELIVERING --> (done)
-       \\________________\\______________________\\___________________\\--> (failed)
+    QUEUED --slot--> STARTING --next tick--> UPLOADING --all bytes--> SPOOLED --turn--> DELIVERING --> (done)
+       \\________________\\______________________\\________________\\________________\\--> (failed)
+
+An addressee has at most ``Settings.deliveries_per_user`` files streaming to
+it at once (each holds its spool file open); the rest wait, uploaded, in
+arrival order.  A client that stops reading therefore holds a few open files,
+however many are sent to it.
 
 Nothing here touches a socket: senders and addressees are
 :class:`~chatnet.model.User` objects whose outbox also implements
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import os
+from collections import deque
 from collections.abc import Callable
 from typing import BinaryIO, Protocol
 
@@ -56,6 +62,8 @@ class State(enum.Enum):
     QUEUED = "queued"
     STARTING = "starting"
     UPLOADING = "uploading"
+    #: Uploaded; waiting for the addressee's earlier deliveries to end.
+    SPOOLED = "spooled"
     DELIVERING = "delivering"
 
 
@@ -92,6 +100,17 @@ class Transfer:
 
     def __repr__(self) -> str:
         return f"<Transfer #{self.id} {self.name!r} {self.state.value}>"
+
+
+class _Inbox:
+    """One addressee's deliveries: how many stream, which wait their turn."""
+
+    __slots__ = ("streaming", "waiting", "busy")
+
+    def __init__(self) -> None:
+        self.streaming = 0
+        self.waiting: deque[Transfer] = deque()
+        self.busy = False
 
 
 def free_name(name: str, taken: set[str]) -> str:
@@ -132,6 +151,8 @@ class TransferManager:
         self._closing = False
         #: Unfinished transfers by number.
         self.active: dict[int, Transfer] = {}
+        #: Addressees with deliveries streaming or waiting.
+        self._inboxes: dict[User, _Inbox] = {}
 
     # figures
 
@@ -229,12 +250,13 @@ class TransferManager:
 
     def user_gone(self, user: User) -> None:
         """``user`` went offline: fail what it sends or receives."""
+        self._inboxes.pop(user, None)  # start no waiting delivery to it
         for t in list(self.active.values()):
             if t.recipient is user:
                 self.fail(t, FailReason.RECIPIENT_OFFLINE, tell_recipient=False)
             elif t.sender is user:
                 t.sender_gone = True
-                if t.state is not State.DELIVERING:  # a delivery goes on
+                if t.state not in (State.SPOOLED, State.DELIVERING):  # a delivery goes on
                     self.fail(t, FailReason.SENDER_DISCONNECTED)
 
     def shutdown(self) -> int:
@@ -256,8 +278,13 @@ class TransferManager:
             t.acquiring.cancel()
         elif state in (State.STARTING, State.UPLOADING):
             self._slots.release()
-        elif t.reader is not None:
-            t.recipient.outbox.cancel_file(t.id)  # type: ignore[attr-defined]
+        elif state is State.SPOOLED:
+            inbox = self._inboxes.get(t.recipient)
+            if inbox is not None:
+                inbox.waiting.remove(t)
+        else:
+            if t.reader is not None:
+                t.recipient.outbox.cancel_file(t.id)  # type: ignore[attr-defined]
         self._discard(t)
         if not t.sender_gone:
             self._send(t.sender, {"type": "file-failed", "transfer": t.id, "reason": reason.value})
@@ -268,6 +295,8 @@ class TransferManager:
             f"transfer #{t.id} {t.name} from {t.sender.name} to {t.recipient.name} "
             f"failed ({state.value}): {reason.value}",
         )
+        if state in (State.SPOOLED, State.DELIVERING):
+            self._delivery_ended(t, state)
 
     # the slot, the upload, the delivery
 
@@ -322,8 +351,8 @@ class TransferManager:
         self._cancel_idle(t)
         spool = t.spool
         assert spool is not None
-        sha256 = spool.finish()
-        t.state = State.DELIVERING
+        spool.finish()
+        t.state = State.SPOOLED
         seconds = round(self._clock.seconds() - t.started_at, 3)
         self._send(
             t.sender,
@@ -335,6 +364,41 @@ class TransferManager:
             f"transfer #{t.id} {t.name} from {t.sender.name} uploaded "
             f"({format_size(t.size)} in {seconds:.2f}s)",
         )
+        inbox = self._inboxes.get(t.recipient)
+        if inbox is None:
+            inbox = self._inboxes[t.recipient] = _Inbox()
+        inbox.waiting.append(t)
+        self._next_deliveries(t.recipient, inbox)
+
+    def _next_deliveries(self, recipient: User, inbox: _Inbox) -> None:
+        """Start waiting deliveries to ``recipient`` while it has room for them."""
+        if inbox.busy:
+            return  # a loop below this call is already at it
+        inbox.busy = True
+        try:
+            limit = self._settings.deliveries_per_user
+            while inbox.waiting and inbox.streaming < limit and not self._closing:
+                t = inbox.waiting.popleft()
+                inbox.streaming += 1
+                self._deliver(t)
+        finally:
+            inbox.busy = False
+        if not inbox.streaming and not inbox.waiting and self._inboxes.get(recipient) is inbox:
+            del self._inboxes[recipient]
+
+    def _delivery_ended(self, t: Transfer, state: State) -> None:
+        inbox = self._inboxes.get(t.recipient)
+        if inbox is None:
+            return
+        if state is State.DELIVERING:
+            inbox.streaming -= 1
+        self._next_deliveries(t.recipient, inbox)
+
+    def _deliver(self, t: Transfer) -> None:
+        t.state = State.DELIVERING
+        spool = t.spool
+        assert spool is not None
+        sha256 = spool.sha256
         recipient = t.recipient
         name = free_name(t.name, recipient.received_names)
         recipient.received_names.add(name)
@@ -364,8 +428,11 @@ class TransferManager:
         t.recipient.outbox.send(end, lambda: self._delivered(t))
 
     def _stream_stopped(self, failure: Failure, t: Transfer) -> None:
-        # The addressee's connection went away under the FileSender.
-        self.fail(t, FailReason.RECIPIENT_OFFLINE, tell_recipient=False)
+        # The addressee's connection went away under the FileSender (unless
+        # we stopped the stream ourselves, failing the transfer already).
+        if self.active.get(t.id) is t:
+            self._inboxes.pop(t.recipient, None)  # start no waiting delivery to it
+            self.fail(t, FailReason.RECIPIENT_OFFLINE, tell_recipient=False)
 
     def _delivered(self, t: Transfer) -> None:
         if self.active.pop(t.id, None) is None:
@@ -378,6 +445,7 @@ class TransferManager:
             f"transfer #{t.id} {t.name} from {t.sender.name} delivered to "
             f"{t.recipient.name}",
         )
+        self._delivery_ended(t, State.DELIVERING)
 
     def _discard(self, t: Transfer) -> None:
         self._cancel_idle(t)

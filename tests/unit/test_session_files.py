@@ -343,3 +343,79 @@ def test_data_beyond_size_while_delivering(server: Server) -> None:
     a.send_data(t, b"f")  # the number is unknown now: only bad-transfer
     (error,) = a.frames()
     assert error["code"] == "bad-transfer"
+
+
+def _open_spool_readers(server: Server) -> int:
+    return sum(1 for t in server.transfers.active.values() if t.reader is not None)
+
+
+def test_deliveries_to_one_addressee_take_turns(tmp_path: Path) -> None:
+    """A client that reads nothing holds at most deliveries_per_user spool files open."""
+    server = new_server(tmp_path / "spool", deliveries_per_user=2)
+    a, b = logged_in(server, "alice", "bob")
+    b.protocol.outbound.pauseProducing()  # bob stops reading
+    files = {f"f{i}.bin": bytes([i]) * (70_000 + i) for i in range(5)}
+    numbers = [upload(server, a, "bob", name, data) for name, data in files.items()]
+    assert [e["transfer"] for e in a.history("upload-done")] == numbers  # every slot freed
+    assert _open_spool_readers(server) == 2
+    assert len(server.spool.leftovers()) == 5
+    b.protocol.outbound.resumeProducing()
+    server.settle()
+    frames = b.frames()
+    starts = [f for f in frames if isinstance(f, dict) and f["type"] == "file-start"]
+    assert [s["transfer"] for s in starts] == numbers  # in upload order
+    for (name, data), t in zip(files.items(), numbers, strict=True):
+        got = b"".join(f[1] for f in frames if isinstance(f, tuple) and f[0] == t)
+        assert got == data, name
+    ends = {f["transfer"]: f["sha256"] for f in frames if isinstance(f, dict) and f["type"] == "file-end"}
+    assert ends == {t: hashlib.sha256(d).hexdigest() for t, d in zip(numbers, files.values(), strict=True)}
+    assert [e["transfer"] for e in a.events("file-delivered")] == numbers
+    assert server.transfers.active == {} and server.spool.leftovers() == []
+    assert server.transfers._inboxes == {}
+
+
+def test_waiting_delivery_cancelled_and_addressee_gone(tmp_path: Path) -> None:
+    """A delivery waiting its turn can be cancelled; the rest fail when the addressee goes."""
+    server = new_server(tmp_path / "spool", deliveries_per_user=1)
+    a, b = logged_in(server, "alice", "bob")
+    b.protocol.outbound.pauseProducing()
+    first, second, third = (upload(server, a, "bob", f"f{i}", b"x" * 100_000) for i in range(3))
+    a.frames()
+    assert error_code(a.request("cancel", transfer=second)) is None
+    assert a.history("file-failed") == [{"type": "file-failed", "transfer": second, "reason": "cancelled"}]
+    assert len(server.spool.leftovers()) == 2
+    b.lose()
+    server.flush()
+    failed = {e["transfer"]: e["reason"] for e in a.history("file-failed")}
+    assert failed == {first: "recipient-offline", second: "cancelled", third: "recipient-offline"}
+    # the waiting one failed where it was: no turn to stream to a client that is gone
+    assert any(f"#{third} f2 " in line and "failed (spooled)" in line for line in server.audit.category("FILE"))
+    assert server.transfers.active == {} and server.spool.leftovers() == []
+    assert server.transfers._inboxes == {}
+
+
+def test_sender_gone_does_not_stop_a_waiting_delivery(tmp_path: Path) -> None:
+    """An upload waiting for its delivery turn survives its sender leaving."""
+    server = new_server(tmp_path / "spool", deliveries_per_user=1)
+    a, b = logged_in(server, "alice", "bob")
+    b.protocol.outbound.pauseProducing()
+    numbers = [upload(server, a, "bob", f"f{i}", b"y" * 100_000) for i in range(2)]
+    a.lose()
+    server.flush()
+    b.protocol.outbound.resumeProducing()
+    server.settle()
+    assert [f["transfer"] for f in b.events("file-end")] == numbers
+    assert server.spool.leftovers() == []
+
+
+def test_shutdown_starts_no_waiting_delivery(tmp_path: Path) -> None:
+    """At shutdown, waiting deliveries fail without a file-start."""
+    server = new_server(tmp_path / "spool", deliveries_per_user=1)
+    a, b = logged_in(server, "alice", "bob")
+    b.protocol.outbound.pauseProducing()
+    first, second = (upload(server, a, "bob", f"f{i}", b"z" * 100_000) for i in range(2))
+    assert server.transfers.shutdown() == 2
+    b.protocol.outbound.resumeProducing()
+    starts = [f["transfer"] for f in b.events("file-start")]
+    assert starts == [first]
+    assert server.spool.leftovers() == []
