@@ -40,6 +40,9 @@ class Settings:
     deliveries_per_user: int = 4
     shutdown_grace: float = 5.0
     max_output: int = 8 * MIB
+    #: Seconds a connection's output may stay blocked, its client reading
+    #: nothing, before it is closed as a slow consumer (0: never).
+    stall_timeout: float = 60.0
     #: ``{folded username: password}`` when the operator configured accounts.
     accounts: dict[str, str] | None = field(default=None, repr=False)
 

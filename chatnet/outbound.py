@@ -12,7 +12,10 @@ chunks and several files share the line fairly.  A slow addressee therefore
 slows only the reading of its own spool files.
 
 Files never count against the unsent-output limit (they are pulled, not
-pushed); control frames do.  Past the limit the connection is aborted.
+pushed); control frames do.  Past the limit the connection is aborted.  So
+is a connection whose transport has kept us paused for ``stall_timeout``
+seconds on end (its client reads nothing at all): one shared
+:class:`StallWatch` times every paused connection.
 """
 
 from __future__ import annotations
@@ -118,6 +121,51 @@ class WriteBatch:
                 outbound._write_batch()
 
 
+class StallWatch:
+    """
+    Aborts connections whose output has been blocked too long.
+
+    An :class:`Outbound` reports when its transport pauses it and when it
+    resumes it; one timer, for the oldest pause, serves every connection.
+    A client that reads slowly still resumes its transport now and then and
+    is never cut; one that reads nothing is, ``timeout`` seconds after its
+    output stopped moving.
+    """
+
+    __slots__ = ("_clock", "timeout", "_since", "_call")
+
+    def __init__(self, clock: IReactorTime, timeout: float) -> None:
+        self._clock = clock
+        self.timeout = timeout
+        #: Paused outbounds and since when, oldest first.
+        self._since: dict[Outbound, float] = {}
+        self._call: IDelayedCall | None = None
+
+    def blocked(self, outbound: Outbound) -> None:
+        if outbound not in self._since:
+            self._since[outbound] = self._clock.seconds()
+            if self._call is None:
+                self._call = self._clock.callLater(self.timeout, self._check)
+
+    def unblocked(self, outbound: Outbound) -> None:
+        since = self._since
+        if since.pop(outbound, None) is not None and not since and self._call is not None:
+            self._call.cancel()
+            self._call = None
+
+    def _check(self) -> None:
+        self._call = None
+        now = self._clock.seconds()
+        since = self._since
+        while since:
+            outbound, paused_at = next(iter(since.items()))
+            if now - paused_at < self.timeout:
+                self._call = self._clock.callLater(paused_at + self.timeout - now, self._check)
+                return
+            del since[outbound]
+            outbound.stalled(self.timeout)
+
+
 @implementer(IPushProducer)
 class Outbound:
     """
@@ -125,16 +173,18 @@ class Outbound:
 
     :param max_output: bytes of control frames that may wait unsent before
         the connection counts as a slow consumer.
-    :param on_overflow: called with the unsent byte count just before the
-        connection is aborted for being a slow consumer.
+    :param on_overflow: called with why (``"8392392 bytes unsent"``) just
+        before the connection is aborted for being a slow consumer.
     :param batch: coalesce control frames per reactor turn through this
         :class:`WriteBatch`; without one, every frame is written at once.
+    :param stall_watch: report pauses to this :class:`StallWatch`; without
+        one, a connection may stay paused for ever.
     """
 
     __slots__ = (
         "_transport", "_clock", "_max_output", "_on_overflow", "_queue",
         "_queued", "_paused", "_closed", "_streams", "_by_transfer",
-        "_abort_call", "_batch", "_pending", "__weakref__",
+        "_abort_call", "_batch", "_pending", "_stall_watch", "__weakref__",
     )
 
     def __init__(
@@ -142,8 +192,9 @@ class Outbound:
         transport: ITransport,
         clock: IReactorTime,
         max_output: int,
-        on_overflow: Callable[[int], None] = lambda n: None,
+        on_overflow: Callable[[str], None] = lambda why: None,
         batch: WriteBatch | None = None,
+        stall_watch: StallWatch | None = None,
     ) -> None:
         self._transport = transport
         self._clock = clock
@@ -161,6 +212,7 @@ class Outbound:
         self._batch = batch
         #: Frames of this turn not yet written (older than anything queued).
         self._pending: list[bytes] | None = None
+        self._stall_watch = stall_watch
         transport.registerProducer(self, True)
 
     @property
@@ -204,7 +256,7 @@ class Outbound:
         if self._queued > self._max_output:
             unsent = self._queued
             self.abort()
-            self._on_overflow(unsent)
+            self._on_overflow(f"{unsent} bytes unsent")
 
     def send_file(self, transfer: int, file: BinaryIO) -> Deferred[bytes]:
         """
@@ -235,9 +287,13 @@ class Outbound:
 
     def pauseProducing(self) -> None:
         self._paused = True
+        if self._stall_watch is not None and not self._closed:
+            self._stall_watch.blocked(self)
 
     def resumeProducing(self) -> None:
         self._paused = False
+        if self._stall_watch is not None:
+            self._stall_watch.unblocked(self)
         self._pump()
 
     def stopProducing(self) -> None:
@@ -270,6 +326,13 @@ class Outbound:
         self._transport.unregisterProducer()
         self._abort_now()
 
+    def stalled(self, seconds: float) -> None:
+        """The transport has kept us paused for ``seconds``: a slow consumer."""
+        if self._closed:
+            return
+        self.abort()
+        self._on_overflow(f"read nothing for {seconds:g}s")
+
     def connection_lost(self) -> None:
         """The protocol saw the connection go: cancel any pending abort."""
         self._shut()
@@ -289,6 +352,8 @@ class Outbound:
 
     def _shut(self) -> None:
         self._closed = True
+        if self._stall_watch is not None:
+            self._stall_watch.unblocked(self)
         self._queue = None
         self._pending = None
         self._queued = 0

@@ -15,7 +15,7 @@ from twisted.protocols.basic import Int32StringReceiver
 from twisted.python.failure import Failure
 
 from chatnet import codec, writethrough
-from chatnet.outbound import Outbound, WriteBatch
+from chatnet.outbound import Outbound, StallWatch, WriteBatch
 from chatnet.session import Hub, Session
 
 _unpack_length = struct.Struct(">I").unpack_from
@@ -46,7 +46,7 @@ class ChatServerProtocol(Int32StringReceiver):
         writethrough.adopt(self.transport)
         self.outbound = Outbound(
             self.transport, factory.clock, hub.settings.max_output,
-            self._slow_consumer, factory.batch,
+            self._slow_consumer, factory.batch, factory.stall_watch,
         )
         self.session = Session(hub, self.outbound, describe_peer(self.transport.getPeer()))
         self._deadline = factory.clock.callLater(
@@ -116,8 +116,8 @@ class ChatServerProtocol(Int32StringReceiver):
                 self._deadline.cancel()
             self._deadline = None
 
-    def _slow_consumer(self, unsent: int) -> None:
-        self.session.slow_consumer(unsent)
+    def _slow_consumer(self, why: str) -> None:
+        self.session.slow_consumer(why)
 
 
 class ChatServerFactory(ServerFactory):
@@ -138,3 +138,5 @@ class ChatServerFactory(ServerFactory):
         self.hub = hub
         self.clock = clock
         self.batch = WriteBatch(clock) if batch_writes else None
+        stall = hub.settings.stall_timeout
+        self.stall_watch = StallWatch(clock, stall) if stall > 0 else None

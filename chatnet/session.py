@@ -206,9 +206,9 @@ class Session:
         self.state = State.CLOSED
         hub.forget(self)
 
-    def slow_consumer(self, unsent: int) -> None:
-        """The outbox gave up on this connection: too much unsent output."""
-        self._close_reason = f"closed as a slow consumer ({unsent} bytes unsent)"
+    def slow_consumer(self, why: str) -> None:
+        """The outbox gave up on this connection: its client does not keep up (``why``)."""
+        self._close_reason = f"closed as a slow consumer ({why})"
         self.state = State.CLOSED
 
     # session

@@ -126,6 +126,7 @@ class Options(usage.Options):
         ["upload-idle-timeout", None, 60.0, "Seconds an upload may send no data before it fails and frees its slot.", _positive_float],
         ["shutdown-grace", None, 5.0, "Seconds given to transports to flush on shutdown.", _non_negative_float],
         ["max-output", None, 8 * MIB, "Unsent output per connection (bytes or 8MiB) before it is closed as a slow consumer.", _positive_size],
+        ["stall-timeout", None, 60.0, "Seconds a client may read nothing while output waits for it before it is closed as a slow consumer (0: never).", _non_negative_float],
         ["audit-log", None, "server.log", "Audit log file (appended to)."],
         ["spool-dir", None, None, "Folder for uploads in progress [default: a private temporary folder]."],
         ["accounts", None, None, "File of username:password lines; when given, login requires a password."],
@@ -168,6 +169,7 @@ class Options(usage.Options):
             upload_idle_timeout=self["upload-idle-timeout"],
             shutdown_grace=self["shutdown-grace"],
             max_output=self["max-output"],
+            stall_timeout=self["stall-timeout"],
             accounts=accounts,
         )
         self._check_endpoint()

@@ -215,3 +215,34 @@ async def test_chat_flows_during_delivery(tmp_path: Path) -> None:
         await alice.event("file-delivered", transfer=t)
     finally:
         await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_addressee_reading_nothing_is_dropped_after_the_stall_timeout(tmp_path: Path) -> None:
+    """Files pile up for a client that reads nothing: it is dropped, every file fails, the spool empties."""
+    server = LiveServer(tmp_path, stall_timeout=0.5)
+    try:
+        alice, bob = await server.client("alice"), await server.client("bob")
+        bob.transport.pauseProducing()  # bob reads nothing from now on
+        dropped = server.audit_event("DISCONNECT", "read nothing for 0.5s", timeout=30)
+        numbers = []
+        for i in range(6):  # 18 MiB: more than the socket buffers hold
+            t = (await offer(alice, "bob", f"f{i}.bin", 3 * MIB))["transfer"]
+            await alice.event("upload-start", transfer=t)
+            alice.send_data(t, payload(3 * MIB, i))
+            numbers.append(t)
+        assert "bob (" in await dropped
+        # What fitted in the socket buffers counts as delivered (written to
+        # bob's connection); everything else failed when bob was dropped.
+        await alice.until(
+            lambda: all(alice.first("file-delivered", transfer=t) or alice.first("file-failed", transfer=t)
+                        for t in numbers),
+            "an outcome for every file",
+        )
+        failed = [alice.first("file-failed", transfer=t) for t in numbers]
+        assert {f["reason"] for f in failed if f} == {"recipient-offline"}
+        assert len([f for f in failed if f]) >= 3
+        assert server.spool_files() == []
+        assert (await alice.request("users"))["users"] == ["alice"]
+    finally:
+        await server.stop()

@@ -11,7 +11,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
 from chatnet import codec
-from chatnet.outbound import Outbound
+from chatnet.outbound import Outbound, StallWatch
 
 CHUNK = codec.MAX_DATA
 
@@ -35,7 +35,7 @@ class PausingTransport(StringTransport):
         self.write(b"".join(data))
 
 
-def make(max_output: int = 10_000) -> tuple[Outbound, PausingTransport, Clock, list[int]]:
+def make(max_output: int = 10_000) -> tuple[Outbound, PausingTransport, Clock, list[str]]:
     transport, clock, overflows = PausingTransport(), Clock(), []
     out = Outbound(transport, clock, max_output, overflows.append)
     return out, transport, clock, overflows
@@ -105,7 +105,7 @@ def test_slow_consumer_aborted() -> None:
     out.send(b"x" * 40)
     assert not transport.disconnecting and overflows == []  # exactly at the limit
     out.send(b"x")
-    assert transport.disconnected and overflows == [101]
+    assert transport.disconnected and overflows == ["101 bytes unsent"]
     assert out.closed and out.unsent == 0 and transport.producer is None
     out.send(b"late")
     out.resumeProducing()
@@ -247,3 +247,62 @@ def test_batched_frames_go_before_file_chunks() -> None:
     out.send(codec.encode_frame({"type": "file-start"}))
     outcome(out.send_file(3, io.BytesIO(b"data")))
     assert [kind(w) for w in transport.writes] == [("control", "file-start"), ("data", 3)]
+
+
+def watched(clock: Clock, watch: StallWatch) -> tuple[Outbound, PausingTransport, list[str]]:
+    transport, reasons = PausingTransport(), []
+    return Outbound(transport, clock, 10_000, reasons.append, stall_watch=watch), transport, reasons
+
+
+def test_stalled_connection_aborted_after_the_timeout() -> None:
+    """Paused for the whole timeout: aborted as a slow consumer; a resume restarts the count."""
+    clock = Clock()
+    watch = StallWatch(clock, 60)
+    out, transport, reasons = watched(clock, watch)
+    out.pauseProducing()
+    clock.advance(50)
+    out.resumeProducing()  # the client read something
+    out.pauseProducing()
+    clock.advance(59)
+    assert reasons == [] and not transport.disconnected
+    clock.advance(1)
+    assert reasons == ["read nothing for 60s"]
+    assert transport.disconnected and out.closed
+    assert clock.getDelayedCalls() == []
+
+
+def test_one_timer_serves_every_paused_connection() -> None:
+    """Connections paused at different times are each cut at their own time, by one timer."""
+    clock = Clock()
+    watch = StallWatch(clock, 10)
+    (a, _, ra), (b, _, rb), (c, _, rc) = (watched(clock, watch) for _ in range(3))
+    a.pauseProducing()
+    clock.advance(3)
+    b.pauseProducing()
+    c.pauseProducing()
+    assert len(clock.getDelayedCalls()) == 1
+    c.pauseProducing()  # a second pause changes nothing
+    clock.advance(7)
+    assert (ra, rb, rc) == (["read nothing for 10s"], [], [])
+    c.resumeProducing()
+    clock.advance(2.5)
+    assert rb == []
+    clock.advance(0.5)
+    assert (rb, rc) == (["read nothing for 10s"], [])
+    assert clock.getDelayedCalls() == []
+
+
+def test_resumed_or_closed_connections_leave_no_timer() -> None:
+    """Once nothing is paused, the timer is gone; a closed connection is never cut."""
+    clock = Clock()
+    watch = StallWatch(clock, 10)
+    out, transport, reasons = watched(clock, watch)
+    out.pauseProducing()
+    out.resumeProducing()
+    assert clock.getDelayedCalls() == []
+    out.pauseProducing()
+    out.connection_lost()
+    assert clock.getDelayedCalls() == []
+    out.pauseProducing()  # a late pause from a transport going away
+    clock.advance(100)
+    assert reasons == []

@@ -60,10 +60,13 @@ def test_limits_parsed() -> None:
         "--max-clients", "3", "--room-capacity", "2", "--max-text", "100",
         "--max-file-size", "1MiB", "--upload-slots", "1", "--upload-queue", "0",
         "--login-timeout", "2.5", "--shutdown-grace", "0", "--max-output", "64KiB",
+        "--stall-timeout", "0",
     ).settings
     assert (s.max_clients, s.room_capacity, s.max_text, s.max_file_size) == (3, 2, 100, MIB)
     assert (s.upload_slots, s.upload_queue, s.login_timeout, s.shutdown_grace) == (1, 0, 2.5, 0.0)
     assert s.max_output == 64 * 1024
+    assert s.stall_timeout == 0.0
+    assert parse().settings.stall_timeout == 60.0
 
 
 @pytest.mark.parametrize(
@@ -84,6 +87,7 @@ def test_limits_parsed() -> None:
         ("--shutdown-grace", "nan", "0 or more"),
         ("--max-output", "0", "greater than 0"),
         ("--upload-idle-timeout", "0", "greater than 0"),
+        ("--stall-timeout", "-1", "--stall-timeout: must be 0 or more"),
     ],
 )
 def test_bad_values(option: str, value: str, words: str) -> None:

@@ -272,3 +272,30 @@ def test_recipient_closed_as_slow_consumer_mid_delivery(tmp_path: Path) -> None:
     server.settle()
     assert server.transfers.active == {} and server.spool.leftovers() == []
     assert "slow consumer" in server.audit.category("DISCONNECT")[-1]
+
+
+def test_addressee_that_reads_nothing_is_closed_after_the_stall_timeout(tmp_path: Path) -> None:
+    """A client that reads nothing while a file waits for it is dropped; the file fails, the spool empties."""
+    server = new_server(tmp_path, stall_timeout=60)
+    alice, bob = logged_in(server, "alice", "bob")
+    bob.protocol.outbound.pauseProducing()  # bob's socket is full and he reads nothing
+    t = upload(server, alice, "bob", "f", b"x" * 100_000)
+    server.advance(59.9)
+    assert not bob.transport.disconnecting
+    server.advance(0.1)
+    assert bob.lost
+    assert alice.history("file-failed") == [
+        {"type": "file-failed", "transfer": t, "reason": "recipient-offline"}]
+    assert server.transfers.active == {} and server.spool.leftovers() == []
+    port = bob.transport.getPeer().port
+    assert server.audit.category("DISCONNECT")[-1] == (
+        f"bob (127.0.0.1:{port}) closed as a slow consumer (read nothing for 60s)")
+
+
+def test_stall_timeout_zero_never_closes(tmp_path: Path) -> None:
+    """With --stall-timeout 0 a paused client stays, however long."""
+    server = new_server(tmp_path, stall_timeout=0)
+    _, bob = logged_in(server, "alice", "bob")
+    bob.protocol.outbound.pauseProducing()
+    server.advance(10_000)
+    assert not bob.lost and server.clock.getDelayedCalls() == []
