@@ -43,8 +43,16 @@ class Settings:
     #: Seconds a connection's output may stay blocked, its client reading
     #: nothing, before it is closed as a slow consumer (0: never).
     stall_timeout: float = 60.0
+    #: Requests a connection may make per second on average (0: no limit),
+    #: and how many it may make at once (0: twice the rate, at least 1).
+    rate_limit: float = 0.0
+    rate_burst: int = 0
     #: ``{folded username: password}`` when the operator configured accounts.
     accounts: dict[str, str] | None = field(default=None, repr=False)
+
+    def burst(self) -> int:
+        """Requests a connection may make at once under the rate limit."""
+        return self.rate_burst or max(1, round(2 * self.rate_limit))
 
     def limits(self) -> dict[str, Any]:
         """The ``limits`` object of the ``login`` reply."""

@@ -30,6 +30,7 @@ from chatnet.codec import BadFrame, DataFrame, Frame, Request
 from chatnet.config import SERVER_NAME, Settings
 from chatnet.errors import ChatError, ErrorCode, FailReason
 from chatnet.model import Directory, Outbox, Room, User
+from chatnet.ratelimit import TokenBucket
 from chatnet.validation import (
     check_extension,
     check_filename,
@@ -92,7 +93,10 @@ class Session:
     :param peer: the peer's address, for the audit log.
     """
 
-    __slots__ = ("hub", "outbox", "peer", "state", "user", "_exited", "_close_reason", "_online")
+    __slots__ = (
+        "hub", "outbox", "peer", "state", "user", "_exited", "_close_reason", "_online",
+        "_bucket", "_refused",
+    )
 
     def __init__(self, hub: Hub, outbox: SessionOutbox, peer: str) -> None:
         self.hub = hub
@@ -104,6 +108,13 @@ class Session:
         self._close_reason: str | None = None
         #: Whether ``user`` is still in the directory (until exit or loss).
         self._online = False
+        settings = hub.settings
+        self._bucket = (
+            TokenBucket(settings.rate_limit, settings.burst(), hub.now())
+            if settings.rate_limit > 0 else None
+        )
+        #: Requests refused in the current run of rate-limited ones.
+        self._refused = 0
 
     def __repr__(self) -> str:
         return f"<Session {self.peer} {self.state.value} {self.user}>"
@@ -144,6 +155,9 @@ class Session:
                         ErrorCode.UNKNOWN_TYPE,
                         f"Unknown request type {show(frame.type)}",
                     )
+                if self._bucket is not None and frame.type != "exit" and not self._admit():
+                    self._refuse(ident)
+                    return
                 if self.state is State.NEW and frame.type not in ("login", "ping", "exit"):
                     raise ChatError(ErrorCode.NOT_LOGGED_IN, "Log in first")
                 handler(self, frame)
@@ -195,6 +209,7 @@ class Session:
         hub = self.hub
         if self not in hub.sessions:
             return
+        self._log_refused()
         if self._online:
             self._logout(clean=self._exited)
         how = (
@@ -370,14 +385,46 @@ class Session:
     def _ok(self, req: Request, **fields: Any) -> None:
         self.outbox.send(codec.ok_frame(req.id, **fields))
 
-    def _error(self, ident: Any, error: ChatError) -> None:
+    def _admit(self) -> bool:
+        """
+        Spend a token of the rate limit on a request, or refuse it with
+        ``rate-limited``.  Only the first refusal of a run is logged; the
+        next admitted request logs how many followed it.
+        """
+        bucket = self._bucket
+        assert bucket is not None
+        hub = self.hub
+        if bucket.take(hub.now()):
+            self._log_refused()
+            return True
+        self._refused += 1
+        return False
+
+    def _log_refused(self) -> None:
+        """Log how many refusals followed the first of a run, and end the run."""
+        if self._refused > 1:
+            self.hub.audit("ERROR", f"{self.who}: rate-limited: {self._refused - 1} more requests refused")
+        self._refused = 0
+
+    def _refuse(self, ident: Any) -> None:
+        bucket = self._bucket
+        assert bucket is not None
+        error = ChatError(
+            ErrorCode.RATE_LIMITED,
+            f"Too many requests (at most {bucket.rate:g} a second, {bucket.burst} at once); "
+            f"not done: try again in {bucket.retry_after():.2f}s",
+        )
+        self._error(ident, error, audit=self._refused == 1)
+
+    def _error(self, ident: Any, error: ChatError, audit: bool = True) -> None:
         reply: dict[str, Any] = {"type": "error"}
         if ident is not None:
             reply["id"] = ident
         reply["code"] = error.code.value
         reply["message"] = error.message
         self._send(reply)
-        self.hub.audit("ERROR", f"{self.who}: {error.code.value}: {error.message}")
+        if audit:
+            self.hub.audit("ERROR", f"{self.who}: {error.code.value}: {error.message}")
 
     def _close(self, reason: str | None) -> None:
         if reason is not None:

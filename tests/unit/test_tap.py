@@ -67,6 +67,10 @@ def test_limits_parsed() -> None:
     assert s.max_output == 64 * 1024
     assert s.stall_timeout == 0.0
     assert parse().settings.stall_timeout == 60.0
+    assert parse().settings.rate_limit == 0.0
+    limited = parse("--rate-limit", "20", "--rate-burst", "50").settings
+    assert (limited.rate_limit, limited.burst()) == (20.0, 50)
+    assert parse("--rate-limit", "2.5").settings.burst() == 5
 
 
 @pytest.mark.parametrize(
@@ -88,6 +92,9 @@ def test_limits_parsed() -> None:
         ("--max-output", "0", "greater than 0"),
         ("--upload-idle-timeout", "0", "greater than 0"),
         ("--stall-timeout", "-1", "--stall-timeout: must be 0 or more"),
+        ("--rate-limit", "-2", "--rate-limit: must be 0 or more"),
+        ("--rate-burst", "-2", "--rate-burst: must be 0 or more"),
+        ("--rate-burst", "5", "--rate-burst: needs --rate-limit"),
     ],
 )
 def test_bad_values(option: str, value: str, words: str) -> None:
