@@ -127,7 +127,7 @@ class Options(usage.Options):
         ["shutdown-grace", None, 5.0, "Seconds given to transports to flush on shutdown.", _non_negative_float],
         ["max-output", None, 8 * MIB, "Unsent output per connection (bytes or 8MiB) before it is closed as a slow consumer.", _positive_size],
         ["rate-limit", None, 0.0, "Requests a connection may make per second on average; more get rate-limited errors (0: no limit).", _non_negative_float],
-        ["rate-burst", None, 0, "Requests a connection may make at once under --rate-limit [default: twice the rate, at least 1].", _non_negative_int],
+        ["rate-burst", None, None, "Requests a connection may make at once under --rate-limit [default: twice the rate, at least 1]", _positive_int],
         ["stall-timeout", None, 60.0, "Seconds a client may read nothing while output waits for it before it is closed as a slow consumer (0: never).", _non_negative_float],
         ["audit-log", None, "server.log", "Audit log file (appended to)."],
         ["spool-dir", None, None, "Folder for uploads in progress [default: a private temporary folder]."],
@@ -157,7 +157,7 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--accounts: cannot read {self['accounts']}: {e.strerror}") from None
             except ValueError as e:
                 raise usage.UsageError(f"--accounts {self['accounts']}: {e}") from None
-        if self["rate-burst"] and not self["rate-limit"]:
+        if self["rate-burst"] is not None and not self["rate-limit"]:
             raise usage.UsageError("--rate-burst: needs --rate-limit")
         if self["max-file-size"] > 2**32 - 1:
             raise usage.UsageError("--max-file-size: at most 4 GiB - 1 byte")
@@ -175,7 +175,7 @@ class Options(usage.Options):
             max_output=self["max-output"],
             stall_timeout=self["stall-timeout"],
             rate_limit=self["rate-limit"],
-            rate_burst=self["rate-burst"],
+            rate_burst=self["rate-burst"] or 0,
             accounts=accounts,
         )
         self._check_endpoint()

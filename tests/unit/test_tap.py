@@ -93,7 +93,7 @@ def test_limits_parsed() -> None:
         ("--upload-idle-timeout", "0", "greater than 0"),
         ("--stall-timeout", "-1", "--stall-timeout: must be 0 or more"),
         ("--rate-limit", "-2", "--rate-limit: must be 0 or more"),
-        ("--rate-burst", "-2", "--rate-burst: must be 0 or more"),
+        ("--rate-burst", "0", "--rate-burst: must be greater than 0"),
         ("--rate-burst", "5", "--rate-burst: needs --rate-limit"),
     ],
 )
