@@ -5,6 +5,10 @@ event on stdout (or one JSON object per server frame with ``--json``).
 Used when stdin is not a terminal or with ``--plain``.  The first line is the
 username unless ``--username`` was given.  At end of input the client waits
 for its replies and its own transfers, says ``exit`` and stops.
+
+Lines run one after another, each waiting for its reply, so a server with a
+rate limit (``rate-limited``: the request was not carried out) only slows a
+pipe down: the refused line is sent again after a pause, in its place.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import threading
 from typing import Any, TextIO
 
 from twisted.internet.defer import Deferred, DeferredQueue, ensureDeferred
+from twisted.internet.task import deferLater
 
 from chatnet.client import render
 from chatnet.client.commands import Exit, Help, ParseError, parse
@@ -41,6 +46,10 @@ EXIT_INTERRUPTED = 130
 
 #: Put in the line queue when the connection closes.
 CLOSED = object()
+
+#: Pauses before sending a rate-limited line again: doubling, then steady,
+#: about a minute in all before the refusal is shown.
+RATE_LIMIT_PAUSES = (0.1, 0.2, 0.4, 0.8, 1.6) + (2.0,) * 28
 
 
 def read_lines(reactor: Any, queue: DeferredQueue[Any], fd: int = 0) -> threading.Thread:
@@ -206,7 +215,7 @@ class LineMode:
                 self.show(render.Line(render.NOTICE, "[ok] bye"))
                 return EXIT_OK
             try:
-                result = await self.core.execute(command)
+                result = await self._execute(command)
                 lines = render.reply_lines(command, result, self.core.username, self.core.room)
             except (ServerError, LocalError, ParseError) as e:  # ParseError: /help <unknown>
                 self.error(e.message)
@@ -224,6 +233,17 @@ class LineMode:
             return self._gone_status()
         await self.core.exit()
         return EXIT_OK
+
+    async def _execute(self, command: Any) -> Any:
+        """Run ``command``; a ``rate-limited`` refusal is retried after a pause."""
+        for pause in RATE_LIMIT_PAUSES:
+            try:
+                return await self.core.execute(command)
+            except ServerError as e:
+                if e.code != "rate-limited":
+                    raise
+            await deferLater(self.core.clock, pause, lambda: None)
+        return await self.core.execute(command)
 
     def _gone_status(self) -> int:
         gone = self.core.gone

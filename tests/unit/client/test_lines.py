@@ -207,3 +207,44 @@ def test_invalid_username_refused_locally(tmp_path: Any) -> None:
     ]
     r.type("alice")
     assert r.h.requests()[0]["username"] == "alice"
+
+
+def test_rate_limited_lines_are_sent_again_in_order(tmp_path: Any) -> None:
+    """A line the server refuses as rate-limited goes again after a pause, before the next."""
+    r = Run(tmp_path, username="alice")
+    r.login()
+    r.type("/join r")
+    r.answer("join", room="r", members=["alice"])
+    r.type("one", "two")
+    (first,) = r.h.requests()
+    r.h.feed({"type": "error", "id": first["id"], "code": "rate-limited", "message": "Too many requests"})
+    assert r.h.requests() == []  # "two" waits for "one"
+    r.h.clock.advance(0.1)
+    (again,) = r.h.requests()
+    assert again["text"] == "one" and again["id"] != first["id"]
+    r.h.feed({"type": "error", "id": again["id"], "code": "rate-limited", "message": "Too many requests"})
+    r.h.clock.advance(0.1)
+    assert r.h.requests() == []  # the second pause is longer
+    r.h.clock.advance(0.1)
+    r.answer("broadcast", delivered=0)
+    assert r.answer("broadcast", delivered=0)["text"] == "two"
+    assert r.output[-2:] == ["[r] alice: one", "[r] alice: two"]
+    assert "rate" not in r.err.getvalue()
+
+
+def test_rate_limited_for_a_minute_is_shown(tmp_path: Any) -> None:
+    """A server that keeps refusing: after the last retry the refusal is printed."""
+    from chatnet.client.lines import RATE_LIMIT_PAUSES
+
+    r = Run(tmp_path, username="alice")
+    r.login()
+    r.type("/join r")
+    r.answer("join", room="r", members=["alice"])
+    r.type("hello")
+    for pause in (*RATE_LIMIT_PAUSES, None):
+        (req,) = r.h.requests()
+        r.h.feed({"type": "error", "id": req["id"], "code": "rate-limited", "message": "Slow down"})
+        if pause is not None:
+            r.h.clock.advance(pause)
+    assert r.output[-1] == "[error] Slow down"
+    assert 50 < sum(RATE_LIMIT_PAUSES) < 70
