@@ -402,8 +402,10 @@ class Session:
 
     def _log_refused(self) -> None:
         """Log how many refusals followed the first of a run, and end the run."""
-        if self._refused > 1:
-            self.hub.audit("ERROR", f"{self.who}: rate-limited: {self._refused - 1} more requests refused")
+        more = self._refused - 1
+        if more > 0:
+            plural = "s" if more > 1 else ""
+            self.hub.audit("ERROR", f"{self.who}: rate-limited: {more} more request{plural} refused")
         self._refused = 0
 
     def _refuse(self, ident: Any) -> None:

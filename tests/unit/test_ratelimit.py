@@ -112,3 +112,14 @@ def test_before_login_too(tmp_path: Path) -> None:
     c.send({"type": "ping", "id": 2})
     c.send({"type": "login", "id": 3, "username": "alice"})
     assert [f.get("code") for f in c.frames()] == [None, None, "rate-limited"]
+
+
+def test_one_more_refusal_is_singular(tmp_path: Path) -> None:
+    server = new_server(tmp_path, rate_limit=1, rate_burst=1)
+    c = server.connect()
+    c.login("alice")
+    c.send({"type": "ping", "id": 1})
+    c.send({"type": "ping", "id": 2})
+    server.advance(1)
+    c.send({"type": "ping", "id": 3})
+    assert server.audit.category("ERROR")[-1].endswith("rate-limited: 1 more request refused")
