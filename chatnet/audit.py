@@ -50,18 +50,26 @@ class Audit:
     dictionary :meth:`twisted.logger.Logger.emit` would build (so any
     ``ILogObserver`` can take it, and :func:`twisted.logger.formatEvent`
     renders it), without ``emit``'s per-call level validation, which costs
-    more than the rest of a broadcast's bookkeeping.
+    more than the rest of a broadcast's bookkeeping.  While an
+    :class:`AuditFileObserver` is the only observer, it is handed the line
+    directly and no event is built at all.
     """
 
     def __init__(self, observer: ILogObserver) -> None:
         self._observers: tuple[ILogObserver, ...] = (observer,)
         self._logger = Logger(namespace=NAMESPACE, observer=observer)
+        self._direct = observer.line if isinstance(observer, AuditFileObserver) else None
 
     def observe(self, observer: ILogObserver) -> None:
         """Hand every later event to ``observer`` too (monitoring, tests)."""
         self._observers += (observer,)
+        self._direct = None
 
     def __call__(self, category: str, text: str) -> None:
+        direct = self._direct
+        if direct is not None:
+            direct(category, text, time.time())
+            return
         event = {
             "log_logger": self._logger,
             "log_level": LogLevel.info,
@@ -99,12 +107,16 @@ class AuditFileObserver:
         category = event.get("audit_category")
         if category is None:
             return
-        second = int(event.get("log_time") or time.time())
+        self.line(category, event["audit_text"], event.get("log_time") or time.time())
+
+    def line(self, category: str, text: str, when: float) -> None:
+        """Buffer the line of one audit event that happened at ``when``."""
+        second = int(when)
         if second != self._stamp_second:
             self._stamp_second = second
             self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
         self._pending.append(
-            f"[{self._stamp}] [{category}] {one_line(event['audit_text'])}\n"
+            f"[{self._stamp}] [{category}] {one_line(text)}\n"
         )
         if self._flush_call is None:
             self._flush_call = self._clock.callLater(0, self.flush)

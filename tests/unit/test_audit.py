@@ -135,3 +135,16 @@ def test_added_observers_see_every_later_event() -> None:
     audit("JOIN", "alice joined r (1/15)")
     assert [e["audit_text"] for e in first] == ["before", "alice joined r (1/15)"]
     assert second == [first[1]]
+
+
+def test_file_observer_alone_gets_lines_and_then_events_alike() -> None:
+    """The direct path (file observer alone) and the event path write the same lines."""
+    audit, _, out, clock = file_audit()
+    audit("JOIN", "alice joined r (1/15)")  # direct: no event built
+    seen: list[dict[str, object]] = []
+    audit.observe(seen.append)
+    audit("LEAVE", "alice left r (0/15)")  # now through events, to both
+    clock.advance(0)
+    lines = [LINE.fullmatch(line).groups() for line in out.getvalue().splitlines()]  # type: ignore[union-attr]
+    assert lines == [("JOIN", "alice joined r (1/15)"), ("LEAVE", "alice left r (0/15)")]
+    assert [e["audit_text"] for e in seen] == ["alice left r (0/15)"]
