@@ -180,6 +180,12 @@ class LineMode:
                 reply = await self.core.login(name, self.password)
             except (ServerError, LocalError) as e:
                 self.error(e.message)
+                if isinstance(e, ServerError) and e.code == "auth-failed":
+                    how = "a wrong one" if self.password else "none"
+                    self._print(
+                        f"chatnet-client: the server has accounts and {how} was given: "
+                        "put the password for this name in $CHATNET_PASSWORD", self.err)
+                    return EXIT_LOGIN
                 if self.username is not None:
                     self._print(f"chatnet-client: login rejected: {e.message}", self.err)
                     return EXIT_LOGIN

@@ -37,7 +37,8 @@ commands: /join <room>, /leave, /broadcast <message> (or plain text),
 
 exit status: 0 normal; 1 error; 2 bad options; 3 cannot connect;
 4 login rejected; 5 server shut down; 6 connection lost.
-The password for servers with accounts is read from $CHATNET_PASSWORD.
+The password for servers with accounts is read from $CHATNET_PASSWORD;
+the full-screen interface asks for it when the server wants one.
 """
 
 

@@ -96,7 +96,7 @@ class InputLine(urwid.Edit):
         if key == "enter":
             text = self.edit_text
             self.set_edit_text("")
-            if text.strip():
+            if text.strip() and self.view.asking_password_for is None:  # never a password
                 self.history.append(text)
             self.position = len(self.history)
             self.view.submit(text)
@@ -144,6 +144,8 @@ class ChatView:
         self.where = where
         self.finish = finish
         self.password = password
+        #: The name whose password the input line is asking for.
+        self.asking_password_for: str | None = None
         self.logged_in = False
         self.confirming = False
         self.loop: urwid.MainLoop | None = None
@@ -304,6 +306,16 @@ class ChatView:
     def _handle(self, text: str) -> Deferred[Any] | None:
         """Carry out one line; a Deferred when it waits for the server."""
         if not self.logged_in:
+            name = self.asking_password_for
+            if name is not None:
+                self.asking_password_for = None
+                self.input.set_mask(None)
+                if not text:
+                    self.input.set_caption(("prompt", "Username: "))
+                    self.add(render.Line(render.NOTICE, "Choose a username:"))
+                    return None
+                self.password = text
+                return self.try_login(name)
             name = text.strip()
             return self.try_login(name) if name else None
         try:
@@ -353,6 +365,14 @@ class ChatView:
 
         def refused(failure: Any) -> None:
             failure.trap(ServerError, LocalError, ConnectionClosed)
+            if failure.check(ServerError) and failure.value.code == "auth-failed":
+                # The server has accounts: ask for the password, unechoed.
+                self.asking_password_for = name
+                self.input.set_mask("*")
+                self.input.set_caption(("prompt", f"Password for {name}: "))
+                self.error(f"{failure.value.message}. Type the password for {name} "
+                           "(or just Enter to choose another username):")
+                return
             self.input.set_caption(("prompt", "Username: "))
             self.error(f"{failure.value.message}. Choose another username:")
 

@@ -248,3 +248,14 @@ def test_rate_limited_for_a_minute_is_shown(tmp_path: Any) -> None:
             r.h.clock.advance(pause)
     assert r.output[-1] == "[error] Slow down"
     assert 50 < sum(RATE_LIMIT_PAUSES) < 70
+
+
+def test_auth_failed_says_where_the_password_goes(tmp_path: Any) -> None:
+    """A server with accounts: line mode cannot prompt, so it says how to give the password."""
+    r = Run(tmp_path)
+    r.type("alice")
+    (req,) = r.h.requests()
+    r.h.feed({"type": "error", "id": req["id"], "code": "auth-failed", "message": "Wrong username or password"})
+    assert result_of(r.done) == EXIT_LOGIN
+    assert r.output[-1] == "[error] Wrong username or password"
+    assert "$CHATNET_PASSWORD" in r.err.getvalue() and "none was given" in r.err.getvalue()

@@ -204,3 +204,38 @@ def test_message_pane_is_bounded(tmp_path: Any, monkeypatch: Any) -> None:
         v.h.feed({"type": "whisper", "from": "bob", "text": f"n{i}", "ts": 0})
     assert len(v.view.messages) == 5
     assert "n9" in v.screen() and "n4" not in v.screen()
+
+
+def test_auth_failed_asks_for_the_password_unechoed(tmp_path: Any) -> None:
+    """A server with accounts: the view asks for the password, masked, kept out of history."""
+    v = View(tmp_path)
+    v.type("alice")
+    (req,) = v.h.requests()
+    assert "password" not in req
+    v.h.feed({"type": "error", "id": req["id"], "code": "auth-failed", "message": "Wrong username or password"})
+    assert "Password for alice:" in v.screen()
+    v.keys(*"s3cret")
+    assert "s3cret" not in v.screen() and "******" in v.screen()
+    v.keys("enter")
+    (again,) = v.h.requests()
+    assert again == {"type": "login", "id": again["id"], "username": "alice", "password": "s3cret"}
+    v.h.reply(again, username="alice", server="chatnet/1.0", limits={})
+    v.h.reply(v.h.requests()[0], users=["alice"])
+    assert "[ok] logged in as alice" in v.screen()
+    assert v.view.input.history == ["alice"]  # the password is not in it
+    v.keys("up")
+    assert v.view.input.edit_text == "alice"
+
+
+def test_empty_password_goes_back_to_the_username(tmp_path: Any) -> None:
+    """Enter on an empty password prompt asks for a username again."""
+    v = View(tmp_path)
+    v.type("alice")
+    (req,) = v.h.requests()
+    v.h.feed({"type": "error", "id": req["id"], "code": "auth-failed", "message": "Wrong username or password"})
+    v.keys("enter")
+    assert v.h.requests() == []
+    assert "Username:" in v.screen() and "Choose a username:" in v.screen()
+    v.type("bob")
+    (bob,) = v.h.requests()
+    assert bob["username"] == "bob"
