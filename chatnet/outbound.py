@@ -160,6 +160,8 @@ class StallWatch:
         while since:
             outbound, paused_at = next(iter(since.items()))
             if now - paused_at < self.timeout:
+                if self._call is not None:  # set by a pause while we aborted one
+                    self._call.cancel()
                 self._call = self._clock.callLater(paused_at + self.timeout - now, self._check)
                 return
             del since[outbound]

@@ -306,3 +306,28 @@ def test_resumed_or_closed_connections_leave_no_timer() -> None:
     out.pauseProducing()  # a late pause from a transport going away
     clock.advance(100)
     assert reasons == []
+
+
+def test_a_pause_during_the_check_leaves_one_timer() -> None:
+    """A connection paused while the watch aborts another: one timer, for the oldest pause."""
+    clock = Clock()
+    watch = StallWatch(clock, 10)
+    (b, _, rb), (c, _, rc) = (watched(clock, watch) for _ in range(2))
+    ra: list[str] = []
+
+    def aborted(why: str) -> None:  # a callback that makes another connection pause
+        ra.append(why)
+        c.pauseProducing()
+
+    a = Outbound(PausingTransport(), clock, 10_000, aborted, stall_watch=watch)
+    a.pauseProducing()
+    clock.advance(4)
+    b.pauseProducing()
+    clock.advance(6)
+    assert ra == ["read nothing for 10s"]
+    assert len(clock.getDelayedCalls()) == 1
+    clock.advance(4)
+    assert rb == ["read nothing for 10s"] and rc == []
+    clock.advance(6)
+    assert rc == ["read nothing for 10s"]
+    assert clock.getDelayedCalls() == []
