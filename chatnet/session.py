@@ -387,9 +387,11 @@ class Session:
 
     def _admit(self) -> bool:
         """
-        Spend a token of the rate limit on a request, or refuse it with
-        ``rate-limited``.  Only the first refusal of a run is logged; the
-        next admitted request logs how many followed it.
+        Spend a token of the rate limit on a request.
+
+        :returns: ``False`` when none is left: the caller refuses the
+            request (:meth:`_refuse`).  Only the first refusal of a run is
+            logged; the next admitted request logs how many followed it.
         """
         bucket = self._bucket
         assert bucket is not None
