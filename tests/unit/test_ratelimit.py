@@ -8,6 +8,8 @@ import pytest
 
 from chatnet.config import Settings
 from chatnet.ratelimit import TokenBucket
+from chatnet.testing import FakeClient
+from chatnet.testing import TestServer as Server
 from unit.chat_helpers import error_code, logged_in, new_server
 
 
@@ -77,13 +79,19 @@ def test_exit_is_never_refused(tmp_path: Path) -> None:
     assert "left cleanly" in server.audit.category("DISCONNECT")[-1]
 
 
-def test_a_run_of_refusals_is_logged_once_then_counted(tmp_path: Path) -> None:
-    """The first refusal is an ERROR line; the rest of the run is one line with a count."""
+def flooding(tmp_path: Path, pings: int) -> tuple[Server, FakeClient]:
+    """A server allowing one request a second, and alice, logged in, who sent ``pings`` more."""
     server = new_server(tmp_path, rate_limit=1, rate_burst=1)
     c = server.connect()
     c.login("alice")
-    for i in range(50):
+    for i in range(pings):
         c.send({"type": "ping", "id": i})
+    return server, c
+
+
+def test_a_run_of_refusals_is_logged_once_then_counted(tmp_path: Path) -> None:
+    """The first refusal is an ERROR line; the rest of the run is one line with a count."""
+    server, c = flooding(tmp_path, 50)
     assert [f["code"] for f in c.frames()] == ["rate-limited"] * 50
     errors = server.audit.category("ERROR")
     assert len(errors) == 1 and "rate-limited" in errors[0]
@@ -95,11 +103,7 @@ def test_a_run_of_refusals_is_logged_once_then_counted(tmp_path: Path) -> None:
 
 def test_refusals_counted_when_the_client_goes(tmp_path: Path) -> None:
     """A client that floods and leaves still gets its count logged."""
-    server = new_server(tmp_path, rate_limit=1, rate_burst=1)
-    c = server.connect()
-    c.login("alice")
-    for i in range(5):
-        c.send({"type": "ping", "id": i})
+    server, c = flooding(tmp_path, 5)
     c.lose()
     assert "rate-limited: 4 more requests refused" in server.audit.category("ERROR")[-1]
 
@@ -115,11 +119,7 @@ def test_before_login_too(tmp_path: Path) -> None:
 
 
 def test_one_more_refusal_is_singular(tmp_path: Path) -> None:
-    server = new_server(tmp_path, rate_limit=1, rate_burst=1)
-    c = server.connect()
-    c.login("alice")
-    c.send({"type": "ping", "id": 1})
-    c.send({"type": "ping", "id": 2})
+    server, c = flooding(tmp_path, 2)
     server.advance(1)
     c.send({"type": "ping", "id": 3})
     assert server.audit.category("ERROR")[-1].endswith("rate-limited: 1 more request refused")

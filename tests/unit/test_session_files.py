@@ -349,6 +349,14 @@ def _open_spool_readers(server: Server) -> int:
     return sum(1 for t in server.transfers.active.values() if t.reader is not None)
 
 
+def one_turn_and_bob_not_reading(tmp_path: Path) -> tuple[Server, FakeClient, FakeClient]:
+    """A server streaming one file at a time to each addressee; alice, and bob, who reads nothing."""
+    server = new_server(tmp_path / "spool", deliveries_per_user=1)
+    a, b = logged_in(server, "alice", "bob")
+    b.protocol.outbound.pauseProducing()
+    return server, a, b
+
+
 def test_deliveries_to_one_addressee_take_turns(tmp_path: Path) -> None:
     """A client that reads nothing holds at most deliveries_per_user spool files open."""
     server = new_server(tmp_path / "spool", deliveries_per_user=2)
@@ -376,9 +384,7 @@ def test_deliveries_to_one_addressee_take_turns(tmp_path: Path) -> None:
 
 def test_waiting_delivery_cancelled_and_addressee_gone(tmp_path: Path) -> None:
     """A delivery waiting its turn can be cancelled; the rest fail when the addressee goes."""
-    server = new_server(tmp_path / "spool", deliveries_per_user=1)
-    a, b = logged_in(server, "alice", "bob")
-    b.protocol.outbound.pauseProducing()
+    server, a, b = one_turn_and_bob_not_reading(tmp_path)
     first, second, third = (upload(server, a, "bob", f"f{i}", b"x" * 100_000) for i in range(3))
     a.frames()
     assert error_code(a.request("cancel", transfer=second)) is None
@@ -396,9 +402,7 @@ def test_waiting_delivery_cancelled_and_addressee_gone(tmp_path: Path) -> None:
 
 def test_sender_gone_does_not_stop_a_waiting_delivery(tmp_path: Path) -> None:
     """An upload waiting for its delivery turn survives its sender leaving."""
-    server = new_server(tmp_path / "spool", deliveries_per_user=1)
-    a, b = logged_in(server, "alice", "bob")
-    b.protocol.outbound.pauseProducing()
+    server, a, b = one_turn_and_bob_not_reading(tmp_path)
     numbers = [upload(server, a, "bob", f"f{i}", b"y" * 100_000) for i in range(2)]
     a.lose()
     server.flush()
@@ -410,9 +414,7 @@ def test_sender_gone_does_not_stop_a_waiting_delivery(tmp_path: Path) -> None:
 
 def test_shutdown_starts_no_waiting_delivery(tmp_path: Path) -> None:
     """At shutdown, waiting deliveries fail without a file-start."""
-    server = new_server(tmp_path / "spool", deliveries_per_user=1)
-    a, b = logged_in(server, "alice", "bob")
-    b.protocol.outbound.pauseProducing()
+    server, a, b = one_turn_and_bob_not_reading(tmp_path)
     first, second = (upload(server, a, "bob", f"f{i}", b"z" * 100_000) for i in range(2))
     assert server.transfers.shutdown() == 2
     b.protocol.outbound.resumeProducing()
