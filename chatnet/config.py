@@ -49,6 +49,9 @@ class Settings:
     rate_burst: int = 0
     #: ``{folded username: password}`` when the operator configured accounts.
     accounts: dict[str, str] | None = field(default=None, repr=False)
+    #: Zero-copy framing and write-through TCP where the installed Twisted
+    #: allows them (:mod:`chatnet.fastpath`); ``--no-fast-path`` turns them off.
+    fast_path: bool = True
 
     def burst(self) -> int:
         """Requests a connection may make at once under the rate limit."""

@@ -7,18 +7,13 @@ shared state.  Nothing here decides anything.
 
 from __future__ import annotations
 
-import struct
-
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
 from twisted.internet.protocol import ServerFactory
-from twisted.protocols.basic import Int32StringReceiver
 from twisted.python.failure import Failure
 
-from chatnet import codec, writethrough
+from chatnet import codec, fastpath
 from chatnet.outbound import Outbound, StallWatch, WriteBatch
 from chatnet.session import Hub, Session
-
-_unpack_length = struct.Struct(">I").unpack_from
 
 
 def describe_peer(address: IAddress) -> str:
@@ -30,8 +25,12 @@ def describe_peer(address: IAddress) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-class ChatServerProtocol(Int32StringReceiver):
-    """Frames in, frames out; the session decides."""
+class ChatServerProtocol(fastpath.FramingReceiver):
+    """
+    Frames in, frames out; the session decides.  On the fast path
+    (:mod:`chatnet.fastpath`) data frames arrive as ``memoryview`` slices of
+    the read and plain TCP connections write through.
+    """
 
     MAX_LENGTH = codec.MAX_PAYLOAD
 
@@ -43,7 +42,8 @@ class ChatServerProtocol(Int32StringReceiver):
     def connectionMade(self) -> None:
         factory = self.factory
         hub = factory.hub
-        writethrough.adopt(self.transport)
+        if factory.fast_path:
+            fastpath.adopt(self)
         self.outbound = Outbound(
             self.transport, factory.clock, hub.settings.max_output,
             self._slow_consumer, factory.batch, factory.stall_watch,
@@ -57,40 +57,6 @@ class ChatServerProtocol(Int32StringReceiver):
             if setter is not None:  # TCP (and TLS over TCP); not in-memory transports
                 setter(True)
         self.session.connected()
-
-    def dataReceived(self, data: bytes) -> None:
-        """
-        :class:`Int32StringReceiver`'s framing, with one difference: a data
-        frame's payload is handed over as a view of the bytes read, not a
-        copy.  Its 64 KiB go to the spool file and the hash from there, so
-        each chunk of an upload is copied once less.  Control frames are
-        ``bytes`` as before.
-        """
-        buffered = self._unprocessed
-        alldata = buffered + data if buffered else data
-        available = len(alldata)
-        view = None
-        offset = 0
-        while available - offset >= 4 and not self.paused:
-            (length,) = _unpack_length(alldata, offset)
-            if length > self.MAX_LENGTH:
-                self._unprocessed = alldata[offset:]
-                self.lengthLimitExceeded(length)
-                return
-            start = offset + 4
-            end = start + length
-            if end > available:
-                break
-            if length and alldata[start] == 0:  # a data frame
-                if view is None:
-                    view = memoryview(alldata)
-                payload = view[start:end]
-            else:
-                payload = alldata[start:end]
-            offset = end
-            self.stringReceived(payload)  # type: ignore[arg-type]
-        self._unprocessed = alldata[offset:] if offset else alldata
-        self._compatibilityOffset = 0
 
     def stringReceived(self, payload: bytes) -> None:
         session = self.session
@@ -140,3 +106,5 @@ class ChatServerFactory(ServerFactory):
         self.batch = WriteBatch(clock) if batch_writes else None
         stall = hub.settings.stall_timeout
         self.stall_watch = StallWatch(clock, stall) if stall > 0 else None
+        #: zero-copy framing and write-through TCP (:mod:`chatnet.fastpath`)
+        self.fast_path = fastpath.requested(hub.settings.fast_path)

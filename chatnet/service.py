@@ -19,6 +19,7 @@ from twisted.internet.interfaces import IListeningPort, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from chatnet import fastpath
 from chatnet.audit import Audit, AuditFileObserver
 from chatnet.config import SERVER_NAME, Settings
 from chatnet.model import Directory
@@ -99,6 +100,8 @@ class ChatService(Service):
         self.port = port
         address = describe_peer(port.getHost())
         log.info("chatnet listening on {address}", address=address)
+        if self.factory is not None:
+            log.info("{fast}", fast=fastpath.describe(self.factory.fast_path))
         assert self.hub is not None
         self.hub.audit("CONNECT", f"{SERVER_NAME} listening on {address}")
 

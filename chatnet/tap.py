@@ -138,6 +138,11 @@ class Options(usage.Options):
         p[:4] + [_named(p[0], p[4])] if len(p) > 4 else p for p in optParameters
     ]
 
+    optFlags = [
+        ["no-fast-path", None, "Use only Twisted's public API: no zero-copy framing, no "
+         "write-through TCP (slower; see chatnet.fastpath)."],
+    ]
+
     def opt_version(self) -> None:
         """Print the chatnet version and exit."""
         print(f"chatnet {__version__}")
@@ -177,6 +182,7 @@ class Options(usage.Options):
             rate_limit=self["rate-limit"],
             rate_burst=self["rate-burst"] or 0,
             accounts=accounts,
+            fast_path=not self["no-fast-path"],
         )
         self._check_endpoint()
 

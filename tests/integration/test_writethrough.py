@@ -1,17 +1,29 @@
-"""WriteThroughServer over real loopback sockets: bytes arrive whole and in order."""
+"""
+The write-through transport of :mod:`chatnet.fastpath` over real loopback
+sockets: bytes arrive whole and in order.
+"""
 
 from __future__ import annotations
 
 import os
 import socket
 
+import pytest
 import pytest_twisted
 from twisted.internet import defer, error, reactor
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.tcp import Server
 from twisted.internet.threads import deferToThread
 
-from chatnet.writethrough import WriteThroughServer, adopt
+from chatnet import fastpath
+from chatnet.fastpath import FramingReceiver, WriteThroughServer
+
+
+def adopt(transport: object) -> None:
+    """What the server does in connectionMade, for a protocol of any kind."""
+    receiver = FramingReceiver()
+    receiver.transport = transport  # type: ignore[assignment]
+    fastpath.adopt(receiver)
 
 
 class Burst(Protocol):
@@ -79,6 +91,21 @@ def test_adopt_leaves_other_transports_alone() -> None:
     adopt(other)
     assert type(other) is Other
     assert issubclass(WriteThroughServer, Server)
+
+
+@pytest_twisted.ensureDeferred
+async def test_no_write_through_when_twisted_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the check at import failed, connections stay plain tcp.Server."""
+    monkeypatch.setattr(fastpath, "WRITE_THROUGH", False)
+    adopted: defer.Deferred[type] = defer.Deferred()
+    factory = Factory.forProtocol(lambda: Burst([b"x"], adopted))
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    try:
+        got = await deferToThread(read_all, port.getHost().port, 1)
+        assert (await adopted) is Server
+        assert got == b"x"
+    finally:
+        await port.stopListening()
 
 
 class WriteAfterShutdown(Protocol):

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import struct
 from pathlib import Path
 from typing import Any
 
-import pytest
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.protocols.basic import Int32StringReceiver
 
@@ -124,73 +122,3 @@ def test_file_over_iosim(tmp_path: Path) -> None:
     assert end["sha256"] == hashlib.sha256(data).hexdigest()
     assert alice.control("file-delivered")
     assert server.spool.leftovers() == []
-
-
-class Recording(ChatServerProtocol):
-    """Records the payloads the framing hands over, instead of acting on them."""
-
-    def __init__(self) -> None:
-        self.payloads: list[bytes | memoryview] = []
-        self.oversized: list[int] = []
-
-    def stringReceived(self, payload: bytes) -> None:
-        self.payloads.append(payload)
-
-    def lengthLimitExceeded(self, length: int) -> None:
-        self.oversized.append(length)
-
-
-def _wire_of_mixed_frames() -> tuple[bytes, list[bytes]]:
-    payloads = [
-        codec.encode({"type": "ping", "id": 1}),
-        codec.data_payload(7, bytes(range(256)) * 256),  # a full 64 KiB chunk
-        codec.data_payload(7, b"z"),
-        codec.encode({"type": "broadcast", "id": 2, "text": "héllo"}),
-        codec.data_payload(9, b"\x00" * 1000),
-    ]
-    return b"".join(struct.pack(">I", len(p)) + p for p in payloads), payloads
-
-
-def test_data_frames_are_views_and_control_frames_bytes() -> None:
-    """Data payloads come as memoryviews of the read, control payloads as bytes."""
-    wire, payloads = _wire_of_mixed_frames()
-    proto = Recording()
-    proto.dataReceived(wire)
-    assert [bytes(p) for p in proto.payloads] == payloads
-    assert [type(p) for p in proto.payloads] == [bytes, memoryview, memoryview, bytes, memoryview]
-    assert proto._unprocessed == b""
-
-
-@pytest.mark.parametrize("step", [1, 3, 4, 5, 4096, 65_540, 65_545, 100_000])
-def test_framing_across_reads(step: int) -> None:
-    """Frames cut at any byte, across reads of any size, come out whole and in order."""
-    wire, payloads = _wire_of_mixed_frames()
-    proto = Recording()
-    for i in range(0, len(wire), step):
-        proto.dataReceived(wire[i : i + step])
-    assert [bytes(p) for p in proto.payloads] == payloads
-    assert proto._unprocessed == b""
-
-
-def test_oversized_prefix_after_good_frames() -> None:
-    """Frames before an oversized prefix are handed over; the limit is reported once per read."""
-    good = codec.encode({"type": "ping", "id": 1})
-    wire = struct.pack(">I", len(good)) + good + struct.pack(">I", codec.MAX_PAYLOAD + 1) + b"xx"
-    proto = Recording()
-    proto.dataReceived(wire)
-    assert proto.payloads == [good]
-    assert proto.oversized == [codec.MAX_PAYLOAD + 1]
-    proto.dataReceived(b"more")  # not reprocessing the frame already handed over
-    assert proto.payloads == [good]
-
-
-def test_paused_framing_keeps_the_rest() -> None:
-    """While paused, nothing is handed over; the bytes wait for the next read."""
-    wire, payloads = _wire_of_mixed_frames()
-    proto = Recording()
-    proto.paused = True  # what pauseProducing sets (it also pauses the transport)
-    proto.dataReceived(wire)
-    assert proto.payloads == []
-    proto.paused = False
-    proto.dataReceived(b"")
-    assert [bytes(p) for p in proto.payloads] == payloads

@@ -68,6 +68,8 @@ def test_limits_parsed() -> None:
     assert s.stall_timeout == 0.0
     assert parse().settings.stall_timeout == 60.0
     assert parse().settings.rate_limit == 0.0
+    assert parse().settings.fast_path
+    assert not parse("--no-fast-path").settings.fast_path
     limited = parse("--rate-limit", "20", "--rate-burst", "50").settings
     assert (limited.rate_limit, limited.burst()) == (20.0, 50)
     assert parse("--rate-limit", "2.5").settings.burst() == 5
@@ -162,5 +164,6 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 def test_help_lists_options() -> None:
     """The usage text names the options."""
     text = str(Options())
-    for option in ("--port", "--max-clients", "--allow-ext", "--shutdown-grace", "--accounts"):
+    for option in ("--port", "--max-clients", "--allow-ext", "--shutdown-grace", "--accounts",
+                   "--no-fast-path"):
         assert option in text

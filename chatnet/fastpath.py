@@ -1,0 +1,265 @@
+"""
+The fast path: every use chatnet makes of Twisted's private attributes.
+
+Two speed-ups reach below Twisted's public API, and this module is the only
+place that does (``tests/unit/test_fastpath.py`` fails if another module
+names one of these attributes):
+
+*Zero-copy framing* (:class:`FramingReceiver`).  Twisted's
+``IntNStringReceiver.dataReceived`` hands every payload over as a ``bytes``
+copy.  Ours hands a data frame's payload (first byte 0) over as a
+``memoryview`` slice of the bytes read, so each 64 KiB chunk of an upload is
+copied once less on its way to the spool file and the hash.  It keeps the
+unparsed rest of a read where Twisted keeps it, in ``_unprocessed`` (with
+``_compatibilityOffset`` at 0), so the public ``recvd`` attribute, pausing,
+and Twisted's own ``dataReceived`` keep working on the same buffer.
+
+*Write-through TCP* (:class:`WriteThroughServer`).  Twisted's TCP transport
+buffers every ``write`` and sends it when the reactor next reports the
+socket writable: for a lone write to an idle connection that is an
+``epoll_ctl`` to watch the socket, a turn of the loop, the ``send``, and
+another ``epoll_ctl`` to stop watching.  When nothing is buffered
+(``_tempDataLen``, ``dataBuffer`` and ``offset`` of
+``twisted.internet.abstract.FileDescriptor``) the socket almost always has
+room, so the write-through transport calls ``send`` at once and falls back
+to the buffered path for whatever the kernel did not take (or on any error,
+which the buffered path then reports the usual way).  :func:`adopt` makes an
+accepted plain TCP connection one by switching its ``__class__`` (same
+layout, two methods more); TLS and other transports are left alone.
+Together with :class:`~chatnet.outbound.WriteBatch` a busy connection costs
+one ``send`` per reactor turn and no ``epoll_ctl`` at all.
+
+Checked against Twisted 24.7.0 (the oldest ``setup.cfg`` allows) and
+26.10.0 (:data:`CHECKED`).  Rather than trust version numbers, each part
+checks on import that Twisted still works the way it relies on
+(:data:`FRAMING`, :data:`WRITE_THROUGH`): the framing by feeding a probe
+receiver through both Twisted's ``dataReceived`` and ours, the transport by
+checking that ``tcp.Server`` still writes through ``FileDescriptor``'s
+buffers.  A part whose check fails is not used; chatnet then runs on
+Twisted's plain path, only slower.
+
+It can be turned off: ``twistd chatnet --no-fast-path`` (the server's
+:attr:`~chatnet.config.Settings.fast_path`), or ``CHATNET_FAST_PATH=0`` in
+the environment for everything in the process (how CI runs the test suite
+on the plain path).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+from twisted.internet import abstract, tcp
+from twisted.protocols.basic import Int32StringReceiver
+
+import twisted
+
+#: Twisted releases this module was checked against, oldest and newest.
+CHECKED = ("24.7.0", "26.10.0")
+
+#: The environment variable that turns the fast path off (``0``, ``no``,
+#: ``off`` or ``false``) for every server in the process.
+ENVIRONMENT = "CHATNET_FAST_PATH"
+
+_unpack_length = struct.Struct(">I").unpack_from
+
+
+def requested(setting: bool = True) -> bool:
+    """
+    Whether to use the fast path: ``setting`` (the server's
+    ``--no-fast-path`` turns it off), unless :data:`ENVIRONMENT` says no.
+    """
+    value = os.environ.get(ENVIRONMENT, "").strip().lower()
+    return setting and value not in ("0", "no", "off", "false")
+
+
+class FramingReceiver(Int32StringReceiver):
+    """
+    :class:`~twisted.protocols.basic.Int32StringReceiver` that, while
+    :attr:`zero_copy` is true, hands data frames (payloads starting with a 0
+    byte) to ``stringReceived`` as ``memoryview`` slices of the read rather
+    than ``bytes`` copies.  Control frames are ``bytes`` either way.
+    """
+
+    #: Set by :func:`adopt`; false: Twisted's own ``dataReceived``.
+    zero_copy: bool = False
+
+    def dataReceived(self, data: bytes) -> None:
+        if not self.zero_copy:
+            Int32StringReceiver.dataReceived(self, data)
+            return
+        buffered = self._unprocessed
+        alldata = buffered + data if buffered else data
+        available = len(alldata)
+        view = None
+        offset = 0
+        while available - offset >= 4 and not self.paused:
+            (length,) = _unpack_length(alldata, offset)
+            if length > self.MAX_LENGTH:
+                self._unprocessed = alldata[offset:]
+                self._compatibilityOffset = 0
+                self.lengthLimitExceeded(length)
+                return
+            start = offset + 4
+            end = start + length
+            if end > available:
+                break
+            payload: bytes | memoryview
+            if length and alldata[start] == 0:  # a data frame
+                if view is None:
+                    view = memoryview(alldata)
+                payload = view[start:end]
+            else:
+                payload = alldata[start:end]
+            offset = end
+            # stringReceived takes bytes-like: a memoryview is what the
+            # spool and hashlib take without a copy
+            self.stringReceived(payload)  # type: ignore[arg-type]
+        self._unprocessed = alldata[offset:] if offset else alldata
+        self._compatibilityOffset = 0
+
+
+class WriteThroughServer(tcp.Server):
+    """:class:`twisted.internet.tcp.Server` that sends at once when idle."""
+
+    #: Read up to 256 KiB a ``recv`` (Twisted's default is 64 KiB): a file
+    #: upload's 64 KiB data frames then cost a fraction of a read each.
+    bufferSize = 256 * 1024
+
+    def write(self, data: bytes) -> None:
+        if (
+            self.connected
+            and not self.disconnecting
+            and not self._tempDataLen
+            and self.offset == len(self.dataBuffer)
+            and type(data) is bytes
+        ):
+            # socket.send itself, not writeSomeData: no memoryview, no
+            # EINTR loop (Python retries EINTR), on the path of every frame.
+            try:
+                sent = self.socket.send(data)
+            except OSError:
+                sent = 0  # would block, or an error the buffered path reports
+            if sent:
+                if sent == len(data):
+                    return
+                data = data[sent:]
+        super().write(data)
+
+    def writeSequence(self, iovec: list[bytes]) -> None:  # type: ignore[override]
+        # Twisted declares Iterable[bytes]; every caller in chatnet passes a
+        # list, which sendmsg needs (and a generator could not be re-read by
+        # the buffered path below).
+        if (
+            self.connected
+            and not self.disconnecting
+            and not self._tempDataLen
+            and self.offset == len(self.dataBuffer)
+        ):
+            try:
+                sent = self.socket.sendmsg(iovec)  # one gathered send, no join
+            except OSError:
+                sent = 0  # would block, or an error the buffered path reports
+            if sent:
+                rest: list[bytes] = []
+                for part in iovec:
+                    if sent >= len(part):
+                        sent -= len(part)
+                    else:
+                        rest.append(part[sent:] if sent else part)
+                        sent = 0
+                if not rest:
+                    return
+                iovec = rest
+        super().writeSequence(iovec)
+
+
+def _framing_works() -> bool:
+    """Twisted's and our ``dataReceived`` share one buffer, as we rely on."""
+
+    class Probe(FramingReceiver):
+        zero_copy = True
+
+        def __init__(self) -> None:
+            self.got: list[bytes] = []
+
+        def stringReceived(self, string: bytes) -> None:
+            self.got.append(bytes(string))
+
+    try:
+        probe = Probe()
+        Int32StringReceiver.dataReceived(probe, b"\x00\x00\x00\x03ab")
+        if probe._unprocessed != b"\x00\x00\x00\x03ab" or probe._compatibilityOffset:
+            return False
+        probe.dataReceived(b"c\x00\x00\x00\x02\x00")
+        if probe.got != [b"abc"] or probe.recvd != b"\x00\x00\x00\x02\x00":
+            return False
+        Int32StringReceiver.dataReceived(probe, b"d")
+        return probe.got == [b"abc", b"\x00d"] and probe.recvd == b""
+    except Exception:  # anything unexpected: Twisted changed; use its path
+        return False
+
+
+#: The classes whose ``write`` and ``writeSequence`` ``tcp.Server`` may
+#: use: the buffers, and the TLS switch in front of them (TLS is never
+#: started on a chatnet connection; :func:`adopt` checks).
+_KNOWN_WRITERS = {
+    "twisted.internet.abstract.FileDescriptor",
+    "twisted.internet._newtls.ConnectionMixin",
+}
+
+
+def _write_through_works() -> bool:
+    """``tcp.Server`` still writes through ``FileDescriptor``'s buffers."""
+    fd = abstract.FileDescriptor
+    writers = {
+        f"{cls.__module__}.{cls.__qualname__}"
+        for cls in tcp.Server.__mro__
+        if "write" in vars(cls) or "writeSequence" in vars(cls)
+    }
+    init = getattr(fd.__init__, "__code__", None)
+    return (
+        writers <= _KNOWN_WRITERS
+        and isinstance(getattr(fd, "dataBuffer", None), bytes)
+        and getattr(fd, "offset", None) == 0
+        and init is not None
+        and "_tempDataLen" in init.co_names
+        and getattr(tcp.Server, "TLS", False) is False
+        and not hasattr(tcp.Server, "__slots__")
+    )
+
+
+#: Whether zero-copy framing works with the installed Twisted.
+FRAMING: bool = _framing_works()
+#: Whether the write-through transport works with the installed Twisted.
+WRITE_THROUGH: bool = _write_through_works()
+
+
+def adopt(receiver: FramingReceiver) -> None:
+    """
+    Put a newly connected receiver and its transport on the fast path, as
+    far as the installed Twisted allows (call from ``connectionMade``, when
+    :func:`requested`).
+    """
+    if FRAMING:
+        receiver.zero_copy = True
+    transport = receiver.transport
+    if (
+        WRITE_THROUGH
+        and type(transport) is tcp.Server
+        and not transport.TLS
+        # the buffers write() reads, set in FileDescriptor.__init__
+        and isinstance(getattr(transport, "_tempDataLen", None), int)
+    ):
+        transport.__class__ = WriteThroughServer
+
+
+def describe(on: bool) -> str:
+    """One line for the log: whether the fast path is on, and which parts."""
+    if not on:
+        return f"fast path off (Twisted {twisted.__version__})"
+    parts = [
+        f"zero-copy framing {'on' if FRAMING else 'unavailable'}",
+        f"write-through TCP {'on' if WRITE_THROUGH else 'unavailable'}",
+    ]
+    return f"fast path on Twisted {twisted.__version__}: {', '.join(parts)}"

@@ -1,0 +1,226 @@
+"""
+Tests for :mod:`chatnet.fastpath`: zero-copy framing on and off, the checks
+that fall back to Twisted's plain path, the switches that turn it off, and
+the rule that no other module touches Twisted's private attributes.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from pathlib import Path
+
+import pytest
+from twisted.internet import tcp
+from twisted.internet.testing import StringTransport
+from twisted.protocols.basic import IntNStringReceiver
+
+from chatnet import codec, fastpath
+from chatnet.config import Settings
+from chatnet.protocol import ChatServerProtocol
+from chatnet.testing import make_server
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: Private attributes of Twisted classes that chatnet's speed-ups rely on,
+#: and the class switch; only chatnet/fastpath.py may name them.
+PRIVATE = re.compile(
+    r"_unprocessed|_compatibilityOffset|_tempDataLen|_tempDataBuffer|\bdataBuffer\b"
+    r"|_writeDisconnected|__class__\s*=(?!=)|from twisted(\.\w+)*\s+import\s+_|twisted(\.\w+)*\._[A-Za-z]"
+)
+
+
+class Recording(ChatServerProtocol):
+    """Records the payloads the framing hands over, instead of acting on them."""
+
+    def __init__(self, zero_copy: bool = True) -> None:
+        self.zero_copy = zero_copy
+        self.payloads: list[bytes | memoryview] = []
+        self.oversized: list[int] = []
+
+    def stringReceived(self, payload: bytes) -> None:
+        self.payloads.append(payload)
+
+    def lengthLimitExceeded(self, length: int) -> None:
+        self.oversized.append(length)
+
+
+def _wire_of_mixed_frames() -> tuple[bytes, list[bytes]]:
+    payloads = [
+        codec.encode({"type": "ping", "id": 1}),
+        codec.data_payload(7, bytes(range(256)) * 256),  # a full 64 KiB chunk
+        codec.data_payload(7, b"z"),
+        codec.encode({"type": "broadcast", "id": 2, "text": "héllo"}),
+        codec.data_payload(9, b"\x00" * 1000),
+    ]
+    return b"".join(struct.pack(">I", len(p)) + p for p in payloads), payloads
+
+
+def test_twisted_allows_the_fast_path() -> None:
+    """The Twisted versions CI runs (24.7.0, the newest) pass both checks."""
+    assert fastpath.FRAMING
+    assert fastpath.WRITE_THROUGH
+
+
+def test_data_frames_are_views_and_control_frames_bytes() -> None:
+    """Zero-copy: data payloads come as memoryviews of the read, control payloads as bytes."""
+    wire, payloads = _wire_of_mixed_frames()
+    proto = Recording()
+    proto.dataReceived(wire)
+    assert [bytes(p) for p in proto.payloads] == payloads
+    assert [type(p) for p in proto.payloads] == [bytes, memoryview, memoryview, bytes, memoryview]
+    assert proto.recvd == b""
+
+
+def test_plain_framing_gives_bytes() -> None:
+    """Without zero-copy, Twisted's own framing hands over bytes only."""
+    wire, payloads = _wire_of_mixed_frames()
+    proto = Recording(zero_copy=False)
+    proto.dataReceived(wire)
+    assert proto.payloads == payloads
+    assert {type(p) for p in proto.payloads} == {bytes}
+
+
+@pytest.mark.parametrize("zero_copy", [True, False])
+@pytest.mark.parametrize("step", [1, 3, 4, 5, 4096, 65_540, 65_545, 100_000])
+def test_framing_across_reads(step: int, zero_copy: bool) -> None:
+    """Frames cut at any byte, across reads of any size, come out whole and in order."""
+    wire, payloads = _wire_of_mixed_frames()
+    proto = Recording(zero_copy)
+    for i in range(0, len(wire), step):
+        proto.dataReceived(wire[i : i + step])
+    assert [bytes(p) for p in proto.payloads] == payloads
+    assert proto.recvd == b""
+
+
+def test_switching_paths_mid_frame() -> None:
+    """Both framings keep the unparsed rest in the same place: either continues the other."""
+    wire, payloads = _wire_of_mixed_frames()
+    proto = Recording()
+    for n, i in enumerate(range(0, len(wire), 1000)):
+        proto.zero_copy = n % 2 == 0
+        proto.dataReceived(wire[i : i + 1000])
+    assert [bytes(p) for p in proto.payloads] == payloads
+
+
+@pytest.mark.parametrize("zero_copy", [True, False])
+def test_oversized_prefix_after_good_frames(zero_copy: bool) -> None:
+    """
+    Frames before an oversized prefix are handed over; the limit is reported.
+    (After it the session is closed and ignores whatever else is parsed.)
+    """
+    good = codec.encode({"type": "ping", "id": 1})
+    wire = struct.pack(">I", len(good)) + good + struct.pack(">I", codec.MAX_PAYLOAD + 1) + b"xx"
+    proto = Recording(zero_copy)
+    proto.dataReceived(wire)
+    assert proto.payloads == [good]
+    assert proto.oversized == [codec.MAX_PAYLOAD + 1]
+    if zero_copy:
+        proto.dataReceived(b"more")  # not reprocessing the frame already handed over
+        assert proto.payloads == [good]
+
+
+@pytest.mark.parametrize("zero_copy", [True, False])
+def test_paused_framing_keeps_the_rest(zero_copy: bool) -> None:
+    """While paused, nothing is handed over; the bytes wait for the next read."""
+    wire, payloads = _wire_of_mixed_frames()
+    proto = Recording(zero_copy)
+    proto.paused = True  # what pauseProducing sets (it also pauses the transport)
+    proto.dataReceived(wire)
+    assert proto.payloads == []
+    proto.paused = False
+    proto.dataReceived(b"")
+    assert [bytes(p) for p in proto.payloads] == payloads
+
+
+def _server_connection(monkeypatch: pytest.MonkeyPatch, fast_path: bool) -> ChatServerProtocol:
+    monkeypatch.delenv(fastpath.ENVIRONMENT, raising=False)
+    server = make_server(Settings(fast_path=fast_path))
+    return server.connect().protocol
+
+
+def test_server_connections_use_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _server_connection(monkeypatch, True).zero_copy
+
+
+def test_no_fast_path_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--no-fast-path`` (Settings.fast_path false): Twisted's framing."""
+    assert not _server_connection(monkeypatch, False).zero_copy
+
+
+@pytest.mark.parametrize("value", ["0", "off", "no", "false", " OFF "])
+def test_environment_turns_it_off(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv(fastpath.ENVIRONMENT, value)
+    assert not fastpath.requested()
+    assert not make_server(Settings()).connect().protocol.zero_copy
+
+
+@pytest.mark.parametrize("value", ["1", "", "yes"])
+def test_environment_leaves_it_on(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv(fastpath.ENVIRONMENT, value)
+    assert fastpath.requested()
+    assert not fastpath.requested(False)
+
+
+def test_framing_check_fails_when_twisted_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Twisted whose framing keeps its buffer elsewhere fails the check."""
+
+    def elsewhere(self: IntNStringReceiver, data: bytes) -> None:
+        self.__dict__["buffer"] = data
+
+    monkeypatch.setattr(IntNStringReceiver, "dataReceived", elsewhere)
+    assert not fastpath._framing_works()
+
+
+def test_write_through_check_fails_when_twisted_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tcp.Server with a write of its own fails the check."""
+
+    def write(self: tcp.Server, data: bytes) -> None:
+        raise AssertionError("never called")
+
+    assert fastpath._write_through_works()
+    monkeypatch.setattr(tcp.Server, "write", write, raising=False)
+    assert not fastpath._write_through_works()
+
+
+def test_unavailable_parts_are_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the checks failed, adopt leaves Twisted's path in place."""
+    monkeypatch.setattr(fastpath, "FRAMING", False)
+    monkeypatch.setattr(fastpath, "WRITE_THROUGH", False)
+    proto = Recording(zero_copy=False)
+    proto.transport = StringTransport()
+    fastpath.adopt(proto)
+    assert not proto.zero_copy
+
+
+def test_describe() -> None:
+    assert "zero-copy framing on" in fastpath.describe(True)
+    assert fastpath.describe(False).startswith("fast path off")
+
+
+def test_no_private_twisted_attribute_outside_fastpath() -> None:
+    """Only chatnet/fastpath.py names Twisted's private attributes or modules."""
+    here = Path(__file__).resolve()
+    allowed = {ROOT / "chatnet" / "fastpath.py", here}
+    found = []
+    for top in ("chatnet", "tests", "bench", "twisted"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            if path in allowed:
+                continue
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if PRIVATE.search(line):
+                    found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert found == []
+
+
+def test_the_grep_finds_what_it_should() -> None:
+    for line in (
+        "self._unprocessed = b''",
+        "t._tempDataLen",
+        "transport.__class__ = X",
+        "from twisted.internet import _newtls",
+        "import twisted.internet._sslverify",
+    ):
+        assert PRIVATE.search(line), line
+    assert not PRIVATE.search("if type(x).__class__ == y")
+    assert not PRIVATE.search("twisted.__version__")
