@@ -34,6 +34,8 @@ class ErrorCode(enum.StrEnum):
     QUEUE_FULL = "queue-full"
     BAD_TRANSFER = "bad-transfer"
     RATE_LIMITED = "rate-limited"
+    #: Cluster only: the shared state cannot be reached; carries ``retry_after``.
+    UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
 
 
@@ -62,3 +64,5 @@ class FailReason(enum.StrEnum):
     SIZE_MISMATCH = "size-mismatch"
     CANCELLED = "cancelled"
     SHUTDOWN = "shutdown"
+    #: The addressee declined the offer, or did not answer it in time.
+    DECLINED = "declined"

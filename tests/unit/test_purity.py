@@ -9,6 +9,7 @@ import pytest
 
 PURE = [
     "chatnet.codec",
+    "chatnet.frames",
     "chatnet.validation",
     "chatnet.errors",
     "chatnet.config",

@@ -322,13 +322,13 @@ def test_unexpected_exception_is_internal(
 
 
 def test_every_code_is_a_contract_code() -> None:
-    """The server's error codes are exactly the 22 of PROTOCOL.md section 6."""
+    """The server's error codes are exactly the 23 of PROTOCOL.md section 6."""
     assert {c.value for c in ErrorCode} == set(
         "bad-frame frame-too-large unknown-type not-logged-in already-logged-in "
         "invalid-username username-taken auth-failed server-full invalid-room room-full "
         "not-in-room no-such-room invalid-text no-such-user invalid-filename "
         "file-too-large file-type-not-allowed queue-full bad-transfer rate-limited "
-        "internal".split()
+        "unavailable internal".split()
     )
 
 
