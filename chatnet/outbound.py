@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
@@ -36,6 +36,14 @@ from twisted.protocols.basic import FileSender
 from zope.interface import implementer
 
 from chatnet import codec
+
+
+class Reading(Protocol):
+    """What reads a connection, and can stop for a while (its protocol)."""
+
+    def pauseProducing(self) -> None: ...
+
+    def resumeProducing(self) -> None: ...
 
 
 class ChunkSender(FileSender):
@@ -181,12 +189,15 @@ class Outbound:
         :class:`WriteBatch`; without one, every frame is written at once.
     :param stall_watch: report pauses to this :class:`StallWatch`; without
         one, a connection may stay paused for ever.
+    :param reading: what reads this connection (its protocol), paused and
+        resumed by :meth:`pause_reading` and :meth:`resume_reading`;
+        without it, the transport itself.
     """
 
     __slots__ = (
         "_transport", "_clock", "_max_output", "_on_overflow", "_queue",
         "_queued", "_paused", "_closed", "_streams", "_by_transfer",
-        "_abort_call", "_batch", "_pending", "_stall_watch", "__weakref__",
+        "_abort_call", "_batch", "_pending", "_stall_watch", "_reading", "__weakref__",
     )
 
     def __init__(
@@ -197,8 +208,10 @@ class Outbound:
         on_overflow: Callable[[str], None] = lambda why: None,
         batch: WriteBatch | None = None,
         stall_watch: StallWatch | None = None,
+        reading: Reading | None = None,
     ) -> None:
         self._transport = transport
+        self._reading = reading
         self._clock = clock
         self._max_output = max_output
         self._on_overflow = on_overflow
@@ -284,6 +297,18 @@ class Outbound:
         stream = self._by_transfer.get(transfer) if self._by_transfer else None
         if stream is not None:
             self._stop_stream(stream)
+
+    # the incoming side, for a session waiting for an answer
+
+    def pause_reading(self) -> None:
+        """Stop reading from the peer (a request waits for its answer)."""
+        if not self._closed:
+            (self._reading or self._transport).pauseProducing()  # type: ignore[union-attr]
+
+    def resume_reading(self) -> None:
+        """Read from the peer again."""
+        if not self._closed:
+            (self._reading or self._transport).resumeProducing()  # type: ignore[union-attr]
 
     # IPushProducer, called by the transport
 

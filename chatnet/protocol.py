@@ -46,7 +46,7 @@ class ChatServerProtocol(fastpath.FramingReceiver):
             fastpath.adopt(self)
         self.outbound = Outbound(
             self.transport, factory.clock, hub.settings.max_output,
-            self._slow_consumer, factory.batch, factory.stall_watch,
+            self._slow_consumer, factory.batch, factory.stall_watch, reading=self,
         )
         self.session = Session(hub, self.outbound, describe_peer(self.transport.getPeer()))
         self._deadline = factory.clock.callLater(

@@ -19,9 +19,10 @@ from __future__ import annotations
 import enum
 import hmac
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from twisted.logger import Logger
 
@@ -49,6 +50,22 @@ AuditFn = Callable[[str, str], None]
 
 _log = Logger()
 
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Later(Protocol[T_co]):
+    """
+    An answer that arrives later: what a service returns when it cannot
+    answer at once (a :class:`~twisted.internet.defer.Deferred` is one).
+    Exactly one of the two callbacks is called, once, possibly at once.
+    """
+
+    def addCallbacks(
+        self, callback: Callable[[T_co], object], errback: Callable[[Any], object]
+    ) -> object:
+        """Call ``callback(result)`` or ``errback(failure)`` when the answer comes."""
+
 
 class State(enum.Enum):
     NEW = "new"
@@ -61,6 +78,22 @@ class SessionOutbox(Outbox):
 
     def close(self, grace: float) -> None:
         """Send what is queued, then close."""
+
+    def pause_reading(self) -> None:
+        """Read no more frames from the peer until :meth:`resume_reading`."""
+
+    def resume_reading(self) -> None:
+        """Read frames again (those already read come first)."""
+
+
+class _Wait:
+    """One request waiting for its answer (see :meth:`Session.wait`)."""
+
+    __slots__ = ("later",)
+
+    def __init__(self) -> None:
+        #: Whether the answer did not come at once (reading was paused).
+        self.later = False
 
 
 @dataclass
@@ -95,7 +128,8 @@ class Session:
 
     __slots__ = (
         "hub", "outbox", "peer", "state", "user", "_exited", "_close_reason", "_online",
-        "_bucket", "_refused",
+        "_bucket", "_refused", "_waiting", "_held",
+        "_paused",
     )
 
     def __init__(self, hub: Hub, outbox: SessionOutbox, peer: str) -> None:
@@ -115,6 +149,13 @@ class Session:
         )
         #: Requests refused in the current run of rate-limited ones.
         self._refused = 0
+        #: The request waiting for an answer, if one is (:meth:`wait`).
+        self._waiting: _Wait | None = None
+        #: Frames received while a request waits, to handle after it, in
+        #: order; ``None`` when nothing waits (the usual case).
+        self._held: deque[Frame] | None = None
+        #: Whether this session paused its connection's reading.
+        self._paused = False
 
     def __repr__(self) -> str:
         return f"<Session {self.peer} {self.state.value} {self.user}>"
@@ -142,9 +183,21 @@ class Session:
             self._close("server full")
 
     def received(self, frame: Frame) -> None:
-        """Handle one decoded frame.  Never raises."""
+        """
+        Handle one decoded frame, or hold it while a request waits for its
+        answer (:meth:`wait`).  Never raises.
+        """
         if self.state is State.CLOSED:
             return
+        held = self._held
+        if held is not None:
+            held.append(frame)
+            return
+        self._handle(frame)
+        if self._held is not None and self._waiting is None:  # answered at once
+            self._run_held()
+
+    def _handle(self, frame: Frame) -> None:
         ident: Any = None
         try:
             if type(frame) is Request:
@@ -176,6 +229,92 @@ class Session:
         except Exception as e:  # one place for the unexpected
             _log.failure("while handling {frame!r} from {who}", frame=frame, who=self.who)
             self._error(ident, ChatError(ErrorCode.INTERNAL, f"Internal server error ({type(e).__name__})"))
+
+    def wait(
+        self,
+        later: Later[T],
+        then: Callable[[T], None],
+        ident: Any,
+        undo: Callable[[T], None] | None = None,
+    ) -> None:
+        """
+        Finish the request being handled when ``later`` gives its answer.
+
+        A handler that needs an answer it cannot have at once (a password
+        check in a thread, the cluster's shared state) calls this and
+        returns.  Until the answer comes, frames from this connection are
+        held, and the connection's reading is paused so they stay few; then
+        ``then(result)`` finishes the request (a :class:`ChatError` it
+        raises, or a failed ``later``, is the request's error reply, with
+        ``ident``) and the held frames are handled in order.  Replies
+        therefore keep the order of the requests, and nothing overtakes a
+        waiting request.
+
+        If the connection is closed or lost before the answer, ``then`` is
+        never called: ``undo(result)``, if given, takes back whatever the
+        answer did elsewhere (a name registered in the cluster), and a
+        failure is dropped.  One request waits at a time.
+        """
+        assert self._waiting is None, "one request waits at a time"
+        waiting = self._waiting = _Wait()
+        if self._held is None:
+            self._held = deque()
+        later.addCallbacks(
+            lambda result: self._answered(waiting, then, undo, ident, result),
+            lambda failure: self._answer_failed(waiting, ident, failure),
+        )
+        if self._waiting is waiting:  # not answered at once
+            waiting.later = True
+            if not self._paused:
+                self._paused = True
+                self.outbox.pause_reading()
+
+    def _answered(
+        self, waiting: _Wait, then: Callable[[T], None], undo: Callable[[T], None] | None,
+        ident: Any, result: T,
+    ) -> None:
+        if self._waiting is not waiting or self.state is State.CLOSED:
+            if undo is not None:
+                try:
+                    undo(result)
+                except Exception:
+                    _log.failure("while undoing an answer for {who}", who=self.who)
+            return
+        self._waiting = None
+        try:
+            then(result)
+        except ChatError as e:
+            self._error(ident, e)
+        except Exception as e:
+            _log.failure("while finishing a request from {who}", who=self.who)
+            self._error(ident, ChatError(ErrorCode.INTERNAL, f"Internal server error ({type(e).__name__})"))
+        if waiting.later:
+            self._run_held()
+
+    def _answer_failed(self, waiting: _Wait, ident: Any, failure: Any) -> None:
+        if self._waiting is not waiting or self.state is State.CLOSED:
+            return  # nobody to tell; consumed, not an unhandled error
+        self._waiting = None
+        error = getattr(failure, "value", failure)
+        if isinstance(error, ChatError):
+            self._error(ident, error)
+        else:
+            _log.failure("while waiting for an answer for {who}", failure, who=self.who)
+            name = type(error).__name__
+            self._error(ident, ChatError(ErrorCode.INTERNAL, f"Internal server error ({name})"))
+        if waiting.later:
+            self._run_held()
+
+    def _run_held(self) -> None:
+        """Handle held frames until one waits again; then read again."""
+        held = self._held
+        while held and self._waiting is None and self.state is not State.CLOSED:
+            self._handle(held.popleft())
+        if self._waiting is None:
+            self._held = None
+            if self._paused and self.state is not State.CLOSED:
+                self._paused = False
+                self.outbox.resume_reading()
 
     def oversized(self, length: int) -> None:
         """The peer declared a frame longer than the contract allows."""
@@ -209,6 +348,8 @@ class Session:
         hub = self.hub
         if self not in hub.sessions:
             return
+        self._waiting = None  # an answer still to come finds nobody
+        self._held = None
         self._log_refused()
         if self._online:
             self._logout(clean=self._exited)
