@@ -31,6 +31,11 @@ class Settings:
     allowed_extensions: frozenset[str] | None = None
     upload_slots: int = 5
     upload_queue: int = 100
+    #: Waiting queue places one sender may hold (PROTOCOL.md section 5,
+    #: "Fairness").  20: five senders are needed to fill the default queue,
+    #: and a client that sends a batch of up to 20 files while every slot is
+    #: busy (or 25 to an idle server) is never refused.
+    upload_queue_per_user: int = 20
     login_timeout: float = 30.0
     #: Seconds an upload may go without a data frame before it fails
     #: (``size-mismatch``), so a stalled sender cannot hold a slot forever.

@@ -2,9 +2,19 @@
 File transfers (PROTOCOL.md section 5): transfer numbers, the server-wide
 upload slots and their waiting queue, spooling, delivery, failure and cancel.
 
-Slots are a :class:`~twisted.internet.defer.DeferredSemaphore`: its waiters
-are served first in, first out, a waiter's queue position is its index in
-``waiting``, and a cancelled ``acquire()`` leaves the queue at once.
+Slots are a :class:`~twisted.internet.defer.DeferredSemaphore`, the one
+count of running uploads: a slot is taken with ``acquire()`` and given back
+with ``release()``.  The order of the uploads waiting for one is not the
+semaphore's, though.  Its waiter list is first in, first out, and the
+contract wants round-robin by sender, with uploads to an addressee whose
+spool is full keeping their place but passing their turn (PROTOCOL.md
+section 5, "Fairness").  Re-sorting the semaphore's ``waiting`` list in
+place would reach into its internals on every change and still hand a freed
+slot to the head of the list, startable or not.  So the waiting uploads sit
+in a :class:`~chatnet.fairqueue.FairQueue`, and ``acquire()`` is called only
+for the upload it names, when a slot is free: it fires at once, and the
+semaphore's own waiter list stays empty.  A queued upload that is cancelled
+just leaves the :class:`FairQueue`.
 
 Transfer life::
 
@@ -29,7 +39,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import BinaryIO, Protocol
 
-from twisted.internet.defer import CancelledError, Deferred, DeferredSemaphore
+from twisted.internet.defer import Deferred, DeferredSemaphore
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -38,6 +48,7 @@ from chatnet import codec
 from chatnet.codec import DataFrame
 from chatnet.config import Settings
 from chatnet.errors import ChatError, ErrorCode, FailReason
+from chatnet.fairqueue import FairQueue
 from chatnet.model import User
 from chatnet.spool import Spool, SpoolFile
 from chatnet.validation import format_size
@@ -72,7 +83,7 @@ class Transfer:
 
     __slots__ = (
         "id", "sender", "recipient", "name", "size", "state", "position",
-        "accepted_at", "started_at", "waited", "spool", "acquiring", "reader",
+        "accepted_at", "started_at", "waited", "spool", "reader",
         "sender_gone", "file_started", "last_data", "idle_call",
     )
 
@@ -91,7 +102,6 @@ class Transfer:
         self.started_at = now
         self.waited = 0.0
         self.spool: SpoolFile | None = None
-        self.acquiring: Deferred[DeferredSemaphore] | None = None
         self.reader: BinaryIO | None = None
         self.sender_gone = False
         self.file_started = False
@@ -147,6 +157,8 @@ class TransferManager:
         self._clock = clock
         self._audit = audit
         self._slots = DeferredSemaphore(settings.upload_slots)
+        #: Accepted uploads waiting for a slot, in turn order.
+        self._queue: FairQueue[User, Transfer] = FairQueue()
         self._next_id = 1
         self._closing = False
         #: Unfinished transfers by number.
@@ -159,7 +171,7 @@ class TransferManager:
     @property
     def waiting(self) -> int:
         """Accepted uploads waiting for a slot."""
-        return len(self._slots.waiting)
+        return len(self._queue)
 
     @property
     def running(self) -> int:
@@ -170,38 +182,51 @@ class TransferManager:
 
     def offer(self, sender: User, recipient: User, name: str, size: int) -> Transfer:
         """
-        Accept an upload of ``name`` (validated by the caller) and queue it
-        for a slot.  ``upload-start`` follows on a later reactor turn, so
-        the caller's ``ok`` reply always goes first.
+        Accept an upload of ``name`` (validated by the caller): give it a
+        free slot, or queue it for one.  ``upload-start`` follows on a later
+        reactor turn, so the caller's ``ok`` reply always goes first.
 
-        :raises ChatError: ``queue-full``.
+        :raises ChatError: ``queue-full``: ``sender`` has as many uploads
+            waiting as one user may, or the queue is full.
         """
-        slots = self._slots
-        if not slots.tokens and len(slots.waiting) >= self._settings.upload_queue:
-            raise ChatError(
-                ErrorCode.QUEUE_FULL,
-                f"The upload queue is full ({len(slots.waiting)} waiting); "
-                "try again later",
-            )
+        starts_now = self._slots.tokens > 0
+        if not starts_now:
+            self._check_room_to_wait(sender)
         t = Transfer(self._next_id, sender, recipient, name, size, self._clock.seconds())
         self._next_id += 1
-        t.position = 0 if slots.tokens else len(slots.waiting)
         self.active[t.id] = t
         self._audit(
             "SENDFILE",
             f"{sender.name} -> {recipient.name}: {name} ({size} bytes), "
             f"transfer #{t.id}",
         )
-        if not slots.tokens:
+        if starts_now:
+            self._grant(t)
+        else:
+            t.position = self._queue.add(sender, t)
             self._audit(
                 "FILE-QUEUE",
                 f"transfer #{t.id} {name} from {sender.name} queued at position "
-                f"{t.position} (queue size {len(slots.waiting) + 1})",
+                f"{t.position} (queue size {len(self._queue)})",
             )
-        acquiring = t.acquiring = slots.acquire()
-        acquiring.addCallback(self._acquired, t)
-        acquiring.addErrback(_ignore_cancel)
         return t
+
+    def _check_room_to_wait(self, sender: User) -> None:
+        """:raises ChatError: ``queue-full``, saying which bound was reached."""
+        settings = self._settings
+        mine = self._queue.count(sender)
+        if mine >= settings.upload_queue_per_user:
+            raise ChatError(
+                ErrorCode.QUEUE_FULL,
+                f"You have {mine} uploads waiting for a slot, the most one user "
+                "may have; send more once one has started",
+            )
+        waiting = len(self._queue)
+        if waiting >= settings.upload_queue:
+            raise ChatError(
+                ErrorCode.QUEUE_FULL,
+                f"The upload queue is full ({waiting} waiting); try again later",
+            )
 
     def receive(self, sender: User, frame: DataFrame) -> None:
         """
@@ -251,7 +276,8 @@ class TransferManager:
     def user_gone(self, user: User) -> None:
         """``user`` went offline: fail what it sends or receives."""
         self._inboxes.pop(user, None)  # start no waiting delivery to it
-        for t in list(self.active.values()):
+        # Waiters first, so no freed slot starts one of them.
+        for t in sorted(self.active.values(), key=_not_queued):
             if t.recipient is user:
                 self.fail(t, FailReason.RECIPIENT_OFFLINE, tell_recipient=False)
             elif t.sender is user:
@@ -263,7 +289,7 @@ class TransferManager:
         """Fail every unfinished transfer with ``shutdown``; :returns: how many."""
         self._closing = True
         # Waiters first, so no freed slot starts one of them.
-        pending = sorted(self.active.values(), key=lambda t: t.state is not State.QUEUED)
+        pending = sorted(self.active.values(), key=_not_queued)
         for t in pending:
             self.fail(t, FailReason.SHUTDOWN)
         return len(pending)
@@ -274,8 +300,7 @@ class TransferManager:
             return
         state = t.state
         if state is State.QUEUED:
-            assert t.acquiring is not None
-            t.acquiring.cancel()
+            self._queue.remove(t.sender, t)
         elif state in (State.STARTING, State.UPLOADING):
             self._slots.release()
         elif state is State.SPOOLED:
@@ -297,15 +322,34 @@ class TransferManager:
         )
         if state in (State.SPOOLED, State.DELIVERING):
             self._delivery_ended(t, state)
+        self._dispatch()
 
     # the slot, the upload, the delivery
 
+    def _dispatch(self) -> None:
+        """Give free slots to waiting uploads, in turn."""
+        queue = self._queue
+        while self._slots.tokens and queue and not self._closing:
+            t = queue.take(self._may_start)
+            if t is None:
+                return
+            self._grant(t)
+
+    def _may_start(self, t: Transfer) -> bool:
+        """Whether the waiting upload ``t`` may take a free slot now."""
+        return True
+
+    def _grant(self, t: Transfer) -> None:
+        """Give ``t`` a free slot."""
+        t.position = 0
+        self._slots.acquire().addCallback(self._acquired, t)  # fires now: a slot is free
+        assert t.state is State.STARTING
+
     def _acquired(self, _: object, t: Transfer) -> None:
-        t.acquiring = None
         t.state = State.STARTING
-        # Start on the next turn: DeferredSemaphore.release() fires the next
-        # waiter synchronously, and uploads that end synchronously (empty
-        # files) would otherwise recurse (twisted#9304).
+        # Start on the next turn: a slot is given from inside release paths,
+        # and uploads that end synchronously (empty files) would otherwise
+        # recurse (twisted#9304).
         self._clock.callLater(0, self._start, t)
 
     def _start(self, t: Transfer) -> None:
@@ -359,6 +403,7 @@ class TransferManager:
             {"type": "upload-done", "transfer": t.id, "waited": t.waited, "seconds": seconds},
         )
         self._slots.release()
+        self._dispatch()
         self._audit(
             "FILE",
             f"transfer #{t.id} {t.name} from {t.sender.name} uploaded "
@@ -471,5 +516,5 @@ class TransferManager:
         user.outbox.send(codec.encode_frame(event))
 
 
-def _ignore_cancel(failure: Failure) -> None:
-    failure.trap(CancelledError)
+def _not_queued(t: Transfer) -> bool:
+    return t.state is not State.QUEUED

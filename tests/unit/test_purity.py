@@ -16,6 +16,7 @@ PURE = [
     "chatnet.model",
     "chatnet.session",
     "chatnet.spool",
+    "chatnet.fairqueue",
     "chatnet.client.commands",
     "chatnet.client.downloads",
     "chatnet.client.render",

@@ -123,6 +123,15 @@ def check_invariants(server: Server) -> None:
     assert manager.running <= server.settings.upload_slots
     uploading = [t for t in active.values() if t.state in (State.STARTING, State.UPLOADING)]
     assert len(uploading) == manager.running
+    settings = server.settings
+    waiting = list(manager._queue)
+    assert len(waiting) == manager.waiting <= settings.upload_queue
+    assert sorted(t.id for t in waiting) == sorted(
+        t.id for t in active.values() if t.state is State.QUEUED)
+    for t in waiting:
+        assert manager._queue.count(t.sender) <= settings.upload_queue_per_user
+    if manager._slots.tokens:  # a free slot is never left while an upload could take it
+        assert not any(manager._may_start(t) for t in waiting)
     for user, inbox in manager._inboxes.items():
         assert all(active.get(t.id) is t and t.state is State.SPOOLED for t in inbox.waiting)
         delivering = [t for t in active.values() if t.recipient is user and t.state is State.DELIVERING]
@@ -145,7 +154,7 @@ def test_random_sessions_leave_nothing_behind(tmp_path: Path, seed: int) -> None
     globalLogPublisher.addObserver(observe)
     try:
         rng = random.Random(seed)
-        server = new_server(tmp_path / "spool", upload_slots=2, upload_queue=3,
+        server = new_server(tmp_path / "spool", upload_slots=2, upload_queue=3, upload_queue_per_user=2,
                             deliveries_per_user=1, stall_timeout=60)
         players: list[Player] = []
         for _ in range(400):

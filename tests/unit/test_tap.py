@@ -167,3 +167,10 @@ def test_help_lists_options() -> None:
     for option in ("--port", "--max-clients", "--allow-ext", "--shutdown-grace", "--accounts",
                    "--no-fast-path"):
         assert option in text
+
+
+def test_upload_queue_per_user() -> None:
+    """--upload-queue-per-user reaches the settings; 0 is allowed, a negative number is not."""
+    assert parse().settings.upload_queue_per_user == 20
+    assert parse("--upload-queue-per-user", "0").settings.upload_queue_per_user == 0
+    assert "0 or more" in refused("--upload-queue-per-user", "-1")
