@@ -13,7 +13,6 @@ pipe down: the refused line is sent again after a pause, in its place.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -118,9 +117,10 @@ class LineMode:
     # -- output -------------------------------------------------------------
 
     def _print(self, text: str, stream: TextIO | None = None) -> None:
+        """Write one line; whatever it carries is shown escaped."""
         stream = stream or self.out
         try:
-            stream.write(text + "\n")
+            stream.write(render.terminal_safe(text) + "\n")
             stream.flush()
         except (BrokenPipeError, ValueError):
             pass
@@ -135,7 +135,7 @@ class LineMode:
         self._print(line.text)
 
     def _print_json(self, frame: dict[str, Any]) -> None:
-        self._print(json.dumps(frame, ensure_ascii=False))
+        self._print(render.json_line(frame))
 
     def _event(self, event: ClientEvent) -> None:
         if isinstance(event, ServerEvent):

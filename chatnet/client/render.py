@@ -4,12 +4,22 @@ Events and replies to readable lines: ``[groupA] alice: hello``.
 Both front ends use these: line mode prints :attr:`Line.text`, the
 full-screen interface colours it by :attr:`Line.style`.
 
+Every string that came from the network (message text, user and room
+names, file names, error and shutdown messages) reaches the terminal only
+through a :class:`Line` or the functions here, which show it escaped
+(:func:`escape`): a server that forwards terminal escape sequences, bidi
+overrides or newlines cannot clear a screen, set a window title, or forge a
+line that seems to come from someone else.
+
 Pure: imports nothing from Twisted (transfer objects are read, not driven).
 """
 
 from __future__ import annotations
 
+import json
+import re
 import time
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,13 +40,97 @@ REASONS = {
 }
 
 
+#: Unicode categories never written raw: controls (C0, DEL, C1), format
+#: characters (bidi overrides and isolates, zero-width characters, the byte
+#: order mark, tags), lone surrogates, line and paragraph separators.
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+#: Everything but printable ASCII: the candidates, checked one by one.
+_SUSPECT = re.compile(r"[^\x20-\x7e]")
+#: Columns a continuation row is indented by when nothing better is known.
+CONTINUATION = "    "
+
+
+def _shown(match: re.Match[str]) -> str:
+    char = match.group()
+    if unicodedata.category(char) not in _HIDDEN:
+        return char
+    code = ord(char)
+    named = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}.get(char)
+    if named is not None:
+        return named
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def escape(value: Any) -> str:
+    """
+    ``value`` as one line of harmless text: control characters (newline and
+    tab included), invisible formatting and bidi characters written as
+    ``\\x1b``, ``\\n``, ``\\u202e`` (the audit log's notation).
+    """
+    text = value if isinstance(value, str) else str(value)
+    return _SUSPECT.sub(_shown, text)
+
+
+def escape_text(text: Any, indent: int = len(CONTINUATION)) -> str:
+    """
+    A message body: escaped like :func:`escape`, except that its own
+    newlines stay, each further row indented by ``indent`` spaces (under the
+    first row's text, after the sender), and tabs become spaces.
+    """
+    rows = (text if isinstance(text, str) else str(text)).split("\n")
+    pad = "\n" + " " * max(indent, 1)
+    return pad.join(escape(row.expandtabs(8)) for row in rows)
+
+
+def terminal_safe(text: str) -> str:
+    """
+    The last guard before text reaches a terminal: everything :func:`escape`
+    hides is hidden, except newlines; a row after a newline that does not
+    start with a space is indented, so it can never pass for a new line
+    (``[server] ...``) of its own.
+    """
+    rows = text.split("\n")
+    out = [escape(rows[0])]
+    for row in rows[1:]:
+        row = escape(row)
+        out.append(row if row.startswith(" ") else CONTINUATION + row)
+    return "\n".join(out)
+
+
+def json_line(obj: Any) -> str:
+    """
+    ``obj`` as one line of JSON that decodes to the same value and is safe on
+    a terminal: besides the C0 controls JSON always escapes, DEL, C1,
+    invisible and bidi characters and lone surrogates are written as
+    ``\\uXXXX`` (other text stays readable, not ``ensure_ascii``).
+    """
+    return _SUSPECT.sub(_json_escape, json.dumps(obj, ensure_ascii=False))
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if unicodedata.category(char) not in _HIDDEN:
+        return char
+    return json.dumps(char)[1:-1]  # \uXXXX, a surrogate pair beyond the BMP
+
+
 @dataclass(frozen=True)
 class Line:
-    """One line of output: a style and the text (without timestamp)."""
+    """
+    One line of output: a style and the text (without timestamp).
+
+    The text is made :func:`terminal_safe` on construction, so no line
+    built anywhere can carry raw control characters to a terminal.
+    """
 
     style: str
     text: str
     ts: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", terminal_safe(self.text))
 
 
 def clock_time(ts: float | None = None) -> str:
@@ -47,7 +141,12 @@ def clock_time(ts: float | None = None) -> str:
 def _members(members: Any) -> str:
     if not isinstance(members, list) or not members:
         return "nobody"
-    return ", ".join(str(m) for m in members)
+    return ", ".join(escape(m) for m in members)
+
+
+def said(prefix: str, text: Any) -> str:
+    """``prefix`` and a message body whose further rows line up under it."""
+    return prefix + escape_text(text, len(prefix))
 
 
 def _count(members: Any) -> Any:
@@ -66,21 +165,23 @@ def server_event(frame: dict[str, Any], me: str | None = None) -> Line | None:
     if kind == "message":
         sender = frame.get("from")
         style = OWN if me and sender == me else OTHER
-        return Line(style, f"[{frame.get('room')}] {sender}: {frame.get('text')}", _ts(frame))
+        prefix = f"[{escape(frame.get('room'))}] {escape(sender)}: "
+        return Line(style, said(prefix, frame.get("text")), _ts(frame))
     if kind == "whisper":
-        return Line(WHISPER, f"[whisper] {frame.get('from')}: {frame.get('text')}", _ts(frame))
+        prefix = f"[whisper] {escape(frame.get('from'))}: "
+        return Line(WHISPER, said(prefix, frame.get("text")), _ts(frame))
     if kind == "presence":
         verb = {"join": "joined", "leave": "left", "disconnect": "disconnected"}.get(
-            str(frame.get("event")), str(frame.get("event"))
+            str(frame.get("event")), escape(frame.get("event"))
         )
-        return Line(NOTICE, f"[{frame.get('room')}] * {frame.get('user')} {verb}")
+        return Line(NOTICE, f"[{escape(frame.get('room'))}] * {escape(frame.get('user'))} {verb}")
     if kind == "shutdown":
         message = frame.get("message") or "no reason given"
-        return Line(SERVER, f"[server] shutting down: {message}")
+        return Line(SERVER, f"[server] shutting down: {escape(message)}")
     if kind == "error":
-        return Line(ERROR, f"[error] {frame.get('message') or frame.get('code')}")
-    return Line(NOTICE, f"[server] {kind}: " + ", ".join(
-        f"{k}={v}" for k, v in frame.items() if k != "type"
+        return Line(ERROR, f"[error] {escape(frame.get('message') or frame.get('code'))}")
+    return Line(NOTICE, f"[server] {escape(kind)}: " + ", ".join(
+        f"{escape(k)}={escape(v)}" for k, v in frame.items() if k != "type"
     ))
 
 
@@ -90,28 +191,30 @@ def transfer_event(kind: str, t: Any, frame: dict[str, Any] | None = None) -> Li
     progress, which the front ends show as bars).
     """
     size = format_size(t.size)
+    name, peer = escape(t.name), escape(t.peer)
     if kind == "queued":
         where = "next" if t.position == 0 else f"queued, {t.position} ahead"
-        return Line(FILE, f"[file] {t.name} ({size}) to {t.peer}: transfer {t.transfer}, {where}")
+        return Line(FILE, f"[file] {name} ({size}) to {peer}: transfer {t.transfer}, {where}")
     if kind == "started":
         waited = (frame or {}).get("waited")
         after = f" after waiting {float(waited):.1f}s" if isinstance(waited, int | float) and waited >= 0.05 else ""
-        return Line(FILE, f"[file] sending {t.name} to {t.peer}{after}")
+        return Line(FILE, f"[file] sending {name} to {peer}{after}")
     if kind == "uploaded":
-        return Line(FILE, f"[file] {t.name} uploaded ({size}), delivering to {t.peer}")
+        return Line(FILE, f"[file] {name} uploaded ({size}), delivering to {peer}")
     if kind == "delivered":
-        return Line(SUCCESS, f"[file] {t.name} delivered to {t.peer}")
+        return Line(SUCCESS, f"[file] {name} delivered to {peer}")
     if kind == "failed":
-        reason = REASONS.get(t.reason or "", t.reason)
-        return Line(ERROR, f"[error] sending {t.name} to {t.peer} failed: {reason}")
+        reason = escape(REASONS.get(t.reason or "", t.reason))
+        return Line(ERROR, f"[error] sending {name} to {peer} failed: {reason}")
     if kind == "receiving":
-        renamed = f" (sent as {t.original})" if getattr(t, "original", None) else ""
-        return Line(FILE, f"[file] receiving {t.name} from {t.peer} ({size}){renamed}")
+        original = getattr(t, "original", None)
+        renamed = f" (sent as {escape(original)})" if original else ""
+        return Line(FILE, f"[file] receiving {name} from {peer} ({size}){renamed}")
     if kind == "saved":
-        return Line(SUCCESS, f"[file] received {t.name} from {t.peer} ({size}) -> {t.path}")
+        return Line(SUCCESS, f"[file] received {name} from {peer} ({size}) -> {escape(t.path)}")
     if kind == "discarded":
-        reason = REASONS.get(t.reason or "", t.reason)
-        return Line(ERROR, f"[error] {t.name} from {t.peer} discarded: {reason}")
+        reason = escape(REASONS.get(t.reason or "", t.reason))
+        return Line(ERROR, f"[error] {name} from {peer} discarded: {reason}")
     return None
 
 
@@ -135,35 +238,39 @@ def reply_lines(
     if kind == "join":
         members = result.get("members", [])
         count = len(members) if isinstance(members, list) else 0
-        return [Line(SUCCESS, f"[ok] joined {result.get('room')} ({count} here: {_members(members)})")]
+        shown = f"{escape(result.get('room'))} ({count} here: {_members(members)})"
+        return [Line(SUCCESS, f"[ok] joined {shown}")]
     if kind == "leave":
-        return [Line(SUCCESS, f"[ok] left {result.get('room')}")]
+        return [Line(SUCCESS, f"[ok] left {escape(result.get('room'))}")]
     if kind == "broadcast":
-        return [Line(OWN, f"[{room or 'room'}] {me}: {command.fields['text']}", time.time())]
+        prefix = f"[{escape(room or 'room')}] {escape(me)}: "
+        return [Line(OWN, said(prefix, command.fields["text"]), time.time())]
     if kind == "whisper":
-        return [Line(WHISPER, f"[whisper to {command.fields['to']}] {me}: {command.fields['text']}", time.time())]
+        prefix = f"[whisper to {escape(command.fields['to'])}] {escape(me)}: "
+        return [Line(WHISPER, said(prefix, command.fields["text"]), time.time())]
     if kind == "rooms":
         rooms = result.get("rooms") or []
         if not rooms:
             return [Line(NOTICE, "[rooms] no rooms yet; /join <room> creates one")]
         shown = ", ".join(
-            f"{r.get('name')} ({_count(r.get('members'))}/{r.get('capacity')})"
+            f"{escape(r.get('name'))} ({escape(_count(r.get('members')))}/{escape(r.get('capacity'))})"
             for r in rooms if isinstance(r, dict)
         )
         return [Line(NOTICE, f"[rooms] {shown}")]
     if kind == "who":
         members = result.get("members") or []
-        return [Line(NOTICE, f"[who] {result.get('room')}: {_members(members)} ({len(members)})")]
+        return [Line(NOTICE, f"[who] {escape(result.get('room'))}: {_members(members)} ({_count(members)})")]
     if kind == "users":
         users = result.get("users") or []
-        return [Line(NOTICE, f"[users] {_members(users)} ({len(users)} online)")]
+        return [Line(NOTICE, f"[users] {_members(users)} ({_count(users)} online)")]
     if kind == "cancel":
         return [Line(NOTICE, f"[ok] cancelling transfer {command.fields['transfer']}")]
     return [Line(SUCCESS, f"[ok] {kind}")]
 
 
-def error_line(message: str) -> Line:
-    return Line(ERROR, f"[error] {message}")
+def error_line(message: Any) -> Line:
+    """An error or refusal; ``message`` may come from the server."""
+    return Line(ERROR, f"[error] {escape(message)}")
 
 
 def progress_texts(t: Any, now: float) -> list[str]:

@@ -82,6 +82,18 @@ class TransferBar(urwid.ProgressBar):
         return self.texts[-1][: self._width]
 
 
+def message_row(line: render.Line) -> urwid.Widget:
+    """
+    A line of the message pane: the time, then the text; rows the text wraps
+    onto (or its own further rows) start under the text, not the time.
+    """
+    stamp = render.clock_time(line.ts) + " "
+    return urwid.Columns([
+        (len(stamp), urwid.Text(("time", stamp))),
+        urwid.Text((line.style, line.text)),
+    ])
+
+
 class InputLine(urwid.Edit):
     """The input line: Enter submits, Up/Down walk history, Tab completes."""
 
@@ -181,8 +193,7 @@ class ChatView:
         if line is None:
             return
         at_end = not self.messages or self.listbox.focus_position == len(self.messages) - 1
-        stamp = render.clock_time(line.ts)
-        self.messages.append(urwid.Text([("time", stamp + " "), (line.style, line.text)]))
+        self.messages.append(message_row(line))
         if len(self.messages) > MAX_LINES:  # a day's chat must not grow forever
             del self.messages[: len(self.messages) - MAX_LINES]
         if at_end:
@@ -211,15 +222,16 @@ class ChatView:
 
     def update_status(self) -> None:
         c = self.core
-        user = c.username or "not logged in"
+        esc = render.escape
+        user = esc(c.username) if c.username else "not logged in"
         if c.room:
-            shown = ", ".join(c.members[:8]) + (" ..." if len(c.members) > 8 else "")
-            room = f"room {c.room} ({len(c.members)}: {shown})"
+            shown = ", ".join(esc(m) for m in c.members[:8]) + (" ..." if len(c.members) > 8 else "")
+            room = f"room {esc(c.room)} ({len(c.members)}: {shown})"
         else:
             room = "no room (/join <room>)"
         ups = sum(1 for t in c.transfers if t.direction == "up")
         downs = len(c.transfers) - ups
-        server = c.server or "chatnet"
+        server = esc(c.server or "chatnet")
         self.status.set_text([
             ("status_key", f" {server} "), f"{self.where} | ",
             ("status_key", user), f" | {room} | transfers: {ups} up, {downs} down",
@@ -243,7 +255,7 @@ class ChatView:
             row, label, bar = self.bars[key]
             arrow = "up  " if t.direction == "up" else "down"
             peer = f"-> {t.peer}" if t.direction == "up" else f"<- {t.peer}"
-            label.set_text(f"{arrow} #{t.transfer} {t.name} {peer}")
+            label.set_text(render.escape(f"{arrow} #{t.transfer} {t.name} {peer}"))
             bar.set_completion(t.percent() if t.state not in ("offered", "queued") else 0)
             bar.texts = render.progress_texts(t, now)
             bar._invalidate()
@@ -381,12 +393,15 @@ class ChatView:
     def complete(self) -> None:
         text = self.input.edit_text[: self.input.edit_pos]
         rest = self.input.edit_text[self.input.edit_pos :]
-        result = complete(text, self.core.users, self.core.rooms, _paths)
+        # Names from the server go into the line only when they are harmless.
+        users = [u for u in self.core.users if render.escape(u) == u]
+        rooms = [r for r in self.core.rooms if render.escape(r) == r]
+        result = complete(text, users, rooms, _paths)
         new = result.apply(text)
         self.input.set_edit_text(new + rest)
         self.input.set_edit_pos(len(new))
         if len(result.options) > 1:
-            self.hint.set_text(("hint", "  ".join(result.options[:30])))
+            self.hint.set_text(("hint", render.escape("  ".join(result.options[:30]))))
         elif not result.options:
             self.hint.set_text(("hint", "no completions"))
         else:
@@ -469,7 +484,7 @@ def run_interactive(
         loop.stop()
         reason = core.gone.reason if core.gone is not None else ""
         if status != EXIT_OK and reason:
-            os.write(2, f"chatnet-client: {reason}\n".encode())
+            os.write(2, f"chatnet-client: {render.escape(reason)}\n".encode())
         done.callback(status)
 
     def restore() -> None:  # SIGTERM or a reactor stop: give the terminal back

@@ -81,7 +81,8 @@ def test_interactive_session(server: Server, tmp_path: Path) -> None:
         ui.resize(50, 16)
         ui.wait_for(r"^ chatnet/\S+ 127\.0\.0\.1:\d+ \| alice \| room lob")
         bob.send("after the resize, a long line that has to wrap on a narrow screen")
-        ui.wait_for(r"\[lobby\] bob: after the resize, a long\s*\nline that has to wrap")
+        # Wrapped rows start under the text, not under the time.
+        ui.wait_for(r"\[lobby\] bob: after the resize, a long\s*\n {9}line that has to wrap")
         assert ui.screen().rstrip().endswith(">")
 
         ui.send("C-c")

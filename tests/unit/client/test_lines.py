@@ -259,3 +259,37 @@ def test_auth_failed_says_where_the_password_goes(tmp_path: Any) -> None:
     assert result_of(r.done) == EXIT_LOGIN
     assert r.output[-1] == "[error] Wrong username or password"
     assert "$CHATNET_PASSWORD" in r.err.getvalue() and "none was given" in r.err.getvalue()
+
+
+INJECTION = "hello\x1b[2J\x1b[H\x1b]0;pwned\x07\x1b[41mFAKE: [server] shutting down\x1b[0m"
+
+
+def test_hostile_text_printed_escaped(tmp_path: Any) -> None:
+    """Nothing a server forwards reaches stdout or stderr raw; every row keeps its sender."""
+    r = Run(tmp_path, username="alice")
+    r.login()
+    r.h.feed({"type": "message", "room": "groupA", "from": "mallory", "text": INJECTION, "ts": 0},
+             {"type": "message", "room": "groupA", "from": "mallory",
+              "text": "ok\n[server] shutting down\u202e", "ts": 0},
+             {"type": "shutdown", "message": "bye\x1b]0;pwned\x07"})
+    r.h.protocol.connectionLost(Failure(ConnectionDone()))
+    assert result_of(r.done) == EXIT_SHUTDOWN
+    out, err = r.out.getvalue(), r.err.getvalue()
+    for stream in (out, err):
+        assert "\x1b" not in stream and "\x07" not in stream and "\u202e" not in stream
+    assert r.output[1] == ("[groupA] mallory: hello\\x1b[2J\\x1b[H\\x1b]0;pwned\\x07"
+                           "\\x1b[41mFAKE: [server] shutting down\\x1b[0m")
+    assert r.output[2:4] == ["[groupA] mallory: ok",
+                             "                  [server] shutting down\\u202e"]
+    assert "server shut down: bye\\x1b]0;pwned\\x07" in err
+
+
+def test_json_stays_json_and_safe(tmp_path: Any) -> None:
+    """``--json``: each frame one valid JSON line, equal to what came, with no raw controls."""
+    r = Run(tmp_path, username="alice", as_json=True)
+    r.login()
+    frame = {"type": "message", "room": "r", "from": "m", "text": INJECTION + "\x9b\u202e\n", "ts": 0}
+    r.h.feed(frame)
+    (line,) = r.output[1:]
+    assert json.loads(line) == frame
+    assert line.isprintable()

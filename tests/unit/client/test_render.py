@@ -34,11 +34,11 @@ def test_server_event(frame: dict[str, Any], style: str, text: str) -> None:
 
 
 def upload(**kw: Any) -> Upload:
-    return Upload(name="report.pdf", size=2150, peer="bob", transfer=3, **kw)
+    return Upload(**{"name": "report.pdf", "size": 2150, "peer": "bob", "transfer": 3, **kw})
 
 
 def download(**kw: Any) -> Download:
-    return Download(name="report.pdf", size=2150, peer="alice", transfer=3, **kw)
+    return Download(**{"name": "report.pdf", "size": 2150, "peer": "alice", "transfer": 3, **kw})
 
 
 @pytest.mark.parametrize(
@@ -118,3 +118,91 @@ def test_progress_texts() -> None:
     d = download(started_at=0.0)
     d.done_bytes, d.state, d.finished_at = 2150, "saved", 1.0
     assert render.progress_texts(d, now=9.0)[0] == "100% 2.1 KiB/2.1 KiB 2.1 KiB/s saved"
+
+
+INJECTION = "hello\x1b[2J\x1b[H\x1b]0;pwned\x07\x1b[41mFAKE: [server] shutting down\x1b[0m"
+
+
+def test_injection_from_the_issue_is_escaped() -> None:
+    """Screen wipe, window title and colours arrive as visible text, the sender kept."""
+    line = render.server_event(
+        {"type": "message", "room": "groupA", "from": "mallory", "text": INJECTION, "ts": 1.0})
+    assert line is not None
+    assert line.text == (
+        "[groupA] mallory: hello\\x1b[2J\\x1b[H\\x1b]0;pwned\\x07\\x1b[41m"
+        "FAKE: [server] shutting down\\x1b[0m")
+
+
+@pytest.mark.parametrize(
+    "char, shown",
+    [("\x00", "\\x00"), ("\r", "\\r"), ("\t", "\\t"), ("\x7f", "\\x7f"), ("\x85", "\\x85"),
+     ("\x9b", "\\x9b"), ("\u200b", "\\u200b"), ("\u200f", "\\u200f"), ("\u202a", "\\u202a"),
+     ("\u202e", "\\u202e"), ("\u2066", "\\u2066"), ("\u2069", "\\u2069"), ("\ufeff", "\\ufeff"),
+     ("\u2028", "\\u2028"), ("\ud800", "\\ud800"), ("\U000e0041", "\\U000e0041"),
+     ("\n", "\\n")],
+)
+def test_escape_makes_hidden_characters_visible(char: str, shown: str) -> None:
+    """C0, DEL, C1, bidi, invisible and separator characters are written out."""
+    assert render.escape(f"a{char}b") == f"a{shown}b"
+
+
+def test_escape_keeps_ordinary_text() -> None:
+    """Accents, CJK, emoji, a no-break space and backslashes stay as they are."""
+    text = "café 日本語 🎉 a\u00a0b C:\\path"
+    assert render.escape(text) == text
+
+
+def test_names_and_file_names_escaped_in_every_line() -> None:
+    """Names, rooms, file names, reasons and error messages from the server are escaped."""
+    evil = "x\x1b[2Jy\u202e"
+    seen = [
+        render.server_event({"type": "presence", "room": evil, "user": evil, "event": "join"}),
+        render.server_event({"type": "shutdown", "message": evil}),
+        render.server_event({"type": "error", "code": "x", "message": evil}),
+        render.server_event({"type": evil, evil: evil}),
+        render.server_event({"type": "whisper", "from": evil, "text": evil}),
+        render.transfer_event("receiving", download(name=evil, peer=evil, original=evil)),
+        render.transfer_event("discarded", download(name=evil, reason=evil)),
+        render.transfer_event("queued", upload(name=evil, peer=evil, position=0)),
+        render.error_line(evil),
+        *render.reply_lines(Send("join", {"room": "r"}), {"room": evil, "members": [evil]}),
+        *render.reply_lines(Send("rooms"), {"rooms": [{"name": evil, "members": 1, "capacity": 2}]}),
+        *render.reply_lines(Send("users"), {"users": [evil]}),
+    ]
+    for line in seen:
+        assert line is not None
+        assert "\x1b" not in line.text and "\u202e" not in line.text, line
+        assert "x\\x1b[2Jy\\u202e" in line.text, line
+
+
+def test_newlines_keep_the_sender() -> None:
+    """Each further row of a message is indented under its text, never a line of its own."""
+    line = render.server_event({"type": "message", "room": "groupA", "from": "mallory",
+                                "text": "hi\n[server] shutting down\n\tx", "ts": 1.0})
+    assert line is not None
+    assert line.text.split("\n") == [
+        "[groupA] mallory: hi",
+        "                  [server] shutting down",
+        "                          x",
+    ]
+    (own,) = render.reply_lines(Send("broadcast", {"text": "a\nb"}), {"delivered": 0},
+                                me="me", room="r")
+    assert own.text == "[r] me: a\n        b"
+    name = render.server_event({"type": "presence", "room": "r", "user": "a\nb", "event": "join"})
+    assert name is not None and name.text == "[r] * a\\nb joined"
+
+
+def test_a_careless_line_is_still_safe() -> None:
+    """Whatever a Line is built from, it reaches the terminal escaped and indented."""
+    line = render.Line(render.NOTICE, "x: \x1b[31mred\n[server] fake\r\n")
+    assert line.text == "x: \\x1b[31mred\n    [server] fake\\r\n    "
+
+
+def test_json_line_is_safe_and_exact() -> None:
+    """--json: valid JSON decoding to the same frame, with nothing raw a terminal obeys."""
+    import json
+
+    frame = {"type": "message", "from": "m\u202e", "text": INJECTION + "\x7f\x9b\ud800\U000e0041 é"}
+    out = render.json_line(frame)
+    assert json.loads(out) == frame
+    assert out.isprintable() and "é" in out

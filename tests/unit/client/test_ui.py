@@ -239,3 +239,28 @@ def test_empty_password_goes_back_to_the_username(tmp_path: Any) -> None:
     v.type("bob")
     (bob,) = v.h.requests()
     assert bob["username"] == "bob"
+
+
+def test_hostile_names_and_text_shown_escaped(tmp_path: Any) -> None:
+    """Status bar, messages, bars and hints show what the server sent escaped."""
+    v = View(tmp_path)
+    v.type("alice")
+    (req,) = v.h.requests()
+    v.h.reply(req, username="alice", server="evil\u202e\x1b[2J", limits={})
+    v.h.reply(v.h.requests()[0], users=["alice", "bo\u202eb", "bob"])
+    v.type("/join groupA")
+    (join,) = v.h.requests()
+    v.h.reply(join, room="groupA", members=["alice", "m\x9b\u2066"])
+    v.h.feed({"type": "message", "room": "groupA", "from": "mallory", "ts": 0,
+              "text": "hello\x1b[2J\x1b]0;pwned\x07\nFAKE [server] shutting down"})
+    v.h.feed({"type": "file-start", "transfer": 4, "from": "bob", "name": "a\u202egnp.exe", "size": 9})
+    v.keys(*"b", "tab")
+    screen = v.screen(200, 30)
+    assert not any(c in screen for c in "\x1b\x07\x9b\u202e\u2066")
+    assert "evil\\u202e\\x1b[2J" in screen
+    assert "m\\x9b\\u2066" in screen
+    assert "hello\\x1b[2J\\x1b]0;pwned\\x07" in screen
+    assert "a\\u202egnp.exe" in screen
+    assert v.view.input.edit_text.startswith("bob")  # the hostile name is not offered
+    (fake,) = [row for row in screen.split("\n") if "FAKE" in row]
+    assert fake == " " * 27 + "FAKE [server] shutting down"  # under the text, after the time
