@@ -52,6 +52,8 @@ class Settings:
     #: and how many it may make at once (0: twice the rate, at least 1).
     rate_limit: float = 0.0
     rate_burst: int = 0
+    #: Seconds a frame that has begun may take to complete (0: no limit).
+    frame_timeout: float = 30.0
     #: ``{folded username: password}`` when the operator configured accounts.
     accounts: dict[str, str] | None = field(default=None, repr=False)
     #: Zero-copy framing and write-through TCP where the installed Twisted

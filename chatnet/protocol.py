@@ -12,6 +12,7 @@ from twisted.internet.protocol import ServerFactory
 from twisted.python.failure import Failure
 
 from chatnet import codec, fastpath
+from chatnet.inbound import FrameWatch, ReadGate
 from chatnet.outbound import Outbound, StallWatch, WriteBatch
 from chatnet.session import Hub, Session
 
@@ -38,6 +39,10 @@ class ChatServerProtocol(fastpath.FramingReceiver):
     session: Session
     outbound: Outbound
     _deadline: IDelayedCall | None = None
+    #: The factory's :class:`FrameWatch` (``None``: frames are not timed).
+    _frame_watch: FrameWatch | None = None
+    #: Whether part of a frame is buffered and timed by the frame watch.
+    _partial = False
 
     def connectionMade(self) -> None:
         factory = self.factory
@@ -48,6 +53,8 @@ class ChatServerProtocol(fastpath.FramingReceiver):
             self.transport, factory.clock, hub.settings.max_output,
             self._slow_consumer, factory.batch, factory.stall_watch, reading=self,
         )
+        self.reading = ReadGate(self)
+        self._frame_watch = factory.frame_watch
         self.session = Session(hub, self.outbound, describe_peer(self.transport.getPeer()))
         self._deadline = factory.clock.callLater(
             hub.settings.login_timeout, self._login_deadline
@@ -57,6 +64,24 @@ class ChatServerProtocol(fastpath.FramingReceiver):
             if setter is not None:  # TCP (and TLS over TCP); not in-memory transports
                 setter(True)
         self.session.connected()
+
+    def dataReceived(self, data: bytes) -> None:
+        watch = self._frame_watch
+        if watch is None:
+            super().dataReceived(data)
+            return
+        expected = len(self.recvd) + len(data)
+        super().dataReceived(data)  # the framing: frames to stringReceived
+        # What is left is part of a frame (unless reading was paused).
+        left = len(self.recvd)
+        if left and not self.paused:
+            # A frame completed (the buffer shrank): what is left began now.
+            if left != expected or not self._partial:
+                self._partial = True
+                watch.started(self, self._frame_expired)
+        elif self._partial:
+            self._partial = False
+            watch.done(self)
 
     def stringReceived(self, payload: bytes) -> None:
         session = self.session
@@ -69,6 +94,8 @@ class ChatServerProtocol(fastpath.FramingReceiver):
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self._cancel_deadline()
+        self.reading.close()
+        self._unwatch()
         self.outbound.connection_lost()
         self.session.lost()
 
@@ -81,6 +108,28 @@ class ChatServerProtocol(fastpath.FramingReceiver):
             if self._deadline.active():
                 self._deadline.cancel()
             self._deadline = None
+
+    def pauseProducing(self) -> None:
+        """Stop reading; a frame begun is not timed while we do not read."""
+        super().pauseProducing()
+        self._unwatch()
+
+    def _unwatch(self) -> None:
+        if self._partial:
+            self._partial = False
+            self._frame_watch.done(self)  # type: ignore[union-attr]
+
+    def pause_reading(self, reason: str) -> None:
+        """Stop reading from the peer until ``reason`` is withdrawn (see :class:`ReadGate`)."""
+        self.reading.pause(reason)
+
+    def resume_reading(self, reason: str) -> None:
+        """Withdraw ``reason``; reading resumes once no other reason holds."""
+        self.reading.resume(reason)
+
+    def _frame_expired(self, seconds: float) -> None:
+        self._partial = False
+        self.session.frame_expired(seconds, len(self.recvd))
 
     def _slow_consumer(self, why: str) -> None:
         self.session.slow_consumer(why)
@@ -104,7 +153,10 @@ class ChatServerFactory(ServerFactory):
         self.hub = hub
         self.clock = clock
         self.batch = WriteBatch(clock) if batch_writes else None
-        stall = hub.settings.stall_timeout
+        settings = hub.settings
+        stall = settings.stall_timeout
         self.stall_watch = StallWatch(clock, stall) if stall > 0 else None
+        frame = settings.frame_timeout
+        self.frame_watch = FrameWatch(clock, frame) if frame > 0 else None
         #: zero-copy framing and write-through TCP (:mod:`chatnet.fastpath`)
         self.fast_path = fastpath.requested(hub.settings.fast_path)

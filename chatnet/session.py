@@ -329,6 +329,15 @@ class Session:
         )
         self._close("frame too large")
 
+    def frame_expired(self, seconds: float, buffered: int) -> None:
+        """A frame begun ``seconds`` ago is still incomplete, ``buffered`` bytes of it held."""
+        if self.state is not State.CLOSED:
+            self._close(
+                f"closed: a frame was left incomplete for {seconds:.1f}s "
+                f"({buffered} bytes held; --frame-timeout "
+                f"{self.hub.settings.frame_timeout:g}s)"
+            )
+
     def login_expired(self) -> None:
         if self.state is State.NEW:
             self._close(f"no login within {self.hub.settings.login_timeout:g}s")

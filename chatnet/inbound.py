@@ -1,0 +1,125 @@
+"""
+One connection's incoming side: reading paused for reasons, and the deadline
+on a frame that has begun.
+
+:class:`ReadGate` lets several parts of the server pause reading from one
+connection without fighting: each pauses and resumes under a reason of its
+own, and reading resumes only when no reason is left (the flood limit, a
+request waiting for an answer, ...).
+
+:class:`FrameWatch` closes connections that began a frame and did not finish
+it within ``timeout`` seconds (PROTOCOL.md section 3), so a peer cannot hold
+64 KiB of buffer for ever.  It costs the hot path one check per read, and
+one timer serves every connection, as :class:`~chatnet.outbound.StallWatch`
+does for output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+
+class Pausable(Protocol):
+    """What a :class:`ReadGate` pauses: the protocol (``_PauseableMixin``)."""
+
+    def pauseProducing(self) -> None: ...
+
+    def resumeProducing(self) -> None: ...
+
+
+class ReadGate:
+    """
+    Reading from one connection, paused while any reason holds.
+
+    :param target: paused on the first reason, resumed when the last one is
+        withdrawn (its ``resumeProducing`` replays what was read meanwhile).
+    """
+
+    __slots__ = ("_target", "reasons", "_closed")
+
+    def __init__(self, target: Pausable) -> None:
+        self._target = target
+        #: Why reading is paused; empty while it runs.
+        self.reasons: set[str] = set()
+        self._closed = False
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.reasons)
+
+    def pause(self, reason: str) -> None:
+        """Stop reading until ``reason`` is withdrawn (again: no change)."""
+        first = not self.reasons
+        self.reasons.add(reason)
+        if first and not self._closed:
+            self._target.pauseProducing()
+
+    def resume(self, reason: str) -> None:
+        """Withdraw ``reason``; reading resumes when no other holds."""
+        reasons = self.reasons
+        if reason in reasons:
+            reasons.discard(reason)
+            if not reasons and not self._closed:
+                self._target.resumeProducing()
+
+    def close(self) -> None:
+        """The connection is gone: never touch it again."""
+        self._closed = True
+        self.reasons.clear()
+
+
+class FrameWatch:
+    """
+    Times every connection that holds part of a frame.
+
+    A connection reports :meth:`started` when a read leaves part of a new
+    frame buffered and :meth:`done` when nothing partial is left (or reading
+    is paused by the server, when the peer cannot be blamed).  One timer, for
+    the oldest partial frame, serves them all; past ``timeout`` seconds the
+    connection's ``expired`` callback runs.
+    """
+
+    __slots__ = ("_clock", "timeout", "_since", "_call")
+
+    def __init__(self, clock: IReactorTime, timeout: float) -> None:
+        self._clock = clock
+        self.timeout = timeout
+        #: Connections holding a partial frame -> (since when, what to call
+        #: when it expires), oldest first.
+        self._since: dict[object, tuple[float, Callable[[float], None]]] = {}
+        self._call: IDelayedCall | None = None
+
+    def __len__(self) -> int:
+        return len(self._since)
+
+    def started(self, conn: object, expired: Callable[[float], None]) -> None:
+        """``conn`` began a frame now (moving it to the end of the line)."""
+        since = self._since
+        since.pop(conn, None)
+        since[conn] = (self._clock.seconds(), expired)
+        if self._call is None:
+            self._call = self._clock.callLater(self.timeout, self._check)
+
+    def done(self, conn: object) -> None:
+        """``conn`` holds no partial frame (any more)."""
+        since = self._since
+        if since.pop(conn, None) is not None and not since and self._call is not None:
+            self._call.cancel()
+            self._call = None
+
+    def _check(self) -> None:
+        self._call = None
+        now = self._clock.seconds()
+        since = self._since
+        while since:
+            conn, (began, expired) = next(iter(since.items()))
+            if now - began < self.timeout:
+                if self._call is not None:  # set by a frame begun while we expired one
+                    self._call.cancel()
+                self._call = self._clock.callLater(began + self.timeout - now, self._check)
+                return
+            del since[conn]
+            expired(now - began)
