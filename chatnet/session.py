@@ -12,6 +12,9 @@ asks the :class:`~chatnet.model.Directory` and the
 outboxes, and writes audit lines.  Every :class:`~chatnet.errors.ChatError`
 becomes an ``error`` frame in one place, :meth:`Session.received`; any other
 exception becomes ``internal`` and is logged.  The protocol only carries bytes.
+
+Pure: imports nothing from ``twisted.internet`` (it logs through
+:mod:`twisted.logger`, which needs no reactor).
 """
 
 from __future__ import annotations
