@@ -10,12 +10,13 @@ grace period, abort what is left, remove spool files, log ``SHUTDOWN``.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort, IReactorTime
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -26,7 +27,11 @@ from chatnet.model import Directory
 from chatnet.protocol import ChatServerFactory, describe_peer
 from chatnet.session import Hub
 from chatnet.spool import Spool
+from chatnet.stats import Stats
 from chatnet.transfers import TransferManager
+
+if TYPE_CHECKING:
+    from chatnet.metrics import HealthCheck
 
 log = Logger()
 
@@ -40,6 +45,8 @@ class ChatService(Service):
     :param spool_dir: folder for upload spool files; ``None``: a private
         temporary folder.
     :param reactor: the reactor (default: the global one).
+    :param metrics: an endpoint string for the HTTP server of ``/metrics``
+        and ``/healthz`` (:mod:`chatnet.metrics`); ``None``: none.
     """
 
     name = "chatnet"
@@ -51,6 +58,7 @@ class ChatService(Service):
         audit_log: str = "server.log",
         spool_dir: str | None = None,
         reactor: Any = None,
+        metrics: str | None = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as global_reactor
@@ -64,6 +72,11 @@ class ChatService(Service):
         self.port: IListeningPort | None = None
         self.hub: Hub | None = None
         self.factory: ChatServerFactory | None = None
+        self.metrics = metrics
+        self.metrics_port: IListeningPort | None = None
+        self._stopping = False
+        #: What ``/healthz`` asks, in order; see :class:`chatnet.metrics.HealthPage`.
+        self.health_checks: list[HealthCheck] = [self._serving]
 
     def privilegedStartService(self) -> None:
         """Open the log and spool, and listen (raising at once if we cannot)."""
@@ -73,22 +86,46 @@ class ChatService(Service):
         self.spool = Spool(self.spool_dir)
         audit = Audit(self._observer)
         settings = self.settings
-        transfers = TransferManager(settings, self.spool, reactor, audit)
+        stats = Stats(time_requests=self.metrics is not None)
+        transfers = TransferManager(settings, self.spool, reactor, audit, stats)
         self.hub = Hub(
             settings, Directory(settings.room_capacity), transfers, audit,
-            now=reactor.seconds,
+            now=reactor.seconds, stats=stats,
         )
         self.factory = ChatServerFactory(self.hub, reactor)
-        self._listen_error: Failure | None = None
-        self._starting = True
-        serverFromString(reactor, self.endpoint).listen(self.factory).addCallbacks(
-            self._listening, self._listen_failed
-        )
-        self._starting = False
-        if self._listen_error is not None:
+        try:
+            self._listen(self.endpoint, self.factory, self._listening)
+            if self.metrics is not None:
+                from chatnet.metrics import make_registry, make_site
+
+                site = make_site(make_registry(self.hub), self.health_checks)
+                self._listen(self.metrics, site, self._metrics_listening)
+        except BaseException:
+            if self.port is not None:
+                self.port.stopListening()
             self._close_files()
-            self._listen_error.raiseException()
+            raise
         Service.privilegedStartService(self)
+
+    def _listen(
+        self, endpoint: str, factory: IProtocolFactory,
+        listening: Callable[[IListeningPort], None],
+    ) -> None:
+        """Listen on ``endpoint``; raise at once if that fails at once."""
+        error: list[Failure] = []
+        starting = True
+
+        def failed(failure: Failure) -> None:
+            if starting:
+                error.append(failure)
+            else:  # an endpoint that listens asynchronously
+                log.failure("chatnet cannot listen on {endpoint}", failure, endpoint=endpoint)
+                self._reactor.stop()
+
+        serverFromString(self._reactor, endpoint).listen(factory).addCallbacks(listening, failed)
+        starting = False
+        if error:
+            error[0].raiseException()
 
     def startService(self) -> None:
         # ``twist`` (python -m twisted chatnet) calls only startService.
@@ -105,15 +142,22 @@ class ChatService(Service):
         assert self.hub is not None
         self.hub.audit("CONNECT", f"{SERVER_NAME} listening on {address}")
 
-    def _listen_failed(self, failure: Failure) -> None:
-        if self._starting:
-            self._listen_error = failure
-        else:  # an endpoint that listens asynchronously
-            log.failure("chatnet cannot listen on {endpoint}", failure, endpoint=self.endpoint)
-            self._reactor.stop()
+    def _metrics_listening(self, port: IListeningPort) -> None:
+        self.metrics_port = port
+        address = describe_peer(port.getHost())
+        log.info("chatnet metrics on http://{address}/metrics", address=address)
+
+    def _serving(self) -> str | None:
+        """The health check of this server itself."""
+        if self._stopping:
+            return "shutting down"
+        if self.port is None:
+            return "not listening"
+        return None
 
     def stopService(self) -> Deferred[None]:
         Service.stopService(self)
+        self._stopping = True
         d: Deferred[Any] = maybeDeferred(self.port.stopListening) if self.port else Deferred()
         if not self.port:
             d.callback(None)
@@ -146,7 +190,12 @@ class ChatService(Service):
                 f"failed {_count(failed, 'transfer')}",
             )
             self._close_files()
-            done.callback(None)
+            if self.metrics_port is None:
+                done.callback(None)
+            else:  # /healthz said 503 until now
+                stopped = maybeDeferred(self.metrics_port.stopListening)
+                stopped.addErrback(lambda f: log.failure("while closing the metrics port", f))
+                stopped.addCallback(lambda _: done.callback(None))
 
         # Outbound.close() aborts each connection after the grace period; the
         # backstop only guards against a transport that never reports loss.

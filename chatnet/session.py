@@ -25,6 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from twisted.logger import Logger
@@ -35,6 +36,7 @@ from chatnet.config import SERVER_NAME, Settings
 from chatnet.errors import ChatError, ErrorCode, FailReason
 from chatnet.model import Directory, Outbox, Room, User
 from chatnet.ratelimit import TokenBucket
+from chatnet.stats import Stats
 from chatnet.validation import (
     check_extension,
     check_filename,
@@ -108,6 +110,8 @@ class Hub:
     transfers: TransferManager
     audit: AuditFn
     now: Callable[[], float] = time.time
+    #: Counters for :mod:`chatnet.metrics`.
+    stats: Stats = field(default_factory=Stats)
     sessions: set[Session] = field(default_factory=set)
     shutting_down: bool = False
     #: Called (then forgotten) once the last session is gone.
@@ -216,7 +220,15 @@ class Session:
                     return
                 if self.state is State.NEW and frame.type not in ("login", "ping", "exit"):
                     raise ChatError(ErrorCode.NOT_LOGGED_IN, "Log in first")
-                handler(self, frame)
+                stats = self.hub.stats
+                if stats.requests is None:
+                    handler(self, frame)
+                else:
+                    started = perf_counter()
+                    try:
+                        handler(self, frame)
+                    finally:
+                        stats.request(frame.type, perf_counter() - started)
             elif type(frame) is DataFrame:
                 if self.user is None:
                     raise ChatError(
@@ -377,6 +389,7 @@ class Session:
     def slow_consumer(self, why: str) -> None:
         """The outbox gave up on this connection: its client does not keep up (``why``)."""
         self._close_reason = f"closed as a slow consumer ({why})"
+        self.hub.stats.slow_consumers += 1
         self.state = State.CLOSED
 
     # session
@@ -404,11 +417,13 @@ class Session:
             user = User(name, self.outbox, self.peer)
             hub.directory.add_user(user)
         except ChatError as e:
+            hub.stats.login(e.code.value)
             hub.audit("LOGIN-FAILED", f"{self.peer} as {show(name)}: {e.code.value}: {e.message}")
             raise
         self.user = user
         self._online = True
         self.state = State.ACTIVE
+        hub.stats.login("ok")
         hub.audit("LOGIN", f"{name} logged in from {self.peer}")
         self._ok(req, username=name, server=SERVER_NAME, limits=hub.settings.limits())
 
@@ -469,6 +484,9 @@ class Session:
         data = codec.message_frame(room.name, user.name, text, self.hub.now())
         delivered = room.send(data, exclude=user)
         self._ok(req, delivered=delivered)
+        stats = self.hub.stats
+        stats.broadcasts += 1
+        stats.deliveries += delivered
         self.hub.audit("BROADCAST", f"{user.name} -> {room.name} ({delivered} members): {text}")
 
     def _whisper(self, req: Request) -> None:
@@ -480,6 +498,9 @@ class Session:
             codec.encode_frame({"type": "whisper", "from": user.name, "text": text, "ts": hub.now()})
         )
         self._ok(req)
+        stats = hub.stats
+        stats.whispers += 1
+        stats.deliveries += 1
         hub.audit("WHISPER", f"{user.name} -> {target.name}")
 
     def _rooms(self, req: Request) -> None:
@@ -580,6 +601,7 @@ class Session:
         reply["code"] = error.code.value
         reply["message"] = error.message
         self._send(reply)
+        self.hub.stats.error(error.code.value)
         if audit:
             self.hub.audit("ERROR", f"{self.who}: {error.code.value}: {error.message}")
 

@@ -134,6 +134,7 @@ class Options(usage.Options):
         ["audit-log", None, "server.log", "Audit log file (appended to)."],
         ["spool-dir", None, None, "Folder for uploads in progress [default: a private temporary folder]."],
         ["accounts", None, None, "File of username:password lines; when given, login requires a password."],
+        ["metrics", None, None, "Serve Prometheus /metrics and /healthz over HTTP on this endpoint (e.g. tcp:9108:interface=127.0.0.1) [default: off].", endpoint_description],
     ]
 
     optParameters = [
@@ -188,17 +189,25 @@ class Options(usage.Options):
             accounts=accounts,
             fast_path=not self["no-fast-path"],
         )
-        self._check_endpoint()
+        self._check_endpoint("port")
+        if self["metrics"] is not None:
+            self._check_endpoint("metrics")
+            try:
+                import prometheus_client  # noqa: F401
+            except ImportError:
+                raise usage.UsageError(
+                    "--metrics: needs prometheus_client (pip install 'chatnet[metrics]')"
+                ) from None
 
-    def _check_endpoint(self) -> None:
+    def _check_endpoint(self, option: str) -> None:
         from twisted.internet import reactor
         from twisted.internet.endpoints import serverFromString
 
         try:
-            serverFromString(reactor, self["port"])
+            serverFromString(reactor, self[option])
         except (ValueError, TypeError, KeyError) as e:
             raise usage.UsageError(
-                f"--port: {self['port']!r} is not a valid endpoint ({e}); "
+                f"--{option}: {self[option]!r} is not a valid endpoint ({e}); "
                 "use a port number or e.g. tcp:8080:interface=127.0.0.1"
             ) from None
 
@@ -225,4 +234,5 @@ def makeService(options: Options) -> ChatService:
         options.settings,
         audit_log=options["audit-log"],
         spool_dir=options["spool-dir"],
+        metrics=options["metrics"],
     )

@@ -36,6 +36,7 @@ from chatnet.model import Directory
 from chatnet.protocol import ChatServerFactory, ChatServerProtocol
 from chatnet.session import Hub
 from chatnet.spool import Spool
+from chatnet.stats import Stats
 from chatnet.transfers import TransferManager
 
 _ports = itertools.count(40000)
@@ -64,10 +65,13 @@ class TestServer:
         self.clock = Clock()
         self.audit = RecordingAudit()
         self.spool = Spool(spool_dir or tempfile.mkdtemp(prefix="chatnet-test-spool-"))
-        self.transfers = TransferManager(settings, self.spool, self.clock, self.audit)
+        self.stats = Stats(time_requests=True)
+        self.transfers = TransferManager(
+            settings, self.spool, self.clock, self.audit, self.stats
+        )
         self.hub = Hub(
             settings, Directory(settings.room_capacity), self.transfers, self.audit,
-            now=self.clock.seconds,
+            now=self.clock.seconds, stats=self.stats,
         )
         self.factory = ChatServerFactory(self.hub, self.clock)
         self.clients: list[FakeClient] = []

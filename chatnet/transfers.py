@@ -51,6 +51,7 @@ from chatnet.errors import ChatError, ErrorCode, FailReason
 from chatnet.fairqueue import FairQueue
 from chatnet.model import User
 from chatnet.spool import Spool, SpoolFile
+from chatnet.stats import Stats
 from chatnet.validation import format_size
 
 log = Logger()
@@ -146,13 +147,15 @@ class TransferManager:
     Every unfinished transfer of one server.
 
     :param audit: ``audit(category, text)``, see :class:`chatnet.audit.Audit`.
+    :param stats: where transfers, file bytes and upload waits are counted.
     """
 
     def __init__(
         self, settings: Settings, spool: Spool, clock: IReactorTime,
-        audit: Callable[[str, str], None],
+        audit: Callable[[str, str], None], stats: Stats | None = None,
     ) -> None:
         self._settings = settings
+        self._stats = stats if stats is not None else Stats()
         self._spool = spool
         self._clock = clock
         self._audit = audit
@@ -177,6 +180,16 @@ class TransferManager:
     def running(self) -> int:
         """Upload slots in use."""
         return self._slots.limit - self._slots.tokens
+
+    @property
+    def deliveries_waiting(self) -> int:
+        """Uploaded files waiting for their addressee's earlier deliveries to end."""
+        return sum(len(inbox.waiting) for inbox in self._inboxes.values())
+
+    @property
+    def delivering(self) -> int:
+        """Files streaming to their addressees."""
+        return sum(inbox.streaming for inbox in self._inboxes.values())
 
     # requests
 
@@ -258,6 +271,7 @@ class TransferManager:
                 f"Transfer {t.id}: more than the {t.size} bytes declared",
             )
         spool.write(frame.data)
+        self._stats.file_bytes_in += len(frame.data)
         t.last_data = self._clock.seconds()
         if spool.received == t.size:
             self._uploaded(t)
@@ -307,9 +321,10 @@ class TransferManager:
             inbox = self._inboxes.get(t.recipient)
             if inbox is not None:
                 inbox.waiting.remove(t)
-        else:
-            if t.reader is not None:
-                t.recipient.outbox.cancel_file(t.id)  # type: ignore[attr-defined]
+        elif t.reader is not None:
+            self._stats.file_bytes_out += t.reader.tell()
+            t.recipient.outbox.cancel_file(t.id)  # type: ignore[attr-defined]
+        self._stats.transfer(reason.value)
         self._discard(t)
         if not t.sender_gone:
             self._send(t.sender, {"type": "file-failed", "transfer": t.id, "reason": reason.value})
@@ -359,6 +374,7 @@ class TransferManager:
         t.state = State.UPLOADING
         t.started_at = now
         t.waited = round(now - t.accepted_at, 3)
+        self._stats.upload_wait.observe(now - t.accepted_at)
         t.spool = self._spool.create(t.id)
         t.last_data = now
         if t.size:
@@ -483,6 +499,9 @@ class TransferManager:
         if self.active.pop(t.id, None) is None:
             return
         self._discard(t)
+        stats = self._stats
+        stats.transfer("delivered")
+        stats.file_bytes_out += t.size
         if not t.sender_gone:
             self._send(t.sender, {"type": "file-delivered", "transfer": t.id, "to": t.recipient.name})
         self._audit(

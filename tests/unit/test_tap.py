@@ -174,3 +174,12 @@ def test_upload_queue_per_user() -> None:
     assert parse().settings.upload_queue_per_user == 20
     assert parse("--upload-queue-per-user", "0").settings.upload_queue_per_user == 0
     assert "0 or more" in refused("--upload-queue-per-user", "-1")
+
+
+def test_metrics_option(tmp_path: Path) -> None:
+    """--metrics is off by default, takes a port or an endpoint, and reaches the service."""
+    assert parse()["metrics"] is None
+    assert parse("--metrics", "9108")["metrics"] == "tcp:9108"
+    assert "--metrics" in refused("--metrics", "bogus:1")
+    options = parse("--metrics", "tcp:0:interface=127.0.0.1", "--audit-log", str(tmp_path / "a.log"))
+    assert makeService(options).metrics == "tcp:0:interface=127.0.0.1"
