@@ -34,7 +34,6 @@ Nothing here touches a socket: senders and addressees are
 from __future__ import annotations
 
 import enum
-import os
 from collections import deque
 from collections.abc import Callable
 from typing import BinaryIO, Protocol
@@ -50,6 +49,7 @@ from chatnet.config import Settings
 from chatnet.errors import ChatError, ErrorCode, FailReason
 from chatnet.fairqueue import FairQueue
 from chatnet.model import User
+from chatnet.names import free_name
 from chatnet.spool import Spool, SpoolFile
 from chatnet.stats import Stats
 from chatnet.validation import format_size
@@ -122,24 +122,6 @@ class _Inbox:
         self.streaming = 0
         self.waiting: deque[Transfer] = deque()
         self.busy = False
-
-
-def free_name(name: str, taken: set[str]) -> str:
-    """
-    ``name``, or the first of ``stem_1.ext``, ``stem_2.ext`` ... not in
-    ``taken``; the suffix goes before the last extension
-    (``a.tar.gz`` -> ``a.tar_1.gz``, ``README`` -> ``README_1``, and a leading
-    dot does not start an extension: ``.bashrc`` -> ``.bashrc_1``).
-    """
-    if name not in taken:
-        return name
-    stem, ext = os.path.splitext(name)
-    n = 1
-    while True:
-        candidate = f"{stem}_{n}{ext}"
-        if candidate not in taken:
-            return candidate
-        n += 1
 
 
 class TransferManager:
@@ -461,7 +443,7 @@ class TransferManager:
         assert spool is not None
         sha256 = spool.sha256
         recipient = t.recipient
-        name = free_name(t.name, recipient.received_names)
+        name = free_name(t.name, recipient.received_names.__contains__)
         recipient.received_names.add(name)
         start: dict[str, object] = {
             "type": "file-start", "transfer": t.id, "from": t.sender.name,

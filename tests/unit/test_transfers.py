@@ -13,7 +13,6 @@ import pytest
 from chatnet.errors import FailReason
 from chatnet.testing import FakeClient
 from chatnet.testing import TestServer as Server
-from chatnet.transfers import free_name
 from unit.chat_helpers import logged_in, new_server
 from unit.test_session_files import offer, start, upload
 
@@ -191,21 +190,18 @@ def test_fail_twice_is_harmless(tmp_path: Path) -> None:
     assert server.transfers.running == 0
 
 
-@pytest.mark.parametrize(
-    "name, taken, expected",
-    [
-        ("report.pdf", set(), "report.pdf"),
-        ("report.pdf", {"report.pdf"}, "report_1.pdf"),
-        ("report.pdf", {"report.pdf", "report_1.pdf"}, "report_2.pdf"),
-        ("a.tar.gz", {"a.tar.gz"}, "a.tar_1.gz"),
-        ("README", {"README"}, "README_1"),
-        (".bashrc", {".bashrc"}, ".bashrc_1"),
-        ("x.", {"x."}, "x_1."),
-    ],
-)
-def test_free_name(name: str, taken: set[str], expected: str) -> None:
-    """free_name puts the suffix before the last extension."""
-    assert free_name(name, taken) == expected
+def test_renamed_name_stays_within_255_bytes(tmp_path: Path) -> None:
+    """A renamed 255-byte name loses the end of its stem, at a character boundary."""
+    server = new_server(tmp_path)
+    alice, bob = logged_in(server, "alice", "bob")
+    name = "\u00e9" * 125 + ".txt"  # 254 bytes
+    got = []
+    for _ in range(3):
+        upload(server, alice, "bob", name, b"x")
+        (fs,) = bob.events("file-start")
+        got.append(fs["name"])
+    assert got == [name, "\u00e9" * 124 + "_1.txt", "\u00e9" * 124 + "_2.txt"]
+    assert all(len(n.encode()) <= 255 for n in got)
 
 
 def test_many_files_to_one_recipient_each_intact(tmp_path: Path) -> None:

@@ -1,0 +1,374 @@
+"""
+Sending files (PROTOCOL.md section 5).
+
+* :func:`inspect_file` checks a file before it is offered: it exists, is a
+  regular readable file, has a valid name and fits the server's size limit.
+* :class:`UploadMux` is the one producer registered on the transport: every
+  running upload is a :class:`~twisted.protocols.basic.FileSender` whose
+  chunks it frames as data frames and interleaves round-robin, so several
+  uploads share the connection and control frames keep flowing.
+* :class:`Uploads` follows each of our uploads from ``sendfile`` through
+  ``upload-start`` and the data to ``file-delivered`` or ``file-failed``.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import (
+    IConsumer,
+    IPushProducer,
+    IReactorTime,
+    ITransport,
+)
+from twisted.protocols.basic import FileSender
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from chatnet import codec, validation
+from chatnet.client.events import ClientEvent, LocalError, TransferEvent
+from chatnet.client.transfers import Transfer
+from chatnet.errors import ChatError
+
+#: Sends a request, fires with its ``ok`` reply (``ClientCore.request``).
+Request = Callable[..., Deferred[dict[str, Any]]]
+
+
+def inspect_file(path: str, max_size: int) -> tuple[IO[bytes], str, int]:
+    """
+    Open a file to be offered and check it the way the server will.
+
+    :returns: the open file, its base name and its size.
+    :raises LocalError: with a message that says what to do.
+    """
+    shown = repr(path)
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - handed to the upload
+    except FileNotFoundError:
+        raise LocalError(f"No such file: {shown}. Check the path (~ is expanded)") from None
+    except IsADirectoryError:
+        raise LocalError(f"{shown} is a directory; /sendfile sends one file") from None
+    except PermissionError:
+        raise LocalError(f"Cannot read {shown}: permission denied") from None
+    except OSError as e:
+        raise LocalError(f"Cannot open {shown}: {e.strerror or e}") from None
+    try:
+        info = os.fstat(handle.fileno())
+        if stat.S_ISDIR(info.st_mode):
+            raise LocalError(f"{shown} is a directory; /sendfile sends one file")
+        if not stat.S_ISREG(info.st_mode):
+            raise LocalError(f"{shown} is not a regular file")
+        name = os.path.basename(os.path.normpath(path))
+        try:
+            validation.check_filename(name)
+        except ChatError as e:
+            raise LocalError(f"{e.message}; rename the file first") from None
+        if info.st_size > max_size:
+            raise LocalError(
+                f"{name} is {validation.format_size(info.st_size)}; this server "
+                f"takes files up to {validation.format_size(max_size)} "
+                f"({max_size} bytes)"
+            )
+    except BaseException:
+        handle.close()
+        raise
+    return handle, name, info.st_size
+
+
+@dataclass(eq=False)
+class Upload(Transfer):
+    """A file this client sends; ``done`` fires when delivered or failed."""
+
+    path: str = ""
+    file: IO[bytes] | None = field(default=None, repr=False)
+    done: Deferred[Upload] = field(default_factory=Deferred, repr=False)
+
+
+class _Bounded:
+    """A file that yields at most ``size`` bytes: exactly what was announced."""
+
+    def __init__(self, file: IO[bytes], size: int) -> None:
+        self._file = file
+        self._left = size
+
+    def read(self, n: int) -> bytes:
+        if self._left <= 0:
+            return b""
+        data = self._file.read(min(n, self._left))
+        self._left -= len(data)
+        return data
+
+
+@implementer(IConsumer)
+class _Channel:
+    """The consumer one ``FileSender`` writes into; owned by the mux."""
+
+    def __init__(self, mux: UploadMux, transfer: int, progress: Callable[[int], None]):
+        self.mux = mux
+        self.transfer = transfer
+        self.progress = progress
+        self.producer: FileSender | None = None
+
+    def frame(self, chunk: bytes) -> bytes:
+        self.progress(len(chunk))
+        return codec.data_frame(self.transfer, chunk)
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        self.producer = producer
+        self.mux._attach(self)
+
+    def unregisterProducer(self) -> None:
+        self.mux._detach(self)
+
+    def write(self, data: bytes) -> None:
+        self.mux.write(data)
+
+
+@implementer(IPushProducer)
+class UploadMux:
+    """
+    The single streaming producer on a connection, feeding it from every
+    running upload in turn.
+
+    The transport pauses and resumes it; while it runs it pulls one chunk
+    from each sender round-robin, at most ``burst`` chunks per reactor turn,
+    so replies and chat are never stuck behind a file.
+    """
+
+    def __init__(self, transport: Any, clock: IReactorTime, burst: int = 8) -> None:
+        self._transport = transport
+        self._clock = clock
+        self._burst = burst
+        self._channels: deque[_Channel] = deque()
+        self._paused = False
+        self._registered = False
+        self._call: Any = None
+
+    def start(
+        self, transfer: int, file: IO[bytes], size: int, progress: Callable[[int], None]
+    ) -> Deferred[Any]:
+        """
+        Send ``size`` bytes of ``file`` as data frames for ``transfer``.
+
+        :returns: fires when the last chunk is written, fails when stopped.
+        """
+        channel = _Channel(self, transfer, progress)
+        return FileSender().beginFileTransfer(_Bounded(file, size), channel, channel.frame)
+
+    def stop(self, transfer: int) -> None:
+        """Stop sending ``transfer`` (its Deferred fails)."""
+        for channel in list(self._channels):
+            if channel.transfer == transfer:
+                self._detach(channel)
+                if channel.producer is not None:
+                    channel.producer.stopProducing()
+
+    @property
+    def active(self) -> list[int]:
+        """The transfers being sent, in turn order."""
+        return [c.transfer for c in self._channels]
+
+    def write(self, data: bytes) -> None:
+        self._transport.write(data)
+
+    def _attach(self, channel: _Channel) -> None:
+        self._channels.append(channel)
+        if not self._registered:
+            self._registered = True
+            self._paused = False
+            self._transport.registerProducer(self, True)
+        self._schedule()
+
+    def _detach(self, channel: _Channel) -> None:
+        if channel in self._channels:
+            self._channels.remove(channel)
+        if not self._channels and self._registered:
+            self._registered = False
+            self._transport.unregisterProducer()
+            if self._call is not None and self._call.active():
+                self._call.cancel()
+            self._call = None
+
+    def _schedule(self) -> None:
+        if self._call is None and self._channels and not self._paused:
+            self._call = self._clock.callLater(0, self._pump)
+
+    def _pump(self) -> None:
+        self._call = None
+        for _ in range(self._burst):
+            if self._paused or not self._channels:
+                return
+            channel = self._channels[0]
+            self._channels.rotate(-1)
+            assert channel.producer is not None
+            channel.producer.resumeProducing()
+        self._schedule()
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._schedule()
+
+    def stopProducing(self) -> None:
+        for channel in list(self._channels):
+            self.stop(channel.transfer)
+
+
+class Uploads:
+    """
+    Every file this connection sends, by transfer number.
+
+    :param clock: the reactor, or a ``task.Clock`` in tests.
+    :param emit: where :class:`~chatnet.client.events.TransferEvent` go.
+    :param request: sends a request and fires with its reply.
+    """
+
+    def __init__(
+        self, clock: IReactorTime, emit: Callable[[ClientEvent], None], request: Request
+    ) -> None:
+        self.by_transfer: dict[int, Upload] = {}
+        #: Offered, not yet accepted (``sendfile`` awaits its reply).
+        self.offering: list[Upload] = []
+        self.mux: UploadMux | None = None
+        self._clock = clock
+        self._emit = emit
+        self._request = request
+
+    def connected(self, transport: ITransport) -> None:
+        self.mux = UploadMux(transport, self._clock)
+
+    @property
+    def unfinished(self) -> list[Upload]:
+        return [u for u in self.by_transfer.values() if not u.finished]
+
+    def offer(self, path: str, to: str, max_size: int) -> Deferred[Upload]:
+        """
+        Check and offer a file; fires with the :class:`Upload` once queued
+        (its ``done`` fires when delivered or failed).
+        """
+        try:
+            file, name, size = inspect_file(path, max_size)
+        except LocalError as e:
+            return fail(e)
+        upload = Upload(
+            name=name, size=size, peer=to, path=path, file=file,
+            created_at=self._clock.seconds(),
+        )
+        self.offering.append(upload)
+
+        def queued(reply: dict[str, Any]) -> Upload:
+            self.offering.remove(upload)
+            upload.transfer = int(reply["transfer"])
+            upload.position = int(reply.get("position", 0))
+            upload.state = "queued"
+            self.by_transfer[upload.transfer] = upload
+            self._emit(TransferEvent("queued", upload, reply))
+            return upload
+
+        def refused(failure: Failure) -> Failure:
+            self.offering.remove(upload)
+            file.close()
+            return failure
+
+        d = self._request("sendfile", to=to, name=name, size=size)
+        return d.addCallbacks(queued, refused)
+
+    def _find(self, frame: dict[str, Any]) -> Upload | None:
+        transfer = frame.get("transfer")
+        upload = self.by_transfer.get(transfer) if isinstance(transfer, int) else None
+        return None if upload is None or upload.finished else upload
+
+    def started(self, frame: dict[str, Any]) -> None:
+        """``upload-start``: our turn came; send the bytes."""
+        upload = self._find(frame)
+        if upload is None or self.mux is None:
+            return
+        transfer = upload.transfer
+        assert transfer is not None and upload.file is not None
+        if upload.state == "queued":
+            # It left the queue: our own uploads queued after it move up.
+            # (Others' uploads are invisible to us, so positions stay an
+            # upper bound.)
+            for other in self.by_transfer.values():
+                if other.state == "queued" and other.transfer is not None and \
+                        other.transfer > transfer and other.position > 0:
+                    other.position -= 1
+        upload.state = "sending"
+        upload.position = 0
+        upload.started_at = self._clock.seconds()
+        self._emit(TransferEvent("started", upload, frame))
+
+        def progress(n: int) -> None:
+            upload.done_bytes += n
+            self._emit(TransferEvent("progress", upload))
+
+        def written(_: object) -> None:
+            if upload.done_bytes < upload.size and not upload.finished:
+                # The file shrank since it was offered: the server would wait.
+                self._request("cancel", transfer=transfer).addErrback(lambda f: None)
+                upload.reason = "the file changed while it was being sent"
+
+        d = self.mux.start(transfer, upload.file, upload.size, progress)
+        d.addCallbacks(written, lambda f: None)
+
+    def uploaded(self, frame: dict[str, Any]) -> None:
+        """``upload-done``: the server has every byte."""
+        upload = self._find(frame)
+        if upload is None:
+            return
+        upload.state = "uploaded"
+        upload.finished_at = self._clock.seconds()
+        self._close(upload)
+        self._emit(TransferEvent("uploaded", upload, frame))
+
+    def delivered(self, frame: dict[str, Any]) -> None:
+        """``file-delivered``: the addressee's connection has every byte."""
+        upload = self._find(frame)
+        if upload is None:
+            return
+        upload.state = "delivered"
+        self._close(upload)
+        self._emit(TransferEvent("delivered", upload, frame))
+        upload.done.callback(upload)
+
+    def failed(self, frame: dict[str, Any]) -> None:
+        """``file-failed``: stop sending, say why."""
+        upload = self._find(frame)
+        if upload is not None:
+            self._fail(upload, upload.reason or str(frame.get("reason", "unknown")), frame)
+
+    def lost(self) -> None:
+        """The connection is gone: every unfinished upload fails."""
+        for upload in self.unfinished:
+            self._fail(upload, "connection lost", None)
+
+    def _fail(self, upload: Upload, reason: str, frame: dict[str, Any] | None) -> None:
+        upload.state = "failed"
+        upload.reason = reason
+        upload.finished_at = self._clock.seconds()
+        if self.mux is not None and upload.transfer is not None:
+            self.mux.stop(upload.transfer)
+        self._close(upload)
+        self._emit(TransferEvent("failed", upload, frame))
+        upload.done.callback(upload)
+
+    @staticmethod
+    def _close(upload: Upload) -> None:
+        if upload.file is not None:
+            upload.file.close()
+            upload.file = None
+
+
+def fail(error: Exception) -> Deferred[Any]:
+    """A Deferred that has already failed with ``error``."""
+    d: Deferred[Any] = Deferred()
+    d.errback(error)
+    return d
