@@ -44,13 +44,27 @@ class ChatError(Exception):
     A request (or frame) the server refuses.
 
     The session turns it into an ``error`` frame, with the request's ``id``
-    when there is one.
+    when there is one; the client raises it (through the request's
+    Deferred) for an ``error`` reply, see :meth:`from_wire`.
     """
 
     def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(code, message)
         self.code = code
         self.message = message
+
+    @classmethod
+    def from_wire(cls, code: object, message: object) -> ChatError:
+        """
+        The error an ``error`` frame from a server describes.  A code this
+        version does not know (a newer server's) becomes ``internal``; the
+        message, which is what people read, is kept as sent.
+        """
+        try:
+            known = ErrorCode(code)
+        except ValueError:
+            known = ErrorCode.INTERNAL
+        return cls(known, message if isinstance(message, str) else str(known))
 
     def __str__(self) -> str:
         return f"{self.code.value}: {self.message}"

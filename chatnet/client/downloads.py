@@ -1,23 +1,42 @@
 """
-Where a received file goes: a safe base name and the next free ``name_N.ext``.
+Receiving files: write and hash what arrives, then give it a safe,
+never-overwriting name in the downloads folder (PROTOCOL.md section 5).
 
-The server already checks file names (PROTOCOL.md section 5), but a client
-must not trust it: :func:`sanitise` turns whatever ``file-start`` carries into
-a plain base name that cannot leave the downloads folder, and
-:func:`free_name` never picks a name that already exists.
+* :func:`sanitise` turns whatever ``file-start`` carries into a plain base
+  name that cannot leave the downloads folder (a client must not trust the
+  server's checks).
+* :class:`DownloadStore` spools an incoming file to a hidden temporary file
+  in the downloads folder and gives it its final name
+  (:func:`chatnet.names.free_name`) only after its sha256 matched.
+* :class:`Downloads` follows each incoming transfer from ``file-start``
+  through its data frames to ``file-end`` or ``file-aborted``, and tells the
+  front ends through :class:`~chatnet.client.events.TransferEvent`.
 
-Pure: imports nothing from Twisted and touches no files itself (the caller
-passes an ``exists`` test).
+Pure: imports nothing from Twisted.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from twisted.logger import Logger
+
+from chatnet import names
+from chatnet.client.events import ClientEvent, TransferEvent
+from chatnet.client.transfers import Transfer
+
+log = Logger()
 
 #: The name used when nothing usable is left of the server's name.
 FALLBACK_NAME = "download"
-MAX_NAME_BYTES = 255
+#: Tries before :meth:`DownloadStore.save` gives up on finding a free name.
+MAX_TRIES = 100_000
 
 # C0 controls, DEL, C1 controls, and the path separators of every platform.
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\:]")
@@ -43,57 +62,201 @@ def sanitise(name: object) -> str:
     base = base.encode("utf-8", "replace").decode("utf-8")
     if not base:
         return FALLBACK_NAME
-    return _truncate(base, MAX_NAME_BYTES)
+    return _fit(base, names.MAX_NAME_BYTES)
 
 
-def _truncate(name: str, limit: int) -> str:
-    """Cut ``name`` to ``limit`` bytes of UTF-8, keeping its extension."""
+def _fit(name: str, limit: int) -> str:
+    """Cut ``name`` to ``limit`` bytes of UTF-8, keeping a short extension."""
     if len(name.encode("utf-8")) <= limit:
         return name
-    stem, ext = split_extension(name)
+    stem, ext = names.split_extension(name)
     if len(ext.encode("utf-8")) > limit // 2:
         stem, ext = name, ""
-    room = limit - len(ext.encode("utf-8"))
-    cut = stem.encode("utf-8")[:room].decode("utf-8", "ignore")
-    return cut + ext
+    return names.truncate(stem, limit - len(ext.encode("utf-8"))) + ext
 
 
-def split_extension(name: str) -> tuple[str, str]:
+@dataclass(eq=False)
+class Download(Transfer):
+    """A file this client receives."""
+
+    direction: str = "down"
+    state: str = "receiving"
+    original: str | None = None
+    path: str | None = None
+    tmp_path: str | None = None
+    file: IO[bytes] | None = field(default=None, repr=False)
+    hasher: Any = field(default_factory=hashlib.sha256, repr=False)
+
+
+class DownloadStore:
+    """Files in the downloads folder: spool, then name, or discard."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        umask = os.umask(0)
+        os.umask(umask)
+        #: Saved files get the usual permissions, not the spool file's 0600.
+        self.mode = 0o666 & ~umask
+
+    def open(self, download: Download) -> None:
+        """Create the hidden spool file for ``download``."""
+        os.makedirs(self.folder, exist_ok=True)
+        fd, path = tempfile.mkstemp(dir=self.folder, prefix=".chatnet-", suffix=".part")
+        download.tmp_path = path
+        download.file = os.fdopen(fd, "wb")
+
+    def save(self, download: Download) -> str:
+        """
+        Move the spool file to the next free name; never overwrites.  A file
+        the server renamed (``original`` set) that is taken here too goes on
+        numbering from its original name.
+
+        :returns: the final path.
+        """
+        assert download.tmp_path is not None
+        self._close(download)
+        name = sanitise(download.name)
+        original = sanitise(download.original) if download.original else None
+        while True:
+            free = names.free_name(
+                name, lambda n: os.path.lexists(os.path.join(self.folder, n)),
+                original=original, limit=MAX_TRIES,
+            )
+            final = os.path.join(self.folder, free)
+            try:
+                os.link(download.tmp_path, final)  # fails if final appeared meanwhile
+            except FileExistsError:
+                continue
+            except OSError:  # no hard links here: check, then rename
+                if os.path.lexists(final):
+                    continue
+                os.rename(download.tmp_path, final)
+            else:
+                os.unlink(download.tmp_path)
+            download.tmp_path = None
+            download.path = final
+            os.chmod(final, self.mode)
+            return final
+
+    def discard(self, download: Download) -> None:
+        """Remove the spool file; nothing is left under any name."""
+        self._close(download)
+        if download.tmp_path is not None:
+            try:
+                os.unlink(download.tmp_path)
+            except FileNotFoundError:
+                pass
+            download.tmp_path = None
+
+    @staticmethod
+    def _close(download: Download) -> None:
+        if download.file is not None:
+            download.file.close()
+            download.file = None
+
+
+class Downloads:
     """
-    Split at the last dot: ``a.tar.gz`` -> ``("a.tar", ".gz")``,
-    ``README`` -> ``("README", "")``, ``.profile`` -> ``(".profile", "")``.
-    """
-    stem, dot, ext = name.rpartition(".")
-    if not dot or not stem:
-        return name, ""
-    return stem, "." + ext
+    Every file this connection receives, by transfer number.
 
-
-def numbered(name: str, number: int) -> str:
+    :param folder: the downloads folder (created on the first file).
+    :param now: the time, in seconds (the reactor's ``seconds``).
+    :param emit: where :class:`~chatnet.client.events.TransferEvent` go.
     """
-    ``name`` with ``_number`` before its last extension:
-    ``report.pdf`` -> ``report_1.pdf``, ``a.tar.gz`` -> ``a.tar_1.gz``,
-    ``README`` -> ``README_1``.  The result stays within 255 bytes.
-    """
-    if number == 0:
-        return name
-    suffix = f"_{number}"
-    stem, ext = split_extension(name)
-    stem = _truncate(stem, MAX_NAME_BYTES - len(ext.encode()) - len(suffix))
-    return f"{stem}{suffix}{ext}"
 
+    def __init__(
+        self, folder: str, now: Callable[[], float], emit: Callable[[ClientEvent], None]
+    ) -> None:
+        self.store = DownloadStore(folder)
+        self.by_transfer: dict[int, Download] = {}
+        self._now = now
+        self._emit = emit
 
-def free_name(name: str, exists: Callable[[str], bool], limit: int = 100_000) -> str:
-    """
-    The first of ``name``, ``name_1``, ``name_2`` ... for which ``exists``
-    is false.
+    @property
+    def unfinished(self) -> list[Download]:
+        return [d for d in self.by_transfer.values() if not d.finished]
 
-    :param name: an already sanitised base name.
-    :param exists: tells whether a base name is taken in the folder.
-    :raises FileExistsError: after ``limit`` taken names.
-    """
-    for number in range(limit):
-        candidate = numbered(name, number)
-        if not exists(candidate):
-            return candidate
-    raise FileExistsError(f"no free name for {name!r} after {limit} tries")
+    def start(self, frame: dict[str, Any], max_size: int) -> None:
+        """``file-start``: open a spool file, unless the file is refused."""
+        transfer, size = frame.get("transfer"), frame.get("size")
+        if not isinstance(transfer, int) or not isinstance(size, int) or size < 0:
+            log.warn("ignoring malformed file-start {frame!r}", frame=frame)
+            return
+        now = self._now()
+        original = frame.get("original")
+        download = Download(
+            name=str(frame.get("name", "")), size=size, peer=str(frame.get("from", "?")),
+            transfer=transfer, state="receiving", created_at=now, started_at=now,
+            original=original if isinstance(original, str) else None,
+        )
+        self.by_transfer[transfer] = download
+        if size > max_size:  # a server breaking its own limit
+            download.state, download.finished_at = "discarded", now
+            download.reason = f"larger than the server's own limit ({size} bytes)"
+            self._emit(TransferEvent("discarded", download, frame))
+            return
+        try:
+            self.store.open(download)
+        except OSError as e:
+            download.state, download.reason = "discarded", f"cannot write: {e.strerror or e}"
+            download.finished_at = now
+            self._emit(TransferEvent("discarded", download, frame))
+            return
+        self._emit(TransferEvent("receiving", download, frame))
+
+    def data(self, transfer: int, data: bytes) -> None:
+        """A data frame: write and hash it."""
+        download = self.by_transfer.get(transfer)
+        if download is None or download.finished or download.file is None:
+            log.warn("data for unknown transfer {t}", t=transfer)
+            return
+        if download.done_bytes + len(data) > download.size:
+            self._discard(download, "more data than announced")
+            return
+        download.file.write(data)
+        download.hasher.update(data)
+        download.done_bytes += len(data)
+        self._emit(TransferEvent("progress", download))
+
+    def end(self, frame: dict[str, Any]) -> None:
+        """``file-end``: keep the file if its size and sha256 match."""
+        download = self._unfinished(frame)
+        if download is None:
+            return
+        if download.done_bytes != download.size:
+            self._discard(download, f"got {download.done_bytes} of {download.size} bytes", frame)
+        elif str(frame.get("sha256", "")).lower() != download.hasher.hexdigest():
+            self._discard(download, "sha256 mismatch: the file was damaged", frame)
+        else:
+            try:
+                self.store.save(download)
+            except OSError as e:
+                self._discard(download, f"cannot save: {e.strerror or e}", frame)
+                return
+            download.state = "saved"
+            download.finished_at = self._now()
+            self._emit(TransferEvent("saved", download, frame))
+
+    def aborted(self, frame: dict[str, Any]) -> None:
+        """``file-aborted``: nothing is kept."""
+        download = self._unfinished(frame)
+        if download is not None:
+            self._discard(download, str(frame.get("reason", "aborted")), frame)
+
+    def lost(self) -> None:
+        """The connection is gone: discard every partial file."""
+        for download in self.unfinished:
+            self._discard(download, "connection lost")
+
+    def _unfinished(self, frame: dict[str, Any]) -> Download | None:
+        transfer = frame.get("transfer")
+        download = self.by_transfer.get(transfer) if isinstance(transfer, int) else None
+        return None if download is None or download.finished else download
+
+    def _discard(
+        self, download: Download, reason: str, frame: dict[str, Any] | None = None
+    ) -> None:
+        self.store.discard(download)
+        download.state, download.reason = "discarded", reason
+        download.finished_at = self._now()
+        self._emit(TransferEvent("discarded", download, frame))

@@ -1,6 +1,10 @@
 """
 What the client core tells its front ends, and how requests fail.
 
+A request's Deferred fails with :class:`~chatnet.errors.ChatError` for an
+``error`` reply (the same type the server raises), :class:`LocalError` for
+what the client refuses before sending, or :class:`ConnectionClosed`.
+
 Pure: imports nothing from Twisted.
 """
 
@@ -9,17 +13,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from chatnet.errors import ChatError
 
-class ServerError(Exception):
-    """An ``error`` reply: ``code`` from PROTOCOL.md section 6, ``message``."""
+__all__ = [
+    "ChatError", "ClientEvent", "ConnectionClosed", "Disconnected", "LocalError",
+    "ServerEvent", "TransferEvent",
+]
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(code, message)
-        self.code = code
+
+class LocalError(Exception):
+    """Something the client refuses before anything is sent."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
         self.message = message
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}"
 
 
 class ConnectionClosed(Exception):

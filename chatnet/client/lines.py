@@ -24,16 +24,16 @@ from twisted.internet.task import deferLater
 
 from chatnet.client import render
 from chatnet.client.commands import Exit, Help, ParseError, parse
-from chatnet.client.core import (
-    ClientCore,
+from chatnet.client.core import ClientCore
+from chatnet.client.events import (
     ClientEvent,
     ConnectionClosed,
     Disconnected,
-    ServerError,
+    LocalError,
     ServerEvent,
     TransferEvent,
 )
-from chatnet.client.transfers import LocalError
+from chatnet.errors import ChatError
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -178,9 +178,9 @@ class LineMode:
                     continue
             try:
                 reply = await self.core.login(name, self.password)
-            except (ServerError, LocalError) as e:
+            except (ChatError, LocalError) as e:
                 self.error(e.message)
-                if isinstance(e, ServerError) and e.code == "auth-failed":
+                if isinstance(e, ChatError) and e.code == "auth-failed":
                     how = "a wrong one" if self.password else "none"
                     self._print(
                         f"chatnet-client: the server has accounts and {how} was given: "
@@ -223,7 +223,7 @@ class LineMode:
             try:
                 result = await self._execute(command)
                 lines = render.reply_lines(command, result, self.core.username, self.core.room)
-            except (ServerError, LocalError, ParseError) as e:  # ParseError: /help <unknown>
+            except (ChatError, LocalError, ParseError) as e:  # ParseError: /help <unknown>
                 self.error(e.message)
                 continue
             except ConnectionClosed:
@@ -245,7 +245,7 @@ class LineMode:
         for pause in RATE_LIMIT_PAUSES:
             try:
                 return await self.core.execute(command)
-            except ServerError as e:
+            except ChatError as e:
                 if e.code != "rate-limited":
                     raise
             await deferLater(self.core.clock, pause, lambda: None)

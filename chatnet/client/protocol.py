@@ -15,7 +15,6 @@ from twisted.python.failure import Failure
 
 from chatnet import codec
 from chatnet.client.core import ClientCore
-from chatnet.client.events import ServerEvent
 
 _DONE = Failure(ConnectionDone())
 
@@ -29,17 +28,13 @@ class ClientProtocol(Int32StringReceiver):
         self.core = core
 
     def connectionMade(self) -> None:
-        self.core.connected(self)
+        self.core.connected(self.transport)
 
     def stringReceived(self, payload: bytes) -> None:
         self.core.received(codec.decode(payload))
 
     def lengthLimitExceeded(self, length: int) -> None:
-        self.core.emit(ServerEvent({
-            "type": "error", "code": "frame-too-large",
-            "message": f"Server sent a frame of {length} bytes; closing",
-        }))
-        self.transport.loseConnection()
+        self.core.oversized(length)
 
     def connectionLost(self, reason: Failure = _DONE) -> None:
         self.core.lost(reason)

@@ -22,17 +22,18 @@ from twisted.logger import Logger
 
 from chatnet.client import render
 from chatnet.client.commands import Exit, Help, ParseError, complete, parse
-from chatnet.client.core import (
-    ClientCore,
+from chatnet.client.core import ClientCore
+from chatnet.client.events import (
     ClientEvent,
     ConnectionClosed,
     Disconnected,
-    ServerError,
+    LocalError,
     ServerEvent,
     TransferEvent,
 )
 from chatnet.client.lines import EXIT_CONNECT, EXIT_LOST, EXIT_OK, EXIT_SHUTDOWN
-from chatnet.client.transfers import LocalError, Transfer
+from chatnet.client.transfers import Transfer
+from chatnet.errors import ChatError
 
 log = Logger()
 
@@ -354,7 +355,7 @@ class ChatView:
         self.update_status()
 
     def _failed(self, failure: Any) -> None:
-        if failure.check(ServerError, LocalError, ConnectionClosed):
+        if failure.check(ChatError, LocalError, ConnectionClosed):
             self.error(failure.value.message)
         else:  # a bug: say so on screen, keep the details in the log
             log.failure("command failed", failure)
@@ -376,8 +377,8 @@ class ChatView:
             self.update_status()
 
         def refused(failure: Any) -> None:
-            failure.trap(ServerError, LocalError, ConnectionClosed)
-            if failure.check(ServerError) and failure.value.code == "auth-failed":
+            failure.trap(ChatError, LocalError, ConnectionClosed)
+            if failure.check(ChatError) and failure.value.code == "auth-failed":
                 # The server has accounts: ask for the password, unechoed.
                 self.asking_password_for = name
                 self.input.set_mask("*")

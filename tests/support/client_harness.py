@@ -12,7 +12,8 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
 from chatnet import codec
-from chatnet.client.core import ClientCore, ClientEvent
+from chatnet.client.core import ClientCore
+from chatnet.client.events import ClientEvent
 from chatnet.client.protocol import ClientProtocol
 
 

@@ -9,12 +9,8 @@ from twisted.python.failure import Failure
 
 from chatnet import codec
 from chatnet.client.commands import Exit, Help, Send, parse
-from chatnet.client.core import (
-    ConnectionClosed,
-    Disconnected,
-    ServerError,
-    ServerEvent,
-)
+from chatnet.client.events import ConnectionClosed, Disconnected, ServerEvent
+from chatnet.errors import ChatError
 
 
 def test_login_sets_name_server_and_limits(tmp_path: Any) -> None:
@@ -43,7 +39,7 @@ def test_login_rejected(tmp_path: Any) -> None:
     (req,) = h.requests()
     h.feed({"type": "error", "id": req["id"], "code": "username-taken",
             "message": "Username 'alice' is taken"})
-    with pytest.raises(ServerError) as info:
+    with pytest.raises(ChatError) as info:
         result_of(d)
     assert (info.value.code, info.value.message) == ("username-taken", "Username 'alice' is taken")
     assert h.core.username is None
@@ -220,7 +216,7 @@ def test_closed_before_login_blames_the_login_timeout(tmp_path: Any) -> None:
 
 def test_broadcast_without_room_refused_locally(tmp_path: Any) -> None:
     """Before any /join, a message is refused without asking the server."""
-    from chatnet.client.transfers import LocalError
+    from chatnet.client.events import LocalError
 
     h = connected(str(tmp_path))
     with pytest.raises(LocalError, match="/join <room> first"):

@@ -6,7 +6,8 @@ import pytest
 
 from chatnet.client import render
 from chatnet.client.commands import Exit, Help, Send, SendFile
-from chatnet.client.transfers import Download, Upload
+from chatnet.client.downloads import Download
+from chatnet.client.uploads import Upload
 
 
 @pytest.mark.parametrize(

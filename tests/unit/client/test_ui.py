@@ -8,8 +8,8 @@ from twisted.python.failure import Failure
 
 from chatnet.client.lines import EXIT_OK, EXIT_SHUTDOWN
 from chatnet.client.render import progress_texts
-from chatnet.client.transfers import Upload
 from chatnet.client.ui import ChatView, TransferBar
+from chatnet.client.uploads import Upload
 
 
 class View:
