@@ -44,6 +44,7 @@ from chatnet.validation import (
     check_size,
     check_text,
     check_username,
+    count,
     fold,
     show,
 )
@@ -419,7 +420,8 @@ class Session:
         except ChatError as e:
             hub.stats.login(e.code.value)
             hub.audit("LOGIN-FAILED", f"{self.peer} as {show(name)}: {e.code.value}: {e.message}")
-            raise
+            self._error(req.id, e, audit=False)  # the LOGIN-FAILED line says it all
+            return
         self.user = user
         self._online = True
         self.state = State.ACTIVE
@@ -487,7 +489,7 @@ class Session:
         stats = self.hub.stats
         stats.broadcasts += 1
         stats.deliveries += delivered
-        self.hub.audit("BROADCAST", f"{user.name} -> {room.name} ({delivered} members): {text}")
+        self.hub.audit("BROADCAST", f"{user.name} -> {room.name} ({count(delivered, 'member')}): {text}")
 
     def _whisper(self, req: Request) -> None:
         user = self._user()

@@ -52,7 +52,7 @@ from chatnet.model import User
 from chatnet.names import free_name
 from chatnet.spool import Spool, SpoolFile
 from chatnet.stats import Stats
-from chatnet.validation import format_size
+from chatnet.validation import count, format_size
 
 log = Logger()
 
@@ -192,7 +192,7 @@ class TransferManager:
         self.active[t.id] = t
         self._audit(
             "SENDFILE",
-            f"{sender.name} -> {recipient.name}: {name} ({size} bytes), "
+            f"{sender.name} -> {recipient.name}: {name} ({count(size, 'byte')}), "
             f"transfer #{t.id}",
         )
         if starts_now:
@@ -213,7 +213,7 @@ class TransferManager:
         if mine >= settings.upload_queue_per_user:
             raise ChatError(
                 ErrorCode.QUEUE_FULL,
-                f"You have {mine} uploads waiting for a slot, the most one user "
+                f"You have {count(mine, 'upload')} waiting for a slot, the most one user "
                 "may have; send more once one has started",
             )
         waiting = len(self._queue)
@@ -385,7 +385,7 @@ class TransferManager:
         self._audit(
             "FILE",
             f"transfer #{t.id} {t.name} from {t.sender.name}: no data for "
-            f"{timeout:g}s ({received} of {t.size} bytes)",
+            f"{timeout:g}s ({received} of {count(t.size, 'byte')})",
         )
         self.fail(t, FailReason.SIZE_MISMATCH)
 

@@ -184,6 +184,11 @@ def format_size(n: float) -> str:
     raise AssertionError("unreachable")
 
 
+def count(n: int, noun: str) -> str:
+    """``1 member``, ``2 members``, ``0 bytes``: a number with its noun agreeing."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def show(value: Any) -> str:
     """A short, safe rendering of a client-supplied value for a message."""
     if isinstance(value, str):

@@ -386,8 +386,10 @@ class ChatView:
                 self.error(f"{failure.value.message}. Type the password for {name} "
                            "(or just Enter to choose another username):")
                 return
+            # The reason alone ("... is already taken; choose another"): the
+            # prompt under it asks for the name.
             self.input.set_caption(("prompt", "Username: "))
-            self.error(f"{failure.value.message}. Choose another username:")
+            self.error(failure.value.message)
 
         return d.addCallbacks(ok, refused)
 

@@ -40,7 +40,8 @@ def test_interactive_session(server: Server, tmp_path: Path) -> None:
         ui.wait_for(r"^Username:")
         bob.out.wait_for(r"^\[ok\] logged in as bob")
         ui.type("bob")  # taken: asked again
-        ui.wait_for(r"Username 'bob' is .*Choose another username")
+        ui.wait_for(r"Username 'bob' is already taken; choose another$")  # said once
+        assert "Choose another username" not in ui.screen()
         ui.type("alice")
         ui.wait_for(r"logged in as alice")
         ui.wait_for(r"\| alice \| no room")

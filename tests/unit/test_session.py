@@ -57,6 +57,7 @@ def test_login_taken_case_insensitively(server: Server) -> None:
     assert error_code(c.request("login", username="ALICE")) == "username-taken"
     (line,) = server.audit.category("LOGIN-FAILED")
     assert "'ALICE'" in line and "username-taken" in line
+    assert server.audit.category("ERROR") == []  # logged once, not twice
     assert c.request("login", username="alice2")["type"] == "ok"
 
 
@@ -158,7 +159,10 @@ def test_wrong_password_for_online_name_is_auth_failed(tmp_path: Path) -> None:
 
 
 def test_every_error_reply_is_an_error_line(server: Server) -> None:
-    """Each error frame the server sends has its ERROR audit line."""
+    """
+    Each error frame the server sends has one audit line: ERROR, or for a
+    refused login its LOGIN-FAILED line alone.
+    """
     c = server.connect()
     replies = [c.request("join", room="r")]
     c.send_payload(b"junk")
@@ -170,10 +174,12 @@ def test_every_error_reply_is_an_error_line(server: Server) -> None:
     replies += c.frames()
     errors = [f for f in replies if f["type"] == "error"]
     lines = server.audit.category("ERROR")
-    assert len(errors) == len(lines) == 5
+    assert len(errors) == len(lines) + 1 == 5
     assert all(line.startswith(("127.0.0.1:", "alice (127.0.0.1:")) for line in lines)
     assert [line.split(": ")[1] for line in lines] == [
-        "not-logged-in", "bad-frame", "invalid-username", "not-in-room", "bad-transfer"]
+        "not-logged-in", "bad-frame", "not-in-room", "bad-transfer"]
+    (failed,) = server.audit.category("LOGIN-FAILED")
+    assert "invalid-username" in failed
 
 
 def test_password_ignored_without_accounts(server: Server) -> None:

@@ -421,3 +421,11 @@ def test_shutdown_starts_no_waiting_delivery(tmp_path: Path) -> None:
     starts = [f["transfer"] for f in b.events("file-start")]
     assert starts == [first]
     assert server.spool.leftovers() == []
+
+
+def test_audit_counts_are_singular_for_one(server: Server) -> None:
+    """A one-byte file is logged as ``(1 byte)``, not ``(1 bytes)``."""
+    a, _ = logged_in(server, "alice", "bob")
+    a.request("sendfile", to="bob", name="one", size=1)
+    (sendfile,) = server.audit.category("SENDFILE")
+    assert "one (1 byte)," in sendfile

@@ -125,6 +125,10 @@ def test_broadcast_alone(server: Server) -> None:
     """Alone in a room, a broadcast is delivered to nobody."""
     (a,) = logged_in(server, "alice", room="r")
     assert a.request("broadcast", text="anyone?")["delivered"] == 0
+    (b,) = logged_in(server, "bob", room="r")
+    a.request("broadcast", text="one")
+    assert server.audit.category("BROADCAST") == [
+        "alice -> r (0 members): anyone?", "alice -> r (1 member): one"]
 
 
 def test_broadcast_outside_room(server: Server) -> None:

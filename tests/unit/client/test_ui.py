@@ -56,8 +56,11 @@ def test_taken_name_asks_again(tmp_path: Any) -> None:
     v = View(tmp_path, username="bob")
     (req,) = v.h.requests()
     v.h.feed({"type": "error", "id": req["id"], "code": "username-taken",
-              "message": "Username 'bob' is taken"})
-    assert "Username 'bob' is taken. Choose another username:" in v.screen()
+              "message": "Username 'bob' is already taken; choose another"})
+    screen = v.screen()
+    assert "[error] Username 'bob' is already taken; choose another\n" in screen
+    assert screen.lower().count("choose another") == 1  # said once
+    assert "\nUsername:" in screen
     assert not v.view.logged_in
     v.login()
     assert v.view.logged_in
