@@ -36,6 +36,16 @@ class Settings:
     #: and a client that sends a batch of up to 20 files while every slot is
     #: busy (or 25 to an idle server) is never refused.
     upload_queue_per_user: int = 20
+    #: Files and bytes the spool may hold for one addressee (uploads to it in
+    #: progress, by declared size, and files not yet delivered to it); more
+    #: uploads to it wait in the queue without starting.  16 files and
+    #: 48 MiB (16 files of the default largest size) hold back nobody who
+    #: reads what is sent, and bound what a receiver that never reads costs.
+    addressee_spool_files: int = 16
+    addressee_spool_bytes: int = 48 * MIB
+    #: Bytes the spool may hold in all; ``None``: half the free space of the
+    #: spool's file system at start, at most 1 GiB.
+    spool_size: int | None = None
     login_timeout: float = 30.0
     #: Seconds an upload may go without a data frame before it fails
     #: (``size-mismatch``), so a stalled sender cannot hold a slot forever.

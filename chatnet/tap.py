@@ -88,6 +88,11 @@ _positive_size = _positive(parse_size)
 _positive_float = _positive(_number(float))
 
 
+def _size_or_auto(text: str) -> int | None:
+    """A size, or ``auto`` (``None``)."""
+    return None if text.strip().lower() == "auto" else _positive_size(text)
+
+
 def _named(name: str, coerce: Callable[[str], Any]) -> Callable[[str], Any]:
     """``coerce`` whose errors name the option (``--max-clients: ...``)."""
 
@@ -123,6 +128,9 @@ class Options(usage.Options):
         ["upload-slots", None, 5, "Uploads running at once, server-wide.", _positive_int],
         ["upload-queue", None, 100, "Accepted uploads that may wait for a slot (0: none wait).", _non_negative_int],
         ["upload-queue-per-user", None, 20, "Waiting uploads one user may have; more get queue-full (0: none wait).", _non_negative_int],
+        ["addressee-spool-files", None, 16, "Files held in the spool for one addressee (uploading or not yet delivered); more uploads to it wait.", _positive_int],
+        ["addressee-spool-size", None, 48 * MIB, "Bytes held in the spool for one addressee; more uploads to it wait (one file alone may pass it).", _positive_size],
+        ["spool-size", None, None, "Bytes the spool may hold in all (uploading or not yet delivered); past it sendfile gets queue-full [default: auto, half the disk space free at start, at most 1GiB].", _size_or_auto],
         ["login-timeout", None, 30.0, "Seconds a connection may take to log in.", _positive_float],
         ["upload-idle-timeout", None, 60.0, "Seconds an upload may send no data before it fails and frees its slot.", _positive_float],
         ["shutdown-grace", None, 5.0, "Seconds given to transports to flush on shutdown.", _non_negative_float],
@@ -169,6 +177,9 @@ class Options(usage.Options):
             raise usage.UsageError("--rate-burst: needs --rate-limit")
         if self["max-file-size"] > 2**32 - 1:
             raise usage.UsageError("--max-file-size: at most 4 GiB - 1 byte")
+        if self["spool-size"] is not None and self["spool-size"] < self["max-file-size"]:
+            raise usage.UsageError(
+                "--spool-size: smaller than --max-file-size; the largest files could never be sent")
         self.settings = Settings(
             max_clients=self["max-clients"],
             room_capacity=self["room-capacity"],
@@ -178,6 +189,9 @@ class Options(usage.Options):
             upload_slots=self["upload-slots"],
             upload_queue=self["upload-queue"],
             upload_queue_per_user=self["upload-queue-per-user"],
+            addressee_spool_files=self["addressee-spool-files"],
+            addressee_spool_bytes=self["addressee-spool-size"],
+            spool_size=self["spool-size"],
             login_timeout=self["login-timeout"],
             upload_idle_timeout=self["upload-idle-timeout"],
             shutdown_grace=self["shutdown-grace"],

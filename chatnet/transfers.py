@@ -50,7 +50,7 @@ from chatnet.errors import ChatError, ErrorCode, FailReason
 from chatnet.fairqueue import FairQueue
 from chatnet.model import User
 from chatnet.names import free_name
-from chatnet.spool import Spool, SpoolFile
+from chatnet.spool import Spool, SpoolBudget, SpoolFile
 from chatnet.stats import Stats
 from chatnet.validation import count, format_size
 
@@ -85,7 +85,7 @@ class Transfer:
     __slots__ = (
         "id", "sender", "recipient", "name", "size", "state", "position",
         "accepted_at", "started_at", "waited", "spool", "reader",
-        "sender_gone", "file_started", "last_data", "idle_call",
+        "sender_gone", "file_started", "last_data", "idle_call", "held",
     )
 
     def __init__(
@@ -108,6 +108,8 @@ class Transfer:
         self.file_started = False
         self.last_data = now
         self.idle_call: IDelayedCall | None = None
+        #: Whether the spool budget counts this transfer.
+        self.held = False
 
     def __repr__(self) -> str:
         return f"<Transfer #{self.id} {self.name!r} {self.state.value}>"
@@ -142,6 +144,12 @@ class TransferManager:
         self._clock = clock
         self._audit = audit
         self._slots = DeferredSemaphore(settings.upload_slots)
+        total = settings.spool_size
+        #: What the spool holds, against its bounds.
+        self.budget = SpoolBudget(
+            spool.default_limit() if total is None else total,
+            settings.addressee_spool_files, settings.addressee_spool_bytes,
+        )
         #: Accepted uploads waiting for a slot, in turn order.
         self._queue: FairQueue[User, Transfer] = FairQueue()
         self._next_id = 1
@@ -181,10 +189,18 @@ class TransferManager:
         free slot, or queue it for one.  ``upload-start`` follows on a later
         reactor turn, so the caller's ``ok`` reply always goes first.
 
-        :raises ChatError: ``queue-full``: ``sender`` has as many uploads
-            waiting as one user may, or the queue is full.
+        :raises ChatError: ``queue-full``: the spool is full, ``sender``
+            has as many uploads waiting as one user may, or the queue is
+            full.
         """
-        starts_now = self._slots.tokens > 0
+        budget = self.budget
+        if not budget.has_room(size):
+            raise ChatError(
+                ErrorCode.QUEUE_FULL,
+                f"The server's spool is full ({format_size(budget.used)} of "
+                f"{format_size(budget.total)} in use); try again later",
+            )
+        starts_now = self._slots.tokens > 0 and budget.fits(recipient, size)
         if not starts_now:
             self._check_room_to_wait(sender)
         t = Transfer(self._next_id, sender, recipient, name, size, self._clock.seconds())
@@ -199,10 +215,11 @@ class TransferManager:
             self._grant(t)
         else:
             t.position = self._queue.add(sender, t)
+            held = f"; held back: {self._why_held(t)}" if self._slots.tokens else ""
             self._audit(
                 "FILE-QUEUE",
                 f"transfer #{t.id} {name} from {sender.name} queued at position "
-                f"{t.position} (queue size {len(self._queue)})",
+                f"{t.position} (queue size {len(self._queue)}){held}",
             )
         return t
 
@@ -334,11 +351,21 @@ class TransferManager:
 
     def _may_start(self, t: Transfer) -> bool:
         """Whether the waiting upload ``t`` may take a free slot now."""
-        return True
+        return self.budget.fits(t.recipient, t.size)
+
+    def _why_held(self, t: Transfer) -> str:
+        """Why ``t`` may not start now (:meth:`_may_start` is false)."""
+        budget = self.budget
+        if not budget.has_room(t.size):
+            return f"the spool is full ({format_size(budget.used)} of {format_size(budget.total)})"
+        files, size = budget.held(t.recipient)
+        return f"{files} files ({format_size(size)}) already held for {t.recipient.name}"
 
     def _grant(self, t: Transfer) -> None:
-        """Give ``t`` a free slot."""
+        """Give ``t`` a free slot, and count it against the spool bounds."""
         t.position = 0
+        t.held = True
+        self.budget.hold(t.recipient, t.size)
         self._slots.acquire().addCallback(self._acquired, t)  # fires now: a slot is free
         assert t.state is State.STARTING
 
@@ -492,12 +519,16 @@ class TransferManager:
             f"{t.recipient.name}",
         )
         self._delivery_ended(t, State.DELIVERING)
+        self._dispatch()  # its spool room may let a held-back upload start
 
     def _discard(self, t: Transfer) -> None:
         self._cancel_idle(t)
         self._close_reader(t)
         if t.spool is not None:
             t.spool.remove()
+        if t.held:
+            t.held = False
+            self.budget.release(t.recipient, t.size)
 
     @staticmethod
     def _cancel_idle(t: Transfer) -> None:

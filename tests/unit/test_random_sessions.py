@@ -132,6 +132,15 @@ def check_invariants(server: Server) -> None:
         assert manager._queue.count(t.sender) <= settings.upload_queue_per_user
     if manager._slots.tokens:  # a free slot is never left while an upload could take it
         assert not any(manager._may_start(t) for t in waiting)
+    budget = manager.budget
+    held = [t for t in active.values() if t.held]
+    assert held == [t for t in active.values() if t.state is not State.QUEUED]
+    assert budget.used == sum(t.size for t in held) <= budget.total
+    for recipient in {t.recipient for t in held}:
+        files, size = budget.held(recipient)
+        assert files == len([t for t in held if t.recipient is recipient])
+        assert files <= settings.addressee_spool_files
+        assert size <= settings.addressee_spool_bytes or files == 1
     for user, inbox in manager._inboxes.items():
         assert all(active.get(t.id) is t and t.state is State.SPOOLED for t in inbox.waiting)
         delivering = [t for t in active.values() if t.recipient is user and t.state is State.DELIVERING]
@@ -155,6 +164,8 @@ def test_random_sessions_leave_nothing_behind(tmp_path: Path, seed: int) -> None
     try:
         rng = random.Random(seed)
         server = new_server(tmp_path / "spool", upload_slots=2, upload_queue=3, upload_queue_per_user=2,
+                            addressee_spool_files=2, addressee_spool_bytes=250_000,
+                            spool_size=500_000,
                             deliveries_per_user=1, stall_timeout=60)
         players: list[Player] = []
         for _ in range(400):
@@ -172,6 +183,7 @@ def test_random_sessions_leave_nothing_behind(tmp_path: Path, seed: int) -> None
     assert server.transfers.active == {}
     assert server.transfers._inboxes == {}
     assert server.transfers.running == 0 and server.transfers.waiting == 0
+    assert server.transfers.budget.used == 0
     assert server.spool.leftovers() == []
     watch = server.factory.stall_watch
     assert watch is not None and watch._since == {}

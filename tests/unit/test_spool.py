@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import stat
 from pathlib import Path
 
-from chatnet.spool import Spool
+from chatnet.spool import Spool, SpoolBudget
 
 
 def test_write_hash_read_remove(tmp_path: Path) -> None:
@@ -70,3 +71,26 @@ def test_empty_upload(tmp_path: Path) -> None:
     f = Spool(tmp_path).create(3)
     assert f.finish() == hashlib.sha256(b"").hexdigest() and f.received == 0
     f.remove()
+
+
+def test_default_limit_is_half_the_free_space_at_most_a_gib(tmp_path: Path) -> None:
+    """Without --spool-size the bound is half the free disk space, capped at 1 GiB."""
+    free = shutil.disk_usage(tmp_path).free
+    assert Spool(tmp_path).default_limit() == min(1024**3, free // 2)
+
+
+def test_budget_bounds() -> None:
+    """SpoolBudget: the total, files and bytes per key, one file alone over the byte bound."""
+    budget = SpoolBudget(total=100, files_per_key=2, bytes_per_key=30)
+    assert budget.fits("bob", 40)  # alone, over the per-key bytes
+    budget.hold("bob", 40)
+    assert not budget.fits("bob", 1) and budget.fits("ann", 60) and not budget.fits("ann", 61)
+    budget.hold("ann", 10)
+    budget.hold("ann", 20)
+    assert not budget.fits("ann", 0)  # two files: the per-key count
+    assert budget.held("ann") == (2, 30) and budget.used == 70
+    assert budget.has_room(30) and not budget.has_room(31)
+    budget.release("ann", 10)
+    budget.release("ann", 20)
+    budget.release("bob", 40)
+    assert budget.used == 0 and budget.held("ann") == (0, 0) and budget._held == {}

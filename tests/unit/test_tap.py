@@ -183,3 +183,14 @@ def test_metrics_option(tmp_path: Path) -> None:
     assert "--metrics" in refused("--metrics", "bogus:1")
     options = parse("--metrics", "tcp:0:interface=127.0.0.1", "--audit-log", str(tmp_path / "a.log"))
     assert makeService(options).metrics == "tcp:0:interface=127.0.0.1"
+def test_spool_bounds() -> None:
+    """The spool bounds reach the settings; auto (the default) is None; too small a spool is refused."""
+    s = parse().settings
+    assert (s.addressee_spool_files, s.addressee_spool_bytes, s.spool_size) == (16, 48 * MIB, None)
+    s = parse("--addressee-spool-files", "3", "--addressee-spool-size", "5MiB",
+              "--spool-size", "2GiB").settings
+    assert (s.addressee_spool_files, s.addressee_spool_bytes, s.spool_size) == (3, 5 * MIB, 2048 * MIB)
+    assert parse("--spool-size", "AUTO").settings.spool_size is None
+    assert "greater than 0" in refused("--addressee-spool-files", "0")
+    assert "smaller than --max-file-size" in refused("--spool-size", "1MiB")
+    assert parse("--spool-size", "1MiB", "--max-file-size", "1MiB").settings.spool_size == MIB
