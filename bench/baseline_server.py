@@ -1,3 +1,6 @@
+# mypy: disallow-untyped-calls=False
+# (Relay inherits Twisted's unannotated sendString; a typed wrapper would add
+# a call per message to the floor this server measures.)
 """
 The floor under chatnet: a bare Twisted broadcast server speaking just enough
 of the chatnet protocol (login, join, broadcast, exit) for the fan-out and
@@ -14,12 +17,15 @@ from __future__ import annotations
 import json
 import sys
 import time
+from typing import Any
 
 from twisted.internet import epollreactor
 
 epollreactor.install()
 
 from twisted.internet import protocol, reactor  # noqa: E402
+from twisted.internet.address import IPv4Address  # noqa: E402
+from twisted.internet.interfaces import ITCPTransport  # noqa: E402
 from twisted.protocols.basic import Int32StringReceiver  # noqa: E402
 
 _encode = json.JSONEncoder(separators=(",", ":")).encode
@@ -31,11 +37,12 @@ class Relay(Int32StringReceiver):
     MAX_LENGTH = 65_541
     name = ""
     room: str | None = None
+    transport: ITCPTransport
 
     def connectionMade(self) -> None:
         self.transport.setTcpNoDelay(True)
 
-    def reply(self, request: dict, **fields: object) -> None:
+    def reply(self, request: dict[str, Any], **fields: object) -> None:
         self.sendString(_encode({"type": "ok", "id": request.get("id"), **fields}).encode())
 
     def stringReceived(self, payload: bytes) -> None:
@@ -78,9 +85,12 @@ class Relay(Int32StringReceiver):
 
 def main() -> None:
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
-    listening = reactor.listenTCP(port, protocol.Factory.forProtocol(Relay),
-                                  backlog=1024, interface="127.0.0.1")
-    print(f"chatnet listening on 127.0.0.1:{listening.getHost().port}", flush=True)
+    factory = protocol.ServerFactory()
+    factory.protocol = Relay
+    listening = reactor.listenTCP(port, factory, backlog=1024, interface="127.0.0.1")
+    address = listening.getHost()
+    assert isinstance(address, IPv4Address)
+    print(f"chatnet listening on 127.0.0.1:{address.port}", flush=True)
     reactor.run()
 
 

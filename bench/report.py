@@ -214,7 +214,7 @@ def _find(results: Iterable[dict[str, Any]], scenario: str, case: str | None = N
 
 
 def _usable(r: dict[str, Any] | None) -> bool:
-    return bool(r) and not r.get("error") and not gen_bound(r)  # type: ignore[union-attr]
+    return r is not None and not r.get("error") and not gen_bound(r)
 
 
 def targets(results: Sequence[dict[str, Any]], quick: bool = False) -> list[Verdict]:

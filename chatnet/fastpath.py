@@ -50,6 +50,7 @@ import os
 import struct
 
 from twisted.internet import abstract, tcp
+from twisted.internet.interfaces import ITransport
 from twisted.protocols.basic import Int32StringReceiver
 
 import twisted
@@ -83,6 +84,26 @@ class FramingReceiver(Int32StringReceiver):
 
     #: Set by :func:`adopt`; false: Twisted's own ``dataReceived``.
     zero_copy: bool = False
+    #: Set by ``makeConnection`` before anything else runs.
+    transport: ITransport
+
+    # Typed versions of what Twisted leaves unannotated.
+
+    def makeConnection(self, transport: ITransport) -> None:
+        Int32StringReceiver.makeConnection(self, transport)
+
+    def stringReceived(self, string: bytes) -> None:
+        """A whole frame's payload (a ``memoryview`` for data frames, see above)."""
+        raise NotImplementedError
+
+    def lengthLimitExceeded(self, length: int) -> None:
+        Int32StringReceiver.lengthLimitExceeded(self, length)
+
+    def pauseProducing(self) -> None:
+        Int32StringReceiver.pauseProducing(self)
+
+    def resumeProducing(self) -> None:
+        Int32StringReceiver.resumeProducing(self)
 
     def dataReceived(self, data: bytes) -> None:
         if not self.zero_copy:
@@ -112,8 +133,9 @@ class FramingReceiver(Int32StringReceiver):
             else:
                 payload = alldata[start:end]
             offset = end
-            # stringReceived takes bytes-like: a memoryview is what the
-            # spool and hashlib take without a copy
+            # By design a data frame's payload is a memoryview where
+            # Twisted's signature says bytes: the decoder slices it into
+            # DataFrame.data (bytes | memoryview) for the spool and hashlib.
             self.stringReceived(payload)  # type: ignore[arg-type]
         self._unprocessed = alldata[offset:] if offset else alldata
         self._compatibilityOffset = 0
@@ -144,7 +166,7 @@ class WriteThroughServer(tcp.Server):
                 if sent == len(data):
                     return
                 data = data[sent:]
-        super().write(data)
+        tcp.Server.write(self, data)
 
     def writeSequence(self, iovec: list[bytes]) -> None:  # type: ignore[override]
         # Twisted declares Iterable[bytes]; every caller in chatnet passes a
@@ -171,7 +193,7 @@ class WriteThroughServer(tcp.Server):
                 if not rest:
                     return
                 iovec = rest
-        super().writeSequence(iovec)
+        tcp.Server.writeSequence(self, iovec)
 
 
 def _framing_works() -> bool:

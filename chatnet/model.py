@@ -10,10 +10,13 @@ way ``twisted.words`` reaches clients through ``IChatClient``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from chatnet.errors import ChatError, ErrorCode
 from chatnet.validation import fold, show
+
+if TYPE_CHECKING:  # only for annotations: loads nothing
+    from twisted.internet.defer import Deferred
 
 
 class Outbox(Protocol):
@@ -23,12 +26,30 @@ class Outbox(Protocol):
         """Queue ``data`` (one or more complete, length-prefixed frames)."""
 
 
+class FileOutbox(Outbox, Protocol):
+    """
+    A user's connection: frames, and files streamed to it
+    (:class:`~chatnet.outbound.Outbound` implements it; the
+    :class:`~chatnet.transfers.TransferManager` uses it).
+    """
+
+    def send(self, data: bytes, on_written: Callable[[], None] | None = None) -> None:
+        """Queue ``data``; call ``on_written`` once it is handed to the transport."""
+
+    def send_file(self, transfer: int, file: BinaryIO) -> Deferred[bytes]:
+        """Stream ``file`` as data frames of ``transfer``; fires when written."""
+        ...
+
+    def cancel_file(self, transfer: int) -> None:
+        """Stop streaming ``transfer``; its Deferred fails."""
+
+
 class User:
     """One logged-in user."""
 
     __slots__ = ("name", "key", "outbox", "room", "received_names", "peer")
 
-    def __init__(self, name: str, outbox: Outbox, peer: str = "") -> None:
+    def __init__(self, name: str, outbox: FileOutbox, peer: str = "") -> None:
         self.name = name
         self.key = fold(name)
         self.outbox = outbox

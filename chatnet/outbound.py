@@ -22,12 +22,14 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
     IConsumer,
     IDelayedCall,
+    IProducer,
+    IPullProducer,
     IPushProducer,
     IReactorTime,
     ITransport,
@@ -58,6 +60,13 @@ class ChunkSender(FileSender):
     def __init__(self, transfer: int) -> None:
         self.transfer = transfer
 
+    def beginFileTransfer(
+        self, file: BinaryIO, consumer: IConsumer, transform: None = None
+    ) -> Deferred[bytes]:
+        """Start sending ``file``; fires with its last byte once all is written."""
+        d: Deferred[bytes] = FileSender.beginFileTransfer(self, file, consumer)
+        return d
+
     def resumeProducing(self) -> None:
         chunk = self.file.read(self.CHUNK_SIZE) if self.file else b""
         if not chunk:
@@ -75,10 +84,11 @@ class _FileStream:
     def __init__(self, outbound: Outbound, transfer: int) -> None:
         self.outbound = outbound
         self.transfer = transfer
-        self.producer: FileSender | None = None
+        self.producer: IPullProducer | None = None
 
-    def registerProducer(self, producer: FileSender, streaming: bool) -> None:
-        self.producer = producer
+    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
+        # only ever a ChunkSender: a pull producer
+        self.producer = cast(IPullProducer, producer)
         streams = self.outbound._streams
         assert streams is not None
         streams.append(self)
@@ -228,7 +238,8 @@ class Outbound:
         #: Frames of this turn not yet written (older than anything queued).
         self._pending: list[bytes] | None = None
         self._stall_watch = stall_watch
-        transport.registerProducer(self, True)
+        # Twisted's transports are consumers too, though ITransport does not say so
+        cast(IConsumer, transport).registerProducer(self, True)
 
     @property
     def unsent(self) -> int:
@@ -341,7 +352,7 @@ class Outbound:
         self._paused = False
         self._flush()
         self._shut()
-        self._transport.unregisterProducer()
+        cast(IConsumer, self._transport).unregisterProducer()
         self._transport.loseConnection()
         self._abort_call = self._clock.callLater(grace, self._abort_now)
 
@@ -350,7 +361,7 @@ class Outbound:
         if self._closed:
             return
         self._shut()
-        self._transport.unregisterProducer()
+        cast(IConsumer, self._transport).unregisterProducer()
         self._abort_now()
 
     def stalled(self, seconds: float) -> None:
@@ -424,8 +435,8 @@ class Outbound:
                 write(data)
                 on_written()
             else:
-                self._queued -= len(item)  # type: ignore[arg-type]
-                write(item)  # type: ignore[arg-type]
+                self._queued -= len(item)
+                write(item)  # type: ignore[arg-type]  # mypy does not narrow on type() is
 
     def _pump(self) -> None:
         """Control frames first, then one chunk per file stream in turn."""

@@ -7,6 +7,8 @@ shared state.  Nothing here decides anything.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
 from twisted.internet.protocol import ServerFactory
 from twisted.python.failure import Failure
@@ -92,7 +94,7 @@ class ChatServerProtocol(fastpath.FramingReceiver):
     def lengthLimitExceeded(self, length: int) -> None:
         self.session.oversized(length)
 
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+    def connectionLost(self, reason: Failure | None = None) -> None:
         self._cancel_deadline()
         self.reading.close()
         self._unwatch()
@@ -135,7 +137,13 @@ class ChatServerProtocol(fastpath.FramingReceiver):
         self.session.slow_consumer(why)
 
 
-class ChatServerFactory(ServerFactory):
+if TYPE_CHECKING:  # Twisted's factories are generic from 25.5 on
+    _ServerFactory = ServerFactory[ChatServerProtocol]
+else:
+    _ServerFactory = ServerFactory
+
+
+class ChatServerFactory(_ServerFactory):
     """
     Builds a :class:`ChatServerProtocol` per connection; holds the server's
     users, rooms and transfers (in ``hub``).

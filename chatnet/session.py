@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from twisted.logger import Logger
 
@@ -34,7 +34,7 @@ from chatnet import codec
 from chatnet.codec import BadFrame, DataFrame, Frame, Request
 from chatnet.config import SERVER_NAME, Settings
 from chatnet.errors import ChatError, ErrorCode, FailReason
-from chatnet.model import Directory, Outbox, Room, User
+from chatnet.model import Directory, FileOutbox, Room, User
 from chatnet.ratelimit import TokenBucket
 from chatnet.stats import Stats
 from chatnet.validation import (
@@ -48,9 +48,6 @@ from chatnet.validation import (
     fold,
     show,
 )
-
-if TYPE_CHECKING:  # transfers uses Deferreds; the session only calls it
-    from chatnet.transfers import TransferManager
 
 AuditFn = Callable[[str, str], None]
 
@@ -79,7 +76,7 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
-class SessionOutbox(Outbox):
+class SessionOutbox(FileOutbox, Protocol):
     """What a session needs of its own connection, beyond sending."""
 
     def close(self, grace: float) -> None:
@@ -90,6 +87,56 @@ class SessionOutbox(Outbox):
 
     def resume_reading(self) -> None:
         """Read frames again (those already read come first)."""
+
+
+class TransferTicket(Protocol):
+    """What the session reads of a transfer it offered or found."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def position(self) -> int: ...
+
+
+Ticket = TypeVar("Ticket", bound=TransferTicket)
+
+
+class Transfers(Protocol[Ticket]):
+    """
+    The file transfers of the server, as the session drives them
+    (:class:`~chatnet.transfers.TransferManager` implements it, with
+    Deferreds and timers the session does not see).
+    """
+
+    def offer(self, sender: User, recipient: User, name: str, size: int) -> Ticket:
+        """
+        Accept a ``sendfile``: queue it or start it.
+
+        :raises ChatError: the sender or the server has too many waiting.
+        """
+        ...
+
+    def receive(self, sender: User, frame: DataFrame) -> None:
+        """
+        Spool a data frame of one of ``sender``'s uploads.
+
+        :raises ChatError: ``bad-transfer``.
+        """
+
+    def find_own(self, sender: User, number: object) -> Ticket:
+        """:raises ChatError: ``bad-transfer`` unless ``number`` is ``sender``'s."""
+        ...
+
+    def fail(self, t: Ticket, reason: FailReason, tell_recipient: bool = True) -> None:
+        """End ``t`` unfinished, telling who needs to know."""
+
+    def user_gone(self, user: User) -> None:
+        """``user`` went offline: fail what it sends or receives."""
+
+    def shutdown(self) -> int:
+        """Fail every unfinished transfer; how many there were."""
+        ...
 
 
 class _Wait:
@@ -108,7 +155,8 @@ class Hub:
 
     settings: Settings
     directory: Directory
-    transfers: TransferManager
+    #: the transfer manager; its tickets are opaque to the session
+    transfers: Transfers[Any]
     audit: AuditFn
     now: Callable[[], float] = time.time
     #: Counters for :mod:`chatnet.metrics`.

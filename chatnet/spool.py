@@ -77,7 +77,7 @@ class SpoolFile:
         self._writer: BinaryIO | None = os.fdopen(fd, "wb")
         self.sha256 = ""
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         assert self._writer is not None, "spool file already finished"
         self._writer.write(data)
         self._hash.update(data)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.python import usage
 
@@ -45,11 +45,14 @@ def endpoint_description(text: str) -> str:
     return text
 
 
-def _number(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+N = TypeVar("N", int, float)
+
+
+def _number(kind: Callable[[str], N]) -> Callable[[str], N]:
     """``int`` or ``float`` with a message a user can read."""
     what = "a whole number" if kind is int else "a number"
 
-    def convert(text: str) -> Any:
+    def convert(text: str) -> N:
         try:
             return kind(text)
         except ValueError:
@@ -58,8 +61,8 @@ def _number(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     return convert
 
 
-def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
-    def coerce(text: str) -> Any:
+def _positive(kind: Callable[[str], N]) -> Callable[[str], N]:
+    def coerce(text: str) -> N:
         value = kind(text)
         if value <= 0:
             raise ValueError(f"must be greater than 0, not {text}")
@@ -118,7 +121,7 @@ class Options(usage.Options):
         "units: 3MiB, 512KiB, or plain bytes."
     )
 
-    optParameters = [
+    optParameters: list[list[Any]] = [
         ["port", "p", "tcp:8080", "Port number or endpoint string to listen on.", endpoint_description],
         ["max-clients", None, 10_000, "Most connections held at once.", _positive_int],
         ["room-capacity", None, 15, "Most members in one room.", _positive_int],

@@ -80,6 +80,7 @@ class TestServer:
         """A new connection, as if a client had just connected."""
         peer = IPv4Address("TCP", host, next(_ports))
         proto = self.factory.buildProtocol(peer)
+        assert proto is not None  # (a factory may refuse; ours never does)
         transport = StringTransport(peerAddress=peer)
         client = FakeClient(self, proto, transport)
         proto.makeConnection(transport)
@@ -199,8 +200,9 @@ def connect_pump(server: TestServer, client: IProtocol) -> iosim.IOPump:
     """
     peer = IPv4Address("TCP", "127.0.0.1", next(_ports))
     server_proto = server.factory.buildProtocol(peer)
-    return iosim.connect(
+    pump: iosim.IOPump = iosim.connect(
         server_proto, iosim.makeFakeServer(server_proto),
         client, iosim.makeFakeClient(client),
         greet=True, clock=server.clock,
     )
+    return pump

@@ -27,8 +27,8 @@ arrival order.  A client that stops reading therefore holds a few open files,
 however many are sent to it.
 
 Nothing here touches a socket: senders and addressees are
-:class:`~chatnet.model.User` objects whose outbox also implements
-:class:`FileOutbox`.
+:class:`~chatnet.model.User` objects, whose outbox is a
+:class:`~chatnet.model.FileOutbox`.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Callable
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
-from twisted.internet.defer import Deferred, DeferredSemaphore
+from twisted.internet.defer import DeferredSemaphore
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -55,19 +55,6 @@ from chatnet.stats import Stats
 from chatnet.validation import count, format_size
 
 log = Logger()
-
-
-class FileOutbox(Protocol):
-    """What an addressee's connection offers for file delivery."""
-
-    def send(self, data: bytes, on_written: Callable[[], None] | None = None) -> None:
-        ...
-
-    def send_file(self, transfer: int, file: BinaryIO) -> Deferred[None]:
-        """Stream ``file`` as data frames of ``transfer``; fires when written."""
-
-    def cancel_file(self, transfer: int) -> None:
-        """Stop streaming ``transfer``."""
 
 
 class State(enum.Enum):
@@ -278,7 +265,7 @@ class TransferManager:
     def find_own(self, sender: User, number: object) -> Transfer:
         """:raises ChatError: ``bad-transfer`` unless ``number`` is ``sender``'s."""
         known = isinstance(number, int) and not isinstance(number, bool)
-        t = self.active.get(number) if known else None  # type: ignore[call-overload]
+        t = self.active.get(number) if isinstance(number, int) and known else None
         if t is None or t.sender is not sender or t.sender_gone:
             raise ChatError(
                 ErrorCode.BAD_TRANSFER,
@@ -322,7 +309,7 @@ class TransferManager:
                 inbox.waiting.remove(t)
         elif t.reader is not None:
             self._stats.file_bytes_out += t.reader.tell()
-            t.recipient.outbox.cancel_file(t.id)  # type: ignore[attr-defined]
+            t.recipient.outbox.cancel_file(t.id)
         self._stats.transfer(reason.value)
         self._discard(t)
         if not t.sender_gone:
@@ -486,8 +473,10 @@ class TransferManager:
         self._send(recipient, start)
         t.file_started = True
         t.reader = spool.open()
-        d = recipient.outbox.send_file(t.id, t.reader)  # type: ignore[attr-defined]
-        d.addCallbacks(self._streamed, self._stream_stopped, (t, sha256), None, (t,))
+        d = recipient.outbox.send_file(t.id, t.reader)
+        d.addCallbacks(
+            self._streamed, self._stream_stopped, callbackArgs=(t, sha256), errbackArgs=(t,)
+        )
         d.addErrback(lambda f: log.failure("delivering transfer {t}", f, t=t))
 
     def _streamed(self, _: object, t: Transfer, sha256: str) -> None:

@@ -18,7 +18,7 @@ import difflib
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from chatnet import validation
 from chatnet.errors import ChatError
@@ -150,7 +150,10 @@ def _usage(name: str, problem: str) -> ParseError:
     return ParseError(f"{problem}. Usage: {COMMANDS[name].usage}")
 
 
-def _check(check: Callable[..., Any], *args: Any) -> Any:
+T = TypeVar("T")
+
+
+def _check(check: Callable[..., T], *args: Any) -> T:
     try:
         return check(*args)
     except ChatError as e:

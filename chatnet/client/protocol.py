@@ -9,6 +9,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import ITransport
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import Int32StringReceiver
 from twisted.python.failure import Failure
@@ -23,6 +24,8 @@ class ClientProtocol(Int32StringReceiver):
     """Carry frames between the socket and a :class:`ClientCore`. Decide nothing."""
 
     MAX_LENGTH = codec.MAX_PAYLOAD
+    #: Set by ``makeConnection`` before anything else runs.
+    transport: ITransport
 
     def __init__(self, core: ClientCore) -> None:
         self.core = core
@@ -78,4 +81,5 @@ def connect(
         else:
             trust = platformTrust()
         endpoint = wrapClientTLS(optionsForClientTLS(host, trustRoot=trust), endpoint)
-    return endpoint.connect(ClientFactory(core))
+    connected: Deferred[ClientProtocol] = endpoint.connect(ClientFactory(core))
+    return connected

@@ -71,7 +71,8 @@ class TransferBar(urwid.ProgressBar):
         self.texts: list[str] = [""]
         self._width = 80
 
-    def render(self, size: tuple[int], focus: bool = False) -> Any:
+    def render(self, size: tuple[()] | tuple[int] | tuple[int, int], focus: bool = False) -> Any:
+        assert len(size) == 1, "a flow widget"
         self._width = size[0]
         return super().render(size, focus)
 
@@ -105,7 +106,7 @@ class InputLine(urwid.Edit):
         self.position = 0
         self.draft = ""
 
-    def keypress(self, size: tuple[int], key: str) -> str | None:
+    def keypress(self, size: tuple[()] | tuple[int] | tuple[int, int], key: str) -> str | None:
         if key == "enter":
             text = self.edit_text
             self.set_edit_text("")
@@ -124,6 +125,7 @@ class InputLine(urwid.Edit):
             self.set_edit_text(self.edit_text[self.edit_pos :])
             self.set_edit_pos(0)
             return None
+        assert len(size) == 1, "a flow widget"
         return super().keypress(size, key)
 
     def _walk(self, step: int) -> None:
