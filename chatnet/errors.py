@@ -61,7 +61,7 @@ class ChatError(Exception):
         message, which is what people read, is kept as sent.
         """
         try:
-            known = ErrorCode(code)
+            known = ErrorCode(code) if isinstance(code, str) else ErrorCode.INTERNAL
         except ValueError:
             known = ErrorCode.INTERNAL
         return cls(known, message if isinstance(message, str) else str(known))

@@ -31,6 +31,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
+from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
@@ -172,7 +173,7 @@ class MetricsPage(Resource):
     isLeaf = True
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        super().__init__()
+        Resource.__init__(self)
         self._registry = registry
 
     def render_GET(self, request: Request) -> bytes:
@@ -193,7 +194,7 @@ class HealthPage(Resource):
     isLeaf = True
 
     def __init__(self, checks: list[HealthCheck]) -> None:
-        super().__init__()
+        Resource.__init__(self)
         self.checks = checks
 
     def render_GET(self, request: Request) -> bytes:
@@ -216,7 +217,10 @@ class QuietSite(Site):
 
     noisy = False
 
-    def log(self, request: Request) -> None:
+    def __init__(self, resource: Resource) -> None:
+        Site.__init__(self, resource)
+
+    def log(self, request: http.Request) -> None:
         pass
 
 

@@ -138,6 +138,28 @@ class Transfers(Protocol[Ticket]):
         """Fail every unfinished transfer; how many there were."""
         ...
 
+    # counts, for chatnet.metrics
+
+    @property
+    def running(self) -> int:
+        """Uploads holding a slot."""
+        ...
+
+    @property
+    def waiting(self) -> int:
+        """Accepted uploads waiting for a slot."""
+        ...
+
+    @property
+    def delivering(self) -> int:
+        """Files streaming to their addressees."""
+        ...
+
+    @property
+    def deliveries_waiting(self) -> int:
+        """Uploaded files waiting for their addressee's earlier deliveries."""
+        ...
+
 
 class _Wait:
     """One request waiting for its answer (see :meth:`Session.wait`)."""

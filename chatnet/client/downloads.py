@@ -204,7 +204,7 @@ class Downloads:
             return
         self._emit(TransferEvent("receiving", download, frame))
 
-    def data(self, transfer: int, data: bytes) -> None:
+    def data(self, transfer: int, data: bytes | memoryview) -> None:
         """A data frame: write and hash it."""
         download = self.by_transfer.get(transfer)
         if download is None or download.finished or download.file is None:

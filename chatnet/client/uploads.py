@@ -159,7 +159,10 @@ class UploadMux:
         :returns: fires when the last chunk is written, fails when stopped.
         """
         channel = _Channel(self, transfer, progress)
-        return FileSender().beginFileTransfer(_Bounded(file, size), channel, channel.frame)
+        sent: Deferred[Any] = FileSender().beginFileTransfer(
+            _Bounded(file, size), channel, channel.frame
+        )
+        return sent
 
     def stop(self, transfer: int) -> None:
         """Stop sending ``transfer`` (its Deferred fails)."""
