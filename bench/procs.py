@@ -271,6 +271,27 @@ def _wait_listening(proc: subprocess.Popen[bytes], files: list[Path], timeout: f
     raise BenchError(f"chatnet did not say it was listening within {timeout:.0f}s:\n{text}")
 
 
+#: Limits a benchmark must switch off, as its reference servers' configurations
+#: do (ngircd's MaxConnectionsIP = 0 below): every connection comes from
+#: 127.0.0.1 and each sends as fast as it can.  Option -> its "off" value.
+UNLIMITED = {
+    "--flood-rate": "0",
+}
+
+
+def unlimited(source: Path) -> list[str]:
+    """The arguments switching :data:`UNLIMITED` off, for the options ``source`` has."""
+    try:
+        tap = (source / "chatnet" / "tap.py").read_text(encoding="utf-8")
+    except OSError:
+        return []
+    args: list[str] = []
+    for option, value in UNLIMITED.items():
+        if f'"{option[2:]}"' in tap:  # an older checkout may not have it
+            args += [option, value]
+    return args
+
+
 class ChatnetServer(Server):
     """``twistd -n chatnet`` from this checkout (PYTHONPATH = the checkout)."""
 
@@ -298,7 +319,7 @@ class ChatnetServer(Server):
                 f"--pidfile={workdir / 'twistd.pid'}",
                 "chatnet", "--port", "tcp:0:interface=127.0.0.1",
                 "--audit-log", str(self.audit_log), "--spool-dir", str(self.spool_dir),
-                "--max-clients", str(max_clients), *(extra or []),
+                "--max-clients", str(max_clients), *unlimited(source), *(extra or []),
             ]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(

@@ -64,6 +64,11 @@ class Settings:
     rate_burst: int = 0
     #: Seconds a frame that has begun may take to complete (0: no limit).
     frame_timeout: float = 30.0
+    #: The flood limit ("fakelag"): past ``flood_burst`` requests at once, a
+    #: connection's requests are served at most ``flood_rate`` a second by
+    #: pausing its reading; nothing is refused (0: off).
+    flood_rate: float = 200.0
+    flood_burst: int = 1000
     #: ``{folded username: password}`` when the operator configured accounts.
     accounts: dict[str, str] | None = field(default=None, repr=False)
     #: Zero-copy framing and write-through TCP where the installed Twisted

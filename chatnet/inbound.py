@@ -65,10 +65,30 @@ class ReadGate:
             if not reasons and not self._closed:
                 self._target.resumeProducing()
 
+    def handle(self, reason: str) -> Pausable:
+        """An object whose ``pauseProducing``/``resumeProducing`` pause for ``reason``."""
+        return _Reason(self, reason)
+
     def close(self) -> None:
         """The connection is gone: never touch it again."""
         self._closed = True
         self.reasons.clear()
+
+
+class _Reason:
+    """One reason of a :class:`ReadGate`, as a producer's pause and resume."""
+
+    __slots__ = ("_gate", "_reason")
+
+    def __init__(self, gate: ReadGate, reason: str) -> None:
+        self._gate = gate
+        self._reason = reason
+
+    def pauseProducing(self) -> None:
+        self._gate.pause(self._reason)
+
+    def resumeProducing(self) -> None:
+        self._gate.resume(self._reason)
 
 
 class FrameWatch:

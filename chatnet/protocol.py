@@ -16,6 +16,7 @@ from twisted.python.failure import Failure
 from chatnet import codec, fastpath
 from chatnet.inbound import FrameWatch, ReadGate
 from chatnet.outbound import Outbound, StallWatch, WriteBatch
+from chatnet.ratelimit import FloodGate
 from chatnet.session import Hub, Session
 
 
@@ -45,18 +46,30 @@ class ChatServerProtocol(fastpath.FramingReceiver):
     _frame_watch: FrameWatch | None = None
     #: Whether part of a frame is buffered and timed by the frame watch.
     _partial = False
+    #: The flood limit (``None``: off), and the timer ending its pause.
+    _flood: FloodGate | None = None
+    _flood_call: IDelayedCall | None = None
+    _flooded = False
 
     def connectionMade(self) -> None:
         factory = self.factory
         hub = factory.hub
         if factory.fast_path:
             fastpath.adopt(self)
+        # Reading pauses for reasons: a request waiting for its answer (the
+        # session, through the outbound) and the flood limit, without fighting.
+        self.reading = ReadGate(self)
         self.outbound = Outbound(
             self.transport, factory.clock, hub.settings.max_output,
-            self._slow_consumer, factory.batch, factory.stall_watch, reading=self,
+            self._slow_consumer, factory.batch, factory.stall_watch,
+            reading=self.reading.handle("answer"),
         )
-        self.reading = ReadGate(self)
         self._frame_watch = factory.frame_watch
+        settings = hub.settings
+        if settings.flood_rate > 0:
+            clock = factory.clock
+            self._flood = FloodGate(settings.flood_rate, settings.flood_burst, clock.seconds())
+            self._now = clock.seconds
         self.session = Session(hub, self.outbound, describe_peer(self.transport.getPeer()))
         self._deadline = factory.clock.callLater(
             hub.settings.login_timeout, self._login_deadline
@@ -87,15 +100,24 @@ class ChatServerProtocol(fastpath.FramingReceiver):
 
     def stringReceived(self, payload: bytes) -> None:
         session = self.session
-        session.received(codec.decode(payload))
+        frame = codec.decode(payload)
+        session.received(frame)
         if self._deadline is not None and session.user is not None:
             self._cancel_deadline()
+        flood = self._flood
+        if flood is not None and type(frame) is not codec.DataFrame:
+            wait = flood.spend(self._now())
+            if wait:
+                self._slow_down(wait)
 
     def lengthLimitExceeded(self, length: int) -> None:
         self.session.oversized(length)
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._cancel_deadline()
+        if self._flood_call is not None:
+            self._flood_call.cancel()
+            self._flood_call = None
         self.reading.close()
         self._unwatch()
         self.outbound.connection_lost()
@@ -128,6 +150,22 @@ class ChatServerProtocol(fastpath.FramingReceiver):
     def resume_reading(self, reason: str) -> None:
         """Withdraw ``reason``; reading resumes once no other reason holds."""
         self.reading.resume(reason)
+
+    def _slow_down(self, wait: float) -> None:
+        """Past the flood limit's burst: read nothing more for ``wait`` seconds."""
+        if self._flood_call is not None:
+            return
+        self.reading.pause("flood")
+        self._flood_call = self.factory.clock.callLater(wait, self._flood_over)
+        if not self._flooded:  # logged once per connection
+            self._flooded = True
+            flood = self._flood
+            assert flood is not None
+            self.session.flooding(flood.rate, flood.burst)
+
+    def _flood_over(self) -> None:
+        self._flood_call = None
+        self.reading.resume("flood")
 
     def _frame_expired(self, seconds: float) -> None:
         self._partial = False

@@ -40,3 +40,55 @@ class TokenBucket:
     def retry_after(self) -> float:
         """Seconds until the next token, as of the last :meth:`take`."""
         return max(0.0, (1 - self._tokens) / self.rate)
+
+
+#: One token, less what a clock's float arithmetic loses (0.1 s at 10 a
+#: second earns 0.9999999999999998).
+_WHOLE = 1 - 1e-9
+
+
+class FloodGate:
+    """
+    The default flood limit ("fakelag", as IRC servers call it): nothing is
+    refused, a flooder is only served more slowly.
+
+    ``burst`` requests pass at once; past them, at most ``rate`` a second.
+    :meth:`spend` counts one request and says how long the connection's
+    reading should pause before the next one may be served, so what a
+    flooder sends waits in its own socket, in order, and no one else waits.
+    A pause lasts until a slice of :data:`SLICE` seconds' worth of requests
+    has been earned, so a flooder costs one timer per slice, not one per
+    request.
+    """
+
+    __slots__ = ("rate", "burst", "_tokens", "_at", "_resume")
+
+    #: Seconds of requests earned before reading resumes after a pause.
+    SLICE = 0.05
+
+    def __init__(self, rate: float, burst: int, now: float) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be above 0 and burst at least 1")
+        self.rate = rate
+        self.burst = burst
+        self._tokens = float(burst)
+        self._at = now
+        self._resume = min(float(burst), max(1.0, rate * self.SLICE))
+
+    def spend(self, now: float) -> float:
+        """
+        Count one request, served now.
+
+        :returns: ``0.0`` when the next request may be served at once, else
+            the seconds reading should pause first.
+        """
+        elapsed = now - self._at
+        tokens = self._tokens
+        if elapsed > 0:  # a clock set back earns nothing
+            tokens = min(self.burst, tokens + elapsed * self.rate)
+            self._at = now
+        tokens -= 1
+        self._tokens = tokens
+        if tokens > _WHOLE:
+            return 0.0
+        return (self._resume - tokens) / self.rate

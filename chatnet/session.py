@@ -424,6 +424,14 @@ class Session:
                 f"{self.hub.settings.frame_timeout:g}s)"
             )
 
+    def flooding(self, rate: float, burst: int) -> None:
+        """The connection passed the flood limit: its requests are now served more slowly."""
+        self.hub.audit(
+            "ERROR",
+            f"{self.who}: flooding: past {burst} requests at once, served at most "
+            f"{rate:g} a second (reading paused meanwhile; nothing refused)",
+        )
+
     def login_expired(self) -> None:
         if self.state is State.NEW:
             self._close(f"no login within {self.hub.settings.login_timeout:g}s")

@@ -154,3 +154,15 @@ def test_other_load_splits_processes_and_softirq() -> None:
     assert softirq == pytest.approx(0.5)
     assert report.other_load((1.0, 0.0, 0.0), (1.0, 5.0, 5.0), 0.0, 0.0) == (0.0, 0.0)
     assert report.noisy({"other_cpu": 0.5}) and not report.noisy({"other_cpu": 0.1})
+
+
+def test_benchmarks_switch_the_protective_limits_off(tmp_path: Path) -> None:
+    """The server under test runs without the flood and per-address limits, as ngircd does."""
+    from bench.procs import ROOT, UNLIMITED, unlimited
+
+    args = unlimited(ROOT)
+    assert args == [a for option, value in UNLIMITED.items() for a in (option, value)]
+    assert "--flood-rate" in args
+    (tmp_path / "chatnet").mkdir()
+    (tmp_path / "chatnet" / "tap.py").write_text('["max-clients", None, 1]')
+    assert unlimited(tmp_path) == []  # an older checkout without them

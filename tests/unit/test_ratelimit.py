@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from chatnet import codec
 from chatnet.config import Settings
-from chatnet.ratelimit import TokenBucket
+from chatnet.ratelimit import FloodGate, TokenBucket
 from chatnet.testing import FakeClient
 from chatnet.testing import TestServer as Server
 from unit.chat_helpers import error_code, logged_in, new_server
@@ -46,12 +47,108 @@ def test_default_burst_is_twice_the_rate() -> None:
 
 
 def test_no_limit_by_default(tmp_path: Path) -> None:
-    """Without --rate-limit, a thousand requests in one instant are all answered."""
+    """Without --rate-limit, two thousand requests in one instant are all answered, none refused."""
     server = new_server(tmp_path)
     (alice,) = logged_in(server, "alice")
-    for i in range(1000):
+    for i in range(2000):
         alice.send({"type": "ping", "id": i})
-    assert [f["type"] for f in alice.frames()] == ["ok"] * 1000
+    for _ in range(12):  # the default flood limit slows them down (it refuses nothing)
+        server.advance(0.5)
+    assert [f["type"] for f in alice.frames()] == ["ok"] * 2000
+    assert server.audit.category("ERROR") == [
+        f"alice (127.0.0.1:{alice.transport.getPeer().port}): flooding: past 1000 requests at "
+        "once, served at most 200 a second (reading paused meanwhile; nothing refused)"
+    ]
+
+
+def test_flood_gate_gives_the_burst_then_the_rate() -> None:
+    """``burst`` requests pass; then the pause lasts until a slice's worth is earned."""
+    gate = FloodGate(rate=200, burst=1000, now=0.0)
+    assert [gate.spend(0.0) for _ in range(999)] == [0.0] * 999
+    assert gate.spend(0.0) == pytest.approx(10 / 200)  # 0 tokens left; resume with 10
+    assert [gate.spend(0.05) for _ in range(9)] == [0.0] * 9
+    assert gate.spend(0.05) == pytest.approx(0.05)
+    assert gate.spend(1000.0) == 0.0  # refilled, never above the burst
+    slow = FloodGate(rate=2, burst=3, now=0.0)
+    assert [slow.spend(0.0) for _ in range(3)] == [0.0, 0.0, pytest.approx(0.5)]
+
+
+def test_flood_gate_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        FloodGate(rate=0, burst=1, now=0)
+    with pytest.raises(ValueError):
+        FloodGate(rate=1, burst=0, now=0)
+
+
+def _pings(client: FakeClient, ids: range) -> None:
+    client.protocol.dataReceived(b"".join(
+        codec.encode_frame({"type": "ping", "id": i}) for i in ids))
+
+
+def test_a_flooder_is_slowed_not_refused(tmp_path: Path) -> None:
+    """Past the burst a flooder is served at the rate, in order, losing nothing; others are not slowed."""
+    server = new_server(tmp_path, flood_rate=8, flood_burst=5)  # 1/8 s: exact in binary
+    alice, bob = logged_in(server, "alice", "bob")  # alice's login took a token
+    _pings(alice, range(100))
+    assert [f["id"] for f in alice.frames()] == [0, 1, 2, 3]
+    assert alice.transport.producerState == "paused"
+    assert error_code(bob.request("ping")) is None  # bob is not slowed
+    for _ in range(8):
+        server.advance(0.125)
+    assert [f["id"] for f in alice.frames()] == list(range(4, 12))  # 8 a second
+    for _ in range(22):  # 4 a step
+        server.advance(0.5)
+    assert [f["id"] for f in alice.frames()] == list(range(12, 100))
+    assert all(f["type"] == "ok" for f in alice.history("ok"))
+    assert alice.history("error") == []
+    server.advance(10.0)
+    assert alice.transport.producerState == "producing"
+    assert server.clock.getDelayedCalls() == []
+    assert len(server.audit.category("ERROR")) == 1  # logged once
+
+
+def test_file_data_does_not_count(tmp_path: Path) -> None:
+    """Data frames are not requests: an upload is never slowed by the flood limit."""
+    server = new_server(tmp_path, flood_rate=1, flood_burst=3)
+    alice, bob = logged_in(server, "alice", "bob")
+    t = alice.request("sendfile", to="bob", name="a.bin", size=40 * 10)["transfer"]
+    server.advance()  # upload-start
+    for _ in range(40):
+        alice.send_data(t, b"x" * 10)
+    assert alice.transport.producerState == "producing"
+    assert alice.events("upload-done")
+
+
+def test_flood_and_a_waiting_answer_do_not_fight(tmp_path: Path) -> None:
+    """Reading resumes only when neither the flood limit nor a waiting request holds it."""
+    server = new_server(tmp_path, flood_rate=10, flood_burst=2)
+    (alice,) = logged_in(server, "alice")
+    _pings(alice, range(5))
+    assert [f["id"] for f in alice.frames()] == [0]
+    alice.protocol.outbound.pause_reading()  # a request waits for its answer
+    server.advance(1.0)  # the flood pause is over, the wait is not
+    assert alice.frames() == [] and alice.transport.producerState == "paused"
+    alice.protocol.outbound.resume_reading()
+    assert [f["id"] for f in alice.frames()] == [1, 2]  # a burst earned meanwhile
+    server.advance(1.0)
+    assert [f["id"] for f in alice.frames()] == [3, 4]
+
+
+def test_flood_limit_off(tmp_path: Path) -> None:
+    """--flood-rate 0: never slowed."""
+    server = new_server(tmp_path, flood_rate=0)
+    (alice,) = logged_in(server, "alice")
+    _pings(alice, range(3000))
+    assert len(alice.frames()) == 3000
+
+
+def test_connection_lost_while_slowed_leaves_no_timer(tmp_path: Path) -> None:
+    server = new_server(tmp_path, flood_rate=10, flood_burst=2)
+    (alice,) = logged_in(server, "alice")
+    _pings(alice, range(5))
+    alice.lose()
+    server.flush()
+    assert server.clock.getDelayedCalls() == []
 
 
 def test_requests_over_the_limit_are_refused_not_done(tmp_path: Path) -> None:
