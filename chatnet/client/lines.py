@@ -33,6 +33,7 @@ from chatnet.client.events import (
     ServerEvent,
     TransferEvent,
 )
+from chatnet.client.login import Closed, LoggedIn, NoInput, Then, log_in
 from chatnet.errors import ChatError
 
 EXIT_OK = 0
@@ -161,44 +162,50 @@ class LineMode:
     async def _next(self) -> Any:
         return await self.lines.get()
 
+    # -- login (the flow is chatnet.client.login's; this says how to ask) --
+
+    @property
+    def asks_again(self) -> bool:
+        return self.username is None
+
+    @property
+    def asks_password(self) -> bool:
+        return False  # no terminal to ask on: $CHATNET_PASSWORD
+
+    async def ask_username(self) -> str | None:
+        line = await self._next()
+        return None if line is CLOSED else line
+
+    async def ask_password(self, username: str) -> str | None:
+        return None  # never called: asks_password is false
+
+    def refused(self, error: ChatError | LocalError, then: Then, username: str) -> None:
+        self.error(error.message)
+        if then is Then.USERNAME:
+            self.error("Type another username on the next line")
+
     async def login(self) -> int | None:
         """Log in; ``None`` when logged in, else the exit status."""
-        name = self.username
-        while True:
-            if name is None:
-                line = await self._next()
-                if line is CLOSED:
-                    return self._gone_status()
-                if line is None:
-                    self._print("chatnet-client: end of input before a username was accepted", self.err)
-                    return EXIT_LOGIN
-                name = line.strip()
-                if not name:
-                    name = None
-                    continue
-            try:
-                reply = await self.core.login(name, self.password)
-            except (ChatError, LocalError) as e:
-                self.error(e.message)
-                if isinstance(e, ChatError) and e.code == "auth-failed":
-                    how = "a wrong one" if self.password else "none"
-                    self._print(
-                        f"chatnet-client: the server has accounts and {how} was given: "
-                        "put the password for this name in $CHATNET_PASSWORD", self.err)
-                    return EXIT_LOGIN
-                if self.username is not None:
-                    self._print(f"chatnet-client: login rejected: {e.message}", self.err)
-                    return EXIT_LOGIN
-                self.error("Type another username on the next line")
-                name = None
-                continue
-            except ConnectionClosed:
-                return self._gone_status()
+        outcome = await log_in(self.core, self, self.username, self.password)
+        if isinstance(outcome, LoggedIn):
+            reply = outcome.reply
             self.show(render.Line(
                 render.SUCCESS,
                 f"[ok] logged in as {reply.get('username')} on {reply.get('server')}",
             ))
             return None
+        if isinstance(outcome, Closed):
+            return self._gone_status()
+        if isinstance(outcome, NoInput):
+            self._print("chatnet-client: end of input before a username was accepted", self.err)
+        elif outcome.needs_password:
+            how = "a wrong one" if self.password else "none"
+            self._print(
+                f"chatnet-client: the server has accounts and {how} was given: "
+                "put the password for this name in $CHATNET_PASSWORD", self.err)
+        else:
+            self._print(f"chatnet-client: login rejected: {outcome.error.message}", self.err)
+        return EXIT_LOGIN
 
     async def run(self) -> int:
         """Log in, then run every line; returns the exit status."""

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import urwid
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
 
 from chatnet.client import render
@@ -32,6 +32,7 @@ from chatnet.client.events import (
     TransferEvent,
 )
 from chatnet.client.lines import EXIT_CONNECT, EXIT_LOST, EXIT_OK, EXIT_SHUTDOWN
+from chatnet.client.login import LoggedIn, Outcome, Then, log_in
 from chatnet.client.transfers import Transfer
 from chatnet.errors import ChatError
 
@@ -182,11 +183,19 @@ class ChatView:
         self.add(render.Line(render.NOTICE, f"Connected to {where}. /help lists the commands."))
         self._lines: list[str] = []
         self._running = False
-        if username:
-            self._running = True
-            self.try_login(username).addBoth(self._after)
-        else:
+        if not username:
             self.add(render.Line(render.NOTICE, "Choose a username (1-16 letters or digits):"))
+        #: Fires with the next line typed while the login flow asks.
+        self._asking: Deferred[str | None] | None = None
+        #: Fires when the login flow next asks or ends: typed lines wait for it.
+        self._turn: Deferred[None] | None = Deferred()
+        self._running = True
+        self._turn.addBoth(self._after)
+        if username:
+            self.input.set_caption(("prompt", "Logging in... "))
+        ensureDeferred(log_in(core, self, username, password)).addCallback(
+            self._login_ended
+        ).addErrback(lambda f: log.failure("login failed", f))
         self.update_status()
 
     # -- output -------------------------------------------------------------
@@ -321,18 +330,7 @@ class ChatView:
     def _handle(self, text: str) -> Deferred[Any] | None:
         """Carry out one line; a Deferred when it waits for the server."""
         if not self.logged_in:
-            name = self.asking_password_for
-            if name is not None:
-                self.asking_password_for = None
-                self.input.set_mask(None)
-                if not text:
-                    self.input.set_caption(("prompt", "Username: "))
-                    self.add(render.Line(render.NOTICE, "Choose a username:"))
-                    return None
-                self.password = text
-                return self.try_login(name)
-            name = text.strip()
-            return self.try_login(name) if name else None
+            return self._answer_login(text)
         try:
             command = parse(text, self.core.limits)
         except ParseError as e:
@@ -363,11 +361,62 @@ class ChatView:
             log.failure("command failed", failure)
             self.error(f"internal error: {failure.getErrorMessage()}")
 
-    def try_login(self, name: str) -> Deferred[Any]:
-        self.input.set_caption(("prompt", "Logging in... "))
-        d = self.core.login(name, self.password)
+    # -- login (the flow is chatnet.client.login's; this says how to ask) --
 
-        def ok(reply: dict[str, Any]) -> None:
+    asks_again = True
+    asks_password = True
+
+    def ask_username(self) -> Deferred[str | None]:
+        self.input.set_caption(("prompt", "Username: "))
+        return self._ask()
+
+    def ask_password(self, username: str) -> Deferred[str | None]:
+        # The server has accounts: ask for the password, unechoed.
+        self.asking_password_for = username
+        self.input.set_mask("*")
+        self.input.set_caption(("prompt", f"Password for {username}: "))
+        return self._ask()
+
+    def refused(self, error: ChatError | LocalError, then: Then, username: str) -> None:
+        if then is Then.PASSWORD:
+            self.error(f"{error.message}. Type the password for {username} "
+                       "(or just Enter to choose another username):")
+        else:
+            # The reason alone ("... is already taken; choose another"): the
+            # prompt under it asks for the name.
+            self.error(error.message)
+
+    def _ask(self) -> Deferred[str | None]:
+        self._asking = Deferred()
+        self._next_turn()
+        return self._asking
+
+    def _next_turn(self) -> None:
+        turn, self._turn = self._turn, None
+        if turn is not None:
+            turn.callback(None)
+
+    def _answer_login(self, text: str) -> Deferred[None] | None:
+        """A line typed before login: the answer to what the flow asked."""
+        asking, self._asking = self._asking, None
+        if asking is None:
+            return None
+        if self.asking_password_for is not None:
+            self.asking_password_for = None
+            self.input.set_mask(None)
+            if text:
+                self.password = text
+            else:
+                self.add(render.Line(render.NOTICE, "Choose a username:"))
+        if text.strip():
+            self.input.set_caption(("prompt", "Logging in... "))
+        self._turn = Deferred()
+        asking.callback(text)
+        return self._turn
+
+    def _login_ended(self, outcome: Outcome) -> None:
+        if isinstance(outcome, LoggedIn):
+            reply = outcome.reply
             self.logged_in = True
             self.input.set_caption(("prompt", "> "))
             self.add(render.Line(
@@ -377,23 +426,7 @@ class ChatView:
             ))
             self.core.execute(parse("/users")).addErrback(lambda f: None)
             self.update_status()
-
-        def refused(failure: Any) -> None:
-            failure.trap(ChatError, LocalError, ConnectionClosed)
-            if failure.check(ChatError) and failure.value.code == "auth-failed":
-                # The server has accounts: ask for the password, unechoed.
-                self.asking_password_for = name
-                self.input.set_mask("*")
-                self.input.set_caption(("prompt", f"Password for {name}: "))
-                self.error(f"{failure.value.message}. Type the password for {name} "
-                           "(or just Enter to choose another username):")
-                return
-            # The reason alone ("... is already taken; choose another"): the
-            # prompt under it asks for the name.
-            self.input.set_caption(("prompt", "Username: "))
-            self.error(failure.value.message)
-
-        return d.addCallbacks(ok, refused)
+        self._next_turn()
 
     def complete(self) -> None:
         text = self.input.edit_text[: self.input.edit_pos]
