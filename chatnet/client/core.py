@@ -27,12 +27,12 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IReactorTime, ITransport
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITransport
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from chatnet import codec, validation
-from chatnet.client.advice import lost_text
+from chatnet.client.advice import lost_text, no_login_reply, not_chatnet
 from chatnet.client.commands import (
     Command,
     Exit,
@@ -69,10 +69,17 @@ class ClientCore:
 
     :param clock: the reactor, or a ``task.Clock`` in tests.
     :param downloads: folder for received files (created on first use).
+    :param login_timeout: seconds to wait for the answer to ``login``
+        before giving up on the server and closing the connection.
     """
 
-    def __init__(self, clock: IReactorTime, downloads: str = "downloads") -> None:
+    def __init__(
+        self, clock: IReactorTime, downloads: str = "downloads", login_timeout: float = 10.0
+    ) -> None:
         self.clock = clock
+        self.login_timeout = login_timeout
+        #: Why we closed the connection ourselves, when we did.
+        self._why: str | None = None
         self.transport: ITransport | None = None
         self.roster = Roster()
         self.replies = Replies()
@@ -213,7 +220,18 @@ class ClientCore:
         fields: dict[str, Any] = {"username": username}
         if password is not None:
             fields["password"] = password
-        return self.request("login", **fields).addCallback(self._logged_in)
+        d = self.request("login", **fields)
+        if self.is_connected:
+            why = no_login_reply(self.login_timeout)
+            timer = self.clock.callLater(self.login_timeout, self._give_up, why)
+            d.addBoth(_cancelling, timer)
+        return d.addCallback(self._logged_in)
+
+    def _give_up(self, why: str) -> None:
+        """Close the connection ourselves, saying ``why`` when it has gone."""
+        if self._why is None:
+            self._why = why
+        self.close()
 
     def _logged_in(self, reply: dict[str, Any]) -> dict[str, Any]:
         self.roster.logged_in(reply)
@@ -321,11 +339,12 @@ class ClientCore:
 
     def oversized(self, length: int) -> None:
         """The server announced a frame longer than the contract allows."""
-        self.emit(ServerEvent({
-            "type": "error", "code": "frame-too-large",
-            "message": f"Server sent a frame of {length} bytes; closing",
-        }))
-        self.close()
+        if self.frames_received == 0:  # its first bytes: some other protocol
+            self._give_up(not_chatnet(length))
+            return
+        message = f"Server sent a frame of {length} bytes; closing"
+        self.emit(ServerEvent({"type": "error", "code": "frame-too-large", "message": message}))
+        self._give_up(f"the server sent a frame of {length:,} bytes, more than the protocol allows")
 
     def _control(self, frame: codec.Request) -> None:
         obj = frame.fields
@@ -368,10 +387,13 @@ class ClientCore:
             text = f"Server shut down: {self.shutdown_message}"
         elif clean:
             text = "Disconnected"
+        elif self._why is not None:
+            text = self._why
         else:
             text = lost_text(
                 reason.getErrorMessage(),
                 asked=self.replies.asked, answered=self.frames_received > 0,
+                clean=reason.check(ConnectionDone) is not None,
             )
         self._gone = Disconnected(clean, text)
         self.replies.fail_all(ConnectionClosed(text))
@@ -382,3 +404,10 @@ class ClientCore:
         waiters, self._closed_waiters = self._closed_waiters, []
         for waiter in waiters:
             waiter.callback(self._gone)
+
+
+def _cancelling(result: Any, timer: IDelayedCall) -> Any:
+    """Pass ``result`` on, cancelling ``timer`` if it has not run."""
+    if timer.active():
+        timer.cancel()
+    return result

@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="line mode, printing each server frame as a JSON line")
     parser.add_argument("--plain", action="store_true",
                         help="line mode even on a terminal")
+    parser.add_argument("--login-timeout", metavar="SECONDS", type=float, default=10.0,
+                        help="give up when the server has not answered login within "
+                        "this long (default 10)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
@@ -75,6 +78,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not 0 < args.port < 65536:
         parser.error(f"port {args.port} is out of range (1-65535)")
+    if not args.login_timeout > 0:
+        parser.error("--login-timeout must be more than 0 seconds")
     if args.username is not None:
         try:
             validation.check_username(args.username)
@@ -94,7 +99,7 @@ def interactive(args: argparse.Namespace) -> bool:
 
 async def run(reactor: Any, args: argparse.Namespace) -> None:
     """Connect, run the chosen front end, and exit with its status."""
-    core = ClientCore(reactor, args.downloads)
+    core = ClientCore(reactor, args.downloads, login_timeout=args.login_timeout)
     where = f"{args.host}:{args.port}"
     # Until a front end takes over Ctrl+C, it just ends the program; there is
     # nothing to clean up yet.  (After reactor startup: Twisted installs its

@@ -170,7 +170,7 @@ def test_connection_lost_fails_pending(tmp_path: Any) -> None:
     with pytest.raises(ConnectionClosed):
         result_of(d)
     assert isinstance(h.events[-1], Disconnected) and not h.events[-1].clean
-    assert "Connection lost" in h.events[-1].reason
+    assert h.events[-1].reason == "the connection to the server was lost (reset)"
     with pytest.raises(ConnectionClosed):
         result_of(h.core.request("users"))
     assert result_of(h.core.when_idle()) is None
@@ -222,3 +222,64 @@ def test_broadcast_without_room_refused_locally(tmp_path: Any) -> None:
     with pytest.raises(LocalError, match="/join <room> first"):
         result_of(h.core.execute(parse("hello")))
     assert h.requests() == []
+
+
+def test_server_closing_says_the_server_closed(tmp_path: Any) -> None:
+    """A server that closes (stopped, or killed with -9) is not 'closed cleanly' by us."""
+    h = connected(str(tmp_path))
+    h.protocol.connectionLost(Failure(ConnectionDone()))
+    gone = h.events[-1]
+    assert isinstance(gone, Disconnected) and not gone.clean
+    assert gone.reason == "the server closed the connection (it stopped or went away)"
+
+
+def test_login_without_answer_times_out(tmp_path: Any) -> None:
+    """No answer to ``login`` within the timeout: the connection is closed, saying why."""
+    h = connected(str(tmp_path), login=False)
+    h.core.login_timeout = 10
+    d = h.core.login("alice")
+    h.clock.advance(9.9)
+    assert not h.transport.disconnecting and not has_result(d)
+    h.clock.advance(0.1)
+    assert h.transport.disconnecting
+    h.protocol.connectionLost(Failure(ConnectionDone()))
+    with pytest.raises(ConnectionClosed, match="no answer to login within 10 s"):
+        result_of(d)
+    assert h.core.never_answered
+    assert h.clock.getDelayedCalls() == []
+
+
+def test_login_answer_stops_the_timer(tmp_path: Any) -> None:
+    """An answer in time, ``ok`` or ``error``, leaves no timer behind."""
+    h = connected(str(tmp_path), login=False)
+    d = h.core.login("alice")
+    (req,) = h.requests()
+    h.feed({"type": "error", "id": req["id"], "code": "username-taken", "message": "taken"})
+    with pytest.raises(ChatError):
+        result_of(d)
+    assert h.clock.getDelayedCalls() == []
+    h.clock.advance(60)
+    assert not h.transport.disconnecting
+
+
+def test_http_answer_is_not_a_chatnet_server(tmp_path: Any) -> None:
+    """A first 'frame' of 1,213,486,160 bytes is an HTTP server's answer: say so."""
+    h = connected(str(tmp_path), login=False)
+    d = h.core.login("alice")
+    h.protocol.dataReceived(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    assert h.transport.disconnecting
+    h.protocol.connectionLost(Failure(ConnectionDone()))
+    with pytest.raises(ConnectionClosed, match=r"^not a chatnet server \(it answered like HTTP\)$"):
+        result_of(d)
+    assert [e for e in h.events if isinstance(e, ServerEvent)] == []
+    assert h.clock.getDelayedCalls() == []
+
+
+def test_oversized_frame_later_says_so(tmp_path: Any) -> None:
+    """A too-long frame after others: an error shown, and the reason given on closing."""
+    h = connected(str(tmp_path))
+    h.protocol.dataReceived(b"\x7f\xff\xff\xff")
+    h.protocol.connectionLost(Failure(ConnectionDone()))
+    assert isinstance(h.events[-2], ServerEvent)
+    assert h.events[-1].reason == (  # type: ignore[union-attr]
+        "the server sent a frame of 2,147,483,647 bytes, more than the protocol allows")

@@ -177,7 +177,7 @@ def test_connection_lost(tmp_path: Any) -> None:
     r.type("/users")
     r.h.protocol.connectionLost(Failure(ConnectionLost("reset")))
     assert result_of(r.done) == EXIT_LOST
-    assert "Connection lost" in r.err.getvalue()
+    assert "chatnet-client: the connection to the server was lost (reset)" in r.err.getvalue()
 
 
 def test_json_prints_frames(tmp_path: Any) -> None:

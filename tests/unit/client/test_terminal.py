@@ -13,6 +13,7 @@ def test_defaults() -> None:
     assert (args.host, args.port, args.username, args.downloads) == (
         "127.0.0.1", 8080, None, "downloads")
     assert not (args.tls or args.json or args.plain)
+    assert args.login_timeout == 10.0
 
 
 def test_positional_and_options() -> None:
@@ -30,6 +31,7 @@ def test_positional_and_options() -> None:
         (["h", "x"], "invalid int value"),
         (["-u", "bad name"], "Invalid username 'bad name'"),
         (["--ca", "/nonexistent.pem"], "--ca '/nonexistent.pem': no such file"),
+        (["--login-timeout", "0"], "--login-timeout must be more than 0 seconds"),
     ],
 )
 def test_bad_options(argv: list[str], message: str, capsys: Any) -> None:
