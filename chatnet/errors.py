@@ -44,14 +44,17 @@ class ChatError(Exception):
     A request (or frame) the server refuses.
 
     The session turns it into an ``error`` frame, with the request's ``id``
-    when there is one; the client raises it (through the request's
-    Deferred) for an ``error`` reply, see :meth:`from_wire`.
+    when there is one, and ``retry_after`` when it is set; the client
+    raises it (through the request's Deferred) for an ``error`` reply, see
+    :meth:`from_wire`.
     """
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, retry_after: float | None = None) -> None:
         super().__init__(code, message)
         self.code = code
         self.message = message
+        #: Seconds until trying again makes sense (``rate-limited``, ``unavailable``).
+        self.retry_after = retry_after
 
     @classmethod
     def from_wire(cls, code: object, message: object) -> ChatError:

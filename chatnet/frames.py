@@ -35,7 +35,7 @@ from __future__ import annotations
 import collections.abc
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar, Final, TypeAlias, TypeVar
 
@@ -115,7 +115,7 @@ def _checker(hint: Any) -> Callable[[Any], Any]:
         (inner,) = [a for a in args if a is not type(None)]
         check = _checker(inner)
         return lambda v: None if v is None else check(v)
-    if origin is tuple:
+    if origin is tuple or origin is collections.abc.Sequence:
         item = _room_info if args[0] is RoomInfo else _checker(args[0])
 
         def sequence(value: Any) -> tuple[Any, ...]:
@@ -138,17 +138,20 @@ def _checker(hint: Any) -> Callable[[Any], Any]:
 
 @dataclass(frozen=True, slots=True)
 class RoomInfo:
-    """One room of a ``rooms`` reply."""
+    """One room of a ``rooms`` reply: ``members`` are usernames, not a count."""
 
     name: str
-    members: int
+    members: Sequence[str]
     capacity: int
 
 
 def _room_info(value: Any) -> RoomInfo:
-    if not isinstance(value, dict):
+    if type(value) is not dict:
         raise _Invalid("a room is not an object")
-    return RoomInfo(_str(value.get("name")), _int(value.get("members")), _int(value.get("capacity")))
+    members = value.get("members")
+    if type(members) is not list or not all(type(m) is str for m in members):
+        raise _Invalid("a room's members are not a list of names")
+    return RoomInfo(_str(value.get("name")), tuple(members), _int(value.get("capacity")))
 
 
 # -- the base classes -------------------------------------------------------
@@ -419,7 +422,7 @@ class LoginOk(Reply):
 class JoinOk(Reply):
     id: Id
     room: str
-    members: tuple[str, ...]
+    members: Sequence[str]
 
 
 @_kind("ok", None)
@@ -448,7 +451,7 @@ class BroadcastOk(Reply):
 @dataclass(frozen=True, slots=True)
 class RoomsOk(Reply):
     id: Id
-    rooms: tuple[RoomInfo, ...]
+    rooms: Sequence[RoomInfo]
     #: Whether a later page exists.
     more: bool = False
 
@@ -463,14 +466,14 @@ class RoomsOk(Reply):
 class WhoOk(Reply):
     id: Id
     room: str
-    members: tuple[str, ...]
+    members: Sequence[str]
 
 
 @_kind("ok", None)
 @dataclass(frozen=True, slots=True)
 class UsersOk(Reply):
     id: Id
-    users: tuple[str, ...]
+    users: Sequence[str]
     more: bool = False
 
 

@@ -13,7 +13,7 @@ from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
 from twisted.internet.protocol import ServerFactory
 from twisted.python.failure import Failure
 
-from chatnet import codec, fastpath
+from chatnet import fastpath, frames
 from chatnet.inbound import FrameWatch, ReadGate
 from chatnet.outbound import Outbound, StallWatch, WriteBatch
 from chatnet.ratelimit import FloodGate
@@ -36,7 +36,7 @@ class ChatServerProtocol(fastpath.FramingReceiver):
     the read and plain TCP connections write through.
     """
 
-    MAX_LENGTH = codec.MAX_PAYLOAD
+    MAX_LENGTH = frames.MAX_PAYLOAD
 
     factory: ChatServerFactory
     session: Session
@@ -100,12 +100,12 @@ class ChatServerProtocol(fastpath.FramingReceiver):
 
     def stringReceived(self, payload: bytes) -> None:
         session = self.session
-        frame = codec.decode(payload)
+        frame = frames.decode_from_client(payload)
         session.received(frame)
         if self._deadline is not None and session.user is not None:
             self._cancel_deadline()
         flood = self._flood
-        if flood is not None and type(frame) is not codec.DataFrame:
+        if flood is not None and type(frame) is not frames.DataFrame:
             wait = flood.spend(self._now())
             if wait:
                 self._slow_down(wait)

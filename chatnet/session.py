@@ -30,10 +30,20 @@ from typing import Any, Protocol, TypeVar
 
 from twisted.logger import Logger
 
-from chatnet import codec
-from chatnet.codec import BadFrame, DataFrame, Frame, Request
+from chatnet import frames
 from chatnet.config import SERVER_NAME, Settings
 from chatnet.errors import ChatError, ErrorCode, FailReason
+from chatnet.frames import (
+    BadFrame,
+    DataFrame,
+    ErrorReply,
+    FromClient,
+    Id,
+    Ok,
+    Reply,
+    Request,
+    UnknownRequest,
+)
 from chatnet.model import Directory, FileOutbox, Room, User
 from chatnet.ratelimit import TokenBucket
 from chatnet.stats import Stats
@@ -231,7 +241,7 @@ class Session:
         self._waiting: _Wait | None = None
         #: Frames received while a request waits, to handle after it, in
         #: order; ``None`` when nothing waits (the usual case).
-        self._held: deque[Frame] | None = None
+        self._held: deque[FromClient] | None = None
         #: Whether this session paused its connection's reading.
         self._paused = False
 
@@ -260,7 +270,7 @@ class Session:
             )
             self._close("server full")
 
-    def received(self, frame: Frame) -> None:
+    def received(self, frame: FromClient) -> None:
         """
         Handle one decoded frame, or hold it while a request waits for its
         answer (:meth:`wait`).  Never raises.
@@ -275,21 +285,17 @@ class Session:
         if self._held is not None and self._waiting is None:  # answered at once
             self._run_held()
 
-    def _handle(self, frame: Frame) -> None:
-        ident: Any = None
+    def _handle(self, frame: FromClient) -> None:
+        ident: Id = None
         try:
-            if type(frame) is Request:
+            handler = _HANDLERS.get(type(frame))
+            if handler is not None:  # a request
+                assert isinstance(frame, Request)
                 ident = frame.id
-                handler = _HANDLERS.get(frame.type)
-                if handler is None:
-                    raise ChatError(
-                        ErrorCode.UNKNOWN_TYPE,
-                        f"Unknown request type {show(frame.type)}",
-                    )
-                if self._bucket is not None and frame.type != "exit" and not self._admit():
+                if self._bucket is not None and type(frame) is not frames.Exit and not self._admit():
                     self._refuse(ident)
                     return
-                if self.state is State.NEW and frame.type not in ("login", "ping", "exit"):
+                if self.state is State.NEW and type(frame) not in _BEFORE_LOGIN:
                     raise ChatError(ErrorCode.NOT_LOGGED_IN, "Log in first")
                 stats = self.hub.stats
                 if stats.requests is None:
@@ -299,7 +305,11 @@ class Session:
                     try:
                         handler(self, frame)
                     finally:
-                        stats.request(frame.type, perf_counter() - started)
+                        stats.request(frame.TYPE, perf_counter() - started)
+            elif isinstance(frame, UnknownRequest | Request):  # none this server answers
+                ident = frame.id
+                kind = frame.type if type(frame) is UnknownRequest else frame.TYPE
+                raise ChatError(ErrorCode.UNKNOWN_TYPE, f"Unknown request type {show(kind)}")
             elif type(frame) is DataFrame:
                 if self.user is None:
                     raise ChatError(
@@ -410,7 +420,7 @@ class Session:
             None,
             ChatError(
                 ErrorCode.FRAME_TOO_LARGE,
-                f"Frame of {length} bytes exceeds the limit of {codec.MAX_PAYLOAD}",
+                f"Frame of {length} bytes exceeds the limit of {frames.MAX_PAYLOAD}",
             ),
         )
         self._close("frame too large")
@@ -439,7 +449,7 @@ class Session:
     def shutdown(self, message: str) -> None:
         """The server is stopping: tell this connection (see :meth:`close`)."""
         if self.state is not State.CLOSED:
-            self._send({"type": "shutdown", "message": message})
+            self.outbox.send(frames.Shutdown(message).wire())
 
     def close(self, reason: str) -> None:
         """Close this connection once what is queued has been sent."""
@@ -473,17 +483,17 @@ class Session:
 
     # session
 
-    def _login(self, req: Request) -> None:
+    def _login(self, req: frames.Login) -> None:
         hub = self.hub
         if self.state is not State.NEW:
             raise ChatError(ErrorCode.ALREADY_LOGGED_IN, f"Already logged in as {self.user.name}")  # type: ignore[union-attr]
-        name = req.get("username")
+        given = req.username
         try:
-            check_username(name)
+            name = check_username(given)
             accounts = hub.settings.accounts
             if accounts is not None:
                 expected = accounts.get(fold(name))
-                password = req.get("password")
+                password = req.password
                 if (
                     expected is None
                     or not isinstance(password, str)
@@ -497,7 +507,7 @@ class Session:
             hub.directory.add_user(user)
         except ChatError as e:
             hub.stats.login(e.code.value)
-            hub.audit("LOGIN-FAILED", f"{self.peer} as {show(name)}: {e.code.value}: {e.message}")
+            hub.audit("LOGIN-FAILED", f"{self.peer} as {show(given)}: {e.code.value}: {e.message}")
             self._error(req.id, e, audit=False)  # the LOGIN-FAILED line says it all
             return
         self.user = user
@@ -505,14 +515,14 @@ class Session:
         self.state = State.ACTIVE
         hub.stats.login("ok")
         hub.audit("LOGIN", f"{name} logged in from {self.peer}")
-        self._ok(req, username=name, server=SERVER_NAME, limits=hub.settings.limits())
+        self._reply(frames.LoginOk(req.id, user.name, SERVER_NAME, hub.settings.limits()))
 
-    def _ping(self, req: Request) -> None:
-        self._ok(req)
+    def _ping(self, req: frames.Ping) -> None:
+        self._reply(Ok(req.id))
 
-    def _exit(self, req: Request) -> None:
+    def _exit(self, req: frames.Exit) -> None:
         self._exited = True
-        self._ok(req)
+        self._reply(Ok(req.id))
         if self._online:
             self._logout(clean=True)
         self._close(None)
@@ -530,94 +540,98 @@ class Session:
 
     # rooms and messages
 
-    def _join(self, req: Request) -> None:
+    def _join(self, req: frames.Join) -> None:
         user = self._user()
         hub = self.hub
-        name = check_room(req.get("room"))
+        name = check_room(req.room)
         before = user.room
         room, left = hub.directory.join(user, name)
         if room is before:  # already there: an ok no-op
-            self._ok(req, room=room.name, members=room.names())
+            self._reply(frames.JoinOk(req.id, room.name, room.names()))
             return
         if left is not None:
             self._presence(left, user, "leave")
             switch = f", leaving {left.name} ({left.occupancy()})"
         else:
             switch = ""
-        self._ok(req, room=room.name, members=room.names())
+        self._reply(frames.JoinOk(req.id, room.name, room.names()))
         self._presence(room, user, "join")
         hub.audit("JOIN", f"{user.name} joined {room.name} ({room.occupancy()}){switch}")
 
-    def _leave(self, req: Request) -> None:
+    def _leave(self, req: frames.Leave) -> None:
         user = self._user()
         room = self.hub.directory.leave(user)
-        self._ok(req, room=room.name)
+        self._reply(frames.LeaveOk(req.id, room.name))
         self._presence(room, user, "leave")
         self.hub.audit("LEAVE", f"{user.name} left {room.name} ({room.occupancy()})")
 
-    def _broadcast(self, req: Request) -> None:
+    def _broadcast(self, req: frames.Broadcast) -> None:
         user = self._user()
-        text = check_text(req.get("text"), self.hub.settings.max_text)
+        text = check_text(req.text, self.hub.settings.max_text)
         room = user.room
         if room is None:
             raise ChatError(ErrorCode.NOT_IN_ROOM, "You are not in a room; /join one first")
-        data = codec.message_frame(room.name, user.name, text, self.hub.now())
+        # The message event's encoder, without building the object: this is
+        # the hottest frame there is.
+        data = frames.message_wire(room.name, user.name, text, self.hub.now())
         delivered = room.send(data, exclude=user)
-        self._ok(req, delivered=delivered)
+        self.outbox.send(frames.BroadcastOk(req.id, delivered).wire())
         stats = self.hub.stats
         stats.broadcasts += 1
         stats.deliveries += delivered
         self.hub.audit("BROADCAST", f"{user.name} -> {room.name} ({count(delivered, 'member')}): {text}")
 
-    def _whisper(self, req: Request) -> None:
+    def _whisper(self, req: frames.Whisper) -> None:
         user = self._user()
         hub = self.hub
-        target = hub.directory.find_user(req.get("to"))
-        text = check_text(req.get("text"), hub.settings.max_text)
-        target.outbox.send(
-            codec.encode_frame({"type": "whisper", "from": user.name, "text": text, "ts": hub.now()})
-        )
-        self._ok(req)
+        target = hub.directory.find_user(req.to)
+        text = check_text(req.text, hub.settings.max_text)
+        target.outbox.send(frames.WhisperEvent(user.name, text, hub.now()).wire())
+        self._reply(Ok(req.id))
         stats = hub.stats
         stats.whispers += 1
         stats.deliveries += 1
         hub.audit("WHISPER", f"{user.name} -> {target.name}")
 
-    def _rooms(self, req: Request) -> None:
-        self._ok(req, rooms=self.hub.directory.room_list())
+    def _rooms(self, req: frames.Rooms) -> None:
+        rooms = [
+            frames.RoomInfo(r.name, r.names(), r.capacity)
+            for r in self.hub.directory.rooms.values()
+        ]
+        self._reply(frames.RoomsOk(req.id, rooms))
 
-    def _who(self, req: Request) -> None:
+    def _who(self, req: frames.Who) -> None:
         user = self._user()
-        name = req.get("room")
+        name = req.room
         if name is None:
             room = user.room
             if room is None:
                 raise ChatError(ErrorCode.NOT_IN_ROOM, "You are not in a room; name one: /who <room>")
         else:
             room = self.hub.directory.find_room(name)
-        self._ok(req, room=room.name, members=room.names())
+        self._reply(frames.WhoOk(req.id, room.name, room.names()))
 
-    def _users(self, req: Request) -> None:
-        self._ok(req, users=self.hub.directory.usernames())
+    def _users(self, req: frames.Users) -> None:
+        self._reply(frames.UsersOk(req.id, self.hub.directory.usernames()))
 
     # files
 
-    def _sendfile(self, req: Request) -> None:
+    def _sendfile(self, req: frames.Sendfile) -> None:
         user = self._user()
         hub = self.hub
         settings = hub.settings
-        target = hub.directory.find_user(req.get("to"))
-        name = check_filename(req.get("name"))
+        target = hub.directory.find_user(req.to)
+        name = check_filename(req.name)
         check_extension(name, settings.allowed_extensions)
-        size = check_size(req.get("size"), settings.max_file_size)
+        size = check_size(req.size, settings.max_file_size)
         t = hub.transfers.offer(user, target, name, size)
-        self._ok(req, transfer=t.id, position=t.position)
+        self._reply(frames.SendfileOk(req.id, t.id, t.position))
 
-    def _cancel(self, req: Request) -> None:
+    def _cancel(self, req: frames.Cancel) -> None:
         user = self._user()
         transfers = self.hub.transfers
-        t = transfers.find_own(user, req.get("transfer"))
-        self._ok(req, transfer=t.id)
+        t = transfers.find_own(user, req.transfer)
+        self._reply(frames.CancelOk(req.id, t.id))
         transfers.fail(t, FailReason.CANCELLED)
 
     # helpers
@@ -628,16 +642,11 @@ class Session:
         return user
 
     def _presence(self, room: Room, user: User, event: str) -> None:
-        room.send(
-            codec.encode_frame({"type": "presence", "room": room.name, "user": user.name, "event": event}),
-            exclude=user,
-        )
+        room.send(frames.Presence(room.name, user.name, event).wire(), exclude=user)
 
-    def _send(self, obj: dict[str, Any]) -> None:
-        self.outbox.send(codec.encode_frame(obj))
-
-    def _ok(self, req: Request, **fields: Any) -> None:
-        self.outbox.send(codec.ok_frame(req.id, **fields))
+    def _reply(self, reply: Reply) -> None:
+        """:raises FrameTooLarge: (an ``internal`` error for the caller)."""
+        self.outbox.send(reply.wire())
 
     def _admit(self) -> bool:
         """
@@ -664,23 +673,20 @@ class Session:
             self.hub.audit("ERROR", f"{self.who}: rate-limited: {more} more request{plural} refused")
         self._refused = 0
 
-    def _refuse(self, ident: Any) -> None:
+    def _refuse(self, ident: Id) -> None:
         bucket = self._bucket
         assert bucket is not None
         error = ChatError(
             ErrorCode.RATE_LIMITED,
             f"Too many requests (at most {bucket.rate:g} a second, {bucket.burst} at once); "
             f"not done: try again in {bucket.retry_after():.2f}s",
+            round(bucket.retry_after(), 3),
         )
         self._error(ident, error, audit=self._refused == 1)
 
-    def _error(self, ident: Any, error: ChatError, audit: bool = True) -> None:
-        reply: dict[str, Any] = {"type": "error"}
-        if ident is not None:
-            reply["id"] = ident
-        reply["code"] = error.code.value
-        reply["message"] = error.message
-        self._send(reply)
+    def _error(self, ident: Id, error: ChatError, audit: bool = True) -> None:
+        reply = ErrorReply(ident, error.code.value, error.message, error.retry_after)
+        self.outbox.send(reply.wire())
         self.hub.stats.error(error.code.value)
         if audit:
             self.hub.audit("ERROR", f"{self.who}: {error.code.value}: {error.message}")
@@ -692,10 +698,21 @@ class Session:
         self.outbox.close(self.hub.settings.shutdown_grace)
 
 
-#: Request type -> handler; requests other than these are ``unknown-type``.
-_HANDLERS: dict[str, Callable[[Session, Request], None]] = {
-    "login": Session._login, "ping": Session._ping, "exit": Session._exit,
-    "join": Session._join, "leave": Session._leave, "broadcast": Session._broadcast,
-    "whisper": Session._whisper, "rooms": Session._rooms, "who": Session._who,
-    "users": Session._users, "sendfile": Session._sendfile, "cancel": Session._cancel,
+_R = TypeVar("_R", bound=Request)
+
+
+def _handler(method: Callable[[Session, _R], None]) -> Callable[[Session, Request], None]:
+    return method  # type: ignore[return-value]
+
+
+#: Request class -> handler; a frame of any other class is no request.
+_HANDLERS: dict[type, Callable[[Session, Request], None]] = {
+    frames.Login: _handler(Session._login), frames.Ping: _handler(Session._ping),
+    frames.Exit: _handler(Session._exit), frames.Join: _handler(Session._join),
+    frames.Leave: _handler(Session._leave), frames.Broadcast: _handler(Session._broadcast),
+    frames.Whisper: _handler(Session._whisper), frames.Rooms: _handler(Session._rooms),
+    frames.Who: _handler(Session._who), frames.Users: _handler(Session._users),
+    frames.Sendfile: _handler(Session._sendfile), frames.Cancel: _handler(Session._cancel),
 }
+#: The requests answered before login.
+_BEFORE_LOGIN = frozenset({frames.Login, frames.Ping, frames.Exit})

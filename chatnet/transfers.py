@@ -43,11 +43,11 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from chatnet import codec
-from chatnet.codec import DataFrame
+from chatnet import frames
 from chatnet.config import Settings
 from chatnet.errors import ChatError, ErrorCode, FailReason
 from chatnet.fairqueue import FairQueue
+from chatnet.frames import DataFrame, Event
 from chatnet.model import User
 from chatnet.names import free_name
 from chatnet.spool import Spool, SpoolBudget, SpoolFile
@@ -313,9 +313,9 @@ class TransferManager:
         self._stats.transfer(reason.value)
         self._discard(t)
         if not t.sender_gone:
-            self._send(t.sender, {"type": "file-failed", "transfer": t.id, "reason": reason.value})
+            self._send(t.sender, frames.FileFailed(t.id, reason.value))
         if t.file_started and tell_recipient:
-            self._send(t.recipient, {"type": "file-aborted", "transfer": t.id, "reason": reason.value})
+            self._send(t.recipient, frames.FileAborted(t.id, reason.value))
         self._audit(
             "FILE",
             f"transfer #{t.id} {t.name} from {t.sender.name} to {t.recipient.name} "
@@ -382,7 +382,7 @@ class TransferManager:
             f"transfer #{t.id} {t.name} from {t.sender.name} started, waited "
             f"{t.waited:.2f}s (queue size {self.waiting})",
         )
-        self._send(t.sender, {"type": "upload-start", "transfer": t.id, "waited": t.waited})
+        self._send(t.sender, frames.UploadStart(t.id, t.waited))
         if t.size == 0:
             self._uploaded(t)
 
@@ -410,10 +410,7 @@ class TransferManager:
         spool.finish()
         t.state = State.SPOOLED
         seconds = round(self._clock.seconds() - t.started_at, 3)
-        self._send(
-            t.sender,
-            {"type": "upload-done", "transfer": t.id, "waited": t.waited, "seconds": seconds},
-        )
+        self._send(t.sender, frames.UploadDone(t.id, t.waited, seconds))
         self._slots.release()
         self._dispatch()
         self._audit(
@@ -459,18 +456,15 @@ class TransferManager:
         recipient = t.recipient
         name = free_name(t.name, recipient.received_names.__contains__)
         recipient.received_names.add(name)
-        start: dict[str, object] = {
-            "type": "file-start", "transfer": t.id, "from": t.sender.name,
-            "name": name, "size": t.size,
-        }
-        if name != t.name:
-            start["original"] = t.name
+        renamed = name != t.name
+        if renamed:
             self._audit(
                 "FILE",
                 f"name conflict: {recipient.name} already received {t.name}; "
                 f"transfer #{t.id} renamed to {name}",
             )
-        self._send(recipient, start)
+        original = t.name if renamed else None
+        self._send(recipient, frames.FileStart(t.id, t.sender.name, name, t.size, original))
         t.file_started = True
         t.reader = spool.open()
         d = recipient.outbox.send_file(t.id, t.reader)
@@ -483,7 +477,7 @@ class TransferManager:
         if self.active.get(t.id) is not t:
             return
         self._close_reader(t)
-        end = codec.encode_frame({"type": "file-end", "transfer": t.id, "sha256": sha256})
+        end = frames.FileEnd(t.id, sha256).wire()
         t.recipient.outbox.send(end, lambda: self._delivered(t))
 
     def _stream_stopped(self, failure: Failure, t: Transfer) -> None:
@@ -501,7 +495,7 @@ class TransferManager:
         stats.transfer("delivered")
         stats.file_bytes_out += t.size
         if not t.sender_gone:
-            self._send(t.sender, {"type": "file-delivered", "transfer": t.id, "to": t.recipient.name})
+            self._send(t.sender, frames.FileDelivered(t.id, t.recipient.name))
         self._audit(
             "FILE",
             f"transfer #{t.id} {t.name} from {t.sender.name} delivered to "
@@ -533,8 +527,8 @@ class TransferManager:
             t.reader = None
 
     @staticmethod
-    def _send(user: User, event: dict[str, object]) -> None:
-        user.outbox.send(codec.encode_frame(event))
+    def _send(user: User, event: Event) -> None:
+        user.outbox.send(event.wire())
 
 
 def _not_queued(t: Transfer) -> bool:

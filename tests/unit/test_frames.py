@@ -73,7 +73,7 @@ REPLIES: list[tuple[Request, Control]] = [
     (frames.Leave(5), frames.LeaveOk(5, "lobby")),
     (frames.Broadcast(6, "x"), frames.BroadcastOk(6, 3)),
     (frames.Whisper(7, "b", "x"), Ok(7)),
-    (frames.Rooms(8), frames.RoomsOk(8, (frames.RoomInfo("lobby", 2, 15),), True)),
+    (frames.Rooms(8), frames.RoomsOk(8, (frames.RoomInfo("lobby", ("alice", "bob"), 15),), True)),
     (frames.Who(9), frames.WhoOk(9, "lobby", ("alice",))),
     (frames.Users(10), frames.UsersOk(10, ("alice", "bob"), False)),
     (frames.Sendfile(11, "b", "a", 1), frames.SendfileOk(11, 3, 0)),
@@ -233,7 +233,8 @@ def test_server_frames_are_checked(obj: dict[str, Any]) -> None:
     [
         (frames.Join(1), {"room": "a"}),
         (frames.Join(1), {"room": "a", "members": "alice"}),
-        (frames.Rooms(1), {"rooms": [{"name": "a", "members": 1}]}),
+        (frames.Rooms(1), {"rooms": [{"name": "a", "members": ["b"]}]}),
+        (frames.Rooms(1), {"rooms": [{"name": "a", "members": 2, "capacity": 15}]}),
         (frames.Rooms(1), {"rooms": ["a"]}),
         (frames.Login(1), {"username": "a", "server": "s", "limits": {"room": "32"}}),
         (frames.Broadcast(1), {}),
@@ -293,7 +294,7 @@ def test_no_encoder_passes_the_limit() -> None:
         frames.ErrorReply(1, "x", big_text),
         frames.Broadcast(1, big_text),
         frames.UsersOk(1, tuple(f"user{i:012d}" for i in range(5000)), True),
-        frames.RoomsOk(1, tuple(frames.RoomInfo(f"room{i:06d}", 1, 15) for i in range(2000)), True),
+        frames.RoomsOk(1, tuple(frames.RoomInfo(f"room{i:06d}", ("alice",), 15) for i in range(2000)), True),
         Ok("x" * 64, {"x": big_text}),
     ]:
         with pytest.raises(FrameTooLarge):

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from chatnet import codec
+from chatnet import codec, frames
 from chatnet import session as session_module
 from chatnet.config import SERVER_NAME
 from chatnet.errors import ErrorCode
@@ -318,7 +318,7 @@ def test_unexpected_exception_is_internal(
     def boom(self: Session, req: Any) -> None:
         raise ZeroDivisionError
 
-    monkeypatch.setitem(session_module._HANDLERS, "users", boom)
+    monkeypatch.setitem(session_module._HANDLERS, frames.Users, boom)
     (a,) = logged_in(server, "alice")
     reply = a.request("users")
     assert error_code(reply) == "internal" and reply["id"] == 2

@@ -216,7 +216,7 @@ def test_who(server: Server) -> None:
 def test_rooms(server: Server) -> None:
     """rooms lists every room with its members and capacity."""
     (a,) = logged_in(server, "alice")
-    assert a.request("rooms") == {"type": "ok", "id": 2, "rooms": []}
+    assert a.request("rooms") == {"type": "ok", "id": 2, "rooms": [], "more": False}
     logged_in(server, "bob", "carol", room="one")
     logged_in(server, "dave", room="Two")
     assert a.request("rooms")["rooms"] == [
@@ -229,7 +229,7 @@ def test_users(server: Server) -> None:
     """users lists everyone online, in or out of rooms, not the logged-out."""
     a, b = logged_in(server, "alice", "Bob", room="r")
     c = server.connect()  # not logged in
-    assert a.request("users") == {"type": "ok", "id": 3, "users": ["alice", "Bob"]}
+    assert a.request("users") == {"type": "ok", "id": 3, "users": ["alice", "Bob"], "more": False}
     b.lose()
     assert a.request("users")["users"] == ["alice"]
     assert c.request("users")["code"] == "not-logged-in"

@@ -2,7 +2,7 @@
 Tests for :meth:`chatnet.session.Session.wait`: a request whose answer comes
 later, with replies kept in request order and reading paused meanwhile.
 
-A ``slow`` request type is added for these tests; its answer is a Deferred
+The ``who`` request is made slow for these tests: its answer is a Deferred
 the test fires by hand.
 """
 
@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from twisted.internet.defer import Deferred, succeed
 
+from chatnet import frames
 from chatnet import session as session_module
-from chatnet.codec import Request
 from chatnet.errors import ChatError, ErrorCode
+from chatnet.frames import Request
 from chatnet.session import Session
 from chatnet.testing import FakeClient
 from chatnet.testing import TestServer as Server
@@ -27,7 +28,7 @@ from unit.chat_helpers import logged_in, new_server
 
 
 class Slow:
-    """The ``slow`` request: ``ok`` with the answer, once its Deferred fires."""
+    """The slow request: ``ok`` with the answer, once its Deferred fires."""
 
     def __init__(self) -> None:
         self.pending: list[Deferred[str]] = []
@@ -44,7 +45,7 @@ class Slow:
         def then(answer: str) -> None:
             if answer == "refuse":
                 raise ChatError(ErrorCode.ROOM_FULL, "no")
-            session._ok(req, answer=answer)
+            session._reply(frames.Ok(req.id, {"answer": answer}))
 
         session.wait(d, then, req.id, undo=self.undone.append)
 
@@ -52,7 +53,7 @@ class Slow:
 @pytest.fixture
 def slow(monkeypatch: pytest.MonkeyPatch) -> Iterator[Slow]:
     handler = Slow()
-    monkeypatch.setitem(session_module._HANDLERS, "slow", handler)
+    monkeypatch.setitem(session_module._HANDLERS, frames.Who, handler)
     yield handler
 
 
@@ -73,10 +74,10 @@ def replies(client: FakeClient) -> list[tuple[Any, str]]:
 def test_replies_keep_request_order(server: Server, slow: Slow) -> None:
     """Requests after a waiting one are answered after it, in order."""
     (a,) = logged_in(server, "alice")
-    a.send({"type": "slow", "id": "s"})
+    a.send({"type": "who", "id": "s"})
     a.send({"type": "ping", "id": 2})
     a.send({"type": "join", "id": 3, "room": "r"})
-    a.send({"type": "slow", "id": "t"})
+    a.send({"type": "who", "id": "t"})
     a.send({"type": "ping", "id": 5})
     assert a.frames() == []
     slow.pending[0].callback("one")
@@ -90,7 +91,7 @@ def test_replies_keep_request_order(server: Server, slow: Slow) -> None:
 def test_answer_fields_reach_the_reply(server: Server, slow: Slow) -> None:
     """``then`` builds the reply from the answer."""
     (a,) = logged_in(server, "alice")
-    a.send({"type": "slow", "id": 1})
+    a.send({"type": "who", "id": 1})
     slow.pending[0].callback("forty-two")
     assert a.frames() == [{"type": "ok", "id": 1, "answer": "forty-two"}]
 
@@ -98,7 +99,7 @@ def test_answer_fields_reach_the_reply(server: Server, slow: Slow) -> None:
 def test_data_frames_do_not_overtake(server: Server, slow: Slow) -> None:
     """A data frame sent after a waiting request is handled after it."""
     (a,) = logged_in(server, "alice")
-    a.send({"type": "slow", "id": 1})
+    a.send({"type": "who", "id": 1})
     a.send_data(99, b"x")
     assert a.frames() == []
     slow.pending[0].callback("done")
@@ -110,7 +111,7 @@ def test_reading_paused_while_waiting(server: Server, slow: Slow) -> None:
     """The transport is paused while a request waits, and resumed after."""
     (a,) = logged_in(server, "alice")
     assert a.transport.producerState == "producing"
-    a.send({"type": "slow", "id": 1})
+    a.send({"type": "who", "id": 1})
     assert a.transport.producerState == "paused"
     slow.pending[0].callback("x")
     assert a.transport.producerState == "producing"
@@ -122,7 +123,7 @@ def test_frames_in_the_same_read_stay_unparsed(server: Server, slow: Slow) -> No
     the protocol's buffer, not decoded frames: what is held is bounded.
     """
     (a,) = logged_in(server, "alice")
-    chunk = payload({"type": "slow", "id": 1}) + b"".join(
+    chunk = payload({"type": "who", "id": 1}) + b"".join(
         payload({"type": "ping", "id": n}) for n in range(2, 50)
     )
     a.protocol.dataReceived(chunk)
@@ -137,7 +138,7 @@ def test_answer_at_once_changes_nothing(server: Server, slow: Slow) -> None:
     """An answer that is there at once is used at once; reading is never paused."""
     (a,) = logged_in(server, "alice")
     slow.answer_at_once = "now"
-    a.protocol.dataReceived(payload({"type": "slow", "id": 1}) + payload({"type": "ping", "id": 2}))
+    a.protocol.dataReceived(payload({"type": "who", "id": 1}) + payload({"type": "ping", "id": 2}))
     assert replies(a) == [(1, "ok"), (2, "ok")]
     assert a.transport.producerState == "producing"
     assert a.protocol.session._held is None
@@ -147,7 +148,7 @@ def test_waits_in_a_row_from_held_frames(server: Server, slow: Slow) -> None:
     """A held request that waits in turn holds the rest again."""
     (a,) = logged_in(server, "alice")
     for ident in (1, 2, 3):
-        a.send({"type": "slow", "id": ident})
+        a.send({"type": "who", "id": ident})
     a.send({"type": "ping", "id": 4})
     for n in range(3):
         assert a.transport.producerState == "paused"
@@ -159,8 +160,8 @@ def test_waits_in_a_row_from_held_frames(server: Server, slow: Slow) -> None:
 def test_error_while_waiting(server: Server, slow: Slow, observe_errors: list[Any]) -> None:
     """A ChatError, raised by ``then`` or failing the answer, is the request's error reply."""
     (a,) = logged_in(server, "alice")
-    a.send({"type": "slow", "id": 1})
-    a.send({"type": "slow", "id": 2})
+    a.send({"type": "who", "id": 1})
+    a.send({"type": "who", "id": 2})
     a.send({"type": "ping", "id": 3})
     slow.pending[0].callback("refuse")
     slow.pending[1].errback(ChatError(ErrorCode.NO_SUCH_USER, "gone"))
@@ -175,7 +176,7 @@ def test_unexpected_failure_while_waiting_is_internal(
 ) -> None:
     """Any other failure is an internal error, logged, and the session goes on."""
     (a,) = logged_in(server, "alice")
-    a.send({"type": "slow", "id": 1})
+    a.send({"type": "who", "id": 1})
     a.send({"type": "ping", "id": 2})
     slow.pending[0].errback(ZeroDivisionError())
     frames = a.frames()
@@ -187,7 +188,7 @@ def test_unexpected_failure_while_waiting_is_internal(
 def test_lost_while_waiting_is_undone(server: Server, slow: Slow, observe_errors: list[Any]) -> None:
     """An answer that comes after the connection is gone is undone, not used."""
     (a,) = logged_in(server, "alice")
-    a.send({"type": "slow", "id": 1})
+    a.send({"type": "who", "id": 1})
     a.send({"type": "join", "id": 2, "room": "r"})
     a.lose()
     slow.pending[0].callback("late")
@@ -200,7 +201,7 @@ def test_lost_while_waiting_is_undone(server: Server, slow: Slow, observe_errors
 def test_failure_after_loss_is_dropped(server: Server, slow: Slow, observe_errors: list[Any]) -> None:
     """A failed answer after the connection is gone is consumed quietly."""
     (a,) = logged_in(server, "alice")
-    a.send({"type": "slow", "id": 1})
+    a.send({"type": "who", "id": 1})
     a.lose()
     d = slow.pending[0]
     d.errback(ZeroDivisionError())
@@ -211,7 +212,7 @@ def test_failure_after_loss_is_dropped(server: Server, slow: Slow, observe_error
 def test_closed_while_waiting(server: Server, slow: Slow) -> None:
     """A connection closed by the server (shutdown, login timeout) ignores the answer."""
     (a,) = logged_in(server, "alice")
-    a.send({"type": "slow", "id": 1})
+    a.send({"type": "who", "id": 1})
     a.protocol.session.close("test")
     slow.pending[0].callback("late")
     assert slow.undone == ["late"]
@@ -221,7 +222,7 @@ def test_closed_while_waiting(server: Server, slow: Slow) -> None:
 def test_exit_while_waiting_comes_after(server: Server, slow: Slow) -> None:
     """An ``exit`` sent while a request waits is answered after it."""
     (a,) = logged_in(server, "alice")
-    a.send({"type": "slow", "id": 1})
+    a.send({"type": "who", "id": 1})
     a.send({"type": "exit", "id": 2})
     assert not a.transport.disconnecting
     slow.pending[0].callback("x")
