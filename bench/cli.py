@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -69,6 +70,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="record the chatnet server with py-spy during each fan-out and "
                    "latency window into DIR and print its hottest functions (slows the "
                    "server: figures of a profiled run are not quoted)")
+    p.add_argument("--ab", metavar="ARGS",
+                   help="A/B: run every chatnet fan-out and latency case twice in a row, "
+                   "as configured (chatnet) and with these extra server arguments "
+                   "(chatnet-b; shell words, e.g. --ab=--no-fast-path), and print B's "
+                   "ratios to A")
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="run the chosen scenarios N times over (rounds #2.. are marked), "
+                   "so that A/B pairs interleave across the machine's changing load")
     p.add_argument("--rebuild", action="store_true", help="rebuild the load generator")
     args = p.parse_args(argv)
     unknown = [s for s in args.scenarios if s not in SCENARIOS]
@@ -99,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         reference=not args.no_reference, reactor=args.reactor, server_cmd=args.server_cmd,
         server_args=args.server_arg, keep=args.keep, base=args.workdir, log=log,
         profile=args.profile, baseline=args.baseline, source=args.checkout.resolve() if args.checkout else None,
+        ab_args=shlex.split(args.ab) if args.ab is not None else None,
     )
     if plan.clients > nofile - 50:
         log(f"--clients {plan.clients} is above the open-file limit ({nofile}); expect failures")
@@ -117,15 +127,19 @@ def main(argv: list[str] | None = None) -> int:
     write_json_line(sink, {"kind": "machine", **info})
 
     results: list[dict[str, Any]] = []
-    for name in chosen:
-        for r in SCENARIOS[name](plan):
-            results.append(r)
-            write_json_line(sink, {"kind": "result", **r})
-            if r.get("error"):
-                log(f"  {r['scenario']} {r['case']} {r['system']}: FAILED {r['error'][:300]}")
-            else:
-                log(f"  {r['scenario']} {r['case']} {r['system']}: {report.row_text(r)}")
-    ratio_rows = report.ratios(results) + report.ratios(results, "baseline")
+    for round_ in range(1, max(1, args.repeat) + 1):
+        plan.round = round_
+        for name in chosen:
+            for r in SCENARIOS[name](plan):
+                r["round"] = round_
+                results.append(r)
+                write_json_line(sink, {"kind": "result", **r})
+                if r.get("error"):
+                    log(f"  {r['scenario']} {r['case']} {r['system']}: FAILED {r['error'][:300]}")
+                else:
+                    log(f"  {r['scenario']} {r['case']} {r['system']}: {report.row_text(r)}")
+    ratio_rows = (report.ratios(results) + report.ratios(results, "baseline")
+                  + report.ratios(results, "chatnet-b"))
     for q in ratio_rows:
         write_json_line(sink, {"kind": "ratio", **q})
     verdicts = report.targets(results, quick=args.quick or bool(args.profile))

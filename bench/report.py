@@ -91,11 +91,11 @@ def ratios(results: Iterable[dict[str, Any]], reference: str = "ngircd") -> list
     the cases both ran in this run.  A ratio involving a generator-bound or
     failed figure is reported but marked ``quoted: False``.
     """
-    table: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    table: dict[tuple[str, str, int], dict[str, dict[str, Any]]] = {}
     for r in results:
-        table.setdefault((r["scenario"], r["case"]), {})[r["system"]] = r
+        table.setdefault((r["scenario"], r["case"], r.get("round", 1)), {})[r["system"]] = r
     out = []
-    for (scenario, case), systems in table.items():
+    for (scenario, case, round_), systems in table.items():
         ours, ref = systems.get("chatnet"), systems.get(reference)
         if not ours or not ref or scenario not in HEADLINE:
             continue
@@ -104,7 +104,7 @@ def ratios(results: Iterable[dict[str, Any]], reference: str = "ngircd") -> list
             if a is None or b is None or b == 0:
                 continue
             out.append({
-                "scenario": scenario, "case": case, "figure": key, "unit": unit,
+                "scenario": scenario, "case": case, "round": round_, "figure": key, "unit": unit,
                 "chatnet": a, "reference": reference, "reference_value": b, reference: b,
                 "ratio": a / b, "higher_is_better": higher,
                 "quoted": not (gen_bound(ours) or gen_bound(ref))
@@ -160,6 +160,10 @@ def row_text(r: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _round(r: dict[str, Any]) -> str:
+    return f" #{r['round']}" if r.get("round", 1) > 1 else ""
+
+
 def format_table(results: Sequence[dict[str, Any]], ratio_rows: Sequence[dict[str, Any]]) -> str:
     """The plain-text table the runner prints."""
     head = ("scenario", "case", "system", "server cpu", "gen cpu", "softirq", "others", "figures")
@@ -167,7 +171,7 @@ def format_table(results: Sequence[dict[str, Any]], ratio_rows: Sequence[dict[st
     for r in results:
         flag = " GEN-BOUND" if gen_bound(r) else ""
         rows.append((
-            r["scenario"], r["case"], r["system"],
+            r["scenario"], r["case"] + _round(r), r["system"],
             f"{r['server_cpu']:.2f}" if r.get("server_cpu") is not None else "-",
             (f"{r['gen_cpu']:.2f}" if r.get("gen_cpu") is not None else "-") + flag,
             f"{r['softirq_cpu']:.2f}" if r.get("softirq_cpu") is not None else "-",
@@ -188,7 +192,7 @@ def format_table(results: Sequence[dict[str, Any]], ratio_rows: Sequence[dict[st
             better = "higher" if q["higher_is_better"] else "lower"
             note = "" if q["quoted"] else "  (not quoted: generator-bound or failed)"
             lines.append(
-                f"  {q['scenario']:<12} {q['case']:<14} {q['unit']:<14} "
+                f"  {q['scenario']:<12} {q['case'] + _round(q):<14} {q['unit']:<14} "
                 f"chatnet {_fmt(q['chatnet'])} / {q['reference']} {_fmt(q['reference_value'])} = "
                 f"{q['ratio']:.2f}x ({better} is better){note}"
             )

@@ -55,6 +55,13 @@ class Plan:
     profile: Path | None = None
     source: Path | None = None
     baseline: bool = False
+    #: Extra server arguments of the B side of an A/B run (``--ab``): every
+    #: chatnet fan-out and latency case then runs again at once as
+    #: ``chatnet-b``.
+    ab_args: list[str] | None = None
+    #: Which round of ``--repeat`` runs: B goes first in even rounds (ABBA),
+    #: so a drift in the machine's load does not favour one side.
+    round: int = 1
     log: Callable[[str], None] = print
 
     def __post_init__(self) -> None:
@@ -68,6 +75,10 @@ class Plan:
 
 def systems(plan: Plan, baseline: bool = False) -> list[str]:
     found = ["chatnet"]
+    if baseline and plan.ab_args is not None:
+        found.append("chatnet-b")
+        if plan.round % 2 == 0:
+            found.reverse()
     if plan.reference and ngircd_path():
         found.append("ngircd")
     if baseline and plan.baseline:
@@ -79,12 +90,13 @@ def systems(plan: Plan, baseline: bool = False) -> list[str]:
 def running(plan: Plan, system: str, name: str, max_clients: int = 10_000) -> Iterator[Server]:
     wd = workdir(plan.base, f"{system}-{name}")
     server: Server
-    if system == "chatnet":
+    if system in ("chatnet", "chatnet-b"):
         command = None
         if plan.server_cmd:
             command = [*shlex.split(plan.server_cmd)]
+        extra = plan.server_args + ((plan.ab_args or []) if system == "chatnet-b" else [])
         server = ChatnetServer(wd, max_clients=max_clients, reactor=plan.reactor,
-                               extra=plan.server_args, command=command,
+                               extra=extra, command=command,
                                **({"source": plan.source} if plan.source else {}))
     elif system == "baseline":
         server = ChatnetServer(wd, command=[sys.executable, str(BENCH / "baseline_server.py")])
@@ -220,7 +232,7 @@ def _chat(plan: Plan, system: str, kind: str, rooms: int, rate: int | None) -> d
             lg.send("go")
             time.sleep(plan.warmup)
             spy = None
-            if plan.profile and system == "chatnet":
+            if plan.profile and system.startswith("chatnet"):
                 plan.profile.mkdir(parents=True, exist_ok=True)
                 r["profile"] = str(plan.profile / f"{kind}-{case.replace('/', 'per')}.txt")
                 spy = profiling.start(server.pid, plan.duration, Path(r["profile"]))
@@ -270,15 +282,19 @@ def files(plan: Plan) -> list[dict[str, Any]]:
     if plan.profile:  # the 3 MiB cases are long enough for the profiler
         cases = cases[:2]
     out = []
+    chatnets = [s for s in systems(plan, baseline=True) if s.startswith("chatnet")]
     for case, senders, per, size in cases:
-        plan.log(f"files: {case}, {per} x {size / MIB:g} MiB each, on chatnet")
-        out.append(_guard(_files, "files", case, "chatnet", plan, case, senders, per, size))
+        for system in chatnets:
+            plan.log(f"files: {case}, {per} x {size / MIB:g} MiB each, on {system}")
+            out.append(_guard(_files, "files", case, system, plan, case, senders, per, size,
+                              system))
     return out
 
 
-def _files(plan: Plan, case: str, senders: int, per: int, size: int) -> dict[str, Any]:
-    r = base_result("files", case, "chatnet", senders=senders, files_per_sender=per, file_size=size)
-    with running(plan, "chatnet", "files") as server:
+def _files(plan: Plan, case: str, senders: int, per: int, size: int,
+           system: str = "chatnet") -> dict[str, Any]:
+    r = base_result("files", case, system, senders=senders, files_per_sender=per, file_size=size)
+    with running(plan, system, "files") as server:
         lg = Loadgen(["--scenario", "files", "--senders", str(senders), "--files-per-sender", str(per),
                       "--file-size", str(size), "--duration", "120"], server.port)
         try:

@@ -77,6 +77,31 @@ def test_ratios_pair_systems_per_case() -> None:
     assert not rows["1x15"]["quoted"]
 
 
+def test_ab_ratios_per_round() -> None:
+    """--ab --repeat: chatnet over chatnet-b, one ratio per case and round."""
+    results = [
+        result("latency", "4000/s", p99_ms=1.0, round=1),
+        result("latency", "4000/s", "chatnet-b", p99_ms=2.0, round=1),
+        result("latency", "4000/s", "chatnet-b", p99_ms=1.0, round=2),
+        result("latency", "4000/s", p99_ms=3.0, round=2),
+    ]
+    rows = [r for r in report.ratios(results, "chatnet-b") if r["figure"] == "p99_ms"]
+    assert [(r["round"], r["ratio"]) for r in rows] == [(1, 0.5), (2, 3.0)]
+    table = report.format_table(results, rows)
+    assert "4000/s #2" in table and "chatnet-b" in table
+
+
+def test_ab_order_alternates() -> None:
+    """A then B in odd rounds, B then A in even ones (ABBA)."""
+    from bench.scenarios import Plan, systems
+
+    plan = Plan(reference=False, ab_args=["--no-fast-path"])
+    assert systems(plan, baseline=True) == ["chatnet", "chatnet-b"]
+    plan.round = 2
+    assert systems(plan, baseline=True) == ["chatnet-b", "chatnet"]
+    assert systems(plan) == ["chatnet"]  # connections, files, soak: A only
+
+
 def test_targets_met_and_missed() -> None:
     """Each target reads the right figure; a failed one says MISSED."""
     results = [
@@ -145,6 +170,8 @@ def test_command_line() -> None:
     assert args.scenarios == ["fanout", "latency"] and args.quick and args.json == "-"
     with pytest.raises(SystemExit):
         parse_args(["nonsense"])
+    args = parse_args(["--ab=--no-fast-path", "--repeat", "3"])
+    assert (args.ab, args.repeat) == ("--no-fast-path", 3)
 
 
 def test_other_load_splits_processes_and_softirq() -> None:
