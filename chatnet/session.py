@@ -298,7 +298,9 @@ class Session:
                 if self.state is State.NEW and type(frame) not in _BEFORE_LOGIN:
                     raise ChatError(ErrorCode.NOT_LOGGED_IN, "Log in first")
                 stats = self.hub.stats
-                if stats.requests is None:
+                untimed = stats.untimed
+                if untimed:
+                    stats.untimed = untimed - 1
                     handler(self, frame)
                 else:
                     started = perf_counter()

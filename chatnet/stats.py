@@ -13,6 +13,7 @@ the contract's, login and transfer results a code or a fail reason.
 
 from __future__ import annotations
 
+import sys
 from bisect import bisect_left
 from collections.abc import Sequence
 
@@ -76,10 +77,10 @@ class Stats:
     __slots__ = (
         "broadcasts", "whispers", "deliveries", "errors_by", "logins_by",
         "file_bytes_in", "file_bytes_out", "transfers_by", "slow_consumers",
-        "upload_wait", "requests",
+        "upload_wait", "requests", "sample_every", "untimed",
     )
 
-    def __init__(self, time_requests: bool = False) -> None:
+    def __init__(self, time_requests: bool = False, sample_every: int = 16) -> None:
         self.broadcasts = 0
         self.whispers = 0
         #: Messages handed to recipients: broadcast members and whisper addressees.
@@ -95,9 +96,16 @@ class Stats:
         self.slow_consumers = 0
         #: Seconds each upload waited for a slot.
         self.upload_wait = Histogram(UPLOAD_WAIT_BUCKETS)
-        #: Request type -> handling time, or ``None``: requests are not timed
-        #: (timing costs two clock reads a request; only metrics need it).
+        #: Request type -> handling time of the requests timed, or ``None``:
+        #: requests are not timed (only metrics need it).
         self.requests: dict[str, Histogram] | None = {} if time_requests else None
+        #: One request in ``sample_every`` is timed: two clock reads and a
+        #: histogram update cost more than a tenth of a broadcast's work, a
+        #: countdown a fiftieth of it.
+        self.sample_every = sample_every
+        #: Requests to let through untimed before the next timed one (the
+        #: session counts it down); without timing, more than will ever come.
+        self.untimed = 0 if time_requests else sys.maxsize
 
     def error(self, code: str) -> None:
         by = self.errors_by
@@ -112,7 +120,8 @@ class Stats:
         by[result] = by.get(result, 0) + 1
 
     def request(self, kind: str, seconds: float) -> None:
-        """One request of type ``kind`` (a known type) took ``seconds``."""
+        """A timed request of type ``kind`` (a known type) took ``seconds``."""
+        self.untimed = self.sample_every - 1
         requests = self.requests
         if requests is None:
             return

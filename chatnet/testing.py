@@ -65,7 +65,7 @@ class TestServer:
         self.clock = Clock()
         self.audit = RecordingAudit()
         self.spool = Spool(spool_dir or tempfile.mkdtemp(prefix="chatnet-test-spool-"))
-        self.stats = Stats(time_requests=True)
+        self.stats = Stats(time_requests=True, sample_every=1)
         self.transfers = TransferManager(
             settings, self.spool, self.clock, self.audit, self.stats
         )

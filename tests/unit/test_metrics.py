@@ -40,6 +40,17 @@ def test_requests_untimed_by_default() -> None:
     assert stats.requests is None
 
 
+def test_one_request_in_n_is_timed(server: TestServer) -> None:
+    """With sampling, the first request and then every n-th one are timed."""
+    server.hub.stats = stats = Stats(time_requests=True, sample_every=4)
+    (a,) = logged_in(server, "alice")
+    for _ in range(9):
+        a.request("ping")
+    assert stats.requests is not None
+    # login, then pings 4 and 8 of 9
+    assert stats.requests["login"].count == 1 and stats.requests["ping"].count == 2
+
+
 def test_gauges_read_live_state(server: TestServer) -> None:
     """Connections, users, rooms and upload figures are what the server holds now."""
     registry = make_registry(server.hub)
