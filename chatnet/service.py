@@ -10,6 +10,7 @@ grace period, abort what is left, remove spool files, log ``SHUTDOWN``.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +22,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from chatnet import fastpath
-from chatnet.audit import Audit, AuditFileObserver
-from chatnet.config import SERVER_NAME, Settings
+from chatnet.audit import Audit, open_observer
+from chatnet.config import SERVER_NAME, Settings, parse_accounts
 from chatnet.model import Directory
 from chatnet.protocol import ChatServerFactory, describe_peer
 from chatnet.session import Hub
@@ -47,6 +48,12 @@ class ChatService(Service):
     :param reactor: the reactor (default: the global one).
     :param metrics: an endpoint string for the HTTP server of ``/metrics``
         and ``/healthz`` (:mod:`chatnet.metrics`); ``None``: none.
+    :param audit_format: ``text`` (``[time] [CATEGORY] text`` lines) or
+        ``json`` (JSON lines), see :mod:`chatnet.audit`.
+    :param accounts_file: where ``settings.accounts`` came from, re-read by
+        :meth:`reload`.
+    :param handle_sighup: make ``SIGHUP`` call :meth:`reload` while running
+        (``twistd`` sets it; tests in one process call :meth:`reload`).
     """
 
     name = "chatnet"
@@ -59,6 +66,9 @@ class ChatService(Service):
         spool_dir: str | None = None,
         reactor: Any = None,
         metrics: str | None = None,
+        audit_format: str = "text",
+        accounts_file: str | None = None,
+        handle_sighup: bool = False,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as global_reactor
@@ -73,6 +83,10 @@ class ChatService(Service):
         self.hub: Hub | None = None
         self.factory: ChatServerFactory | None = None
         self.metrics = metrics
+        self.audit_format = audit_format
+        self.accounts_file = accounts_file
+        self.handle_sighup = handle_sighup
+        self._previous_hup: Any = None
         self.metrics_port: IListeningPort | None = None
         self._stopping = False
         #: What ``/healthz`` asks, in order; see :class:`chatnet.metrics.HealthPage`.
@@ -81,8 +95,7 @@ class ChatService(Service):
     def privilegedStartService(self) -> None:
         """Open the log and spool, and listen (raising at once if we cannot)."""
         reactor = self._reactor
-        self._audit_file = open(self.audit_log, "a", encoding="utf-8")
-        self._observer = AuditFileObserver(self._audit_file, reactor)
+        self._observer = open_observer(self.audit_log, reactor, self.audit_format)
         self.spool = Spool(self.spool_dir)
         audit = Audit(self._observer)
         settings = self.settings
@@ -90,7 +103,7 @@ class ChatService(Service):
         transfers = TransferManager(settings, self.spool, reactor, audit, stats)
         self.hub = Hub(
             settings, Directory(settings.room_capacity), transfers, audit,
-            now=reactor.seconds, stats=stats,
+            now=reactor.seconds, stats=stats, audit_fields=self.audit_format == "json",
         )
         self.factory = ChatServerFactory(self.hub, reactor)
         try:
@@ -132,6 +145,47 @@ class ChatService(Service):
         if self.factory is None:
             self.privilegedStartService()
         Service.startService(self)
+        if self.handle_sighup and hasattr(signal, "SIGHUP"):
+            self._previous_hup = signal.signal(signal.SIGHUP, self._sighup)
+
+    def _sighup(self, signum: int, frame: object) -> None:
+        # A signal handler runs between two bytecodes of whatever the reactor
+        # was doing: only schedule the work, as twistd does for SIGUSR1.
+        self._reactor.callFromThread(self.reload)
+
+    def reload(self) -> None:
+        """
+        ``SIGHUP``: reopen the audit log (after logrotate moved it) and
+        re-read the accounts file.  Nobody is disconnected: a user whose
+        account went away stays logged in until it leaves.
+        """
+        try:
+            self._observer.reopen()
+        except OSError as e:
+            log.error(
+                "chatnet cannot reopen the audit log {path} ({error}); still writing "
+                "to the file it had open", path=self.audit_log, error=e.strerror,
+            )
+        else:
+            log.info("chatnet reopened the audit log {path}", path=self.audit_log)
+        if self.accounts_file is not None and self.settings.accounts is not None:
+            self._reload_accounts(self.accounts_file, self.settings.accounts)
+
+    @staticmethod
+    def _reload_accounts(path: str, accounts: dict[str, str]) -> None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                new = parse_accounts(f.read())
+        except OSError as e:
+            log.error("chatnet kept its accounts: cannot read {path} ({error})", path=path, error=e.strerror)
+            return
+        except ValueError as e:
+            log.error("chatnet kept its accounts: {path}: {error}", path=path, error=str(e))
+            return
+        change = describe_accounts_change(accounts, new)
+        accounts.clear()
+        accounts.update(new)  # in place: every session reads this dict
+        log.info("chatnet reloaded the accounts from {path}: {change}", path=path, change=change)
 
     def _listening(self, port: IListeningPort) -> None:
         self.port = port
@@ -140,7 +194,10 @@ class ChatService(Service):
         if self.factory is not None:
             log.info("{fast}", fast=fastpath.describe(self.factory.fast_path))
         assert self.hub is not None
-        self.hub.audit("CONNECT", f"{SERVER_NAME} listening on {address}")
+        self.hub.audit(
+            "CONNECT", f"{SERVER_NAME} listening on {address}",
+            {"server": SERVER_NAME, "address": address},
+        )
 
     def _metrics_listening(self, port: IListeningPort) -> None:
         self.metrics_port = port
@@ -158,6 +215,9 @@ class ChatService(Service):
     def stopService(self) -> Deferred[None]:
         Service.stopService(self)
         self._stopping = True
+        if self._previous_hup is not None:
+            signal.signal(signal.SIGHUP, self._previous_hup)
+            self._previous_hup = None
         d: Deferred[Any] = maybeDeferred(self.port.stopListening) if self.port else Deferred()
         if not self.port:
             d.callback(None)
@@ -188,6 +248,7 @@ class ChatService(Service):
                 "SHUTDOWN",
                 f"server stopped: disconnected {_count(len(sessions), 'client')}, "
                 f"failed {_count(failed, 'transfer')}",
+                {"clients": len(sessions), "transfers_failed": failed},
             )
             self._close_files()
             if self.metrics_port is None:
@@ -213,3 +274,16 @@ class ChatService(Service):
 def _count(n: int, noun: str) -> str:
     """``1 client``, ``3 clients``."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def describe_accounts_change(old: dict[str, str], new: dict[str, str]) -> str:
+    """``"added carol; removed bob; password changed for alice"``, or ``"no change"``."""
+    parts = []
+    for what, names in (
+        ("added", sorted(new.keys() - old.keys())),
+        ("removed", sorted(old.keys() - new.keys())),
+        ("password changed for", sorted(k for k in old.keys() & new.keys() if old[k] != new[k])),
+    ):
+        if names:
+            parts.append(f"{what} {', '.join(names)}")
+    return "; ".join(parts) or "no change"

@@ -23,7 +23,7 @@ import enum
 import hmac
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any, Protocol, TypeVar
@@ -59,7 +59,13 @@ from chatnet.validation import (
     show,
 )
 
-AuditFn = Callable[[str, str], None]
+
+class AuditFn(Protocol):
+    """``audit(category, text)``, or with structured fields for ``--audit-format json``."""
+
+    def __call__(
+        self, category: str, text: str, fields: Mapping[str, object] | None = None, /
+    ) -> None: ...
 
 _log = Logger()
 
@@ -195,6 +201,9 @@ class Hub:
     stats: Stats = field(default_factory=Stats)
     sessions: set[Session] = field(default_factory=set)
     shutting_down: bool = False
+    #: Whether ``audit`` keeps structured fields (``--audit-format json``):
+    #: on the hot paths, sessions build them only then.
+    audit_fields: bool = False
     #: Called (then forgotten) once the last session is gone.
     when_empty: list[Callable[[], None]] = field(default_factory=list)
 
@@ -258,7 +267,7 @@ class Session:
     def connected(self) -> None:
         hub = self.hub
         hub.sessions.add(self)
-        hub.audit("CONNECT", f"connection from {self.peer}")
+        hub.audit("CONNECT", f"connection from {self.peer}", {"peer": self.peer})
         if len(hub.sessions) > hub.settings.max_clients:
             self._error(
                 None,
@@ -473,7 +482,9 @@ class Session:
             or self._close_reason
             or ("left cleanly" if self._exited else "connection lost")
         )
-        hub.audit("DISCONNECT", f"{self.who} {how}")
+        hub.audit("DISCONNECT", f"{self.who} {how}", {
+            "user": self.user.name if self.user else None, "peer": self.peer, "reason": how,
+        })
         self.state = State.CLOSED
         hub.forget(self)
 
@@ -509,14 +520,17 @@ class Session:
             hub.directory.add_user(user)
         except ChatError as e:
             hub.stats.login(e.code.value)
-            hub.audit("LOGIN-FAILED", f"{self.peer} as {show(given)}: {e.code.value}: {e.message}")
+            hub.audit(
+                "LOGIN-FAILED", f"{self.peer} as {show(given)}: {e.code.value}: {e.message}",
+                {"peer": self.peer, "user": show(given), "code": e.code.value},
+            )
             self._error(req.id, e, audit=False)  # the LOGIN-FAILED line says it all
             return
         self.user = user
         self._online = True
         self.state = State.ACTIVE
         hub.stats.login("ok")
-        hub.audit("LOGIN", f"{name} logged in from {self.peer}")
+        hub.audit("LOGIN", f"{name} logged in from {self.peer}", {"user": name, "peer": self.peer})
         self._reply(frames.LoginOk(req.id, user.name, SERVER_NAME, hub.settings.limits()))
 
     def _ping(self, req: frames.Ping) -> None:
@@ -537,7 +551,8 @@ class Session:
         room = hub.directory.remove_user(user)
         if room is not None and not hub.shutting_down:
             self._presence(room, user, "leave" if clean else "disconnect")
-            hub.audit("LEAVE", f"{user.name} left {room.name} ({room.occupancy()})")
+            hub.audit("LEAVE", f"{user.name} left {room.name} ({room.occupancy()})",
+                      _room_fields(user, room))
         hub.transfers.user_gone(user)
 
     # rooms and messages
@@ -558,14 +573,19 @@ class Session:
             switch = ""
         self._reply(frames.JoinOk(req.id, room.name, room.names()))
         self._presence(room, user, "join")
-        hub.audit("JOIN", f"{user.name} joined {room.name} ({room.occupancy()}){switch}")
+        fields = _room_fields(user, room)
+        if left is not None:
+            fields["left"] = left.name
+        hub.audit("JOIN", f"{user.name} joined {room.name} ({room.occupancy()}){switch}", fields)
 
     def _leave(self, req: frames.Leave) -> None:
         user = self._user()
         room = self.hub.directory.leave(user)
         self._reply(frames.LeaveOk(req.id, room.name))
         self._presence(room, user, "leave")
-        self.hub.audit("LEAVE", f"{user.name} left {room.name} ({room.occupancy()})")
+        self.hub.audit(
+            "LEAVE", f"{user.name} left {room.name} ({room.occupancy()})", _room_fields(user, room)
+        )
 
     def _broadcast(self, req: frames.Broadcast) -> None:
         user = self._user()
@@ -581,7 +601,12 @@ class Session:
         stats = self.hub.stats
         stats.broadcasts += 1
         stats.deliveries += delivered
-        self.hub.audit("BROADCAST", f"{user.name} -> {room.name} ({count(delivered, 'member')}): {text}")
+        hub = self.hub
+        hub.audit(
+            "BROADCAST", f"{user.name} -> {room.name} ({count(delivered, 'member')}): {text}",
+            {"user": user.name, "room": room.name, "delivered": delivered, "message": text}
+            if hub.audit_fields else None,
+        )
 
     def _whisper(self, req: frames.Whisper) -> None:
         user = self._user()
@@ -593,7 +618,10 @@ class Session:
         stats = hub.stats
         stats.whispers += 1
         stats.deliveries += 1
-        hub.audit("WHISPER", f"{user.name} -> {target.name}")
+        hub.audit(
+            "WHISPER", f"{user.name} -> {target.name}",
+            {"user": user.name, "to": target.name} if hub.audit_fields else None,
+        )
 
     def _rooms(self, req: frames.Rooms) -> None:
         rooms = [
@@ -672,7 +700,10 @@ class Session:
         more = self._refused - 1
         if more > 0:
             plural = "s" if more > 1 else ""
-            self.hub.audit("ERROR", f"{self.who}: rate-limited: {more} more request{plural} refused")
+            self.hub.audit(
+                "ERROR", f"{self.who}: rate-limited: {more} more request{plural} refused",
+                self._error_fields(ErrorCode.RATE_LIMITED, more=more),
+            )
         self._refused = 0
 
     def _refuse(self, ident: Id) -> None:
@@ -691,13 +722,25 @@ class Session:
         self.outbox.send(reply.wire())
         self.hub.stats.error(error.code.value)
         if audit:
-            self.hub.audit("ERROR", f"{self.who}: {error.code.value}: {error.message}")
+            self.hub.audit(
+                "ERROR", f"{self.who}: {error.code.value}: {error.message}",
+                self._error_fields(error.code),
+            )
+
+    def _error_fields(self, code: ErrorCode, **more: object) -> dict[str, object]:
+        user = self.user
+        return {"user": user.name if user else None, "peer": self.peer, "code": code.value, **more}
 
     def _close(self, reason: str | None) -> None:
         if reason is not None:
             self._close_reason = reason
         self.state = State.CLOSED
         self.outbox.close(self.hub.settings.shutdown_grace)
+
+
+def _room_fields(user: User, room: Room) -> dict[str, object]:
+    """The fields of a JOIN or LEAVE event."""
+    return {"user": user.name, "room": room.name, "members": len(room.members)}
 
 
 _R = TypeVar("_R", bound=Request)

@@ -18,6 +18,7 @@ from twisted.python import usage
 
 from chatnet import validation
 from chatnet._version import __version__
+from chatnet.audit import FORMATS
 from chatnet.config import MIB, Settings, parse_accounts
 from chatnet.service import ChatService
 
@@ -144,7 +145,8 @@ class Options(usage.Options):
         ["flood-burst", None, 1000, "Requests a connection may make at once before the flood limit slows it.", _positive_int],
         ["frame-timeout", None, 30.0, "Seconds a frame that has begun may take to arrive in full before the connection is closed (0: no limit).", _non_negative_float],
         ["stall-timeout", None, 60.0, "Seconds a client may read nothing while output waits for it before it is closed as a slow consumer (0: never).", _non_negative_float],
-        ["audit-log", None, "server.log", "Audit log file (appended to)."],
+        ["audit-log", None, "server.log", "Audit log file (appended to; SIGHUP reopens it)."],
+        ["audit-format", None, "text", "Audit log format: text ([time] [CATEGORY] text lines) or json (JSON lines)."],
         ["spool-dir", None, None, "Folder for uploads in progress [default: a private temporary folder]."],
         ["accounts", None, None, "File of username:password lines; when given, login requires a password."],
         ["metrics", None, None, "Serve Prometheus /metrics and /healthz over HTTP on this endpoint (e.g. tcp:9108:interface=127.0.0.1) [default: off].", endpoint_description],
@@ -185,6 +187,10 @@ class Options(usage.Options):
         if self["spool-size"] is not None and self["spool-size"] < self["max-file-size"]:
             raise usage.UsageError(
                 "--spool-size: smaller than --max-file-size; the largest files could never be sent")
+        if self["audit-format"] not in FORMATS:
+            raise usage.UsageError(
+                f"--audit-format: {self['audit-format']!r} is not one of {', '.join(FORMATS)}"
+            )
         self.settings = Settings(
             max_clients=self["max-clients"],
             room_capacity=self["room-capacity"],
@@ -256,4 +262,7 @@ def makeService(options: Options) -> ChatService:
         audit_log=options["audit-log"],
         spool_dir=options["spool-dir"],
         metrics=options["metrics"],
+        audit_format=options["audit-format"],
+        accounts_file=options["accounts"],
+        handle_sighup=True,
     )

@@ -20,6 +20,7 @@ import itertools
 import json
 import struct
 import tempfile
+from collections.abc import Mapping
 from typing import Any
 
 from twisted.internet.address import IPv4Address
@@ -47,9 +48,12 @@ class RecordingAudit:
 
     def __init__(self) -> None:
         self.lines: list[tuple[str, str]] = []
+        #: The fields of each line, in the same order.
+        self.fields: list[Mapping[str, object] | None] = []
 
-    def __call__(self, category: str, text: str) -> None:
+    def __call__(self, category: str, text: str, fields: Mapping[str, object] | None = None) -> None:
         self.lines.append((category, text))
+        self.fields.append(fields)
 
     def category(self, name: str) -> list[str]:
         return [text for cat, text in self.lines if cat == name]

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Callable
 from typing import BinaryIO
 
 from twisted.internet.defer import DeferredSemaphore
@@ -50,6 +49,7 @@ from chatnet.fairqueue import FairQueue
 from chatnet.frames import DataFrame, Event
 from chatnet.model import User
 from chatnet.names import free_name
+from chatnet.session import AuditFn
 from chatnet.spool import Spool, SpoolBudget, SpoolFile
 from chatnet.stats import Stats
 from chatnet.validation import count, format_size
@@ -123,7 +123,7 @@ class TransferManager:
 
     def __init__(
         self, settings: Settings, spool: Spool, clock: IReactorTime,
-        audit: Callable[[str, str], None], stats: Stats | None = None,
+        audit: AuditFn, stats: Stats | None = None,
     ) -> None:
         self._settings = settings
         self._stats = stats if stats is not None else Stats()
@@ -197,6 +197,7 @@ class TransferManager:
             "SENDFILE",
             f"{sender.name} -> {recipient.name}: {name} ({count(size, 'byte')}), "
             f"transfer #{t.id}",
+            {**_fields(t), "size": size},
         )
         if starts_now:
             self._grant(t)
@@ -207,6 +208,7 @@ class TransferManager:
                 "FILE-QUEUE",
                 f"transfer #{t.id} {name} from {sender.name} queued at position "
                 f"{t.position} (queue size {len(self._queue)}){held}",
+                {**_fields(t), "position": t.position, "queued": len(self._queue)},
             )
         return t
 
@@ -320,6 +322,7 @@ class TransferManager:
             "FILE",
             f"transfer #{t.id} {t.name} from {t.sender.name} to {t.recipient.name} "
             f"failed ({state.value}): {reason.value}",
+            {**_fields(t), "result": "failed", "state": state.value, "reason": reason.value},
         )
         if state in (State.SPOOLED, State.DELIVERING):
             self._delivery_ended(t, state)
@@ -381,6 +384,7 @@ class TransferManager:
             "FILE-QUEUE",
             f"transfer #{t.id} {t.name} from {t.sender.name} started, waited "
             f"{t.waited:.2f}s (queue size {self.waiting})",
+            {**_fields(t), "waited": t.waited, "queued": self.waiting},
         )
         self._send(t.sender, frames.UploadStart(t.id, t.waited))
         if t.size == 0:
@@ -400,6 +404,7 @@ class TransferManager:
             "FILE",
             f"transfer #{t.id} {t.name} from {t.sender.name}: no data for "
             f"{timeout:g}s ({received} of {count(t.size, 'byte')})",
+            {**_fields(t), "idle": timeout, "received": received, "size": t.size},
         )
         self.fail(t, FailReason.SIZE_MISMATCH)
 
@@ -417,6 +422,7 @@ class TransferManager:
             "FILE",
             f"transfer #{t.id} {t.name} from {t.sender.name} uploaded "
             f"({format_size(t.size)} in {seconds:.2f}s)",
+            {**_fields(t), "result": "uploaded", "size": t.size, "seconds": seconds},
         )
         inbox = self._inboxes.get(t.recipient)
         if inbox is None:
@@ -462,6 +468,7 @@ class TransferManager:
                 "FILE",
                 f"name conflict: {recipient.name} already received {t.name}; "
                 f"transfer #{t.id} renamed to {name}",
+                {**_fields(t), "renamed": name},
             )
         original = t.name if renamed else None
         self._send(recipient, frames.FileStart(t.id, t.sender.name, name, t.size, original))
@@ -500,6 +507,7 @@ class TransferManager:
             "FILE",
             f"transfer #{t.id} {t.name} from {t.sender.name} delivered to "
             f"{t.recipient.name}",
+            {**_fields(t), "result": "delivered", "size": t.size},
         )
         self._delivery_ended(t, State.DELIVERING)
         self._dispatch()  # its spool room may let a held-back upload start
@@ -533,3 +541,8 @@ class TransferManager:
 
 def _not_queued(t: Transfer) -> bool:
     return t.state is not State.QUEUED
+
+
+def _fields(t: Transfer) -> dict[str, object]:
+    """The fields every FILE, FILE-QUEUE and SENDFILE event of ``t`` carries."""
+    return {"transfer": t.id, "name": t.name, "from": t.sender.name, "to": t.recipient.name}
