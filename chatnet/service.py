@@ -30,6 +30,7 @@ from chatnet.session import Hub
 from chatnet.spool import Spool
 from chatnet.stats import Stats
 from chatnet.transfers import TransferManager
+from chatnet.validation import format_size
 
 if TYPE_CHECKING:
     from chatnet.metrics import HealthCheck
@@ -93,10 +94,15 @@ class ChatService(Service):
         self.health_checks: list[HealthCheck] = [self._serving]
 
     def privilegedStartService(self) -> None:
-        """Open the log and spool, and listen (raising at once if we cannot)."""
+        """Open the spool and log, and listen (raising at once if we cannot)."""
         reactor = self._reactor
-        self._observer = open_observer(self.audit_log, reactor, self.audit_format)
+        # The spool first: a SpoolError (an unsafe folder) leaves nothing open.
         self.spool = Spool(self.spool_dir)
+        try:
+            self._observer = open_observer(self.audit_log, reactor, self.audit_format)
+        except BaseException:
+            self.spool.close()
+            raise
         audit = Audit(self._observer)
         settings = self.settings
         stats = Stats(time_requests=self.metrics is not None)
@@ -117,8 +123,39 @@ class ChatService(Service):
             if self.port is not None:
                 self.port.stopListening()
             self._close_files()
+            self.spool.close()
             raise
+        self._audit_spool(transfers)
         Service.privilegedStartService(self)
+
+    def _audit_spool(self, transfers: TransferManager) -> None:
+        """Say what was cleaned from the spool at start, and its bounds."""
+        assert self.hub is not None
+        audit = self.hub.audit
+        spool = self.spool
+        files, size = spool.cleaned
+        if files:
+            text = (
+                f"spool {spool.path}: removed {_count(files, 'file')} "
+                f"({format_size(size)}) left by an earlier run"
+            )
+            audit("FILE", text)
+            log.warn("chatnet {text}", text=text)
+        settings = self.settings
+        total = transfers.budget.total
+        how = "" if settings.spool_size is not None else " (half the free disk space, at most 1 GiB)"
+        audit(
+            "FILE",
+            f"spool {spool.path}: at most {format_size(total)} in all{how}, "
+            f"{settings.addressee_spool_files} files or "
+            f"{format_size(settings.addressee_spool_bytes)} for one addressee",
+        )
+        if total < settings.max_file_size:
+            log.warn(
+                "chatnet spool {path}: only {total} free for uploads, less than "
+                "the largest file; larger files get queue-full until the disk has room",
+                path=spool.path, total=format_size(total),
+            )
 
     def _listen(
         self, endpoint: str, factory: IProtocolFactory,

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from twisted.python import usage
 
-from chatnet import validation
+from chatnet import spool, validation
 from chatnet._version import __version__
 from chatnet.audit import FORMATS
 from chatnet.config import MIB, Settings, parse_accounts
@@ -184,6 +184,11 @@ class Options(usage.Options):
             raise usage.UsageError("--rate-burst: needs --rate-limit")
         if self["max-file-size"] > 2**32 - 1:
             raise usage.UsageError("--max-file-size: at most 4 GiB - 1 byte")
+        if self["spool-dir"] is not None:
+            try:
+                spool.check_folder(self["spool-dir"])
+            except spool.SpoolError as e:
+                raise usage.UsageError(f"--spool-dir: {e}") from None
         if self["spool-size"] is not None and self["spool-size"] < self["max-file-size"]:
             raise usage.UsageError(
                 "--spool-size: smaller than --max-file-size; the largest files could never be sent")

@@ -258,7 +258,11 @@ class TransferManager:
                 ErrorCode.BAD_TRANSFER,
                 f"Transfer {t.id}: more than the {t.size} bytes declared",
             )
-        spool.write(frame.data)
+        try:
+            spool.write(frame.data)
+        except OSError as e:
+            self._spool_failed(t, "cannot write its spool file", e)
+            return
         self._stats.file_bytes_in += len(frame.data)
         t.last_data = self._clock.seconds()
         if spool.received == t.size:
@@ -369,12 +373,16 @@ class TransferManager:
     def _start(self, t: Transfer) -> None:
         if self.active.get(t.id) is not t:
             return  # failed while starting; its slot was released then
+        try:
+            t.spool = self._spool.create(t.id)
+        except OSError as e:  # e.g. a file planted under its name
+            self._spool_failed(t, "cannot create its spool file", e)
+            return
         now = self._clock.seconds()
         t.state = State.UPLOADING
         t.started_at = now
         t.waited = round(now - t.accepted_at, 3)
         self._stats.upload_wait.observe(now - t.accepted_at)
-        t.spool = self._spool.create(t.id)
         t.last_data = now
         if t.size:
             t.idle_call = self._clock.callLater(
@@ -389,6 +397,14 @@ class TransferManager:
         self._send(t.sender, frames.UploadStart(t.id, t.waited))
         if t.size == 0:
             self._uploaded(t)
+
+    def _spool_failed(self, t: Transfer, what: str, error: OSError) -> None:
+        """The spool refused ``t``'s file: fail it (``cancelled``), saying why in the log."""
+        self._audit(
+            "FILE", f"transfer #{t.id} {t.name} from {t.sender.name}: {what}: {error}"
+        )
+        log.error("spool: transfer {number}: {what}: {error}", number=t.id, what=what, error=error)
+        self.fail(t, FailReason.CANCELLED)
 
     def _check_idle(self, t: Transfer) -> None:
         t.idle_call = None
@@ -412,7 +428,11 @@ class TransferManager:
         self._cancel_idle(t)
         spool = t.spool
         assert spool is not None
-        spool.finish()
+        try:
+            spool.finish()
+        except OSError as e:  # the last buffered bytes did not fit
+            self._spool_failed(t, "cannot write its spool file", e)
+            return
         t.state = State.SPOOLED
         seconds = round(self._clock.seconds() - t.started_at, 3)
         self._send(t.sender, frames.UploadDone(t.id, t.waited, seconds))

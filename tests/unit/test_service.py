@@ -9,12 +9,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 
 from chatnet.config import Settings
 from chatnet.service import ChatService
+from chatnet.spool import SpoolError
 from chatnet.testing import FakeClient
 from unit.test_session_files import offer, start
 
@@ -183,3 +185,36 @@ def test_delivery_aborted_on_stop(tmp_path: Path) -> None:
     events = [f for f in bob.frames() if isinstance(f, dict)]
     assert [f["type"] for f in events] == ["file-start", "shutdown", "file-aborted"]
     assert events[-1]["reason"] == "shutdown"
+
+
+def test_start_removes_leftovers_and_says_so(tmp_path: Path) -> None:
+    """Files a killed server left in the spool are removed at start, with a FILE line; the bounds are logged."""
+    spool = tmp_path / "spool"
+    spool.mkdir(mode=0o700)
+    (spool / "chatnet-upload-1.part").write_bytes(b"x" * 1024)
+    (spool / "chatnet-upload-7.part").write_bytes(b"x" * 1024)
+    (spool / "notes.txt").write_text("not ours")
+    running = Running(tmp_path, spool_size=1024**3)
+    running.reactor.advance(0)
+    lines = running.log_lines()
+    assert lines[1].endswith(f"[FILE] spool {spool}: removed 2 files (2.0 KiB) left by an earlier run")
+    assert lines[2].endswith(
+        f"[FILE] spool {spool}: at most 1.0 GiB in all, 16 files or 48.0 MiB for one addressee")
+    assert sorted(p.name for p in spool.iterdir()) == ["notes.txt"]
+
+
+def test_nothing_to_remove_says_nothing(tmp_path: Path) -> None:
+    """A clean spool gets no removal line; the automatic bound says how it was chosen."""
+    running = Running(tmp_path)
+    running.reactor.advance(0)
+    (line,) = [x for x in running.log_lines() if "[FILE]" in x]
+    assert "(half the free disk space, at most 1 GiB)" in line
+
+
+def test_an_unsafe_spool_folder_stops_the_start(tmp_path: Path) -> None:
+    """A spool folder others can write is refused before anything is opened."""
+    (tmp_path / "spool").mkdir(mode=0o700)
+    (tmp_path / "spool").chmod(0o777)
+    with pytest.raises(SpoolError, match="can be written by others"):
+        Running(tmp_path)
+    assert not (tmp_path / "server.log").exists()

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import stat
 from pathlib import Path
 
-from chatnet.spool import Spool, SpoolBudget
+import pytest
+
+from chatnet.spool import Spool, SpoolBudget, SpoolError, check_folder
 
 
 def test_write_hash_read_remove(tmp_path: Path) -> None:
@@ -94,3 +97,129 @@ def test_budget_bounds() -> None:
     budget.release("ann", 20)
     budget.release("bob", 40)
     assert budget.used == 0 and budget.held("ann") == (0, 0) and budget._held == {}
+
+
+# Safety: the spool is the server's own (PROTOCOL.md section 5; issue 10 items 7, 8)
+
+
+def test_a_planted_link_is_never_written_through(tmp_path: Path) -> None:
+    """A link planted under the next spool file's name: creating it fails, the target is untouched."""
+    spool = Spool(tmp_path / "s")
+    target = tmp_path / "victim"
+    target.write_bytes(b"precious")
+    (spool.path / "chatnet-upload-1.part").symlink_to(target)
+    with pytest.raises(FileExistsError):
+        spool.create(1)
+    assert target.read_bytes() == b"precious"
+    (spool.path / "chatnet-upload-2.part").write_bytes(b"planted")
+    with pytest.raises(FileExistsError):
+        spool.create(2)
+    assert (spool.path / "chatnet-upload-2.part").read_bytes() == b"planted"
+    spool.close()
+    assert target.read_bytes() == b"precious" and not (spool.path / "chatnet-upload-1.part").exists()
+
+
+def test_reading_back_does_not_follow_a_link(tmp_path: Path) -> None:
+    """A spool file swapped for a link after upload is not read through."""
+    spool = Spool(tmp_path / "s")
+    f = spool.create(1)
+    f.write(b"data")
+    f.finish()
+    (tmp_path / "secret").write_bytes(b"secret")
+    f.path.unlink()
+    f.path.symlink_to(tmp_path / "secret")
+    with pytest.raises(OSError):
+        f.open()
+    spool.close()
+
+
+def test_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    """With umask 0 the folder is still made 0700 and each file 0600."""
+    old = os.umask(0)
+    try:
+        spool = Spool(tmp_path / "new" / "s")
+        f = spool.create(1)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(spool.path.stat().st_mode) == 0o700
+    assert stat.S_IMODE(f.path.stat().st_mode) == 0o600
+    spool.close()
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o770, 0o1777, 0o720])
+def test_a_folder_others_can_write_is_refused(tmp_path: Path, mode: int) -> None:
+    """A spool folder writable by group or others is refused, saying how to fix it, and left as it was."""
+    folder = tmp_path / "s"
+    folder.mkdir()
+    folder.chmod(mode)
+    with pytest.raises(SpoolError) as e:
+        Spool(folder)
+    assert f"mode {mode:04o}" in str(e.value) and f"chmod 700 {folder}" in str(e.value)
+    assert stat.S_IMODE(folder.stat().st_mode) == mode
+    with pytest.raises(SpoolError):
+        check_folder(folder)
+
+
+def test_a_symlinked_folder_is_refused(tmp_path: Path) -> None:
+    """A spool folder given as a symbolic link is refused, even to a private folder."""
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    for check in (Spool, check_folder):
+        with pytest.raises(SpoolError, match="symbolic link"):
+            check(link)
+    check_folder(real)
+    check_folder(tmp_path / "not-yet")  # made 0700 when the server starts
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the folder away")
+def test_someone_elses_folder_is_refused(tmp_path: Path) -> None:
+    """A private folder that belongs to another user is refused."""
+    folder = tmp_path / "s"
+    folder.mkdir(mode=0o700)
+    os.chown(folder, 4321, 4321)
+    with pytest.raises(SpoolError, match="belongs to user id 4321"):
+        Spool(folder)
+
+
+def test_leftovers_removed_at_start_and_counted(tmp_path: Path) -> None:
+    """Files of the server's own pattern are removed at start (links too, not their targets); nothing else."""
+    folder = tmp_path / "s"
+    folder.mkdir(mode=0o700)
+    (folder / "chatnet-upload-1.part").write_bytes(b"x" * 100)
+    (folder / "chatnet-upload-22.part").write_bytes(b"y" * 5)
+    (tmp_path / "victim").write_bytes(b"keep")
+    (folder / "chatnet-upload-3.part").symlink_to(tmp_path / "victim")
+    (folder / "chatnet-upload-4.part").mkdir()
+    others = ["keep.txt", "chatnet-upload-x.part", "chatnet-upload-5.part.bak", "xchatnet-upload-6.part"]
+    for name in others:
+        (folder / name).write_text("other")
+    spool = Spool(folder)
+    assert spool.cleaned == (3, 105)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*others, "chatnet-upload-4.part"])
+    assert (tmp_path / "victim").read_bytes() == b"keep"
+    assert spool.create(1).finish()  # the number is free again, and new
+    spool.close()
+    assert Spool(folder).cleaned == (0, 0)
+
+
+def test_one_folder_one_server(tmp_path: Path) -> None:
+    """A second spool on a folder in use is refused, so it cannot remove the first's files."""
+    first = Spool(tmp_path / "s")
+    first.create(1).write(b"live")
+    with pytest.raises(SpoolError, match="in use by another chatnet server"):
+        Spool(tmp_path / "s")
+    assert [p.name for p in first.leftovers()] == ["chatnet-upload-1.part"]
+    first.close()
+    Spool(tmp_path / "s").close()
+
+
+def test_remove_after_close_is_harmless(tmp_path: Path) -> None:
+    """A spool file removed after its spool closed (shutdown) does nothing."""
+    spool = Spool(tmp_path / "s")
+    f = spool.create(1)
+    spool.close()
+    f.remove()
+    spool.close()
+    assert spool.leftovers() == []

@@ -194,3 +194,13 @@ def test_spool_bounds() -> None:
     assert "greater than 0" in refused("--addressee-spool-files", "0")
     assert "smaller than --max-file-size" in refused("--spool-size", "1MiB")
     assert parse("--spool-size", "1MiB", "--max-file-size", "1MiB").settings.spool_size == MIB
+
+
+def test_unsafe_spool_dir_refused(tmp_path: Path) -> None:
+    """--spool-dir that is a link or writable by others stops the start with a one-line reason."""
+    (tmp_path / "open").mkdir()
+    (tmp_path / "open").chmod(0o777)
+    assert "can be written by others (mode 0777)" in refused("--spool-dir", str(tmp_path / "open"))
+    (tmp_path / "link").symlink_to(tmp_path / "open")
+    assert "symbolic link" in refused("--spool-dir", str(tmp_path / "link"))
+    assert parse("--spool-dir", str(tmp_path / "new"))["spool-dir"] == str(tmp_path / "new")

@@ -295,3 +295,19 @@ def test_stall_timeout_zero_never_closes(tmp_path: Path) -> None:
     bob.protocol.outbound.pauseProducing()
     server.advance(10_000)
     assert not bob.lost and server.clock.getDelayedCalls() == []
+
+
+def test_a_file_planted_in_the_spool_fails_only_its_transfer(tmp_path: Path) -> None:
+    """Something under the next spool file's name: that upload fails (cancelled), it is not written through."""
+    server = new_server(tmp_path / "spool")
+    alice, bob = logged_in(server, "alice", "bob")
+    (tmp_path / "victim").write_bytes(b"precious")
+    (server.spool.path / "chatnet-upload-1.part").symlink_to(tmp_path / "victim")
+    t = offer(alice, "bob", "f", 4)["transfer"]
+    server.advance()
+    assert alice.frames() == [{"type": "file-failed", "transfer": t, "reason": "cancelled"}]
+    assert server.transfers.running == 0 and server.transfers.budget.used == 0
+    assert "cannot create its spool file: [Errno 17] File exists" in server.audit.category("FILE")[-2]
+    assert (tmp_path / "victim").read_bytes() == b"precious"
+    upload(server, alice, "bob", "g", b"next")  # the next one goes through
+    assert alice.events("file-delivered")
