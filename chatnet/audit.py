@@ -32,6 +32,8 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import ILogObserver, Logger, LogLevel
 from zope.interface import implementer
 
+from chatnet.validation import INVISIBLE
+
 CATEGORIES = frozenset(
     "CONNECT LOGIN LOGIN-FAILED JOIN LEAVE BROADCAST WHISPER SENDFILE "
     "FILE-QUEUE FILE ERROR DISCONNECT SHUTDOWN".split()
@@ -46,12 +48,16 @@ FORMATS = ("text", "json")
 Fields = Mapping[str, object]
 
 # C0, DEL, C1 (NEL among them) and the Unicode line and paragraph separators:
-# everything a reader may take for the end of a line.
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# everything a reader may take for the end of a line; and the invisible and
+# text-direction characters, which can make a line read as another.
+_UNPRINTABLE = re.compile(rf"[\x00-\x1f\x7f-\x9f\u2028\u2029{INVISIBLE}]")
 
 
 def one_line(text: str) -> str:
-    """``text`` with control characters escaped, so an event stays one line."""
+    """
+    ``text`` with control, invisible and text-direction characters escaped
+    (``\x1b``, ``\u202e``), so an event stays one line and reads as written.
+    """
     if _UNPRINTABLE.search(text) is None:
         return text
     return _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text)

@@ -27,6 +27,13 @@ _USERNAME = re.compile(rf"[A-Za-z0-9]{{1,{MAX_USERNAME}}}")
 _ROOM = re.compile(rf"[A-Za-z0-9]{{1,{MAX_ROOM}}}")
 # C0 controls, DEL and C1 controls.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: Zero-width and direction marks (U+200B-U+200F), bidirectional embeddings
+#: and overrides (U+202A-U+202E), isolates (U+2066-U+2069) and the zero-width
+#: no-break space (U+FEFF), as a character class body: invisible characters
+#: that make a name show as another (``invoice\u202efdp.exe`` reads
+#: ``invoiceexe.pdf``).  PROTOCOL.md section 5 refuses them in file names.
+INVISIBLE = "\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff"
+_INVISIBLE = re.compile(f"[{INVISIBLE}]")
 
 
 def fold(name: str) -> str:
@@ -116,6 +123,13 @@ def check_filename(value: Any) -> str:
         raise ChatError(
             ErrorCode.INVALID_FILENAME,
             f"File name {show(value)} contains control characters",
+        )
+    invisible = _INVISIBLE.search(value)
+    if invisible is not None:
+        raise ChatError(
+            ErrorCode.INVALID_FILENAME,
+            f"File name {show(value)} contains an invisible or text-direction "
+            f"character (U+{ord(invisible.group()):04X})",
         )
     return value
 

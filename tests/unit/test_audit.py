@@ -148,3 +148,23 @@ def test_file_observer_alone_gets_lines_and_then_events_alike() -> None:
     lines = [LINE.fullmatch(line).groups() for line in out.getvalue().splitlines()]  # type: ignore[union-attr]
     assert lines == [("JOIN", "alice joined r (1/15)"), ("LEAVE", "alice left r (0/15)")]
     assert [e["audit_text"] for e in seen] == ["alice left r (0/15)"]
+
+
+def test_invisible_and_bidi_characters_are_escaped() -> None:
+    """A line cannot be made to read as another: bidi overrides and invisible characters are escaped."""
+    audit, observer, out, _ = file_audit()
+    audit("BROADCAST", "bob -> r (1 member): evil\u202etxt.exe \u2066x\u2069 a\u200bb \ufeff")
+    observer.flush()
+    line = out.getvalue()
+    assert not any(c in line for c in "\u202e\u2066\u2069\u200b\ufeff")
+    assert line.endswith("evil\\u202etxt.exe \\u2066x\\u2069 a\\u200bb \\ufeff\n")
+
+
+def test_refused_file_name_is_escaped_in_the_error_line(tmp_path: Path) -> None:
+    """A sendfile with a bidi override is invalid-filename; its ERROR line shows the name escaped."""
+    server = new_server(tmp_path)
+    alice, _ = logged_in(server, "alice", "bob")
+    reply = alice.request("sendfile", to="bob", name="photo\u202egpj.exe", size=1)
+    assert reply["code"] == "invalid-filename"
+    (line,) = server.audit.category("ERROR")
+    assert "\u202e" not in line and "photo\\u202egpj.exe" in line  # escaped before the log escapes it

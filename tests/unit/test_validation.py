@@ -158,3 +158,27 @@ def test_fold_and_show() -> None:
     assert validation.show(3) == "of type int"
     assert validation.format_size(3 * MIB) == "3.0 MiB"
     assert validation.format_size(512) == "512 B"
+
+
+INVISIBLE_CHARACTERS = [
+    "\u200b", "\u200c", "\u200d", "\u200e", "\u200f",
+    "\u202a", "\u202b", "\u202c", "\u202d", "\u202e",
+    "\u2066", "\u2067", "\u2068", "\u2069", "\ufeff",
+]
+
+
+@pytest.mark.parametrize("char", INVISIBLE_CHARACTERS)
+def test_filename_with_invisible_or_bidi_character_is_invalid(char: str) -> None:
+    """Every bidi-override and invisible formatting character of the contract is refused, named, escaped."""
+    name = f"invoice{char}fdp.exe"
+    with pytest.raises(ChatError) as e:
+        validation.check_filename(name)
+    assert e.value.code is ErrorCode.INVALID_FILENAME
+    assert f"(U+{ord(char):04X})" in e.value.message
+    assert char not in e.value.message and f"\\u{ord(char):04x}" in e.value.message
+
+
+@pytest.mark.parametrize("char", ["\u200a", "\u2010", "\u00e9", "\u2065", "\u206a", "\ufefe", "\u00ad"])
+def test_filename_neighbours_of_the_refused_ranges_pass(char: str) -> None:
+    """Characters just outside the refused ranges (and the soft hyphen, which shows) are accepted."""
+    assert validation.check_filename(f"a{char}b") == f"a{char}b"
