@@ -276,6 +276,9 @@ def _wait_listening(proc: subprocess.Popen[bytes], files: list[Path], timeout: f
 #: 127.0.0.1 and each sends as fast as it can.  Option -> its "off" value.
 UNLIMITED = {
     "--flood-rate": "0",
+    "--max-per-address": "0",
+    "--max-pending-per-address": "0",
+    "--max-pending": "0",
 }
 
 

@@ -69,6 +69,12 @@ class Settings:
     #: pausing its reading; nothing is refused (0: off).
     flood_rate: float = 200.0
     flood_burst: int = 1000
+    #: Connections one peer address may hold at once, and of those, how
+    #: many may be not logged in yet; and connections not logged in yet in
+    #: total (0: no limit).  See docs/operations.rst, "Security".
+    max_per_address: int = 256
+    max_pending_per_address: int = 64
+    max_pending: int = 2000
     #: ``{folded username: password}`` when the operator configured accounts.
     accounts: dict[str, str] | None = field(default=None, repr=False)
     #: Zero-copy framing and write-through TCP where the installed Twisted

@@ -70,7 +70,8 @@ class ChatServerProtocol(fastpath.FramingReceiver):
             clock = factory.clock
             self._flood = FloodGate(settings.flood_rate, settings.flood_burst, clock.seconds())
             self._now = clock.seconds
-        self.session = Session(hub, self.outbound, describe_peer(self.transport.getPeer()))
+        peer = self.transport.getPeer()
+        self.session = Session(hub, self.outbound, describe_peer(peer), getattr(peer, "host", None))
         self._deadline = factory.clock.callLater(
             hub.settings.login_timeout, self._login_deadline
         )

@@ -31,6 +31,7 @@ from typing import Any, Protocol, TypeVar
 from twisted.logger import Logger
 
 from chatnet import frames
+from chatnet.admission import Admission
 from chatnet.config import SERVER_NAME, Settings
 from chatnet.errors import ChatError, ErrorCode, FailReason
 from chatnet.frames import (
@@ -206,6 +207,11 @@ class Hub:
     audit_fields: bool = False
     #: Called (then forgotten) once the last session is gone.
     when_empty: list[Callable[[], None]] = field(default_factory=list)
+    #: Connections per address and not yet logged in (the per-address limits).
+    admission: Admission = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.admission = Admission(self.settings)
 
     def forget(self, session: Session) -> None:
         self.sessions.discard(session)
@@ -221,18 +227,26 @@ class Session:
 
     :param outbox: this connection's outgoing side.
     :param peer: the peer's address, for the audit log.
+    :param host: the peer's IP address, for the per-address limits.
     """
 
     __slots__ = (
         "hub", "outbox", "peer", "state", "user", "_exited", "_close_reason", "_online",
         "_bucket", "_refused", "_waiting", "_held",
-        "_paused",
+        "_paused", "host", "_admitted",
     )
 
-    def __init__(self, hub: Hub, outbox: SessionOutbox, peer: str) -> None:
+    def __init__(
+        self, hub: Hub, outbox: SessionOutbox, peer: str, host: str | None = None
+    ) -> None:
         self.hub = hub
         self.outbox = outbox
         self.peer = peer
+        #: The peer's address without the port, for the per-address limits
+        #: (``None``: not an IP connection).
+        self.host = host
+        #: Whether :attr:`Hub.admission` counts this connection.
+        self._admitted = False
         self.state = State.NEW
         self.user: User | None = None
         self._exited = False
@@ -269,15 +283,16 @@ class Session:
         hub.sessions.add(self)
         hub.audit("CONNECT", f"connection from {self.peer}", {"peer": self.peer})
         if len(hub.sessions) > hub.settings.max_clients:
-            self._error(
-                None,
-                ChatError(
-                    ErrorCode.SERVER_FULL,
-                    f"The server is full ({hub.settings.max_clients} connections); "
-                    "try again later",
-                ),
+            refusal: str | None = (
+                f"The server is full ({hub.settings.max_clients} connections); try again later"
             )
-            self._close("server full")
+        else:
+            refusal = hub.admission.admit(self.host)
+        if refusal is not None:
+            self._error(None, ChatError(ErrorCode.SERVER_FULL, refusal))
+            self._close(f"refused: server full: {refusal}")
+        else:
+            self._admitted = True
 
     def received(self, frame: FromClient) -> None:
         """
@@ -485,6 +500,9 @@ class Session:
         hub.audit("DISCONNECT", f"{self.who} {how}", {
             "user": self.user.name if self.user else None, "peer": self.peer, "reason": how,
         })
+        if self._admitted:
+            self._admitted = False
+            hub.admission.gone(self.host, pending=self.user is None)
         self.state = State.CLOSED
         hub.forget(self)
 
@@ -529,6 +547,8 @@ class Session:
         self.user = user
         self._online = True
         self.state = State.ACTIVE
+        if self._admitted:
+            hub.admission.logged_in(self.host)
         hub.stats.login("ok")
         hub.audit("LOGIN", f"{name} logged in from {self.peer}", {"user": name, "peer": self.peer})
         self._reply(frames.LoginOk(req.id, user.name, SERVER_NAME, hub.settings.limits()))

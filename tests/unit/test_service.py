@@ -218,3 +218,18 @@ def test_an_unsafe_spool_folder_stops_the_start(tmp_path: Path) -> None:
     with pytest.raises(SpoolError, match="can be written by others"):
         Running(tmp_path)
     assert not (tmp_path / "server.log").exists()
+
+
+def test_default_listen_backlog() -> None:
+    """Listening endpoints get a backlog of 1024 unless they give one; others are left alone."""
+    from chatnet.service import with_backlog
+
+    assert with_backlog("tcp:8080") == "tcp:8080:backlog=1024"
+    assert with_backlog("tcp:0:interface=127.0.0.1") == "tcp:0:interface=127.0.0.1:backlog=1024"
+    assert with_backlog("TCP6:8080") == "TCP6:8080:backlog=1024"
+    assert with_backlog("ssl:8443:privateKey=k.pem:certKey=c.pem").endswith(":backlog=1024")
+    assert with_backlog("unix:/tmp/chat.sock") == "unix:/tmp/chat.sock:backlog=1024"
+    assert with_backlog("tcp:8080:backlog=7") == "tcp:8080:backlog=7"
+    assert with_backlog("tcp:port=8080:backlog=4096:interface=::1") == "tcp:port=8080:backlog=4096:interface=::1"
+    assert with_backlog("systemd:domain=INET:index=0") == "systemd:domain=INET:index=0"
+    assert with_backlog("tcp:8080", 64) == "tcp:8080:backlog=64"
