@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from chatnet import validation
+from chatnet import frames, validation
 from chatnet.errors import ChatError
 
 
@@ -65,6 +65,10 @@ class Send:
 
     type: str
     fields: dict[str, Any] = field(default_factory=dict)
+
+    def request(self) -> frames.Request:
+        """The request frame (without ``id``: the core gives it one)."""
+        return frames.REQUESTS[self.type](**self.fields)
 
 
 @dataclass(frozen=True)

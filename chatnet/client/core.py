@@ -31,7 +31,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITransport
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from chatnet import codec, validation
+from chatnet import frames, validation
 from chatnet.client.advice import lost_text, no_login_reply, not_chatnet
 from chatnet.client.commands import (
     Command,
@@ -56,7 +56,7 @@ from chatnet.client.replies import Replies
 from chatnet.client.roster import Roster
 from chatnet.client.transfers import Transfer
 from chatnet.client.uploads import Upload, UploadMux, Uploads, fail
-from chatnet.errors import ChatError
+from chatnet.errors import ChatError, ErrorCode
 
 __all__ = ["ClientCore"]
 
@@ -148,7 +148,10 @@ class ClientCore:
         self._listeners.append(listener)
 
     def on_frame(self, listener: Callable[[dict[str, Any]], None]) -> None:
-        """Call ``listener`` with every control frame received (``--json``)."""
+        """
+        Call ``listener`` with every control frame received, as its JSON
+        object (``--json``).
+        """
         self._frame_listeners.append(listener)
 
     def emit(self, event: ClientEvent) -> None:
@@ -180,24 +183,26 @@ class ClientCore:
     def is_connected(self) -> bool:
         return self.transport is not None and self._gone is None
 
-    def send_frame(self, frame: dict[str, Any]) -> None:
-        """Write one control frame."""
+    def send_frame(self, frame: frames.Request) -> None:
+        """Write one request as it is (``id`` included)."""
         if self.transport is None or self._gone is not None:
             raise ConnectionClosed("Not connected")
-        self.transport.write(codec.encode_frame(frame))
+        self.transport.write(frame.wire())
 
-    def request(self, type: str, **fields: Any) -> Deferred[dict[str, Any]]:
+    def request(self, request: frames.Request) -> Deferred[frames.Reply]:
         """
-        Send a request with a fresh ``id``.
+        Send ``request`` with a fresh ``id``.
 
-        :returns: fires with the ``ok`` reply, fails with
-            :class:`~chatnet.errors.ChatError` or :class:`ConnectionClosed`.
+        :returns: fires with the reply as its class (a
+            :class:`~chatnet.frames.JoinOk` for a :class:`~chatnet.frames.Join`
+            ...), fails with :class:`~chatnet.errors.ChatError` or
+            :class:`ConnectionClosed`.
         """
         if not self.is_connected:
             return fail(ConnectionClosed("Not connected"))
-        ident, d = self.replies.expect()
-        self.send_frame({"type": type, "id": ident, **fields})
-        if type == "exit":
+        numbered, d = self.replies.expect(request)
+        self.send_frame(numbered)
+        if isinstance(request, frames.Exit):
             self._exiting = True
         d.addBoth(self._settled)
         return d
@@ -208,7 +213,7 @@ class ClientCore:
 
     # -- API ----------------------------------------------------------------
 
-    def login(self, username: str, password: str | None = None) -> Deferred[dict[str, Any]]:
+    def login(self, username: str, password: str | None = None) -> Deferred[frames.LoginOk]:
         """
         Log in; on success ``username``, ``server`` and ``limits`` are set.
         A name the server would refuse fails with :class:`LocalError` first.
@@ -217,10 +222,8 @@ class ClientCore:
             validation.check_username(username)
         except ChatError as e:
             return fail(LocalError(e.message))
-        fields: dict[str, Any] = {"username": username}
-        if password is not None:
-            fields["password"] = password
-        d = self.request("login", **fields)
+        request = frames.Login(username=username, password=password)
+        d = self.request(request)
         if self.is_connected:
             why = no_login_reply(self.login_timeout)
             timer = self.clock.callLater(self.login_timeout, self._give_up, why)
@@ -233,7 +236,8 @@ class ClientCore:
             self._why = why
         self.close()
 
-    def _logged_in(self, reply: dict[str, Any]) -> dict[str, Any]:
+    def _logged_in(self, reply: frames.Reply) -> frames.LoginOk:
+        assert isinstance(reply, frames.LoginOk)
         self.roster.logged_in(reply)
         return reply
 
@@ -241,7 +245,7 @@ class ClientCore:
         """
         Carry out a parsed command.
 
-        :returns: the ``ok`` reply (a dict) for requests, the
+        :returns: the reply (a :class:`~chatnet.frames.Reply`) for requests, the
             :class:`~chatnet.client.uploads.Upload` for ``SendFile``,
             ``None`` for local commands.
         """
@@ -250,9 +254,8 @@ class ClientCore:
                 check_state(command, self.room if self.username else "")
             except ParseError as e:
                 return fail(LocalError(e.message))
-            return self.request(command.type, **command.fields).addCallback(
-                self._track, command
-            )
+            request = command.request()
+            return self.request(request).addCallback(self._track, request)
         if isinstance(command, SendFile):
             return self.send_file(command.path, command.to)
         if isinstance(command, Exit):
@@ -261,15 +264,15 @@ class ClientCore:
             return succeed(None)
         raise TypeError(command)
 
-    def _track(self, reply: dict[str, Any], command: Send) -> dict[str, Any]:
-        self.roster.replied(command, reply)
+    def _track(self, reply: frames.Reply, request: frames.Request) -> frames.Reply:
+        self.roster.replied(request, reply)
         return reply
 
     def exit(self) -> Deferred[Any]:
         """Say ``exit``; fires when the server closed the connection."""
         if not self.is_connected:
             return succeed(None)
-        self.request("exit").addErrback(lambda f: None)
+        self.request(frames.Exit()).addErrback(lambda f: None)
         return self.when_closed()
 
     def when_closed(self) -> Deferred[Disconnected]:
@@ -293,9 +296,9 @@ class ClientCore:
         """
         return self.outgoing.offer(path, to, self.limits.file_size)
 
-    def cancel(self, transfer: int) -> Deferred[dict[str, Any]]:
+    def cancel(self, transfer: int) -> Deferred[frames.Reply]:
         """Cancel one of our uploads."""
-        return self.request("cancel", transfer=transfer)
+        return self.request(frames.Cancel(transfer=transfer))
 
     @property
     def transfers(self) -> list[Transfer]:
@@ -323,17 +326,18 @@ class ClientCore:
 
     # -- incoming -----------------------------------------------------------
 
-    def received(self, frame: codec.Frame) -> None:
+    def received(self, frame: frames.FromServer) -> None:
         """Handle one decoded frame from the server."""
         self.frames_received += 1
-        if isinstance(frame, codec.DataFrame):
+        if isinstance(frame, frames.DataFrame):
             self.incoming.data(frame.transfer, frame.data)
-        elif isinstance(frame, codec.BadFrame):
-            self.emit(ServerEvent({
-                "type": "error", "code": "bad-frame",
-                "message": f"Unreadable frame from the server: {frame.message}",
-            }))
+        elif isinstance(frame, frames.BadFrame):
+            self.emit(ServerEvent(frames.ErrorReply(
+                None, ErrorCode.BAD_FRAME, f"Unreadable frame from the server: {frame.message}",
+            )))
         else:
+            for listener in list(self._frame_listeners):
+                listener(frame.to_json())
             self._control(frame)
         self._check_idle()
 
@@ -343,38 +347,25 @@ class ClientCore:
             self._give_up(not_chatnet(length))
             return
         message = f"Server sent a frame of {length} bytes; closing"
-        self.emit(ServerEvent({"type": "error", "code": "frame-too-large", "message": message}))
+        self.emit(ServerEvent(frames.ErrorReply(None, ErrorCode.FRAME_TOO_LARGE, message)))
         self._give_up(f"the server sent a frame of {length:,} bytes, more than the protocol allows")
 
-    def _control(self, frame: codec.Request) -> None:
-        obj = frame.fields
-        for listener in list(self._frame_listeners):
-            listener(obj)
-        kind = frame.type
-        if kind in ("ok", "error") and frame.id is not None:
-            self.replies.answer(frame.id, kind == "ok", obj)
-        elif kind == "upload-start":
-            self.outgoing.started(obj)
-        elif kind == "upload-done":
-            self.outgoing.uploaded(obj)
-        elif kind == "file-delivered":
-            self.outgoing.delivered(obj)
-        elif kind == "file-failed":
-            self.outgoing.failed(obj)
-        elif kind == "file-start":
-            self.incoming.start(obj, self.limits.file_size)
-        elif kind == "file-end":
-            self.incoming.end(obj)
-        elif kind == "file-aborted":
-            self.incoming.aborted(obj)
-        else:
-            if kind == "presence":
-                self.roster.presence(obj)
-            elif kind == "shutdown":
-                self.shutdown_message = str(obj.get("message", ""))
-            elif kind in ("message", "whisper"):
-                self.roster.heard_from(obj.get("from"))
-            self.emit(ServerEvent(obj))
+    def _control(self, frame: frames.Reply | frames.Event) -> None:
+        if isinstance(frame, frames.Ok | frames.ErrorReply) and frame.id is not None:
+            self.replies.answer(frame)
+            return
+        handler = _HANDLERS.get(type(frame))
+        if handler is not None:
+            handler(self, frame)
+            return
+        if isinstance(frame, frames.Presence):
+            self.roster.presence(frame)
+        elif isinstance(frame, frames.Shutdown):
+            self.shutdown_message = frame.message
+        elif isinstance(frame, frames.Message | frames.WhisperEvent):
+            self.roster.heard_from(frame.sender)
+        if isinstance(frame, frames.Event | frames.ErrorReply):
+            self.emit(ServerEvent(frame))
 
     # -- the end ------------------------------------------------------------
 
@@ -411,3 +402,14 @@ def _cancelling(result: Any, timer: IDelayedCall) -> Any:
     if timer.active():
         timer.cancel()
     return result
+
+
+_HANDLERS: dict[type[frames.Control], Callable[[ClientCore, Any], None]] = {
+    frames.UploadStart: lambda core, f: core.outgoing.started(f),
+    frames.UploadDone: lambda core, f: core.outgoing.uploaded(f),
+    frames.FileDelivered: lambda core, f: core.outgoing.delivered(f),
+    frames.FileFailed: lambda core, f: core.outgoing.failed(f),
+    frames.FileStart: lambda core, f: core.incoming.start(f, core.limits.file_size),
+    frames.FileEnd: lambda core, f: core.incoming.end(f),
+    frames.FileAborted: lambda core, f: core.incoming.aborted(f),
+}

@@ -27,7 +27,7 @@ from typing import IO, Any
 
 from twisted.logger import Logger
 
-from chatnet import names
+from chatnet import frames, names
 from chatnet.client.events import ClientEvent, TransferEvent
 from chatnet.client.transfers import Transfer
 
@@ -176,18 +176,17 @@ class Downloads:
     def unfinished(self) -> list[Download]:
         return [d for d in self.by_transfer.values() if not d.finished]
 
-    def start(self, frame: dict[str, Any], max_size: int) -> None:
+    def start(self, frame: frames.FileStart, max_size: int) -> None:
         """``file-start``: open a spool file, unless the file is refused."""
-        transfer, size = frame.get("transfer"), frame.get("size")
-        if not isinstance(transfer, int) or not isinstance(size, int) or size < 0:
+        transfer, size = frame.transfer, frame.size
+        if size < 0:
             log.warn("ignoring malformed file-start {frame!r}", frame=frame)
             return
         now = self._now()
-        original = frame.get("original")
         download = Download(
-            name=str(frame.get("name", "")), size=size, peer=str(frame.get("from", "?")),
+            name=frame.name, size=size, peer=frame.sender,
             transfer=transfer, state="receiving", created_at=now, started_at=now,
-            original=original if isinstance(original, str) else None,
+            original=frame.original,
         )
         self.by_transfer[transfer] = download
         if size > max_size:  # a server breaking its own limit
@@ -218,14 +217,14 @@ class Downloads:
         download.done_bytes += len(data)
         self._emit(TransferEvent("progress", download))
 
-    def end(self, frame: dict[str, Any]) -> None:
+    def end(self, frame: frames.FileEnd) -> None:
         """``file-end``: keep the file if its size and sha256 match."""
-        download = self._unfinished(frame)
+        download = self._unfinished(frame.transfer)
         if download is None:
             return
         if download.done_bytes != download.size:
             self._discard(download, f"got {download.done_bytes} of {download.size} bytes", frame)
-        elif str(frame.get("sha256", "")).lower() != download.hasher.hexdigest():
+        elif frame.sha256.lower() != download.hasher.hexdigest():
             self._discard(download, "sha256 mismatch: the file was damaged", frame)
         else:
             try:
@@ -237,24 +236,23 @@ class Downloads:
             download.finished_at = self._now()
             self._emit(TransferEvent("saved", download, frame))
 
-    def aborted(self, frame: dict[str, Any]) -> None:
+    def aborted(self, frame: frames.FileAborted) -> None:
         """``file-aborted``: nothing is kept."""
-        download = self._unfinished(frame)
+        download = self._unfinished(frame.transfer)
         if download is not None:
-            self._discard(download, str(frame.get("reason", "aborted")), frame)
+            self._discard(download, frame.reason, frame)
 
     def lost(self) -> None:
         """The connection is gone: discard every partial file."""
         for download in self.unfinished:
             self._discard(download, "connection lost")
 
-    def _unfinished(self, frame: dict[str, Any]) -> Download | None:
-        transfer = frame.get("transfer")
-        download = self.by_transfer.get(transfer) if isinstance(transfer, int) else None
+    def _unfinished(self, transfer: int) -> Download | None:
+        download = self.by_transfer.get(transfer)
         return None if download is None or download.finished else download
 
     def _discard(
-        self, download: Download, reason: str, frame: dict[str, Any] | None = None
+        self, download: Download, reason: str, frame: frames.Control | None = None
     ) -> None:
         self.store.discard(download)
         download.state, download.reason = "discarded", reason

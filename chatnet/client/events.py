@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from chatnet import frames
 from chatnet.errors import ChatError
 
 __all__ = [
@@ -39,9 +40,12 @@ class ConnectionClosed(Exception):
 
 @dataclass(frozen=True)
 class ServerEvent:
-    """An event frame from the server (``message``, ``presence``, ...)."""
+    """
+    An event from the server that is not a transfer's (``message``,
+    ``presence``, ``shutdown`` ...), or an ``error`` that answers no request.
+    """
 
-    frame: dict[str, Any]
+    frame: frames.Event | frames.ErrorReply
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ class TransferEvent:
 
     kind: str
     transfer: Any  # a chatnet.client.transfers.Transfer
-    frame: dict[str, Any] | None = field(default=None, compare=False)
+    frame: frames.Control | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

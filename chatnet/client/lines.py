@@ -191,7 +191,7 @@ class LineMode:
             reply = outcome.reply
             self.show(render.Line(
                 render.SUCCESS,
-                f"[ok] logged in as {reply.get('username')} on {reply.get('server')}",
+                f"[ok] logged in as {reply.username} on {reply.server}",
             ))
             return None
         if isinstance(outcome, Closed):

@@ -16,8 +16,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
+from chatnet import frames
 from chatnet.client.events import ConnectionClosed, Disconnected, LocalError
 from chatnet.errors import ChatError, ErrorCode
 
@@ -41,7 +42,7 @@ class LoginCore(Protocol):
     @property
     def gone(self) -> Disconnected | None: ...
 
-    def login(self, username: str, password: str | None = None) -> Awaitable[dict[str, Any]]: ...
+    def login(self, username: str, password: str | None = None) -> Awaitable[frames.LoginOk]: ...
 
 
 class LoginFront(Protocol):
@@ -69,7 +70,7 @@ class LoginFront(Protocol):
 class LoggedIn:
     """The ``ok`` reply to ``login``; ``password`` is the one that worked."""
 
-    reply: dict[str, Any]
+    reply: frames.LoginOk
     password: str | None
 
 

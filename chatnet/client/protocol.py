@@ -14,7 +14,7 @@ from twisted.internet.protocol import Factory
 from twisted.protocols.basic import Int32StringReceiver
 from twisted.python.failure import Failure
 
-from chatnet import codec
+from chatnet import frames
 from chatnet.client.core import ClientCore
 
 _DONE = Failure(ConnectionDone())
@@ -23,7 +23,7 @@ _DONE = Failure(ConnectionDone())
 class ClientProtocol(Int32StringReceiver):
     """Carry frames between the socket and a :class:`ClientCore`. Decide nothing."""
 
-    MAX_LENGTH = codec.MAX_PAYLOAD
+    MAX_LENGTH = frames.MAX_PAYLOAD
     #: Set by ``makeConnection`` before anything else runs.
     transport: ITransport
 
@@ -34,7 +34,7 @@ class ClientProtocol(Int32StringReceiver):
         self.core.connected(self.transport)
 
     def stringReceived(self, payload: bytes) -> None:
-        self.core.received(codec.decode(payload))
+        self.core.received(frames.decode_from_server(payload))
 
     def lengthLimitExceeded(self, length: int) -> None:
         self.core.oversized(length)

@@ -20,9 +20,11 @@ import json
 import re
 import time
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from chatnet import frames
 from chatnet.client.commands import Exit, Help, Nothing, Send, SendFile, help_lines
 from chatnet.validation import format_size
 
@@ -138,8 +140,8 @@ def clock_time(ts: float | None = None) -> str:
     return time.strftime("%H:%M:%S", time.localtime(ts if ts is not None else time.time()))
 
 
-def _members(members: Any) -> str:
-    if not isinstance(members, list) or not members:
+def _members(members: Sequence[str]) -> str:
+    if not members:
         return "nobody"
     return ", ".join(escape(m) for m in members)
 
@@ -149,43 +151,34 @@ def said(prefix: str, text: Any) -> str:
     return prefix + escape_text(text, len(prefix))
 
 
-def _count(members: Any) -> Any:
-    """``members`` may be a count or a list of names."""
-    return len(members) if isinstance(members, list) else members
-
-
-def _ts(frame: dict[str, Any]) -> float | None:
-    ts = frame.get("ts")
-    return float(ts) if isinstance(ts, int | float) and not isinstance(ts, bool) else None
-
-
-def server_event(frame: dict[str, Any], me: str | None = None) -> Line | None:
-    """A server event frame (not a transfer one) as a line."""
-    kind = frame.get("type")
-    if kind == "message":
-        sender = frame.get("from")
-        style = OWN if me and sender == me else OTHER
-        prefix = f"[{escape(frame.get('room'))}] {escape(sender)}: "
-        return Line(style, said(prefix, frame.get("text")), _ts(frame))
-    if kind == "whisper":
-        prefix = f"[whisper] {escape(frame.get('from'))}: "
-        return Line(WHISPER, said(prefix, frame.get("text")), _ts(frame))
-    if kind == "presence":
+def server_event(
+    frame: frames.Event | frames.ErrorReply, me: str | None = None
+) -> Line | None:
+    """A server event (not a transfer one) or an unanswering error as a line."""
+    if isinstance(frame, frames.Message):
+        style = OWN if me and frame.sender == me else OTHER
+        prefix = f"[{escape(frame.room)}] {escape(frame.sender)}: "
+        return Line(style, said(prefix, frame.text), frame.ts)
+    if isinstance(frame, frames.WhisperEvent):
+        prefix = f"[whisper] {escape(frame.sender)}: "
+        return Line(WHISPER, said(prefix, frame.text), frame.ts)
+    if isinstance(frame, frames.Presence):
         verb = {"join": "joined", "leave": "left", "disconnect": "disconnected"}.get(
-            str(frame.get("event")), escape(frame.get("event"))
+            frame.event, escape(frame.event)
         )
-        return Line(NOTICE, f"[{escape(frame.get('room'))}] * {escape(frame.get('user'))} {verb}")
-    if kind == "shutdown":
-        message = frame.get("message") or "no reason given"
+        return Line(NOTICE, f"[{escape(frame.room)}] * {escape(frame.user)} {verb}")
+    if isinstance(frame, frames.Shutdown):
+        message = frame.message or "no reason given"
         return Line(SERVER, f"[server] shutting down: {escape(message)}")
-    if kind == "error":
-        return Line(ERROR, f"[error] {escape(frame.get('message') or frame.get('code'))}")
-    return Line(NOTICE, f"[server] {escape(kind)}: " + ", ".join(
-        f"{escape(k)}={escape(v)}" for k, v in frame.items() if k != "type"
+    if isinstance(frame, frames.ErrorReply):
+        return Line(ERROR, f"[error] {escape(frame.message or frame.code)}")
+    fields = frame.to_json()
+    return Line(NOTICE, f"[server] {escape(frame.TYPE)}: " + ", ".join(
+        f"{escape(k)}={escape(v)}" for k, v in fields.items() if k != "type"
     ))
 
 
-def transfer_event(kind: str, t: Any, frame: dict[str, Any] | None = None) -> Line | None:
+def transfer_event(kind: str, t: Any, frame: frames.Control | None = None) -> Line | None:
     """
     A :class:`~chatnet.client.core.TransferEvent` as a line (``None`` for
     progress, which the front ends show as bars).
@@ -196,8 +189,8 @@ def transfer_event(kind: str, t: Any, frame: dict[str, Any] | None = None) -> Li
         where = "next" if t.position == 0 else f"queued, {t.position} ahead"
         return Line(FILE, f"[file] {name} ({size}) to {peer}: transfer {t.transfer}, {where}")
     if kind == "started":
-        waited = (frame or {}).get("waited")
-        after = f" after waiting {float(waited):.1f}s" if isinstance(waited, int | float) and waited >= 0.05 else ""
+        waited = frame.waited if isinstance(frame, frames.UploadStart) else 0.0
+        after = f" after waiting {waited:.1f}s" if waited >= 0.05 else ""
         return Line(FILE, f"[file] sending {name} to {peer}{after}")
     if kind == "uploaded":
         return Line(FILE, f"[file] {name} uploaded ({size}), delivering to {peer}")
@@ -232,37 +225,34 @@ def reply_lines(
         return []  # SendFile: the "queued" transfer event says it
     if isinstance(command, Exit):
         return [Line(NOTICE, "[ok] bye")]
-    if not isinstance(command, Send) or not isinstance(result, dict):
+    if not isinstance(command, Send) or not isinstance(result, frames.Reply):
         return []
     kind = command.type
-    if kind == "join":
-        members = result.get("members", [])
-        count = len(members) if isinstance(members, list) else 0
-        shown = f"{escape(result.get('room'))} ({count} here: {_members(members)})"
+    if isinstance(result, frames.JoinOk):
+        members = result.members
+        shown = f"{escape(result.room)} ({len(members)} here: {_members(members)})"
         return [Line(SUCCESS, f"[ok] joined {shown}")]
-    if kind == "leave":
-        return [Line(SUCCESS, f"[ok] left {escape(result.get('room'))}")]
+    if isinstance(result, frames.LeaveOk):
+        return [Line(SUCCESS, f"[ok] left {escape(result.room)}")]
     if kind == "broadcast":
         prefix = f"[{escape(room or 'room')}] {escape(me)}: "
         return [Line(OWN, said(prefix, command.fields["text"]), time.time())]
     if kind == "whisper":
         prefix = f"[whisper to {escape(command.fields['to'])}] {escape(me)}: "
         return [Line(WHISPER, said(prefix, command.fields["text"]), time.time())]
-    if kind == "rooms":
-        rooms = result.get("rooms") or []
-        if not rooms:
+    if isinstance(result, frames.RoomsOk):
+        if not result.rooms:
             return [Line(NOTICE, "[rooms] no rooms yet; /join <room> creates one")]
         shown = ", ".join(
-            f"{escape(r.get('name'))} ({escape(_count(r.get('members')))}/{escape(r.get('capacity'))})"
-            for r in rooms if isinstance(r, dict)
+            f"{escape(r.name)} ({len(r.members)}/{r.capacity})" for r in result.rooms
         )
         return [Line(NOTICE, f"[rooms] {shown}")]
-    if kind == "who":
-        members = result.get("members") or []
-        return [Line(NOTICE, f"[who] {escape(result.get('room'))}: {_members(members)} ({_count(members)})")]
-    if kind == "users":
-        users = result.get("users") or []
-        return [Line(NOTICE, f"[users] {_members(users)} ({_count(users)} online)")]
+    if isinstance(result, frames.WhoOk):
+        members = result.members
+        return [Line(NOTICE, f"[who] {escape(result.room)}: {_members(members)} ({len(members)})")]
+    if isinstance(result, frames.UsersOk):
+        users = result.users
+        return [Line(NOTICE, f"[users] {_members(users)} ({len(users)} online)")]
     if kind == "cancel":
         return [Line(NOTICE, f"[ok] cancelling transfer {command.fields['transfer']}")]
     return [Line(SUCCESS, f"[ok] {kind}")]

@@ -1,16 +1,19 @@
 """
 Requests waiting for their replies, matched by ``id`` (PROTOCOL.md
-section 2): one :class:`~twisted.internet.defer.Deferred` per request.
+section 2): one :class:`~twisted.internet.defer.Deferred` per request,
+fired with the reply as the frame class of that request
+(:func:`chatnet.frames.read_ok`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from chatnet.errors import ChatError
+from chatnet import frames
+from chatnet.errors import ChatError, ErrorCode
 
 log = Logger()
 
@@ -19,7 +22,7 @@ class Replies:
     """Hands out request ids and fires each request's Deferred with its reply."""
 
     def __init__(self) -> None:
-        self._pending: dict[int, Deferred[dict[str, Any]]] = {}
+        self._pending: dict[int, tuple[Deferred[frames.Reply], frames.Request]] = {}
         self._next_id = 1
 
     @property
@@ -32,30 +35,38 @@ class Replies:
         """Whether a reply is still awaited."""
         return bool(self._pending)
 
-    def expect(self) -> tuple[int, Deferred[dict[str, Any]]]:
-        """A fresh id and the Deferred its reply will fire."""
+    def expect(self, request: frames.Request) -> tuple[frames.Request, Deferred[frames.Reply]]:
+        """``request`` with a fresh ``id``, and the Deferred its reply will fire."""
         ident = self._next_id
         self._next_id += 1
-        d: Deferred[dict[str, Any]] = Deferred()
-        self._pending[ident] = d
-        return ident, d
+        d: Deferred[frames.Reply] = Deferred()
+        self._pending[ident] = (d, request)
+        return dataclasses.replace(request, id=ident), d  # type: ignore[type-var]
 
-    def answer(self, ident: object, ok: bool, frame: dict[str, Any]) -> None:
+    def answer(self, reply: frames.Ok | frames.ErrorReply) -> None:
         """
-        A reply came: fire its Deferred with ``frame`` (``ok``) or fail it
-        with :class:`~chatnet.errors.ChatError`.  A reply to an id we did
-        not send is logged and dropped.
+        A reply came: fire its Deferred with the request's reply class
+        (:class:`~chatnet.frames.JoinOk` for a ``join`` ...) or fail it with
+        :class:`~chatnet.errors.ChatError`.  A reply to an id we did not
+        send is logged and dropped.
         """
-        d = self._pending.pop(ident, None) if isinstance(ident, int) else None
-        if d is None:
+        ident = reply.id
+        waiting = self._pending.pop(ident, None) if isinstance(ident, int) else None
+        if waiting is None:
             log.warn("reply to unknown id {id!r}", id=ident)
-        elif ok:
-            d.callback(frame)
+            return
+        d, request = waiting
+        if isinstance(reply, frames.ErrorReply):
+            d.errback(ChatError.from_wire(reply.code, reply.message))
+            return
+        read = frames.read_ok(reply, request)
+        if isinstance(read, frames.BadFrame):
+            d.errback(ChatError(ErrorCode.BAD_FRAME, f"Unreadable reply from the server: {read.message}"))
         else:
-            d.errback(ChatError.from_wire(frame.get("code"), frame.get("message", "")))
+            d.callback(read)
 
     def fail_all(self, error: Exception) -> None:
         """The connection is gone: every waiting request fails with ``error``."""
         pending, self._pending = self._pending, {}
-        for d in pending.values():
+        for d, _ in pending.values():
             d.errback(error)

@@ -10,9 +10,9 @@ Pure: imports nothing from Twisted.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from chatnet.client.commands import Limits, Send
+from chatnet import frames
+from chatnet.client.commands import Limits
 
 
 @dataclass
@@ -27,50 +27,48 @@ class Roster:
     users: set[str] = field(default_factory=set)
     rooms: set[str] = field(default_factory=set)
 
-    def logged_in(self, reply: dict[str, Any]) -> None:
+    def logged_in(self, reply: frames.LoginOk) -> None:
         """The ``ok`` reply to ``login``: name, server and limits."""
-        self.username = reply.get("username") or self.username
-        self.server = reply.get("server") if isinstance(reply.get("server"), str) else None
-        self.limits = Limits.from_reply(reply.get("limits"))
+        self.username = reply.username or self.username
+        self.server = reply.server
+        self.limits = Limits.from_reply(reply.limits)
         if self.username:
             self.users.add(self.username)
 
-    def replied(self, command: Send, reply: dict[str, Any]) -> None:
-        """The ``ok`` reply to ``command``: rooms joined, left, listed."""
-        if command.type == "join" or (
-            command.type == "who" and "room" not in command.fields
+    def replied(self, request: frames.Request, reply: frames.Reply) -> None:
+        """The ``ok`` reply to ``request``: rooms joined, left, listed."""
+        if isinstance(reply, frames.JoinOk) or (
+            isinstance(reply, frames.WhoOk) and isinstance(request, frames.Who)
+            and request.room is None
         ):
-            self.room = reply.get("room", self.room)
-            self.members = list(reply.get("members", []))
+            self.room = reply.room
+            self.members = list(reply.members)
             self.users.update(self.members)
-        elif command.type == "who" and isinstance(reply.get("members"), list):
-            self.users.update(reply["members"])
-            self.rooms.add(reply.get("room", command.fields["room"]))
-        elif command.type == "leave":
+        elif isinstance(reply, frames.WhoOk):
+            self.users.update(reply.members)
+            self.rooms.add(reply.room)
+        elif isinstance(reply, frames.LeaveOk):
             self.room, self.members = None, []
-        elif command.type == "users" and isinstance(reply.get("users"), list):
-            self.users = set(reply["users"])
-        elif command.type == "rooms" and isinstance(reply.get("rooms"), list):
-            self.rooms = {r["name"] for r in reply["rooms"] if isinstance(r, dict)}
+        elif isinstance(reply, frames.UsersOk):
+            self.users = set(reply.users)
+        elif isinstance(reply, frames.RoomsOk):
+            self.rooms = {r.name for r in reply.rooms}
         if self.room:
             self.rooms.add(self.room)
 
-    def heard_from(self, user: object) -> None:
+    def heard_from(self, user: str) -> None:
         """A ``message`` or ``whisper`` came from ``user``: they are online."""
-        if isinstance(user, str):
-            self.users.add(user)
+        self.users.add(user)
 
-    def presence(self, frame: dict[str, Any]) -> None:
+    def presence(self, event: frames.Presence) -> None:
         """A ``presence`` event: members come and go."""
-        user, room, event = frame.get("user"), frame.get("room"), frame.get("event")
-        if not isinstance(user, str):
-            return
-        if event == "join":
+        user = event.user
+        if event.event == "join":
             self.users.add(user)
-        if self.room is not None and isinstance(room, str) and room.lower() == self.room.lower():
-            if event == "join" and user not in self.members:
+        if self.room is not None and event.room.lower() == self.room.lower():
+            if event.event == "join" and user not in self.members:
                 self.members.append(user)
-            elif event in ("leave", "disconnect") and user in self.members:
+            elif event.event in ("leave", "disconnect") and user in self.members:
                 self.members.remove(user)
-        if event == "disconnect":
+        if event.event == "disconnect":
             self.users.discard(user)

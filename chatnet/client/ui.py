@@ -421,7 +421,7 @@ class ChatView:
             self.input.set_caption(("prompt", "> "))
             self.add(render.Line(
                 render.SUCCESS,
-                f"[ok] logged in as {reply.get('username')} on {reply.get('server')}. "
+                f"[ok] logged in as {reply.username} on {reply.server}. "
                 "Try /rooms, /join <room>, /help.",
             ))
             self.core.execute(parse("/users")).addErrback(lambda f: None)

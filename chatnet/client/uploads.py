@@ -31,13 +31,13 @@ from twisted.protocols.basic import FileSender
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from chatnet import codec, validation
+from chatnet import frames, validation
 from chatnet.client.events import ClientEvent, LocalError, TransferEvent
 from chatnet.client.transfers import Transfer
 from chatnet.errors import ChatError
 
-#: Sends a request, fires with its ``ok`` reply (``ClientCore.request``).
-Request = Callable[..., Deferred[dict[str, Any]]]
+#: Sends a request, fires with its reply (``ClientCore.request``).
+Request = Callable[[frames.Request], Deferred[frames.Reply]]
 
 
 def inspect_file(path: str, max_size: int) -> tuple[IO[bytes], str, int]:
@@ -117,7 +117,7 @@ class _Channel:
 
     def frame(self, chunk: bytes) -> bytes:
         self.progress(len(chunk))
-        return codec.data_frame(self.transfer, chunk)
+        return frames.data_header(self.transfer, len(chunk)) + chunk
 
     def registerProducer(self, producer: Any, streaming: bool) -> None:
         self.producer = producer
@@ -267,10 +267,11 @@ class Uploads:
         )
         self.offering.append(upload)
 
-        def queued(reply: dict[str, Any]) -> Upload:
+        def queued(reply: frames.Reply) -> Upload:
+            assert isinstance(reply, frames.SendfileOk)
             self.offering.remove(upload)
-            upload.transfer = int(reply["transfer"])
-            upload.position = int(reply.get("position", 0))
+            upload.transfer = reply.transfer
+            upload.position = reply.position
             upload.state = "queued"
             self.by_transfer[upload.transfer] = upload
             self._emit(TransferEvent("queued", upload, reply))
@@ -281,17 +282,16 @@ class Uploads:
             file.close()
             return failure
 
-        d = self._request("sendfile", to=to, name=name, size=size)
+        d = self._request(frames.Sendfile(to=to, name=name, size=size))
         return d.addCallbacks(queued, refused)
 
-    def _find(self, frame: dict[str, Any]) -> Upload | None:
-        transfer = frame.get("transfer")
-        upload = self.by_transfer.get(transfer) if isinstance(transfer, int) else None
+    def _find(self, transfer: int) -> Upload | None:
+        upload = self.by_transfer.get(transfer)
         return None if upload is None or upload.finished else upload
 
-    def started(self, frame: dict[str, Any]) -> None:
+    def started(self, frame: frames.UploadStart) -> None:
         """``upload-start``: our turn came; send the bytes."""
-        upload = self._find(frame)
+        upload = self._find(frame.transfer)
         if upload is None or self.mux is None:
             return
         transfer = upload.transfer
@@ -316,15 +316,15 @@ class Uploads:
         def written(_: object) -> None:
             if upload.done_bytes < upload.size and not upload.finished:
                 # The file shrank since it was offered: the server would wait.
-                self._request("cancel", transfer=transfer).addErrback(lambda f: None)
+                self._request(frames.Cancel(transfer=transfer)).addErrback(lambda f: None)
                 upload.reason = "the file changed while it was being sent"
 
         d = self.mux.start(transfer, upload.file, upload.size, progress)
         d.addCallbacks(written, lambda f: None)
 
-    def uploaded(self, frame: dict[str, Any]) -> None:
+    def uploaded(self, frame: frames.UploadDone) -> None:
         """``upload-done``: the server has every byte."""
-        upload = self._find(frame)
+        upload = self._find(frame.transfer)
         if upload is None:
             return
         upload.state = "uploaded"
@@ -332,9 +332,9 @@ class Uploads:
         self._close(upload)
         self._emit(TransferEvent("uploaded", upload, frame))
 
-    def delivered(self, frame: dict[str, Any]) -> None:
+    def delivered(self, frame: frames.FileDelivered) -> None:
         """``file-delivered``: the addressee's connection has every byte."""
-        upload = self._find(frame)
+        upload = self._find(frame.transfer)
         if upload is None:
             return
         upload.state = "delivered"
@@ -342,18 +342,18 @@ class Uploads:
         self._emit(TransferEvent("delivered", upload, frame))
         upload.done.callback(upload)
 
-    def failed(self, frame: dict[str, Any]) -> None:
+    def failed(self, frame: frames.FileFailed) -> None:
         """``file-failed``: stop sending, say why."""
-        upload = self._find(frame)
+        upload = self._find(frame.transfer)
         if upload is not None:
-            self._fail(upload, upload.reason or str(frame.get("reason", "unknown")), frame)
+            self._fail(upload, upload.reason or frame.reason, frame)
 
     def lost(self) -> None:
         """The connection is gone: every unfinished upload fails."""
         for upload in self.unfinished:
             self._fail(upload, "connection lost", None)
 
-    def _fail(self, upload: Upload, reason: str, frame: dict[str, Any] | None) -> None:
+    def _fail(self, upload: Upload, reason: str, frame: frames.FileFailed | None) -> None:
         upload.state = "failed"
         upload.reason = reason
         upload.finished_at = self._clock.seconds()

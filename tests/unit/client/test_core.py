@@ -7,10 +7,10 @@ from support.client_harness import connected, has_result, result_of
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.python.failure import Failure
 
-from chatnet import codec
+from chatnet import codec, frames
 from chatnet.client.commands import Exit, Help, Send, parse
 from chatnet.client.events import ConnectionClosed, Disconnected, ServerEvent
-from chatnet.errors import ChatError
+from chatnet.errors import ChatError, ErrorCode
 
 
 def test_login_sets_name_server_and_limits(tmp_path: Any) -> None:
@@ -20,7 +20,7 @@ def test_login_sets_name_server_and_limits(tmp_path: Any) -> None:
     (req,) = h.requests()
     assert req == {"type": "login", "id": 1, "username": "alice"}
     h.reply(req, username="alice", server="chatnet/1.0", limits={"text": 100, "file_size": 10})
-    assert result_of(d)["username"] == "alice"
+    assert result_of(d) == frames.LoginOk(1, "alice", "chatnet/1.0", {"text": 100, "file_size": 10})
     assert (h.core.username, h.core.server) == ("alice", "chatnet/1.0")
     assert (h.core.limits.text, h.core.limits.file_size, h.core.limits.room) == (100, 10, 32)
 
@@ -48,15 +48,25 @@ def test_login_rejected(tmp_path: Any) -> None:
 def test_replies_matched_by_id_out_of_order(tmp_path: Any) -> None:
     """Each reply goes to the request with its id, whatever the order."""
     h = connected(str(tmp_path))
-    first = h.core.request("users")
-    second = h.core.request("rooms")
+    first = h.core.request(frames.Users())
+    second = h.core.request(frames.Rooms())
     r1, r2 = h.requests()
     assert (r1["id"], r2["id"]) == (2, 3)
     h.reply(r2, rooms=[])
     assert has_result(second) and not has_result(first)
     h.reply(r1, users=["alice"])
-    assert result_of(first)["users"] == ["alice"]
-    assert result_of(second)["rooms"] == []
+    assert result_of(first) == frames.UsersOk(2, ("alice",))
+    assert result_of(second) == frames.RoomsOk(3, ())
+
+
+def test_malformed_reply_fails_the_request(tmp_path: Any) -> None:
+    """An ok without the fields its request's reply needs is a bad-frame error, not a crash."""
+    h = connected(str(tmp_path))
+    d = h.core.request(frames.Users())
+    h.reply(h.requests()[0], users="alice")
+    with pytest.raises(ChatError, match="Unreadable reply from the server") as info:
+        result_of(d)
+    assert info.value.code == ErrorCode.BAD_FRAME
 
 
 def test_reply_to_unknown_id_is_ignored(tmp_path: Any) -> None:
@@ -72,20 +82,24 @@ def test_events_reach_subscribers(tmp_path: Any) -> None:
     msg = {"type": "message", "room": "r", "from": "bob", "text": "hi", "ts": 1.0}
     err = {"type": "error", "code": "bad-frame", "message": "no"}
     h.feed(msg, err)
-    assert h.events == [ServerEvent(msg), ServerEvent(err)]
+    assert h.events == [
+        ServerEvent(frames.Message("r", "bob", "hi", 1.0)),
+        ServerEvent(frames.ErrorReply(None, "bad-frame", "no")),
+    ]
     assert "bob" in h.core.users
 
 
 def test_raw_frames_for_json(tmp_path: Any) -> None:
     """``on_frame`` sees every control frame, replies included."""
     h = connected(str(tmp_path))
-    frames: list[dict[str, Any]] = []
-    h.core.on_frame(frames.append)
-    h.core.request("users")
+    seen: list[dict[str, Any]] = []
+    h.core.on_frame(seen.append)
+    h.core.request(frames.Users())
     (req,) = h.requests()
     h.reply(req, users=[])
     h.feed({"type": "whisper", "from": "bob", "text": "x", "ts": 2})
-    assert [f["type"] for f in frames] == ["ok", "whisper"]
+    assert seen == [{"type": "ok", "id": 2, "users": []},
+                    {"type": "whisper", "from": "bob", "text": "x", "ts": 2}]
 
 
 def test_frames_fed_byte_by_byte(tmp_path: Any) -> None:
@@ -94,7 +108,7 @@ def test_frames_fed_byte_by_byte(tmp_path: Any) -> None:
     msg = {"type": "message", "room": "r", "from": "bob", "text": "h\u00e9", "ts": 1.0}
     for byte in codec.encode_frame(msg) * 2:
         h.protocol.dataReceived(bytes([byte]))
-    assert h.events == [ServerEvent(msg), ServerEvent(msg)]
+    assert h.events == [ServerEvent(frames.Message("r", "bob", "h\u00e9", 1.0))] * 2
 
 
 def test_unreadable_frame_is_an_error_event(tmp_path: Any) -> None:
@@ -102,7 +116,7 @@ def test_unreadable_frame_is_an_error_event(tmp_path: Any) -> None:
     h = connected(str(tmp_path))
     h.protocol.dataReceived(codec.frame(b"junk"))
     (event,) = h.events
-    assert event.frame["code"] == "bad-frame"
+    assert event.frame.code == "bad-frame"
 
 
 def test_oversized_frame_closes(tmp_path: Any) -> None:
@@ -110,7 +124,7 @@ def test_oversized_frame_closes(tmp_path: Any) -> None:
     h = connected(str(tmp_path))
     h.protocol.dataReceived(b"\xff\xff\xff\xff")
     assert h.transport.disconnecting
-    assert h.events[0].frame["code"] == "frame-too-large"
+    assert h.events[0].frame.code == "frame-too-large"
 
 
 def test_join_who_leave_track_room_and_members(tmp_path: Any) -> None:
@@ -138,7 +152,7 @@ def test_users_and_rooms_replies_feed_completion(tmp_path: Any) -> None:
     h.core.execute(Send("users"))
     h.reply(h.requests()[0], users=["alice", "bob"])
     h.core.execute(Send("rooms"))
-    h.reply(h.requests()[0], rooms=[{"name": "lobby", "members": 1, "capacity": 15}])
+    h.reply(h.requests()[0], rooms=[{"name": "lobby", "members": ["bob"], "capacity": 15}])
     assert h.core.users == {"alice", "bob"} and h.core.rooms == {"lobby"}
 
 
@@ -165,14 +179,14 @@ def test_exit_waits_for_close(tmp_path: Any) -> None:
 def test_connection_lost_fails_pending(tmp_path: Any) -> None:
     """Requests waiting when the connection drops fail; subscribers hear it."""
     h = connected(str(tmp_path))
-    d = h.core.request("users")
+    d = h.core.request(frames.Users())
     h.protocol.connectionLost(Failure(ConnectionLost("reset")))
     with pytest.raises(ConnectionClosed):
         result_of(d)
     assert isinstance(h.events[-1], Disconnected) and not h.events[-1].clean
     assert h.events[-1].reason == "the connection to the server was lost (reset)"
     with pytest.raises(ConnectionClosed):
-        result_of(h.core.request("users"))
+        result_of(h.core.request(frames.Users()))
     assert result_of(h.core.when_idle()) is None
 
 
@@ -188,7 +202,7 @@ def test_shutdown_is_remembered(tmp_path: Any) -> None:
 def test_when_idle_waits_for_replies(tmp_path: Any) -> None:
     """Idle means no reply is awaited."""
     h = connected(str(tmp_path))
-    h.core.request("users")
+    h.core.request(frames.Users())
     idle = h.core.when_idle()
     assert not has_result(idle)
     h.reply(h.requests()[0], users=[])

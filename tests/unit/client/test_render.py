@@ -1,13 +1,31 @@
 """Tests for :mod:`chatnet.client.render`: one readable line per event."""
 
+import json
 from typing import Any
 
 import pytest
 
+from chatnet import frames
 from chatnet.client import render
 from chatnet.client.commands import Exit, Help, Send, SendFile
 from chatnet.client.downloads import Download
 from chatnet.client.uploads import Upload
+
+
+def event(obj: dict[str, Any]) -> Any:
+    """The typed frame the client decodes ``obj`` to."""
+    frame = frames.decode_from_server(json.dumps(obj).encode())
+    assert not isinstance(frame, frames.BadFrame), frame
+    return frame
+
+
+def reply(command: Any, obj: dict[str, Any]) -> Any:
+    """``obj`` as the typed reply to ``command``."""
+    if not isinstance(command, Send):
+        return obj
+    result = frames.read_ok(frames.Ok(1, obj), command.request())
+    assert not isinstance(result, frames.BadFrame), result
+    return result
 
 
 @pytest.mark.parametrize(
@@ -25,12 +43,13 @@ from chatnet.client.uploads import Upload
         ({"type": "shutdown", "message": "bye"}, render.SERVER, "[server] shutting down: bye"),
         ({"type": "error", "code": "room-full", "message": "Room 'groupA' is full (15/15)"},
          render.ERROR, "[error] Room 'groupA' is full (15/15)"),
-        ({"type": "novel", "x": 1}, render.NOTICE, "[server] novel: x=1"),
+        ({"type": "file-received", "transfer": 1, "to": "bob", "verified": True}, render.NOTICE,
+         "[server] file-received: transfer=1, to=bob, verified=True"),
     ],
 )
 def test_server_event(frame: dict[str, Any], style: str, text: str) -> None:
     """Each event has its line and its style."""
-    line = render.server_event(frame, me="me")
+    line = render.server_event(event(frame), me="me")
     assert line is not None and (line.style, line.text) == (style, text)
 
 
@@ -69,7 +88,7 @@ def test_transfer_event(kind: str, transfer: Any, text: str) -> None:
 
 def test_started_after_wait() -> None:
     """A queued upload says how long it waited."""
-    line = render.transfer_event("started", upload(), {"waited": 2.34})
+    line = render.transfer_event("started", upload(), frames.UploadStart(3, 2.34))
     assert line is not None and line.text.endswith("after waiting 2.3s")
 
 
@@ -87,18 +106,18 @@ def test_progress_not_a_line() -> None:
         (Send("broadcast", {"text": "hi"}), {"delivered": 1}, "[groupA] me: hi"),
         (Send("whisper", {"to": "bob", "text": "hi"}), {}, "[whisper to bob] me: hi"),
         (Send("rooms"), {"rooms": []}, "[rooms] no rooms yet; /join <room> creates one"),
-        (Send("rooms"), {"rooms": [{"name": "a", "members": 2, "capacity": 15},
+        (Send("rooms"), {"rooms": [{"name": "a", "members": ["x", "y"], "capacity": 15},
                                    {"name": "b", "members": ["x"], "capacity": 15}]},
          "[rooms] a (2/15), b (1/15)"),
         (Send("who"), {"room": "a", "members": ["x", "y"]}, "[who] a: x, y (2)"),
         (Send("users"), {"users": ["x"]}, "[users] x (1 online)"),
-        (Send("cancel", {"transfer": 4}), {}, "[ok] cancelling transfer 4"),
+        (Send("cancel", {"transfer": 4}), {"transfer": 4}, "[ok] cancelling transfer 4"),
         (Exit(), {}, "[ok] bye"),
     ],
 )
 def test_reply_lines(command: Any, result: Any, text: str) -> None:
     """Successful commands say what happened."""
-    (line,) = render.reply_lines(command, result, me="me", room="groupA")
+    (line,) = render.reply_lines(command, reply(command, result), me="me", room="groupA")
     assert line.text == text
 
 
@@ -126,8 +145,8 @@ INJECTION = "hello\x1b[2J\x1b[H\x1b]0;pwned\x07\x1b[41mFAKE: [server] shutting d
 
 def test_injection_from_the_issue_is_escaped() -> None:
     """Screen wipe, window title and colours arrive as visible text, the sender kept."""
-    line = render.server_event(
-        {"type": "message", "room": "groupA", "from": "mallory", "text": INJECTION, "ts": 1.0})
+    line = render.server_event(event(
+        {"type": "message", "room": "groupA", "from": "mallory", "text": INJECTION, "ts": 1.0}))
     assert line is not None
     assert line.text == (
         "[groupA] mallory: hello\\x1b[2J\\x1b[H\\x1b]0;pwned\\x07\\x1b[41m"
@@ -157,18 +176,21 @@ def test_names_and_file_names_escaped_in_every_line() -> None:
     """Names, rooms, file names, reasons and error messages from the server are escaped."""
     evil = "x\x1b[2Jy\u202e"
     seen = [
-        render.server_event({"type": "presence", "room": evil, "user": evil, "event": "join"}),
-        render.server_event({"type": "shutdown", "message": evil}),
-        render.server_event({"type": "error", "code": "x", "message": evil}),
-        render.server_event({"type": evil, evil: evil}),
-        render.server_event({"type": "whisper", "from": evil, "text": evil}),
+        render.server_event(event({"type": "presence", "room": evil, "user": evil, "event": "join"})),
+        render.server_event(event({"type": "shutdown", "message": evil})),
+        render.server_event(event({"type": "error", "code": "x", "message": evil})),
+        render.server_event(event({"type": "file-received", "transfer": 1, "to": evil,
+                                   "verified": False})),
+        render.server_event(event({"type": "whisper", "from": evil, "text": evil, "ts": 1.0})),
         render.transfer_event("receiving", download(name=evil, peer=evil, original=evil)),
         render.transfer_event("discarded", download(name=evil, reason=evil)),
         render.transfer_event("queued", upload(name=evil, peer=evil, position=0)),
         render.error_line(evil),
-        *render.reply_lines(Send("join", {"room": "r"}), {"room": evil, "members": [evil]}),
-        *render.reply_lines(Send("rooms"), {"rooms": [{"name": evil, "members": 1, "capacity": 2}]}),
-        *render.reply_lines(Send("users"), {"users": [evil]}),
+        *render.reply_lines(Send("join", {"room": "r"}),
+                            reply(Send("join"), {"room": evil, "members": [evil]})),
+        *render.reply_lines(Send("rooms"), reply(Send("rooms"), {
+            "rooms": [{"name": evil, "members": ["a"], "capacity": 2}]})),
+        *render.reply_lines(Send("users"), reply(Send("users"), {"users": [evil]})),
     ]
     for line in seen:
         assert line is not None
@@ -178,18 +200,18 @@ def test_names_and_file_names_escaped_in_every_line() -> None:
 
 def test_newlines_keep_the_sender() -> None:
     """Each further row of a message is indented under its text, never a line of its own."""
-    line = render.server_event({"type": "message", "room": "groupA", "from": "mallory",
-                                "text": "hi\n[server] shutting down\n\tx", "ts": 1.0})
+    line = render.server_event(event({"type": "message", "room": "groupA", "from": "mallory",
+                                      "text": "hi\n[server] shutting down\n\tx", "ts": 1.0}))
     assert line is not None
     assert line.text.split("\n") == [
         "[groupA] mallory: hi",
         "                  [server] shutting down",
         "                          x",
     ]
-    (own,) = render.reply_lines(Send("broadcast", {"text": "a\nb"}), {"delivered": 0},
-                                me="me", room="r")
+    (own,) = render.reply_lines(Send("broadcast", {"text": "a\nb"}),
+                                frames.BroadcastOk(1, 0), me="me", room="r")
     assert own.text == "[r] me: a\n        b"
-    name = render.server_event({"type": "presence", "room": "r", "user": "a\nb", "event": "join"})
+    name = render.server_event(frames.Presence("r", "a\nb", "join"))
     assert name is not None and name.text == "[r] * a\\nb joined"
 
 

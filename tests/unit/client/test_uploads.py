@@ -8,7 +8,7 @@ from support.client_harness import Harness, connected, has_result, result_of
 from twisted.internet.error import ConnectionLost
 from twisted.python.failure import Failure
 
-from chatnet import codec
+from chatnet import codec, frames
 from chatnet.client.commands import SendFile
 from chatnet.client.events import LocalError
 from chatnet.client.uploads import inspect_file
@@ -165,13 +165,13 @@ def test_two_uploads_interleave_and_chat_flows(tmp_path: Any) -> None:
            {"type": "upload-start", "transfer": 2, "waited": 0})
     h.core.mux._burst = 2
     one_turn(h)
-    h.core.request("broadcast", text="still chatting")
+    h.core.request(frames.Broadcast(text="still chatting"))
     pump(h)
-    frames = h.sent()
-    order = [f.transfer if isinstance(f, codec.DataFrame) else f.type for f in frames]
+    sent = h.sent()
+    order = [f.transfer if isinstance(f, codec.DataFrame) else f.type for f in sent]
     assert order[:4] == [1, 2, "broadcast", 1]
     assert order.count(1) == order.count(2) == 4
-    assert data_by_transfer(frames) == {1: a, 2: b}
+    assert data_by_transfer(sent) == {1: a, 2: b}
 
 
 def test_upload_pauses_with_transport(tmp_path: Any) -> None:
@@ -211,7 +211,7 @@ def test_cancel_running_upload(tmp_path: Any) -> None:
     d = h.core.cancel(5)
     (req,) = h.requests()
     assert req == {"type": "cancel", "id": 3, "transfer": 5}
-    h.reply(req)
+    h.reply(req, transfer=5)
     h.feed({"type": "file-failed", "transfer": 5, "reason": "cancelled"})
     result_of(d)
     pump(h)
