@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import ILogObserver, LogLevel, globalLogPublisher
 
 
 @pytest.fixture(autouse=True)
@@ -22,11 +22,11 @@ def observe_errors() -> Iterator[list[dict[str, Any]]]:
         if event.get("log_failure") is not None or event.get("log_level") is LogLevel.critical:
             errors.append(event)
 
-    globalLogPublisher.addObserver(observer)
+    globalLogPublisher.addObserver(cast(ILogObserver, observer))
     try:
         yield errors
     finally:
-        globalLogPublisher.removeObserver(observer)
+        globalLogPublisher.removeObserver(cast(ILogObserver, observer))
     if errors:
         from twisted.logger import formatEvent
 

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from twisted.internet import reactor
+from twisted.internet import reactor, tcp
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.protocols.basic import Int32StringReceiver
@@ -34,6 +35,8 @@ class ChatClient(Int32StringReceiver):
     """A client that records every frame and can wait for conditions on them."""
 
     MAX_LENGTH = codec.MAX_PAYLOAD
+    #: set by makeConnection; always TCP here
+    transport: tcp.Client
 
     def __init__(self, name: str = "") -> None:
         self.name = name
@@ -63,7 +66,7 @@ class ChatClient(Int32StringReceiver):
             raise AssertionError(f"{self.name}: server sent a bad frame: {payload[:80]!r}")
         self._check()
 
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+    def connectionLost(self, reason: Failure | None = None) -> None:
         self.closed = True
         self._lost.callback(None)
         self._check()
@@ -106,7 +109,9 @@ class ChatClient(Int32StringReceiver):
         found = self.of(type, **fields)
         return found[0] if found else None
 
-    def until(self, condition: Callable[[], T], what: str = "", timeout: float = WAIT) -> Deferred[T]:
+    def until(
+        self, condition: Callable[[], T | None], what: str = "", timeout: float = WAIT
+    ) -> Deferred[T]:
         """
         Fire with ``condition()`` once it is true (checked on every frame and
         on connection loss); fail after ``timeout`` seconds.
@@ -118,6 +123,7 @@ class ChatClient(Int32StringReceiver):
         self._watchers.append((condition, d))
 
         def timed_out(failure: Failure) -> Failure:
+            assert failure.value is not None
             failure.value.args = (f"{self.name}: timed out after {timeout}s waiting for "
                                   f"{what or condition}; last frames: {self.frames[-5:]}",)
             return failure
@@ -148,7 +154,8 @@ class ChatClient(Int32StringReceiver):
 async def connect(port: int, name: str = "") -> ChatClient:
     """A ChatClient connected to 127.0.0.1:``port``."""
     endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=WAIT)
-    return await connectProtocol(endpoint, ChatClient(name))
+    client: ChatClient = await connectProtocol(endpoint, ChatClient(name))
+    return client
 
 
 async def logged_in(port: int, name: str, room: str | None = None) -> ChatClient:
@@ -175,7 +182,9 @@ class LiveServer:
         self.service.privilegedStartService()
         self.service.startService()
         assert self.service.port is not None
-        self.port: int = self.service.port.getHost().port
+        address = self.service.port.getHost()
+        assert isinstance(address, IPv4Address)
+        self.port: int = address.port
         self.clients: list[ChatClient] = []
         self._audit_waiters: list[tuple[str, str, Deferred[str]]] = []
         assert self.service.hub is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest_twisted
 from twisted.internet.defer import ensureDeferred, gatherResults
@@ -35,7 +36,10 @@ async def test_thirty_clients_two_rooms(tmp_path: Path) -> None:
         await gatherResults([ensureDeferred(chatter(n)) for n in clients])
         expected = 14 * MESSAGES
         for name, c in clients.items():
-            await c.until(lambda c=c: len(c.of("message")) >= expected, f"{name}'s messages")
+            def got_all(c: ChatClient = c) -> bool:
+                return len(c.of("message")) >= expected
+
+            await c.until(got_all, f"{name}'s messages")
         for room, names in rooms.items():
             for name in names:
                 got = [(m["from"], m["text"]) for m in clients[name].of("message")]
@@ -93,7 +97,10 @@ async def test_slow_consumer_closed_others_unaffected(tmp_path: Path) -> None:
                 sender.send(type="broadcast", id=f"b{sent}", text=f"{sent} {text}")
                 sent += 1
             last = f"b{sent - 1}"
-            await sender.until(lambda last=last: sender.reply_to(last), "a batch of replies")
+            def replied(last: str = last) -> dict[str, Any] | None:
+                return sender.reply_to(last)
+
+            await sender.until(replied, "a batch of replies")
         await fast.until(lambda: len(fast.of("message")) == sent, "every message")
         assert [int(m["text"].split()[0]) for m in fast.of("message")] == list(range(sent))
         lines = server.log_lines()

@@ -6,10 +6,12 @@ import hashlib
 import random
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest_twisted
 from twisted.internet.defer import ensureDeferred, gatherResults
 
+from chatnet.transfers import TransferManager
 from integration.helpers import ChatClient, LiveServer
 
 MIB = 1024 * 1024
@@ -19,7 +21,7 @@ def payload(size: int, seed: int) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
-async def offer(sender: ChatClient, to: str, name: str, size: int) -> dict:
+async def offer(sender: ChatClient, to: str, name: str, size: int) -> dict[str, Any]:
     reply = await sender.request("sendfile", to=to, name=name, size=size)
     assert reply["type"] == "ok", reply
     return reply
@@ -68,7 +70,7 @@ async def test_ten_uploads_five_slots(tmp_path: Path) -> None:
         assert sorted(r["position"] for r in replies) == [0] * 6 + [1, 2, 3, 4]
         transfers = [r["transfer"] for r in replies]
 
-        async def run(i: int) -> dict:
+        async def run(i: int) -> dict[str, Any]:
             s, t = senders[i], transfers[i]
             await s.event("upload-start", timeout=20, transfer=t)
             s.send_data(t, files[i])
@@ -112,6 +114,7 @@ async def test_sender_vanishes_mid_upload(tmp_path: Path) -> None:
         await failed
         hub = server.service.hub
         assert hub is not None
+        assert isinstance(hub.transfers, TransferManager)
         assert not hub.transfers.active
         assert any("sender-disconnected" in line for line in server.log_lines())
         assert server.spool_files() == []
@@ -161,6 +164,7 @@ async def test_addressee_vanishes_mid_delivery(tmp_path: Path) -> None:
         assert failed["reason"] == "recipient-offline"
         hub = server.service.hub
         assert hub is not None
+        assert isinstance(hub.transfers, TransferManager)
         assert not hub.transfers.active  # ended before file-failed was sent
         assert server.spool_files() == []
     finally:

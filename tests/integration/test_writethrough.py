@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
+from typing import cast
 
 import pytest
 import pytest_twisted
 from twisted.internet import defer, error, reactor
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.address import IPv4Address
+from twisted.internet.interfaces import IListeningPort, ITransport
+from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.internet.tcp import Server
 from twisted.internet.threads import deferToThread
+from twisted.python.failure import Failure
 
 from chatnet import fastpath
 from chatnet.fastpath import FramingReceiver, WriteThroughServer
@@ -22,14 +27,29 @@ from chatnet.fastpath import FramingReceiver, WriteThroughServer
 def adopt(transport: object) -> None:
     """What the server does in connectionMade, for a protocol of any kind."""
     receiver = FramingReceiver()
-    receiver.transport = transport  # type: ignore[assignment]
+    receiver.transport = cast(ITransport, transport)  # any object, on purpose
     fastpath.adopt(receiver)
+
+
+def listen(build: Callable[[], Protocol]) -> tuple[IListeningPort, int]:
+    """Listen on 127.0.0.1, a free port; the port and its number."""
+    factory = ServerFactory()
+    factory.buildProtocol = lambda addr: build()  # type: ignore[method-assign]
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    address = port.getHost()
+    assert isinstance(address, IPv4Address)
+    return port, address.port
+
+
+Part = bytes | list[bytes]
 
 
 class Burst(Protocol):
     """Writes a fixed series of writes and writeSequences on connect."""
 
-    def __init__(self, parts: list[object], adopted: defer.Deferred[type]) -> None:
+    transport: ITransport
+
+    def __init__(self, parts: list[Part], adopted: defer.Deferred[type]) -> None:
         self.parts = parts
         self.adopted = adopted
 
@@ -40,14 +60,14 @@ class Burst(Protocol):
             if isinstance(part, list):
                 self.transport.writeSequence(part)
             else:
-                self.transport.write(part)  # type: ignore[arg-type]
+                self.transport.write(part)
         self.transport.loseConnection()
 
 
 def read_all(port: int, expected: int) -> bytes:
     """Connect and read until the server closes (the burst overflows the send buffer)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        chunks = []
+        chunks: list[bytes] = []
         total = 0
         while True:
             data = s.recv(1 << 20)
@@ -62,23 +82,22 @@ def read_all(port: int, expected: int) -> bytes:
 async def test_large_writes_and_sequences_arrive_intact() -> None:
     """Writes far larger than the socket buffer, single and gathered, arrive byte for byte."""
     big = [os.urandom(n) for n in (10, 300_000, 7, 2_000_000)]
-    parts: list[object] = [
+    parts: list[Part] = [
         big[0],
         [b"hd", big[1]],
         [big[2], b"", b"x" * 65536],
         big[3],
         [b"end"],
     ]
-    expected = b"".join(p if isinstance(p, bytes) else b"".join(p) for p in parts)  # type: ignore[misc]
+    expected = b"".join(p if isinstance(p, bytes) else b"".join(p) for p in parts)
     adopted: defer.Deferred[type] = defer.Deferred()
-    factory = Factory.forProtocol(lambda: Burst(parts, adopted))
-    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    port, number = listen(lambda: Burst(parts, adopted))
     try:
-        got = await deferToThread(read_all, port.getHost().port, len(expected))
+        got = await deferToThread(read_all, number, len(expected))
         assert (await adopted) is WriteThroughServer
         assert got == expected
     finally:
-        await port.stopListening()
+        await defer.maybeDeferred(port.stopListening)
 
 
 def test_adopt_leaves_other_transports_alone() -> None:
@@ -98,47 +117,48 @@ async def test_no_write_through_when_twisted_changed(monkeypatch: pytest.MonkeyP
     """When the check at import failed, connections stay plain tcp.Server."""
     monkeypatch.setattr(fastpath, "WRITE_THROUGH", False)
     adopted: defer.Deferred[type] = defer.Deferred()
-    factory = Factory.forProtocol(lambda: Burst([b"x"], adopted))
-    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    port, number = listen(lambda: Burst([b"x"], adopted))
     try:
-        got = await deferToThread(read_all, port.getHost().port, 1)
+        got = await deferToThread(read_all, number, 1)
         assert (await adopted) is Server
         assert got == b"x"
     finally:
-        await port.stopListening()
+        await defer.maybeDeferred(port.stopListening)
 
 
 class WriteAfterShutdown(Protocol):
     """Shuts its own socket for writing, then writes: the send fails with EPIPE."""
 
-    def __init__(self, lost: defer.Deferred[list[object]]) -> None:
+    transport: Server
+
+    def __init__(self, lost: defer.Deferred[tuple[bool, Failure]]) -> None:
         self.lost = lost
         self.wrote = False
 
     def connectionMade(self) -> None:
         adopt(self.transport)
-        self.transport.socket.shutdown(socket.SHUT_WR)  # type: ignore[attr-defined]
+        self.transport.socket.shutdown(socket.SHUT_WR)
         self.transport.write(b"frame")
         self.transport.writeSequence([b"more", b"frames"])
         self.wrote = True  # neither call raised
 
-    def connectionLost(self, reason: object) -> None:
-        self.lost.callback([self.wrote, reason])
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        assert reason is not None
+        self.lost.callback((self.wrote, reason))
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_failing_send_ends_the_connection_not_the_caller() -> None:
     """A write that the kernel refuses goes the buffered way, which reports the loss."""
-    lost: defer.Deferred[list[object]] = defer.Deferred()
-    factory = Factory.forProtocol(lambda: WriteAfterShutdown(lost))
-    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    lost: defer.Deferred[tuple[bool, Failure]] = defer.Deferred()
+    port, number = listen(lambda: WriteAfterShutdown(lost))
     try:
-        client = await deferToThread(socket.create_connection, ("127.0.0.1", port.getHost().port), 10)
+        client = await deferToThread(socket.create_connection, ("127.0.0.1", number), 10)
         try:
             wrote, reason = await lost.addTimeout(10, reactor)
             assert wrote
-            assert reason.check(error.ConnectionLost, error.ConnectionDone)  # type: ignore[attr-defined]
+            assert reason.check(error.ConnectionLost, error.ConnectionDone)
         finally:
             client.close()
     finally:
-        await port.stopListening()
+        await defer.maybeDeferred(port.stopListening)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
@@ -90,18 +90,26 @@ def connected(downloads: str, login: bool = True, **limits: Any) -> Harness:
     return h
 
 
-def result_of(d: Deferred[Any]) -> Any:
+T = TypeVar("T")
+
+
+def result_of(d: Deferred[T]) -> T:
     """The result a Deferred already has; re-raises a failure."""
     results: list[Any] = []
     d.addBoth(results.append)
     assert results, "Deferred has no result yet"
     if isinstance(results[0], Failure):
         results[0].raiseException()
-    return results[0]
+    result: T = results[0]
+    return result
 
 
 def has_result(d: Deferred[Any]) -> bool:
     """Whether ``d`` fired (its result is kept)."""
     results: list[Any] = []
-    d.addBoth(lambda r: (results.append(r), r)[1])
+    def keep(result: Any) -> Any:
+        results.append(result)
+        return result
+
+    d.addBoth(keep)
     return bool(results)

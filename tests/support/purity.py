@@ -63,6 +63,8 @@ def reactor_imports(path: Path) -> list[tuple[int, str]]:
                 continue
             for child in ast.walk(node):
                 names: list[str] = []
+                if not isinstance(child, (ast.Import, ast.ImportFrom)):
+                    continue
                 if isinstance(child, ast.Import):
                     names = [alias.name for alias in child.names]
                 elif isinstance(child, ast.ImportFrom) and child.module and not child.level:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ from bench.cli import parse_args  # noqa: E402
 MIB = 1024 * 1024
 
 
-def result(scenario: str, case: str, system: str = "chatnet", **figures: object) -> dict:
+def result(scenario: str, case: str, system: str = "chatnet", **figures: object) -> dict[str, Any]:
     base = {"scenario": scenario, "case": case, "system": system, "notes": [],
             "server_cpu": 0.5, "gen_cpu": 0.2}
     base.update(figures)

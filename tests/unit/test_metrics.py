@@ -116,6 +116,7 @@ def test_slow_consumer_counted(tmp_path: Path) -> None:
     server = new_server(tmp_path / "spool", max_output=1000)
     registry = make_registry(server.hub)
     a, b = logged_in(server, "alice", "bob", room="r")
+    assert b.transport.producer is not None
     b.transport.producer.pauseProducing()  # bob's transport is full
     for _ in range(5):
         a.request("broadcast", text="x" * 400)
@@ -126,6 +127,7 @@ def test_output_buffered_bytes(server: TestServer) -> None:
     """Frames queued for a client whose transport has paused us are buffered bytes."""
     registry = make_registry(server.hub)
     a, b = logged_in(server, "alice", "bob", room="r")
+    assert b.transport.producer is not None
     b.transport.producer.pauseProducing()
     a.request("broadcast", text="x" * 100)
     assert 100 < value(registry, "chatnet_output_buffered_bytes") < 300  # type: ignore[operator]
@@ -145,7 +147,8 @@ def test_metrics_page_serves_text_format(server: TestServer) -> None:
     request = DummyRequest([b""])
     body = MetricsPage(make_registry(server.hub)).render_GET(request)  # type: ignore[arg-type]
     assert b"chatnet_users_online 0.0" in body
-    assert request.responseHeaders.getRawHeaders(b"content-type")[0].startswith(b"text/plain")
+    content_type = request.responseHeaders.getRawHeaders(b"content-type")
+    assert content_type is not None and content_type[0].startswith(b"text/plain")
 
 
 def test_health_page() -> None:

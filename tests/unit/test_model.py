@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import BinaryIO
+
 import pytest
+from twisted.internet.defer import Deferred
 
 from chatnet.errors import ChatError, ErrorCode
 from chatnet.model import Directory, Room, User
@@ -14,8 +18,16 @@ class RecordingOutbox:
     def __init__(self) -> None:
         self.sent: list[bytes] = []
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes, on_written: Callable[[], None] | None = None) -> None:
         self.sent.append(data)
+        if on_written is not None:
+            on_written()
+
+    def send_file(self, transfer: int, file: BinaryIO) -> Deferred[bytes]:
+        raise AssertionError("the model never streams files")
+
+    def cancel_file(self, transfer: int) -> None:
+        raise AssertionError("the model never streams files")
 
 
 def user(name: str) -> User:

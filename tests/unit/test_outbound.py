@@ -36,7 +36,8 @@ class PausingTransport(StringTransport):
 
 
 def make(max_output: int = 10_000) -> tuple[Outbound, PausingTransport, Clock, list[str]]:
-    transport, clock, overflows = PausingTransport(), Clock(), []
+    transport, clock = PausingTransport(), Clock()
+    overflows: list[str] = []
     out = Outbound(transport, clock, max_output, overflows.append)
     return out, transport, clock, overflows
 
@@ -250,7 +251,8 @@ def test_batched_frames_go_before_file_chunks() -> None:
 
 
 def watched(clock: Clock, watch: StallWatch) -> tuple[Outbound, PausingTransport, list[str]]:
-    transport, reasons = PausingTransport(), []
+    transport = PausingTransport()
+    reasons: list[str] = []
     return Outbound(transport, clock, 10_000, reasons.append, stall_watch=watch), transport, reasons
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
-from twisted.logger import globalLogPublisher
+from twisted.logger import ILogObserver, globalLogPublisher
 
 from chatnet.testing import FakeClient
 from chatnet.testing import TestServer as Server
@@ -160,7 +160,7 @@ def test_random_sessions_leave_nothing_behind(tmp_path: Path, seed: int) -> None
         if event.get("log_failure") is not None or event.get("isError"):
             failures.append(event)
 
-    globalLogPublisher.addObserver(observe)
+    globalLogPublisher.addObserver(cast(ILogObserver, observe))
     try:
         rng = random.Random(seed)
         server = new_server(tmp_path / "spool", upload_slots=2, upload_queue=3, upload_queue_per_user=2,
@@ -176,7 +176,7 @@ def test_random_sessions_leave_nothing_behind(tmp_path: Path, seed: int) -> None
         server.settle()
         server.advance(120)
     finally:
-        globalLogPublisher.removeObserver(observe)
+        globalLogPublisher.removeObserver(cast(ILogObserver, observe))
 
     assert failures == []
     assert server.hub.sessions == set()

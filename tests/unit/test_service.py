@@ -41,6 +41,7 @@ class Running:
         assert self.service.factory is not None
         peer = IPv4Address("TCP", "127.0.0.1", 50000 + len(self.clients))
         proto = self.service.factory.buildProtocol(peer)
+        assert proto is not None
         transport = StringTransport(peerAddress=peer)
         client = FakeClient(self, proto, transport)  # type: ignore[arg-type]
         proto.makeConnection(transport)
@@ -144,6 +145,7 @@ def test_stop_aborts_connections_that_do_not_close(tmp_path: Path) -> None:
     """A peer that never lets go is aborted after the grace period; the stop then finishes."""
     running = Running(tmp_path, shutdown_grace=2.0)
     stuck = running.login("stuck")
+    assert stuck.transport.producer is not None
     stuck.transport.producer.pauseProducing()  # its socket is full
     results: list[object] = []
     running.service.stopService().addBoth(results.append)
@@ -175,6 +177,7 @@ def test_delivery_aborted_on_stop(tmp_path: Path) -> None:
     """A delivery under way is aborted on both sides with reason shutdown."""
     running = Running(tmp_path)
     alice, bob = running.login("alice"), running.login("bob")
+    assert bob.transport.producer is not None
     bob.transport.producer.pauseProducing()
     t = start(running, alice, "bob", "f.bin", 3)  # type: ignore[arg-type]
     alice.send_data(t, b"abc")

@@ -29,7 +29,7 @@ def offer(sender: FakeClient, to: str, name: str, size: int) -> dict[str, Any]:
 
 def start(server: Server, sender: FakeClient, to: str, name: str, size: int) -> int:
     """Offer a file and let its upload start; :returns: its transfer number."""
-    t = offer(sender, to, name, size)["transfer"]
+    t: int = offer(sender, to, name, size)["transfer"]
     server.advance()
     assert sender.events("upload-start")[-1]["transfer"] == t
     return t

@@ -19,7 +19,7 @@ def finish_running(server: Server, clients: list[FakeClient]) -> list[str]:
     Upload the 1-byte file of whichever uploads have started, one slot's
     worth at a time, until none is left; :returns: the names in start order.
     """
-    order = []
+    order: list[str] = []
     while True:
         server.advance()
         started = [(c, f["transfer"]) for c in clients for f in c.events("upload-start")]

@@ -116,7 +116,7 @@ def test_unreadable_frame_is_an_error_event(tmp_path: Any) -> None:
     h = connected(str(tmp_path))
     h.protocol.dataReceived(codec.frame(b"junk"))
     (event,) = h.events
-    assert event.frame.code == "bad-frame"
+    assert isinstance(event, ServerEvent) and event.frame.code == "bad-frame"
 
 
 def test_oversized_frame_closes(tmp_path: Any) -> None:
@@ -124,7 +124,8 @@ def test_oversized_frame_closes(tmp_path: Any) -> None:
     h = connected(str(tmp_path))
     h.protocol.dataReceived(b"\xff\xff\xff\xff")
     assert h.transport.disconnecting
-    assert h.events[0].frame.code == "frame-too-large"
+    event = h.events[0]
+    assert isinstance(event, ServerEvent) and event.frame.code == "frame-too-large"
 
 
 def test_join_who_leave_track_room_and_members(tmp_path: Any) -> None:
@@ -216,7 +217,8 @@ def test_closed_without_a_word_suggests_tls(tmp_path: Any) -> None:
     h.protocol.connectionLost(Failure(ConnectionDone()))
     with pytest.raises(ConnectionClosed):
         result_of(d)
-    assert "if it is a TLS server, use --tls" in h.events[-1].reason
+    last = h.events[-1]
+    assert isinstance(last, Disconnected) and "if it is a TLS server, use --tls" in last.reason
     assert h.core.never_answered
 
 
@@ -224,7 +226,8 @@ def test_closed_before_login_blames_the_login_timeout(tmp_path: Any) -> None:
     """A connection closed while we never asked anything: the login deadline."""
     h = connected(str(tmp_path), login=False)
     h.protocol.connectionLost(Failure(ConnectionDone()))
-    assert "before a username was given" in h.events[-1].reason
+    last = h.events[-1]
+    assert isinstance(last, Disconnected) and "before a username was given" in last.reason
     assert not h.core.never_answered
 
 

@@ -125,7 +125,7 @@ def test_sha256_mismatch_leaves_nothing(tmp_path: Any) -> None:
     end(h, 1, b"abd")
     assert listing(dl) == []
     download = h.core.downloads[1]
-    assert download.state == "discarded" and "sha256 mismatch" in download.reason
+    assert download.state == "discarded" and "sha256 mismatch" in (download.reason or "")
 
 
 def test_aborted_leaves_nothing(tmp_path: Any) -> None:
@@ -224,4 +224,4 @@ def test_oversized_download_refused(tmp_path: Any) -> None:
     h.feed_data(1, b"x" * 11)
     assert listing(dl) == []
     assert h.core.downloads[1].state == "discarded"
-    assert "larger than the server's own limit" in h.core.downloads[1].reason
+    assert "larger than the server's own limit" in (h.core.downloads[1].reason or "")

@@ -67,7 +67,7 @@ def run(core: Core, front: Front, username: str | None = None,
         password: str | None = None) -> Outcome:
     d = ensureDeferred(log_in(core, front, username, password))
     assert has_result(d)
-    return result_of(d)  # type: ignore[no-any-return]
+    return result_of(d)
 
 
 OK = {"type": "ok", "username": "alice2"}

@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 from support.client_harness import Harness, connected, has_result, result_of
+from twisted.internet.base import DelayedCall
 from twisted.internet.error import ConnectionLost
 from twisted.python.failure import Failure
 
@@ -46,6 +47,7 @@ def one_turn(h: Harness) -> None:
     """Run only the calls due now that were scheduled before this turn."""
     due = [c for c in h.clock.getDelayedCalls() if c.getTime() <= h.clock.seconds()]
     for call in due:
+        assert isinstance(call, DelayedCall)
         h.clock.calls.remove(call)
         call.func(*call.args, **call.kw)
 
@@ -163,12 +165,14 @@ def test_two_uploads_interleave_and_chat_flows(tmp_path: Any) -> None:
     offer(h, str(tmp_path / "b.bin"), transfer=2)
     h.feed({"type": "upload-start", "transfer": 1, "waited": 0},
            {"type": "upload-start", "transfer": 2, "waited": 0})
+    assert h.core.mux is not None
     h.core.mux._burst = 2
     one_turn(h)
     h.core.request(frames.Broadcast(text="still chatting"))
     pump(h)
     sent = h.sent()
-    order = [f.transfer if isinstance(f, codec.DataFrame) else f.type for f in sent]
+    order = [f.transfer if isinstance(f, codec.DataFrame) else getattr(f, "type", None)
+             for f in sent]
     assert order[:4] == [1, 2, "broadcast", 1]
     assert order.count(1) == order.count(2) == 4
     assert data_by_transfer(sent) == {1: a, 2: b}
@@ -181,10 +185,12 @@ def test_upload_pauses_with_transport(tmp_path: Any) -> None:
     (tmp_path / "f").write_bytes(content)
     offer(h, str(tmp_path / "f"), transfer=3)
     h.feed({"type": "upload-start", "transfer": 3, "waited": 0})
-    h.core.mux.pauseProducing()
+    mux = h.core.mux
+    assert mux is not None
+    mux.pauseProducing()
     pump(h)
     assert data_by_transfer(h.sent()) == {}
-    h.core.mux.resumeProducing()
+    mux.resumeProducing()
     pump(h)
     assert data_by_transfer(h.sent()) == {3: content}
 
