@@ -26,13 +26,20 @@ import json
 import re
 import time
 from collections.abc import Mapping
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import ILogObserver, Logger, LogLevel
 from zope.interface import implementer
 
 from chatnet.validation import INVISIBLE
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    #: What takes events: an ``ILogObserver``, or any callable taking the
+    #: event dict, which Twisted's logging accepts alike (``list.append``).
+    Observer = ILogObserver | Callable[[dict[str, Any]], None]
 
 CATEGORIES = frozenset(
     "CONNECT LOGIN LOGIN-FAILED JOIN LEAVE BROADCAST WHISPER SENDFILE "
@@ -76,12 +83,12 @@ class Audit:
     directly and no event is built at all.
     """
 
-    def __init__(self, observer: ILogObserver) -> None:
-        self._observers: tuple[ILogObserver, ...] = (observer,)
-        self._logger = Logger(namespace=NAMESPACE, observer=observer)
+    def __init__(self, observer: Observer) -> None:
+        self._observers: tuple[Observer, ...] = (observer,)
+        self._logger = Logger(namespace=NAMESPACE, observer=cast(ILogObserver, observer))
         self._direct = observer.line if isinstance(observer, AuditFileObserver) else None
 
-    def observe(self, observer: ILogObserver) -> None:
+    def observe(self, observer: Observer) -> None:
         """Hand every later event to ``observer`` too (monitoring, tests)."""
         self._observers += (observer,)
         self._direct = None

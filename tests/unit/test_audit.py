@@ -5,10 +5,9 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
-from typing import cast
 
 from twisted.internet.task import Clock
-from twisted.logger import ILogObserver, formatEvent
+from twisted.logger import formatEvent
 
 from chatnet.audit import CATEGORIES, Audit, AuditFileObserver, one_line
 from unit.chat_helpers import logged_in, new_server
@@ -77,7 +76,7 @@ def test_close_flushes_and_cancels_timer() -> None:
 def test_event_renders_with_format_event() -> None:
     """The audit event is an ordinary twisted.logger event."""
     events: list[dict[str, object]] = []
-    Audit(cast(ILogObserver, events.append))("LOGIN", "alice logged in")
+    Audit(events.append)("LOGIN", "alice logged in")
     assert formatEvent(events[0]) == "[LOGIN] alice logged in"
 
 
@@ -130,9 +129,9 @@ def test_added_observers_see_every_later_event() -> None:
 
     first: list[dict[str, object]] = []
     second: list[dict[str, object]] = []
-    audit = Audit(cast(ILogObserver, first.append))
+    audit = Audit(first.append)
     audit("CONNECT", "before")
-    audit.observe(cast(ILogObserver, second.append))
+    audit.observe(second.append)
     audit("JOIN", "alice joined r (1/15)")
     assert [e["audit_text"] for e in first] == ["before", "alice joined r (1/15)"]
     assert second == [first[1]]
@@ -143,7 +142,7 @@ def test_file_observer_alone_gets_lines_and_then_events_alike() -> None:
     audit, _, out, clock = file_audit()
     audit("JOIN", "alice joined r (1/15)")  # direct: no event built
     seen: list[dict[str, object]] = []
-    audit.observe(cast(ILogObserver, seen.append))
+    audit.observe(seen.append)
     audit("LEAVE", "alice left r (0/15)")  # now through events, to both
     clock.advance(0)
     lines = [LINE.fullmatch(line).groups() for line in out.getvalue().splitlines()]  # type: ignore[union-attr]
