@@ -116,7 +116,8 @@ def test_unreadable_frame_is_an_error_event(tmp_path: Any) -> None:
     h = connected(str(tmp_path))
     h.protocol.dataReceived(codec.frame(b"junk"))
     (event,) = h.events
-    assert isinstance(event, ServerEvent) and event.frame.code == "bad-frame"
+    assert isinstance(event, ServerEvent) and isinstance(event.frame, frames.ErrorReply)
+    assert event.frame.code == "bad-frame"
 
 
 def test_oversized_frame_closes(tmp_path: Any) -> None:
@@ -125,7 +126,8 @@ def test_oversized_frame_closes(tmp_path: Any) -> None:
     h.protocol.dataReceived(b"\xff\xff\xff\xff")
     assert h.transport.disconnecting
     event = h.events[0]
-    assert isinstance(event, ServerEvent) and event.frame.code == "frame-too-large"
+    assert isinstance(event, ServerEvent) and isinstance(event.frame, frames.ErrorReply)
+    assert event.frame.code == "frame-too-large"
 
 
 def test_join_who_leave_track_room_and_members(tmp_path: Any) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 from support.client_harness import has_result, result_of
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
 
+from chatnet import frames
 from chatnet.client.events import ConnectionClosed, Disconnected, LocalError
 from chatnet.client.login import (
     Closed,
@@ -31,10 +32,10 @@ class Core:
         self.calls: list[tuple[str, str | None]] = []
         self.gone: Disconnected | None = None
 
-    def login(self, username: str, password: str | None = None) -> Deferred[dict[str, Any]]:
+    def login(self, username: str, password: str | None = None) -> Deferred[frames.LoginOk]:
         self.calls.append((username, password))
         answer = self.answers.pop(0)
-        d: Deferred[dict[str, Any]] = Deferred()
+        d: Deferred[frames.LoginOk] = Deferred()
         if isinstance(answer, Exception):
             d.errback(answer)
         else:
@@ -70,7 +71,7 @@ def run(core: Core, front: Front, username: str | None = None,
     return result_of(d)
 
 
-OK = {"type": "ok", "username": "alice2"}
+OK = frames.LoginOk(1, "alice2", "chatnet/1.0.0", {})
 
 
 def test_taken_name_asks_for_another() -> None:
