@@ -36,6 +36,17 @@ INVISIBLE = "\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff"
 _INVISIBLE = re.compile(f"[{INVISIBLE}]")
 
 
+# What message text may not hold (PROTOCOL.md section 4, revision 2): C0
+# controls but tab and newline, DEL, C1 controls.  Terminal escape sequences
+# start with one of them.
+_TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL_NAMES = {
+    "\x00": "NUL", "\x07": "BEL", "\x08": "backspace", "\x0b": "vertical tab",
+    "\x0c": "form feed", "\r": "carriage return", "\x1b": "ESC", "\x7f": "DEL",
+    "\x9b": "CSI",
+}
+
+
 def fold(name: str) -> str:
     """The key under which user and room names compare (case-insensitive)."""
     return name.lower()
@@ -91,6 +102,19 @@ def check_text(value: Any, max_bytes: int) -> str:
             ErrorCode.INVALID_TEXT,
             f"Text is {size} bytes; the limit is {max_bytes} bytes",
         )
+    # isprintable() is one fast C pass; only text that fails it (a tab, a
+    # newline, anything unusual) is searched for what the contract refuses.
+    if not value.isprintable():
+        found = _TEXT_CONTROL.search(value)
+        if found is not None:
+            char = found.group()
+            name = _CONTROL_NAMES.get(char)
+            raise ChatError(
+                ErrorCode.INVALID_TEXT,
+                f"Text contains the control character U+{ord(char):04X}"
+                f"{f' ({name})' if name else ''} at character {found.start() + 1}; "
+                "only tab and newline are allowed",
+            )
     return value
 
 

@@ -285,3 +285,16 @@ def test_no_history(server: Server) -> None:
     (c,) = logged_in(server, "carol", room="r")
     b.request("join", room="r")
     assert b.events("message") == [] and c.events("message") == []
+
+
+def test_terminal_escapes_refused_in_broadcast_and_whisper(tmp_path: Path) -> None:
+    """Text with control characters other than tab and newline is invalid-text and reaches no one."""
+    server = new_server(tmp_path)
+    a, b = logged_in(server, "alice", "bob", room="r")
+    reply = a.request("broadcast", text="hi \x1b[2J")
+    assert error_code(reply) == "invalid-text" and "U+001B (ESC) at character 4" in reply["message"]
+    reply = a.request("whisper", to="bob", text="\x9b31m")
+    assert error_code(reply) == "invalid-text" and "U+009B (CSI) at character 1" in reply["message"]
+    assert b.frames() == []
+    assert error_code(a.request("broadcast", text="tab\tand\nnewline")) is None
+    assert [m["text"] for m in b.events("message")] == ["tab\tand\nnewline"]

@@ -66,6 +66,33 @@ def test_text_invalid(text: Any) -> None:
     assert code_of(validation.check_text, text, 4096) is ErrorCode.INVALID_TEXT
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["tab\there", "two\nlines", "\t\n", "caf\u00e9 \u00a0nbsp", "\u2028", "\u202e bidi",
+     "\U0001f600", "~\x20!"],
+)
+def test_text_tab_newline_and_printable_unicode_pass(text: str) -> None:
+    """Tab and newline are allowed, and so is every non-control character."""
+    assert validation.check_text(text, 4096) == text
+
+
+@pytest.mark.parametrize("code", [*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0)])
+def test_text_control_characters_refused(code: int) -> None:
+    """C0 (but tab and newline), DEL and C1: invalid-text, naming the character and where."""
+    with pytest.raises(ChatError) as info:
+        validation.check_text("hello" + chr(code) + "[31m", 4096)
+    assert info.value.code is ErrorCode.INVALID_TEXT
+    assert f"U+{code:04X}" in info.value.message and "at character 6" in info.value.message
+
+
+def test_text_escape_sequence_message() -> None:
+    with pytest.raises(ChatError) as info:
+        validation.check_text("red: \x1b[31mX", 4096)
+    assert info.value.message == (
+        "Text contains the control character U+001B (ESC) at character 6; "
+        "only tab and newline are allowed")
+
+
 def test_text_limit_is_in_bytes_not_characters() -> None:
     """2049 two-byte characters are 4098 bytes: refused though only 2049 long."""
     with pytest.raises(ChatError) as info:
