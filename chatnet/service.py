@@ -130,9 +130,8 @@ class ChatService(Service):
         Service.privilegedStartService(self)
 
     def _audit_spool(self, transfers: TransferManager) -> None:
-        """Say what was cleaned from the spool at start, and its bounds."""
+        """Say what was cleaned from the spool at start (audit log), and its bounds (twistd's log)."""
         assert self.hub is not None
-        audit = self.hub.audit
         spool = self.spool
         files, size = spool.cleaned
         if files:
@@ -140,16 +139,18 @@ class ChatService(Service):
                 f"spool {spool.path}: removed {_count(files, 'file')} "
                 f"({format_size(size)}) left by an earlier run"
             )
-            audit("FILE", text)
+            self.hub.audit(
+                "FILE", text, {"spool": str(spool.path), "removed_files": files, "removed_bytes": size}
+            )
             log.warn("chatnet {text}", text=text)
         settings = self.settings
         total = transfers.budget.total
         how = "" if settings.spool_size is not None else " (half the free disk space, at most 1 GiB)"
-        audit(
-            "FILE",
-            f"spool {spool.path}: at most {format_size(total)} in all{how}, "
-            f"{settings.addressee_spool_files} files or "
-            f"{format_size(settings.addressee_spool_bytes)} for one addressee",
+        log.info(
+            "chatnet spool {path}: at most {total} in all{how}, {files} files or "
+            "{size} for one addressee",
+            path=str(spool.path), total=format_size(total), how=how,
+            files=settings.addressee_spool_files, size=format_size(settings.addressee_spool_bytes),
         )
         if total < settings.max_file_size:
             log.warn(

@@ -203,12 +203,16 @@ class TransferManager:
             self._grant(t)
         else:
             t.position = self._queue.add(sender, t)
-            held = f"; held back: {self._why_held(t)}" if self._slots.tokens else ""
+            fields = {**_fields(t), "position": t.position, "queued": len(self._queue)}
+            held = ""
+            if self._slots.tokens:  # a slot is free, yet it may not start
+                fields["held_back"] = why = self._why_held(t)
+                held = f"; held back: {why}"
             self._audit(
                 "FILE-QUEUE",
                 f"transfer #{t.id} {name} from {sender.name} queued at position "
                 f"{t.position} (queue size {len(self._queue)}){held}",
-                {**_fields(t), "position": t.position, "queued": len(self._queue)},
+                fields,
             )
         return t
 
@@ -401,7 +405,8 @@ class TransferManager:
     def _spool_failed(self, t: Transfer, what: str, error: OSError) -> None:
         """The spool refused ``t``'s file: fail it (``cancelled``), saying why in the log."""
         self._audit(
-            "FILE", f"transfer #{t.id} {t.name} from {t.sender.name}: {what}: {error}"
+            "FILE", f"transfer #{t.id} {t.name} from {t.sender.name}: {what}: {error}",
+            {**_fields(t), "spool_error": str(error)},
         )
         log.error("spool: transfer {number}: {what}: {error}", number=t.id, what=what, error=error)
         self.fail(t, FailReason.CANCELLED)

@@ -13,6 +13,7 @@ import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import formatEvent, globalLogPublisher
 
 from chatnet.config import Settings
 from chatnet.service import ChatService
@@ -191,27 +192,36 @@ def test_delivery_aborted_on_stop(tmp_path: Path) -> None:
 
 
 def test_start_removes_leftovers_and_says_so(tmp_path: Path) -> None:
-    """Files a killed server left in the spool are removed at start, with a FILE line; the bounds are logged."""
+    """Files a killed server left in the spool are removed at start, with a FILE line."""
     spool = tmp_path / "spool"
     spool.mkdir(mode=0o700)
     (spool / "chatnet-upload-1.part").write_bytes(b"x" * 1024)
     (spool / "chatnet-upload-7.part").write_bytes(b"x" * 1024)
     (spool / "notes.txt").write_text("not ours")
-    running = Running(tmp_path, spool_size=1024**3)
+    running = Running(tmp_path)
     running.reactor.advance(0)
     lines = running.log_lines()
     assert lines[1].endswith(f"[FILE] spool {spool}: removed 2 files (2.0 KiB) left by an earlier run")
-    assert lines[2].endswith(
-        f"[FILE] spool {spool}: at most 1.0 GiB in all, 16 files or 48.0 MiB for one addressee")
     assert sorted(p.name for p in spool.iterdir()) == ["notes.txt"]
 
 
-def test_nothing_to_remove_says_nothing(tmp_path: Path) -> None:
-    """A clean spool gets no removal line; the automatic bound says how it was chosen."""
-    running = Running(tmp_path)
+def test_the_spool_bounds_go_to_the_twistd_log(tmp_path: Path) -> None:
+    """A clean spool gets no audit line; twistd's log states the bounds and how they were chosen."""
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        running = Running(tmp_path)
+        Running(tmp_path / "fixed", spool_size=1024**3)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
     running.reactor.advance(0)
-    (line,) = [x for x in running.log_lines() if "[FILE]" in x]
-    assert "(half the free disk space, at most 1 GiB)" in line
+    assert [x for x in running.log_lines() if "[FILE]" in x] == []
+    said = [formatEvent(e) for e in events if "spool" in formatEvent(e)]
+    assert said[0].endswith(
+        "(half the free disk space, at most 1 GiB), 16 files or 48.0 MiB for one addressee")
+    assert said[1] == (
+        f"chatnet spool {tmp_path / 'fixed' / 'spool'}: at most 1.0 GiB in all, "
+        "16 files or 48.0 MiB for one addressee")
 
 
 def test_an_unsafe_spool_folder_stops_the_start(tmp_path: Path) -> None:
