@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
-from twisted.logger import formatEvent, globalLogPublisher
+from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
 
 from chatnet.config import Settings
 from chatnet.service import ChatService
@@ -208,12 +208,13 @@ def test_start_removes_leftovers_and_says_so(tmp_path: Path) -> None:
 def test_the_spool_bounds_go_to_the_twistd_log(tmp_path: Path) -> None:
     """A clean spool gets no audit line; twistd's log states the bounds and how they were chosen."""
     events: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(events.append)
+    observer = cast(ILogObserver, events.append)
+    globalLogPublisher.addObserver(observer)
     try:
         running = Running(tmp_path)
         Running(tmp_path / "fixed", spool_size=1024**3)
     finally:
-        globalLogPublisher.removeObserver(events.append)
+        globalLogPublisher.removeObserver(observer)
     running.reactor.advance(0)
     assert [x for x in running.log_lines() if "[FILE]" in x] == []
     said = [formatEvent(e) for e in events if "spool" in formatEvent(e)]
