@@ -8,11 +8,13 @@ Pure: imports nothing from Twisted.  :mod:`chatnet.tap` fills one
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatnet import validation
 from chatnet._version import __version__
-from chatnet.errors import ChatError
+
+if TYPE_CHECKING:
+    from chatnet.accounts import Accounts
 
 SERVER_NAME = f"chatnet/{__version__}"
 
@@ -75,8 +77,9 @@ class Settings:
     max_per_address: int = 256
     max_pending_per_address: int = 64
     max_pending: int = 2000
-    #: ``{folded username: password}`` when the operator configured accounts.
-    accounts: dict[str, str] | None = field(default=None, repr=False)
+    #: The accounts (``--accounts``), when the operator configured them:
+    #: then every login needs its password.
+    accounts: Accounts | None = field(default=None, repr=False)
     #: Zero-copy framing and write-through TCP where the installed Twisted
     #: allows them (:mod:`chatnet.fastpath`); ``--no-fast-path`` turns them off.
     fast_path: bool = True
@@ -96,26 +99,3 @@ class Settings:
             "upload_slots": self.upload_slots,
             "upload_queue": self.upload_queue,
         }
-
-
-def parse_accounts(text: str) -> dict[str, str]:
-    """
-    Parse an accounts file: one ``username:password`` a line; blank lines and
-    lines starting with ``#`` are skipped.
-
-    :raises ValueError: a line that is not ``name:password`` with a valid name.
-    """
-    accounts: dict[str, str] = {}
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        name, sep, password = line.partition(":")
-        if not sep:
-            raise ValueError(f"line {number}: expected username:password")
-        try:
-            validation.check_username(name)
-        except ChatError as e:
-            raise ValueError(f"line {number}: {e.message}") from None
-        accounts[validation.fold(name)] = password
-    return accounts

@@ -19,12 +19,14 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IReactorTime
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from chatnet import fastpath
+from chatnet import auth, fastpath
+from chatnet.accounts import Accounts, AccountsError, Changes
 from chatnet.audit import Audit, open_observer
-from chatnet.config import SERVER_NAME, Settings, parse_accounts
+from chatnet.config import SERVER_NAME, Settings
 from chatnet.model import Directory
 from chatnet.protocol import ChatServerFactory, describe_peer
 from chatnet.session import Hub
@@ -93,6 +95,7 @@ class ChatService(Service):
         self._stopping = False
         #: What ``/healthz`` asks, in order; see :class:`chatnet.metrics.HealthPage`.
         self.health_checks: list[HealthCheck] = [self._serving]
+        self._sweeper: LoopingCall | None = None
 
     def privilegedStartService(self) -> None:
         """Open the spool and log, and listen (raising at once if we cannot)."""
@@ -112,6 +115,10 @@ class ChatService(Service):
             settings, Directory(settings.room_capacity), transfers, audit,
             now=reactor.seconds, stats=stats, audit_fields=self.audit_format == "json",
         )
+        self._sweeper = (
+            auth.install(self.hub, settings.accounts, reactor)
+            if settings.accounts is not None else None
+        )
         self.factory = ChatServerFactory(self.hub, reactor)
         try:
             self._listen(with_backlog(self.endpoint), self.factory, self._listening)
@@ -123,6 +130,8 @@ class ChatService(Service):
         except BaseException:
             if self.port is not None:
                 self.port.stopListening()
+            if self._sweeper is not None:
+                self._sweeper.stop()
             self._close_files()
             self.spool.close()
             raise
@@ -211,20 +220,16 @@ class ChatService(Service):
             self._reload_accounts(self.accounts_file, self.settings.accounts)
 
     @staticmethod
-    def _reload_accounts(path: str, accounts: dict[str, str]) -> None:
+    def _reload_accounts(path: str, accounts: Accounts) -> None:
         try:
-            with open(path, encoding="utf-8") as f:
-                new = parse_accounts(f.read())
-        except OSError as e:
-            log.error("chatnet kept its accounts: cannot read {path} ({error})", path=path, error=e.strerror)
+            changes = accounts.reload()
+        except AccountsError as e:
+            log.error("chatnet kept its accounts: {error}", error=str(e))
             return
-        except ValueError as e:
-            log.error("chatnet kept its accounts: {path}: {error}", path=path, error=str(e))
-            return
-        change = describe_accounts_change(accounts, new)
-        accounts.clear()
-        accounts.update(new)  # in place: every session reads this dict
-        log.info("chatnet reloaded the accounts from {path}: {change}", path=path, change=change)
+        log.info(
+            "chatnet reloaded the accounts from {path}: {change}",
+            path=path, change=changes.describe(),
+        )
 
     def _listening(self, port: IListeningPort) -> None:
         self.port = port
@@ -283,6 +288,9 @@ class ChatService(Service):
             if backstop.active():
                 backstop.cancel()
             self.spool.close()
+            if self._sweeper is not None:
+                self._sweeper.stop()
+                hub.sweep(everything=True)
             hub.audit(
                 "SHUTDOWN",
                 f"server stopped: disconnected {_count(len(sessions), 'client')}, "
@@ -342,12 +350,4 @@ def _count(n: int, noun: str) -> str:
 
 def describe_accounts_change(old: dict[str, str], new: dict[str, str]) -> str:
     """``"added carol; removed bob; password changed for alice"``, or ``"no change"``."""
-    parts = []
-    for what, names in (
-        ("added", sorted(new.keys() - old.keys())),
-        ("removed", sorted(old.keys() - new.keys())),
-        ("password changed for", sorted(k for k in old.keys() & new.keys() if old[k] != new[k])),
-    ):
-        if names:
-            parts.append(f"{what} {', '.join(names)}")
-    return "; ".join(parts) or "no change"
+    return Changes.between(old, new).describe()

@@ -20,7 +20,7 @@ Pure: imports nothing from ``twisted.internet`` (it logs through
 from __future__ import annotations
 
 import enum
-import hmac
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -48,6 +48,7 @@ from chatnet.frames import (
 from chatnet.model import Directory, FileOutbox, Room, User
 from chatnet.ratelimit import TokenBucket
 from chatnet.stats import Stats
+from chatnet.throttle import LoginThrottle, Record, address_key
 from chatnet.validation import (
     check_extension,
     check_filename,
@@ -91,6 +92,13 @@ class State(enum.Enum):
     NEW = "new"
     ACTIVE = "active"
     CLOSED = "closed"
+
+
+class Authenticator(Protocol):
+    """Checks passwords when the operator configured accounts (:mod:`chatnet.auth`)."""
+
+    def check(self, username: str, password: str) -> Later[bool]:
+        """``True`` when ``password`` is ``username``'s, ``False`` otherwise."""
 
 
 class SessionOutbox(FileOutbox, Protocol):
@@ -207,11 +215,23 @@ class Hub:
     audit_fields: bool = False
     #: Called (then forgotten) once the last session is gone.
     when_empty: list[Callable[[], None]] = field(default_factory=list)
+    #: Checks passwords; ``None`` when there are no accounts (any name goes).
+    auth: Authenticator | None = None
+    #: Slows down failed logins and sums their audit lines.
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
     #: Connections per address and not yet logged in (the per-address limits).
     admission: Admission = field(init=False)
 
     def __post_init__(self) -> None:
         self.admission = Admission(self.settings)
+
+    def sweep(self, everything: bool = False) -> None:
+        """
+        Write the summed failed-login lines whose minute is over (all of
+        them when ``everything``); the service calls this every few seconds.
+        """
+        for line in self.throttle.digest.flush(self.now(), everything):
+            self.audit("LOGIN-FAILED", line)
 
     def forget(self, session: Session) -> None:
         self.sessions.discard(session)
@@ -233,7 +253,7 @@ class Session:
     __slots__ = (
         "hub", "outbox", "peer", "state", "user", "_exited", "_close_reason", "_online",
         "_bucket", "_refused", "_waiting", "_held",
-        "_paused", "host", "_admitted",
+        "_paused", "host", "_admitted", "_logins",
     )
 
     def __init__(
@@ -267,6 +287,8 @@ class Session:
         self._held: deque[FromClient] | None = None
         #: Whether this session paused its connection's reading.
         self._paused = False
+        #: This connection's failed logins (with accounts only).
+        self._logins: Record | None = None
 
     def __repr__(self) -> str:
         return f"<Session {self.peer} {self.state.value} {self.user}>"
@@ -521,27 +543,80 @@ class Session:
         given = req.username
         try:
             name = check_username(given)
-            accounts = hub.settings.accounts
-            if accounts is not None:
-                expected = accounts.get(fold(name))
-                password = req.password
-                if (
-                    expected is None
-                    or not isinstance(password, str)
-                    or not hmac.compare_digest(
-                        expected.encode("utf-8", "surrogatepass"),
-                        password.encode("utf-8", "surrogatepass"),
-                    )
-                ):
-                    raise ChatError(ErrorCode.AUTH_FAILED, "Wrong username or password")
+        except ChatError as e:
+            self._login_failed(given, e)
+            self._error(req.id, e, audit=False)  # the LOGIN-FAILED line says it all
+            return
+        auth = hub.auth
+        if auth is None:
+            self._enter(req, name)
+            return
+        # With accounts: throttled, then the password checked in a thread.
+        throttle = hub.throttle
+        record = self._logins
+        if record is None:
+            record = self._logins = throttle.new_connection()
+        address, account = address_key(self.peer), fold(name)
+        wait = throttle.wait(record, address, account, hub.now())
+        if wait > 0:
+            throttle.refused(record)
+            self._login_refused(req, name, ChatError(
+                ErrorCode.RATE_LIMITED,
+                f"Too many failed logins; try again in {math.ceil(wait)}s",
+                math.ceil(wait * 100) / 100,
+            ), refused=True)
+            return
+        password = req.password
+        if not isinstance(password, str):  # a client's first try; not a guess
+            self._login_refused(req, name, _WRONG_PASSWORD)
+            return
+
+        def checked(right: bool) -> None:
+            if right:
+                throttle.succeeded(record, account)
+                self._enter(req, name)
+            else:
+                throttle.failed(record, address, account, hub.now())
+                self._login_refused(req, name, _WRONG_PASSWORD)
+
+        self.wait(auth.check(name, password), checked, req.id)
+
+    def _login_failed(self, given: object, error: ChatError) -> None:
+        """The ``LOGIN-FAILED`` line of a refused login, and its count."""
+        hub = self.hub
+        hub.stats.login(error.code.value)
+        hub.audit(
+            "LOGIN-FAILED", f"{self.peer} as {show(given)}: {error.code.value}: {error.message}",
+            {"peer": self.peer, "user": show(given), "code": error.code.value},
+        )
+
+    def _login_refused(
+        self, req: frames.Login, name: str, error: ChatError, refused: bool = False
+    ) -> None:
+        """
+        Answer a login refused for its password, or refused unchecked
+        (``refused``): the audit lines are summed (:class:`~chatnet.throttle.FailureDigest`),
+        and a connection that keeps failing is closed.
+        """
+        hub = self.hub
+        throttle = hub.throttle
+        if throttle.digest.failed(fold(name), address_key(self.peer), hub.now(), refused):
+            self._login_failed(name, error)
+        else:
+            hub.stats.login(error.code.value)
+        self._error(req.id, error, audit=False)
+        record = self._logins
+        if record is not None and throttle.exhausted(record):
+            self._close(f"closed after {record.failures + record.refused} failed logins")
+
+    def _enter(self, req: frames.Login, name: str) -> None:
+        """Log in as ``name`` (valid, and the password right if one is needed)."""
+        hub = self.hub
+        try:
             user = User(name, self.outbox, self.peer)
             hub.directory.add_user(user)
         except ChatError as e:
-            hub.stats.login(e.code.value)
-            hub.audit(
-                "LOGIN-FAILED", f"{self.peer} as {show(given)}: {e.code.value}: {e.message}",
-                {"peer": self.peer, "user": show(given), "code": e.code.value},
-            )
+            self._login_failed(name, e)
             self._error(req.id, e, audit=False)  # the LOGIN-FAILED line says it all
             return
         self.user = user
@@ -756,6 +831,9 @@ class Session:
             self._close_reason = reason
         self.state = State.CLOSED
         self.outbox.close(self.hub.settings.shutdown_grace)
+
+
+_WRONG_PASSWORD = ChatError(ErrorCode.AUTH_FAILED, "Wrong username or password")
 
 
 def _room_fields(user: User, room: Room) -> dict[str, object]:

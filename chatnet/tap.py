@@ -14,13 +14,17 @@ import signal
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from twisted.logger import Logger
 from twisted.python import usage
 
 from chatnet import spool, validation
 from chatnet._version import __version__
+from chatnet.accounts import Accounts, AccountsError, mode_warning
 from chatnet.audit import FORMATS
-from chatnet.config import MIB, Settings, parse_accounts
+from chatnet.config import MIB, Settings
 from chatnet.service import ChatService
+
+_log = Logger()
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmg]?)(i?b?)", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": MIB, "g": 1024 * MIB}
@@ -151,7 +155,7 @@ class Options(usage.Options):
         ["audit-log", None, "server.log", "Audit log file (appended to; SIGHUP reopens it)."],
         ["audit-format", None, "text", "Audit log format: text ([time] [CATEGORY] text lines) or json (JSON lines)."],
         ["spool-dir", None, None, "Folder for uploads in progress [default: a private temporary folder]."],
-        ["accounts", None, None, "File of username:password lines; when given, login requires a password."],
+        ["accounts", None, None, "File of username:HASH lines (argon2id hashes, written by chatnet-passwd); when given, login requires a password."],
         ["metrics", None, None, "Serve Prometheus /metrics and /healthz over HTTP on this endpoint (e.g. tcp:9108:interface=127.0.0.1) [default: off].", endpoint_description],
     ]
 
@@ -177,12 +181,9 @@ class Options(usage.Options):
         accounts = None
         if self["accounts"]:
             try:
-                with open(self["accounts"], encoding="utf-8") as f:
-                    accounts = parse_accounts(f.read())
-            except OSError as e:
-                raise usage.UsageError(f"--accounts: cannot read {self['accounts']}: {e.strerror}") from None
-            except ValueError as e:
-                raise usage.UsageError(f"--accounts {self['accounts']}: {e}") from None
+                accounts = Accounts.load(self["accounts"])
+            except AccountsError as e:
+                raise usage.UsageError(f"--accounts: {e}") from None
         if self["rate-burst"] is not None and not self["rate-limit"]:
             raise usage.UsageError("--rate-burst: needs --rate-limit")
         if self["max-file-size"] > 2**32 - 1:
@@ -264,9 +265,29 @@ def _honour_sigint() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def warnings(options: Options) -> list[str]:
+    """What an operator should hear about at start: accounts kept or sent unsafely."""
+    found = []
+    path = options["accounts"]
+    if path:
+        loose = mode_warning(path)
+        if loose:
+            found.append(loose)
+        kind = options["port"].split(":", 1)[0].lower()
+        if kind in ("tcp", "tcp6", "unix"):
+            found.append(
+                f"accounts are on over a plain {kind.upper()} port ({options['port']}): "
+                "passwords travel in clear text; listen with TLS instead "
+                "(--port ssl:8443:privateKey=server.key:certKey=server.crt)"
+            )
+    return found
+
+
 def makeService(options: Options) -> ChatService:
     """Build the service for ``twistd chatnet``."""
     _honour_sigint()
+    for warning in warnings(options):
+        _log.warn("chatnet: warning: {warning}", warning=warning)
     return ChatService(
         options["port"],
         options.settings,

@@ -23,6 +23,7 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
+import argon2
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IProtocol
@@ -31,7 +32,8 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.test import iosim
 
-from chatnet import codec
+from chatnet import auth, codec
+from chatnet.accounts import Accounts
 from chatnet.config import Settings
 from chatnet.model import Directory
 from chatnet.protocol import ChatServerFactory, ChatServerProtocol
@@ -41,6 +43,14 @@ from chatnet.stats import Stats
 from chatnet.transfers import TransferManager
 
 _ports = itertools.count(40000)
+
+#: argon2id at its cheapest: for tests only (a real file uses chatnet-passwd's defaults).
+quick_hasher = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+def make_accounts(passwords: dict[str, str], path: str | None = None) -> Accounts:
+    """Accounts for ``{username: password}``, hashed quickly (for tests)."""
+    return Accounts({name.lower(): quick_hasher.hash(pw) for name, pw in passwords.items()}, path)
 
 
 class RecordingAudit:
@@ -77,6 +87,8 @@ class TestServer:
             settings, Directory(settings.room_capacity), self.transfers, self.audit,
             now=self.clock.seconds, stats=self.stats,
         )
+        if settings.accounts is not None:  # checked at once, not in a thread
+            auth.install(self.hub, settings.accounts, self.clock, auth.run_now)
         self.factory = ChatServerFactory(self.hub, self.clock)
         self.clients: list[FakeClient] = []
 

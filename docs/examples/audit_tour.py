@@ -5,6 +5,7 @@ Drive a real server through most of what its audit log records, to produce
 Run from an empty folder (the server writes ``server.log`` there)::
 
     printf 'alice:s3cret\nbob:hunter2\ncarol:tr0ub4dor\n' > accounts.txt
+    chatnet-passwd --convert accounts.txt
     twistd -n chatnet --port tcp:8080:interface=127.0.0.1 --upload-slots 1 \
         --accounts accounts.txt --allow-ext pdf,txt --login-timeout 2 &
     python path/to/docs/examples/audit_tour.py 127.0.0.1 8080

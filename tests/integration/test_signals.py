@@ -14,6 +14,7 @@ from pathlib import Path
 
 from support.processes import start_server
 
+from chatnet.testing import quick_hasher
 from integration.test_twistd import GRACE, Wire
 
 REOPENED = "chatnet reopened the audit log"
@@ -53,14 +54,15 @@ def test_logrotate_rename_then_sighup_loses_no_line(tmp_path: Path) -> None:
 def test_sighup_rereads_accounts_without_dropping_anyone(tmp_path: Path) -> None:
     """Added accounts log in, removed ones cannot, and nobody logged in is dropped."""
     accounts = tmp_path / "accounts"
-    accounts.write_text("alice:a\nbob:b\n")
+    h = quick_hasher.hash
+    accounts.write_text(f"alice:{h('a')}\nbob:{h('b')}\n")
     server = start_server(tmp_path, "--accounts", str(accounts))
     try:
         alice, bob = Wire(server.port), Wire(server.port)
         for wire, name, password in ((alice, "alice", "a"), (bob, "bob", "b")):
             wire.send(type="login", id="l", username=name, password=password)
             wire.until("ok", id="l")
-        accounts.write_text("alice:a2\ncarol:c\n")
+        accounts.write_text(f"alice:{h('a2')}\ncarol:{h('c')}\n")
         server.proc.send_signal(signal.SIGHUP)
         line = server.out.wait_for("chatnet reloaded the accounts")
         assert "added carol; removed bob; password changed for alice" in line.string

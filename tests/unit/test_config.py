@@ -1,10 +1,9 @@
-"""Tests for :mod:`chatnet.config`: the defaults and the accounts file."""
+"""Tests for :mod:`chatnet.config`: the defaults."""
 
 from __future__ import annotations
 
-import pytest
-
-from chatnet.config import Settings, parse_accounts
+from chatnet.config import Settings
+from chatnet.testing import make_accounts
 
 
 def test_defaults_are_the_contract() -> None:
@@ -25,18 +24,6 @@ def test_limits_object() -> None:
 
 
 def test_accounts_not_in_repr() -> None:
-    """Passwords never show in a printed Settings."""
-    assert "hunter2" not in repr(Settings(accounts={"alice": "hunter2"}))
-
-
-def test_parse_accounts() -> None:
-    """Lines are name:password; blanks and comments skipped; names folded; passwords kept whole."""
-    text = "# comment\n\n  Alice:pa ss:word  \nBOB:\n"
-    assert parse_accounts(text) == {"alice": "pa ss:word", "bob": ""}
-
-
-@pytest.mark.parametrize("text, line", [("nocolon", 1), ("ok:1\nbad name:x", 2), (":pw", 1)])
-def test_parse_accounts_errors(text: str, line: int) -> None:
-    """Malformed lines are a ValueError naming the line."""
-    with pytest.raises(ValueError, match=f"line {line}"):
-        parse_accounts(text)
+    """Password hashes never show in a printed Settings."""
+    accounts = make_accounts({"alice": "hunter2"})
+    assert "argon2" not in repr(Settings(accounts=accounts))

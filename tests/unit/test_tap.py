@@ -9,7 +9,8 @@ from twisted.python.usage import UsageError
 
 from chatnet.config import Settings
 from chatnet.service import ChatService
-from chatnet.tap import Options, makeService, parse_size
+from chatnet.tap import Options, makeService, parse_size, warnings
+from chatnet.testing import quick_hasher
 
 MIB = 1024 * 1024
 
@@ -127,20 +128,46 @@ def test_allow_ext() -> None:
 
 
 def test_accounts(tmp_path: Path) -> None:
-    """--accounts reads username:password lines, folding names."""
+    """--accounts reads username:HASH lines, folding names."""
     path = tmp_path / "accounts"
-    path.write_text("# operators\nAlice:pw:with:colons\n\nbob:x\n")
-    assert parse("--accounts", str(path)).settings.accounts == {"alice": "pw:with:colons", "bob": "x"}
+    hashed = quick_hasher.hash("pw:with:colons")
+    path.write_text(f"# operators\nAlice:{hashed}\n\nbob:{quick_hasher.hash('x')}\n")
+    path.chmod(0o600)
+    accounts = parse("--accounts", str(path)).settings.accounts
+    assert accounts is not None and accounts.names() == ["alice", "bob"]
+    assert accounts.verify("ALICE", "pw:with:colons") and not accounts.verify("alice", "x")
 
 
 def test_accounts_errors(tmp_path: Path) -> None:
     """A missing file or a bad line is a usage error naming the file and line."""
     assert "cannot read" in refused("--accounts", str(tmp_path / "missing"))
     bad = tmp_path / "bad"
-    bad.write_text("alice:pw\nno colon here\n")
+    bad.write_text(f"alice:{quick_hasher.hash('pw')}\nno colon here\n")
     assert "line 2" in refused("--accounts", str(bad))
     bad.write_text("not valid!:pw\n")
     assert "line 1" in refused("--accounts", str(bad))
+
+
+def test_accounts_in_clear_text_refused(tmp_path: Path) -> None:
+    """A clear-text password stops the server, saying how to convert the file."""
+    path = tmp_path / "accounts"
+    path.write_text(f"alice:{quick_hasher.hash('pw')}\nbob:hunter2\n")
+    message = refused("--accounts", str(path))
+    assert "line 2" in message and "clear text" in message
+    assert "chatnet-passwd --convert FILE" in message and "hunter2" not in message
+
+
+def test_warnings(tmp_path: Path) -> None:
+    """Accounts readable by others, or sent over plain TCP, are warned about."""
+    path = tmp_path / "accounts"
+    path.write_text(f"alice:{quick_hasher.hash('pw')}\n")
+    path.chmod(0o644)
+    (loose, clear) = warnings(parse("--accounts", str(path), "--port", "0"))
+    assert "0644" in loose and f"chmod 600 {path}" in loose
+    assert "plain TCP" in clear and "ssl:" in clear
+    path.chmod(0o600)
+    assert warnings(parse("--accounts", str(path), "--port", "0")) == [clear]
+    assert warnings(parse("--port", "0")) == []
 
 
 def test_make_service(tmp_path: Path) -> None:
