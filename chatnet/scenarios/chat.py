@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-from chatnet.scenarios.context import Context, check
+from chatnet.scenarios.context import Context, check, found
 
 #: A room message as line mode prints it: ``[groupA] alice: hello``.
 MESSAGE = re.compile(r"^\[(\w+)\] (\w+): (.*)$")
@@ -60,11 +60,11 @@ def concurrent_load(ctx: Context, clients: int = 30, messages: int = 3) -> str:
                       f"{n} got a whisper not meant for it: {line.text!r}")
                 whispers += 1
                 continue
-            t = re.fullmatch(r"load (u\d\d) #(\d+)", text)
-            check(t is not None and t.group(1) == sender, f"{n}: unexpected line {line.text!r}")
+            t = found(re.fullmatch(r"load (u\d\d) #(\d+)", text), f"{n}: unexpected line {line.text!r}")
+            check(t.group(1) == sender, f"{n}: unexpected line {line.text!r}")
             check(room == room_of[n] == room_of[sender],
                   f"{n} (in {room_of[n]}) got {sender}'s message in {room}: {line.text!r}")
-            seen[sender].append(int(t.group(2)))  # type: ignore[union-attr]
+            seen[sender].append(int(t.group(2)))
             room_messages += 1
         others = sorted(m for m in per_room[room_of[n]] if m != n)
         check(sorted(seen) == others,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,13 @@ def check(condition: object, message: str) -> None:
     """:raises ScenarioFailed: with ``message`` unless ``condition``."""
     if not condition:
         raise ScenarioFailed(message)
+
+
+def found(match: re.Match[str] | None, message: str) -> re.Match[str]:
+    """:raises ScenarioFailed: with ``message`` unless there is a match; :returns: it."""
+    if match is None:
+        raise ScenarioFailed(message)
+    return match
 
 
 def sha256_file(path: Path) -> str:

@@ -9,7 +9,7 @@ import re
 import signal
 import time
 
-from chatnet.scenarios.context import Context, check
+from chatnet.scenarios.context import Context, check, found
 from chatnet.scenarios.files import SLOTS, accepted, offer
 
 #: ``chatnet-client`` exit status after the server shut down.
@@ -50,7 +50,7 @@ def unexpected_disconnection(ctx: Context) -> str:
         peer.wait_frame(ctx.timeout, type="upload-start", transfer=transfer)
     dropper, waiter = peers[0], peers[SLOTS]
     half = 512 * 1024
-    dropper.upload(transfers[0], big, half)  # type: ignore[arg-type]
+    dropper.upload(transfers[0], big, half)
     dropper.wait_frame(ctx.timeout, type="sent", bytes=half)
     waiter.out.stays_without('"upload-start"', 0.1)
     ctx.kill9(dropper)
@@ -91,7 +91,7 @@ def sigint_shutdown(ctx: Context) -> str:
     transfers = [accepted(ctx, peer, offer(ctx, peer, "bob", big))["transfer"] for peer in peers]
     for peer, transfer in zip(peers[:SLOTS], transfers, strict=False):
         peer.wait_frame(ctx.timeout, type="upload-start", transfer=transfer)
-        peer.upload(transfer, big, 256 * 1024)  # type: ignore[arg-type]
+        peer.upload(transfer, big, 256 * 1024)
         peer.wait_frame(ctx.timeout, type="sent")
     carol = ctx.client("carol")
     ctx.make_file(carol.cwd / "report.pdf", 100_000)
@@ -123,10 +123,10 @@ def sigint_shutdown(ctx: Context) -> str:
         peer.wait_frame(ctx.timeout, type="closed")
         check(peer.wait(ctx.timeout) == 0, f"{peer.name} did not exit cleanly")
     line = server.wait_log("SHUTDOWN", r"disconnected \d+ clients?", ctx.timeout)[0]
-    counts = re.search(r"disconnected (\d+) clients?, failed (\d+) transfers?", line)
-    check(counts is not None and int(counts.group(1)) == connections,
-          f"expected {connections} clients in {line!r}")
-    failed = int(counts.group(2))  # type: ignore[union-attr]
+    counts = found(re.search(r"disconnected (\d+) clients?, failed (\d+) transfers?", line),
+                   f"no counts in {line!r}")
+    check(int(counts.group(1)) == connections, f"expected {connections} clients in {line!r}")
+    failed = int(counts.group(2))
     check(failed == len(peers) + 1, f"expected {len(peers) + 1} failed transfers in {line!r}")
     spool = ctx.workdir / "server" / "spool"
     left = list(spool.iterdir()) if spool.exists() else []

@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
+from typing import Any
 
-from chatnet.scenarios.context import Context, check, sha256_file
+from chatnet.scenarios.context import Context, check, found, sha256_file
 from chatnet.scenarios.processes import Peer, Server
 
 #: The contract's default limits.
@@ -28,7 +29,7 @@ def offer(ctx: Context, peer: Peer, to: str, path: Path) -> int:
     return peer.request("sendfile", to=to, name=path.name, size=path.stat().st_size)
 
 
-def accepted(ctx: Context, peer: Peer, ident: int) -> dict[str, object]:
+def accepted(ctx: Context, peer: Peer, ident: int) -> dict[str, Any]:
     reply = peer.reply(ident, ctx.timeout)
     check(reply.get("type") == "ok", f"{peer.name}: sendfile refused: {reply}")
     return reply
@@ -62,7 +63,7 @@ def upload_queue_limit(ctx: Context, senders: int = 10) -> str:
     idents = [offer(ctx, peer, "sink", path) for peer, path in zip(peers, paths, strict=True)]
     replies = [accepted(ctx, peer, i) for peer, i in zip(peers, idents, strict=True)]
     # Slots go first come, first served: the order of the transfer numbers.
-    order = sorted(range(senders), key=lambda k: int(replies[k]["transfer"]))  # type: ignore[call-overload]
+    order = sorted(range(senders), key=lambda k: int(replies[k]["transfer"]))
     first, queued = order[:SLOTS], order[SLOTS:]
     for k in first:
         peers[k].wait_frame(ctx.timeout, type="upload-start", transfer=replies[k]["transfer"])
@@ -77,7 +78,7 @@ def upload_queue_limit(ctx: Context, senders: int = 10) -> str:
     for k in order:
         transfer = replies[k]["transfer"]
         peers[k].wait_frame(ctx.timeout, type="upload-start", transfer=transfer)
-        peers[k].upload(transfer, paths[k])  # type: ignore[arg-type]
+        peers[k].upload(transfer, paths[k])
     for peer, reply in zip(peers, replies, strict=True):
         peer.wait_frame(ctx.timeout, type="file-delivered", transfer=reply["transfer"])
     saved = sink.out.wait_count(RECEIVED, senders, ctx.timeout)
@@ -128,7 +129,7 @@ def oversized_file(ctx: Context) -> str:
     reply = accepted(ctx, liar, liar.request("sendfile", to="bob", name="short.bin", size=1000))
     transfer = reply["transfer"]
     liar.wait_frame(ctx.timeout, type="upload-start", transfer=transfer)
-    liar.upload(transfer, short)  # type: ignore[arg-type]
+    liar.upload(transfer, short)
     bad = liar.wait_frame(ctx.timeout, type="error", code="bad-transfer")
     check("id" not in bad, f"the bad-transfer error carries an id: {bad}")
     liar.wait_frame(ctx.timeout, type="file-failed", transfer=transfer, reason="size-mismatch")
@@ -201,9 +202,9 @@ def queue_wait_duration(ctx: Context, hold: float = 1.0) -> str:
     # The slots stay busy for `hold` seconds: quinn must not start meanwhile.
     quinn.out.stays_without(r"^\[file\] sending ", hold)
     released = time.monotonic()
-    holders[0].upload(transfers[0], filler)  # type: ignore[arg-type]
+    holders[0].upload(transfers[0], filler)
     holders[SLOTS].wait_frame(ctx.timeout, type="upload-start", transfer=transfers[SLOTS])
-    holders[SLOTS].upload(transfers[SLOTS], filler)  # type: ignore[arg-type]
+    holders[SLOTS].upload(transfers[SLOTS], filler)
     started_line, started = quinn.out.wait_for(
         r"^\[file\] sending report\.pdf to rx after waiting (\d+\.\d)s$", ctx.timeout)
     quinn.out.wait_for(r"^\[file\] report\.pdf delivered to rx$", ctx.timeout)
@@ -212,7 +213,7 @@ def queue_wait_duration(ctx: Context, hold: float = 1.0) -> str:
                     r"\(queue size 2\)", ctx.timeout)
     line = server.wait_log("FILE-QUEUE", rf"transfer #{number} report\.pdf from quinn started, "
                            r"waited \d+\.\d\ds", ctx.timeout)[0]
-    waited = float(re.search(r"waited (\d+\.\d\d)s", line).group(1))  # type: ignore[union-attr]
+    waited = float(found(re.search(r"waited (\d+\.\d\d)s", line), f"no wait in {line!r}").group(1))
     told = float(started.group(1))
     # By the runner's clock the wait began after `asked` and before the
     # queued line arrived, and ended after `released` and before the started

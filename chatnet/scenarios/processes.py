@@ -21,9 +21,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import chatnet
+
+T = TypeVar("T")
 
 #: The folder holding the ``chatnet`` package in use (a checkout or
 #: site-packages).
@@ -115,8 +117,8 @@ class Output:
         return [m for m in found if m is not None]
 
     def wait_until(
-        self, test: Callable[[list[Line]], Any], timeout: float, what: str
-    ) -> Any:
+        self, test: Callable[[list[Line]], T | None], timeout: float, what: str
+    ) -> T:
         """
         Wait until ``test(lines)`` returns something true; return it.
 
@@ -148,7 +150,7 @@ class Output:
                     return line, match
             return None
 
-        return self.wait_until(test, timeout, repr(pattern))  # type: ignore[no-any-return]
+        return self.wait_until(test, timeout, repr(pattern))
 
     def wait_count(self, pattern: str, count: int, timeout: float) -> list[re.Match[str]]:
         """Wait until at least ``count`` lines match ``pattern``."""
@@ -158,7 +160,7 @@ class Output:
             found = [m for m in (regex.search(line.text) for line in lines) if m]
             return found if len(found) >= count else None
 
-        return self.wait_until(test, timeout, f"{count} lines matching {pattern!r}")  # type: ignore[no-any-return]
+        return self.wait_until(test, timeout, f"{count} lines matching {pattern!r}")
 
     def stays_without(self, pattern: str, seconds: float, start: int = 0) -> None:
         """
@@ -213,8 +215,9 @@ class Process:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             process_group=0,
         )
-        self.out = Output(self.proc.stdout, f"{name} stdout")  # type: ignore[arg-type]
-        self.err = Output(self.proc.stderr, f"{name} stderr")  # type: ignore[arg-type]
+        assert self.proc.stdout is not None and self.proc.stderr is not None  # PIPE
+        self.out = Output(self.proc.stdout, f"{name} stdout")
+        self.err = Output(self.proc.stderr, f"{name} stderr")
         self.exited_at: float | None = None
 
     @property
@@ -400,7 +403,7 @@ class Peer(Process):
             return None
 
         what = "a frame with " + json.dumps(fields)
-        return self.out.wait_until(test, timeout, what)  # type: ignore[no-any-return]
+        return self.out.wait_until(test, timeout, what)
 
     def reply(self, ident: int, timeout: float) -> dict[str, Any]:
         """The reply to request ``ident`` (``ok`` or ``error``)."""
