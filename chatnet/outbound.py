@@ -314,12 +314,12 @@ class Outbound:
     def pause_reading(self) -> None:
         """Stop reading from the peer (a request waits for its answer)."""
         if not self._closed:
-            (self._reading or self._transport).pauseProducing()  # type: ignore[union-attr]
+            (self._reading or cast(IPushProducer, self._transport)).pauseProducing()
 
     def resume_reading(self) -> None:
         """Read from the peer again."""
         if not self._closed:
-            (self._reading or self._transport).resumeProducing()  # type: ignore[union-attr]
+            (self._reading or cast(IPushProducer, self._transport)).resumeProducing()
 
     # IPushProducer, called by the transport
 

@@ -140,9 +140,10 @@ class ChatServerProtocol(fastpath.FramingReceiver):
         self._unwatch()
 
     def _unwatch(self) -> None:
-        if self._partial:
+        watch = self._frame_watch
+        if self._partial and watch is not None:  # (_partial: there is a watch)
             self._partial = False
-            self._frame_watch.done(self)  # type: ignore[union-attr]
+            watch.done(self)
 
     def pause_reading(self, reason: str) -> None:
         """Stop reading from the peer until ``reason`` is withdrawn (see :class:`ReadGate`)."""
