@@ -287,11 +287,16 @@ def check_state(command: Command, room: str | None) -> None:
 
 @dataclass(frozen=True)
 class Completion:
-    """Candidates for the word that starts at ``start`` in the line."""
+    """
+    Candidates for the word that starts at ``start`` in the line, and what
+    follows the word once it is the only one (``": "`` after a name that
+    starts the line, addressing its owner).
+    """
 
     start: int
     word: str
     options: list[str]
+    suffix: str = " "
 
     def apply(self, line: str) -> str:
         """The line with the word completed as far as all options agree."""
@@ -299,7 +304,7 @@ class Completion:
             return line
         prefix = os.path.commonprefix(self.options)
         if len(self.options) == 1:
-            prefix += " " if not prefix.endswith("/") else ""
+            prefix += self.suffix if not prefix.endswith("/") else ""
         if len(prefix) <= len(self.word) and len(self.options) > 1:
             return line
         return line[: self.start] + prefix
@@ -328,7 +333,7 @@ def complete(
             names = sorted(COMMANDS) + sorted(ALIASES)
             options = ["/" + n for n in names if n.startswith(word[1:].lower())]
             return Completion(start, word, options)
-        return Completion(start, word, _match(word, users))
+        return Completion(start, word, _match(word, users), suffix=": ")
     command = ALIASES.get(before[0].lstrip("/").lower(), before[0].lstrip("/").lower())
     if not before[0].startswith("/"):
         command = "broadcast"

@@ -16,6 +16,7 @@ from twisted.internet import task
 
 from chatnet import validation
 from chatnet._version import __version__
+from chatnet.client import alerts
 from chatnet.client.core import ClientCore
 from chatnet.client.lines import (
     EXIT_CONNECT,
@@ -65,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="line mode, printing each server frame as a JSON line")
     parser.add_argument("--plain", action="store_true",
                         help="line mode even on a terminal")
+    parser.add_argument("--bell", choices=alerts.BELL_CHOICES, default=alerts.DEFAULT_BELL,
+                        help="full screen: ring the terminal bell for lines that mention "
+                        "you and whispers (mentions, the default), whispers only, every "
+                        "line from others (all), or never (none)")
     parser.add_argument("--login-timeout", metavar="SECONDS", type=float, default=10.0,
                         help="give up when the server has not answered login within "
                         "this long (default 10)")
@@ -122,7 +127,8 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
         from chatnet.client.ui import run_interactive
 
         status = await run_interactive(
-            reactor, core, where=where, username=args.username, password=password
+            reactor, core, where=where, username=args.username, password=password,
+            bell=args.bell,
         )
     else:
         status = await run_line_mode(

@@ -1,8 +1,11 @@
 """
 The full-screen interface: urwid on the Twisted reactor.
 
-A scrolling message pane with timestamps and colours, a progress bar per
-transfer, a status bar, and an input line with history and Tab completion.
+A scrolling message pane with timestamps and colours (and the room's
+members beside it on a wide screen), a progress bar per transfer, a status
+bar, and an input line with history and Tab completion; lines that mention
+you and whispers are highlighted and ring the bell (``--bell``).  The
+widgets are in :mod:`chatnet.client.screen`.
 urwid's ``TwistedEventLoop`` lets the screen and the chat connection share
 one reactor, so there are no threads; the core's events schedule a redraw
 (network events redraw without a key being pressed).
@@ -10,6 +13,7 @@ one reactor, so there are no threads; the core's events schedule a redraw
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import signal
@@ -20,7 +24,7 @@ import urwid
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
 
-from chatnet.client import render
+from chatnet.client import alerts, render
 from chatnet.client.commands import Exit, Help, ParseError, complete, parse
 from chatnet.client.core import ClientCore
 from chatnet.client.events import (
@@ -33,68 +37,26 @@ from chatnet.client.events import (
 )
 from chatnet.client.lines import EXIT_CONNECT, EXIT_LOST, EXIT_OK, EXIT_SHUTDOWN
 from chatnet.client.login import LoggedIn, Outcome, Then, log_in
+from chatnet.client.screen import (
+    MENTION,
+    PALETTE,
+    WHISPER_TO_ME,
+    MessagePane,
+    StatusBar,
+    TransferBar,
+    key_help,
+    message_row,
+)
 from chatnet.client.transfers import Transfer
 from chatnet.errors import ChatError
+from chatnet.validation import count
 
 log = Logger()
 
-PALETTE = [
-    ("status", "white", "dark blue"),
-    ("status_key", "yellow,bold", "dark blue"),
-    ("time", "dark gray", ""),
-    (render.OWN, "light cyan", ""),
-    (render.OTHER, "", ""),
-    (render.WHISPER, "light magenta", ""),
-    (render.NOTICE, "brown", ""),
-    (render.ERROR, "light red", ""),
-    (render.SUCCESS, "light green", ""),
-    (render.FILE, "light blue", ""),
-    (render.SERVER, "yellow,bold", ""),
-    ("bar_todo", "white", "dark gray"),
-    ("bar_done", "black", "dark green"),
-    ("prompt", "light green,bold", ""),
-    ("hint", "dark gray", ""),
-]
-
-#: Lines the message pane keeps; the oldest go first.
-MAX_LINES = 5000
 #: Seconds a finished transfer's bar stays on screen.
 KEEP_FINISHED = 5.0
 #: Most redraws per second from network events.
 REDRAW_DELAY = 0.05
-
-
-class TransferBar(urwid.ProgressBar):
-    """A progress bar whose text is bytes, percent and speed."""
-
-    def __init__(self) -> None:
-        super().__init__("bar_todo", "bar_done", 0, 100)
-        self.texts: list[str] = [""]
-        self._width = 80
-
-    def render(self, size: tuple[()] | tuple[int] | tuple[int, int], focus: bool = False) -> Any:
-        assert len(size) == 1, "a flow widget"
-        self._width = size[0]
-        return super().render(size, focus)
-
-    def get_text(self) -> str:
-        """The longest of the texts (most detailed first) that fits."""
-        for text in self.texts:
-            if len(text) <= self._width:
-                return text
-        return self.texts[-1][: self._width]
-
-
-def message_row(line: render.Line) -> urwid.Widget:
-    """
-    A line of the message pane: the time, then the text; rows the text wraps
-    onto (or its own further rows) start under the text, not the time.
-    """
-    stamp = render.clock_time(line.ts) + " "
-    return urwid.Columns([
-        (len(stamp), urwid.Text(("time", stamp))),
-        urwid.Text((line.style, line.text)),
-    ])
 
 
 class InputLine(urwid.Edit):
@@ -122,6 +84,8 @@ class InputLine(urwid.Edit):
         if key == "tab":
             self.view.complete()
             return None
+        if key in ("end", "ctrl end"):  # the newest message, and the line's end
+            self.view.to_end()
         if key == "ctrl u":
             self.set_edit_text(self.edit_text[self.edit_pos :])
             self.set_edit_pos(0)
@@ -146,6 +110,8 @@ class ChatView:
 
     :param where: ``host:port`` for the status bar.
     :param finish: called with the exit status when the interface is done.
+    :param bell: when the bell rings (:data:`chatnet.client.alerts.BELL_CHOICES`).
+    :param ring: rings it (by default, a BEL written to the screen).
     """
 
     def __init__(
@@ -155,8 +121,12 @@ class ChatView:
         finish: Callable[[int], None],
         username: str | None = None,
         password: str | None = None,
+        bell: str = alerts.DEFAULT_BELL,
+        ring: Callable[[], None] | None = None,
     ) -> None:
         self.core = core
+        self.bell = bell
+        self.ring = ring or self._ring
         self.where = where
         self.finish = finish
         self.password = password
@@ -167,15 +137,15 @@ class ChatView:
         self.loop: urwid.MainLoop | None = None
         self._draw_call: Any = None
         self._tick: Any = None
-        self.messages: Any = urwid.SimpleFocusListWalker([])
-        self.listbox = urwid.ListBox(self.messages)
-
-        self.status = urwid.Text("", wrap="ellipsis")
+        self.pane = MessagePane()
+        self.messages = self.pane.walker
+        self.listbox = self.pane.listbox
+        self.status = StatusBar(without_detail=self.pane.shows_nicks)
         self.hint = urwid.Text(("hint", ""), wrap="ellipsis")
         self.input = InputLine(self)
         # Transfer bars are rows of the body itself, under the messages (an
         # empty nested Pile is not a flow widget on older urwid).
-        self.body = body = urwid.Pile([self.listbox])
+        self.body = body = urwid.Pile([self.pane])
         footer = urwid.Pile([urwid.AttrMap(self.status, "status"), self.hint, self.input])
         self.frame: Any = urwid.Frame(body, footer=footer, focus_part="footer")
         self.bars: dict[int, tuple[Any, urwid.Text, TransferBar]] = {}
@@ -201,16 +171,16 @@ class ChatView:
     # -- output -------------------------------------------------------------
 
     def add(self, line: render.Line | None) -> None:
-        """Append a line to the message pane, following the end."""
+        """Append a line to the message pane (it follows the end unless scrolled up)."""
         if line is None:
             return
-        at_end = not self.messages or self.listbox.focus_position == len(self.messages) - 1
-        self.messages.append(message_row(line))
-        if len(self.messages) > MAX_LINES:  # a day's chat must not grow forever
-            del self.messages[: len(self.messages) - MAX_LINES]
-        if at_end:
-            self.messages.set_focus(len(self.messages) - 1)
+        self.pane.add(message_row(line))
         self.redraw()
+
+    def to_end(self) -> None:
+        """Back to the newest message."""
+        self.pane.to_end()
+        self.update_status()
 
     def error(self, message: str) -> None:
         self.add(render.error_line(message))
@@ -233,21 +203,35 @@ class ChatView:
             self.loop.draw_screen()
 
     def update_status(self) -> None:
+        """
+        The status bar, most important first (so a narrow one cuts the
+        least): ``-- more --`` while new lines wait below, you, your room
+        (with its members when no list is beside the messages), transfers,
+        the server.  The member list is refreshed too.
+        """
         c = self.core
         esc = render.escape
-        user = esc(c.username) if c.username else "not logged in"
-        if c.room:
-            shown = ", ".join(esc(m) for m in c.members[:8]) + (" ..." if len(c.members) > 8 else "")
-            room = f"room {esc(c.room)} ({len(c.members)}: {shown})"
-        else:
-            room = "no room (/join <room>)"
+        self.pane.set_nicks(c.room, c.members, c.username)
+        more = [("more", f" -- more ({self.pane.unseen}) -- ")] if self.pane.unseen else []
+        user = [("status_key", f" {esc(c.username) if c.username else 'not logged in'} ")]
         ups = sum(1 for t in c.transfers if t.direction == "up")
-        downs = len(c.transfers) - ups
-        server = esc(c.server or "chatnet")
-        self.status.set_text([
-            ("status_key", f" {server} "), f"{self.where} | ",
-            ("status_key", user), f" | {room} | transfers: {ups} up, {downs} down",
-        ])
+        transfers = [f"| transfers: {ups} up, {len(c.transfers) - ups} down "]
+        server = ["| ", ("status_key", esc(c.server or "chatnet")), f" {self.where}"]
+        # What goes when the row is short: the server, then the transfer
+        # count (the bars show transfers anyway), then the member names;
+        # and the names only where no member list is beside the messages.
+        if not c.room:
+            head = more + user + ["| no room (/join <room>) "]
+            self.status.set_variants([head + transfers + server, head + transfers, head])
+            return
+        room = f"| room {esc(c.room)} ({len(c.members)}"
+        names = ", ".join(esc(m) for m in c.members[:8]) + (" ..." if len(c.members) > 8 else "")
+        head = more + user + [room + ") "]
+        named = more + user + [f"{room}: {names}) "]
+        self.status.set_variants(
+            [head + transfers + server, head + transfers, head],
+            detailed=[named + transfers + server, named + transfers, named],
+        )
 
     def update_transfers(self) -> None:
         """One bar per transfer; finished ones linger a few seconds."""
@@ -281,7 +265,7 @@ class ChatView:
 
     def on_event(self, event: ClientEvent) -> None:
         if isinstance(event, ServerEvent):
-            self.add(render.server_event(event.frame, self.core.username))
+            self.said(event.frame)
         elif isinstance(event, TransferEvent):
             if event.kind == "progress":
                 self.redraw()
@@ -294,6 +278,24 @@ class ChatView:
             if self.core.shutdown_message is not None:
                 status = EXIT_SHUTDOWN
             self.finish(status)
+
+    def said(self, frame: Any) -> None:
+        """A server event's line, highlighted (and the bell rung) when it calls for you."""
+        me = self.core.username
+        line = render.server_event(frame, me)
+        what = alerts.attention(*_what_was_said(frame), me)
+        if line is not None and what in (alerts.MENTION, alerts.WHISPER):
+            style = MENTION if what == alerts.MENTION else WHISPER_TO_ME
+            line = dataclasses.replace(line, style=style)
+        self.add(line)
+        if alerts.rings(what, self.bell):
+            self.ring()
+
+    def _ring(self) -> None:
+        """The terminal bell: a BEL written straight to the screen."""
+        if self.loop is not None:
+            self.loop.screen.write("\a")
+            self.loop.screen.flush()
 
     # -- input --------------------------------------------------------------
 
@@ -345,6 +347,10 @@ class ChatView:
                     self.add(line)
             except ParseError as e:
                 self.error(e.message)
+                return None
+            if not command.topic:
+                for text in key_help():
+                    self.add(render.Line(render.NOTICE, text))
             return None
         d = self.core.execute(command)
         return d.addCallbacks(self._done, self._failed, callbackArgs=(command,))
@@ -451,7 +457,7 @@ class ChatView:
             self.confirming = True
             self.add(render.Line(
                 render.ERROR,
-                f"{len(self.core.transfers)} transfer(s) still running. Quit anyway? "
+                f"{count(len(self.core.transfers), 'transfer')} still running. Quit anyway? "
                 "Type y and Enter, or press Ctrl+C again; n stays.",
             ))
             return
@@ -474,16 +480,13 @@ class ChatView:
             else:
                 self.request_quit()
         elif key in ("page up", "page down"):
-            self.listbox.keypress(self._list_size(), key)
+            self.pane.scroll(key)
+            self.update_status()
+        elif key in ("end", "ctrl end"):
+            self.to_end()
         elif key == "ctrl l":
             if self.loop is not None:
                 self.loop.screen.clear()
-
-    def _list_size(self) -> tuple[int, int]:
-        if self.loop is None:
-            return (80, 20)
-        cols, rows = self.loop.screen.get_cols_rows()
-        return (cols, max(rows - 4 - len(self.bars), 1))
 
     def tick(self) -> None:
         """Once a second: speeds and queue waits move on, finished bars go."""
@@ -498,6 +501,13 @@ class ChatView:
         self._tick = self._draw_call = None
 
 
+def _what_was_said(frame: Any) -> tuple[Any, Any, Any]:
+    """An event's type, sender and text (a frame object or a dict)."""
+    if isinstance(frame, dict):
+        return frame.get("type"), frame.get("from"), frame.get("text")
+    return getattr(frame, "TYPE", None), getattr(frame, "sender", None), getattr(frame, "text", None)
+
+
 def _paths(prefix: str) -> list[str]:
     expanded = os.path.expanduser(prefix)
     found = []
@@ -509,7 +519,7 @@ def _paths(prefix: str) -> list[str]:
 
 def run_interactive(
     reactor: Any, core: ClientCore, where: str, username: str | None = None,
-    password: str | None = None,
+    password: str | None = None, bell: str = alerts.DEFAULT_BELL,
 ) -> Deferred[int]:
     """Take over the terminal until the user leaves; fires with the status."""
     done: Deferred[int] = Deferred()
@@ -530,7 +540,7 @@ def run_interactive(
             view.stop()
             loop.stop()
 
-    view = ChatView(core, where, finish, username, password)
+    view = ChatView(core, where, finish, username, password, bell=bell)
     screen = urwid.display.raw.Screen()
     loop = urwid.MainLoop(
         view.frame, PALETTE, screen=screen, handle_mouse=False,

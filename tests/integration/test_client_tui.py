@@ -1,6 +1,7 @@
 """The full-screen client end to end, in tmux against a real server."""
 
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,7 +45,7 @@ def test_interactive_session(server: Server, tmp_path: Path) -> None:
         assert "Choose another username" not in ui.screen()
         ui.type("alice")
         ui.wait_for(r"logged in as alice")
-        ui.wait_for(r"\| alice \| no room")
+        ui.wait_for(r"^ alice \| no room")
         ui.send("/jo", "Tab")
         ui.wait_for(r"^> /join\s*$")
         ui.type("lobby")
@@ -52,7 +53,8 @@ def test_interactive_session(server: Server, tmp_path: Path) -> None:
 
         bob.send("/join lobby")
         ui.wait_for(r"\[lobby\] \* bob joined")
-        ui.wait_for(r"room lobby \(2: alice, bob\)")
+        ui.wait_for(r"\| room lobby \(2\)")  # names in the list beside the messages
+        ui.wait_for(r"lobby \(2\)\s*\n(.*\n)?.*alice\s*\n.*bob\s*$")
         bob.send("hello from bob")
         ui.wait_for(r"^\d\d:\d\d:\d\d \[lobby\] bob: hello from bob")  # no key pressed
 
@@ -80,7 +82,7 @@ def test_interactive_session(server: Server, tmp_path: Path) -> None:
         ui.wait_for(r"Unknown command /frobnicate")
 
         ui.resize(50, 16)
-        ui.wait_for(r"^ chatnet/\S+ 127\.0\.0\.1:\d+ \| alice \| room lob")
+        ui.wait_for(r"^ alice \| room lobby \(2: alice, bob\)")
         bob.send("after the resize, a long line that has to wrap on a narrow screen")
         # Wrapped rows start under the text, not under the time.
         ui.wait_for(r"\[lobby\] bob: after the resize, a long\s*\n {9}line that has to wrap")
@@ -89,6 +91,70 @@ def test_interactive_session(server: Server, tmp_path: Path) -> None:
         ui.send("C-c")
         assert ui.wait_exit() == 0
         bob.out.wait_for(r"^\[lobby\] \* alice left$")
+    finally:
+        ui.close()
+        bob.kill()
+
+
+def test_screen_scrollback_nicks_and_keys(server: Server, tmp_path: Path) -> None:
+    """
+    On a real terminal: the member list beside the messages, '-- more --'
+    while scrolled up, End back down, a long message whole after scrolling
+    back, a mention highlighted, Tab addressing a nick, /help listing keys.
+    """
+    home = tmp_path / "alice"
+    home.mkdir()
+    ui = Tmux([sys.executable, str(CLIENT), "127.0.0.1", str(server.port), "-u", "alice"],
+              home, width=110, height=24)
+    bob = start_client(server.port, "-u", "bob", cwd=tmp_path / "bob", name="bob")
+    try:
+        ui.wait_for(r"logged in as alice")
+        ui.type("/join lobby")
+        ui.wait_for(r"\[ok\] joined lobby")
+        bob.send("/join lobby")
+        ui.wait_for(r"lobby \(2\)\s*$")  # the member list's title, at the right
+        ui.wait_for(r"^\d\d:.*\s+bob\s*$")
+        for i in range(40):
+            bob.send(f"filler {i}")
+        ui.wait_for(r"bob: filler 39")
+
+        ui.send("PPage")
+        ui.wait_for(r"^ alice \| room lobby \(2\)")
+        bob.send("while you were away")
+        ui.wait_for(r"^ -- more \(1\) --")
+        assert "while you were away" not in ui.screen()
+        ui.send("End")
+        ui.wait_for(r"bob: while you were away")
+        assert "-- more" not in ui.screen()
+
+        ui.send("PPage")
+        ui.send("NPage")
+        ui.send("NPage")
+        long = " ".join(f"w{i:03d}" for i in range(200)) + " END"
+        bob.send(long)
+        ui.wait_for(r"END\s*(│|\|)?\s")  # the last row is on screen...
+        ui.wait_for(r"bob: w000 w001")  # ...and so is the first
+
+        ui.send("c", "a", "b", "o", "Tab")  # no such nick: left alone
+        ui.send("C-u")
+        ui.send("b", "o", "Tab")
+        ui.wait_for(r"^> bob:\s*$")
+        ui.type("hello")
+        bob.out.wait_for(r"^\[lobby\] alice: bob: hello$")
+
+        bob.send("alice: are you there?")
+        ui.wait_for(r"bob: alice: are you there\?")
+        coloured = ui.coloured_screen().splitlines()
+        (mention,) = [row for row in coloured if "are you there" in row]
+        (plain,) = [row for row in coloured if "bob: w000" in row]
+        yellow_background = re.compile(r"\x1b\[(4|10)3m")  # highlighted
+        assert yellow_background.search(mention) and not yellow_background.search(plain)
+
+        ui.type("/help")
+        ui.wait_for(r"^\d\d:\d\d:\d\d Keys:")
+        ui.wait_for(r"Page Up, Page Down")
+        ui.send("C-c")
+        assert ui.wait_exit() == 0
     finally:
         ui.close()
         bob.kill()

@@ -54,6 +54,10 @@ class Tmux:
         """What the terminal shows now."""
         return self._tmux("capture-pane", "-p", "-t", "main")
 
+    def coloured_screen(self) -> str:
+        """The screen with its colours, as SGR escape sequences."""
+        return self._tmux("capture-pane", "-p", "-e", "-t", "main")
+
     def wait_for(self, pattern: str, timeout: float = 20.0, interval: float = 0.05) -> re.Match[str]:
         """Poll the screen until ``pattern`` (a regex) shows; bounded."""
         regex = re.compile(pattern, re.MULTILINE)

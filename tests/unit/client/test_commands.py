@@ -197,3 +197,11 @@ def test_check_state_without_room(line: str, message: str) -> None:
     check_state(parse(line), "groupA")
     check_state(parse("/who other"), None)
     check_state(parse("/join r"), None)
+
+
+def test_complete_a_name_at_line_start_addresses_it() -> None:
+    """A name that starts the line completes to ``carol: ``; later in it, ``carol ``."""
+    users = ["bob", "carol"]
+    assert complete("ca", users=users).apply("ca") == "carol: "
+    assert complete("hi ca", users=users).apply("hi ca") == "hi carol "
+    assert complete("/whisper ca", users=users).apply("/whisper ca") == "/whisper carol "

@@ -2,13 +2,15 @@
 
 from typing import Any
 
+import pytest
 from support.client_harness import Harness, connected
 from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 
 from chatnet.client.lines import EXIT_OK, EXIT_SHUTDOWN
 from chatnet.client.render import progress_texts
-from chatnet.client.ui import ChatView, TransferBar
+from chatnet.client.screen import TransferBar
+from chatnet.client.ui import ChatView
 from chatnet.client.uploads import Upload
 
 
@@ -47,7 +49,7 @@ def test_asks_for_username_and_logs_in(tmp_path: Any) -> None:
     v.login()
     screen = v.screen()
     assert "[ok] logged in as alice on chatnet/1.0" in screen
-    assert "chatnet/1.0 127.0.0.1:8080 | alice | no room" in screen
+    assert " alice | no room (/join <room>) | transfers: 0 up, 0 down | chatnet/1.0 127.0.0.1:8080" in screen
     assert "\n> " in screen + " "
 
 
@@ -77,7 +79,9 @@ def test_join_message_and_status(tmp_path: Any) -> None:
     screen = v.screen()
     assert "[ok] joined groupA (2 here: alice, bob)" in screen
     assert "[groupA] bob: hello" in screen
-    assert "room groupA (2: alice, bob)" in screen
+    assert "| room groupA (2) |" in screen  # the names are in the list beside
+    narrow = v.screen(80)
+    assert "| room groupA (2: alice, bob) |" in narrow
 
 
 def test_refusals_shown(tmp_path: Any) -> None:
@@ -119,7 +123,7 @@ def test_ctrl_c_confirms_while_transfers_run(tmp_path: Any) -> None:
     v.login()
     v.h.feed({"type": "file-start", "transfer": 1, "from": "bob", "name": "a.bin", "size": 10})
     v.keys("ctrl c")
-    assert "1 transfer(s) still running. Quit anyway?" in v.screen()
+    assert "1 transfer still running. Quit anyway?" in v.screen()
     assert v.h.requests() == []
     v.type("n")
     assert "Staying." in v.screen()
@@ -199,9 +203,9 @@ def test_lines_typed_ahead_run_in_order(tmp_path: Any) -> None:
 
 def test_message_pane_is_bounded(tmp_path: Any, monkeypatch: Any) -> None:
     """The oldest lines go once the pane holds its maximum."""
-    from chatnet.client import ui
+    from chatnet.client import screen
 
-    monkeypatch.setattr(ui, "MAX_LINES", 5)
+    monkeypatch.setattr(screen, "MAX_LINES", 5)
     v = View(tmp_path)
     for i in range(10):
         v.h.feed({"type": "whisper", "from": "bob", "text": f"n{i}", "ts": 0})
@@ -267,3 +271,163 @@ def test_hostile_names_and_text_shown_escaped(tmp_path: Any) -> None:
     assert v.view.input.edit_text.startswith("bob")  # the hostile name is not offered
     (fake,) = [row for row in screen.split("\n") if "FAKE" in row]
     assert fake == " " * 27 + "FAKE [server] shutting down"  # under the text, after the time
+
+
+def joined(tmp_path: Any, members: tuple[str, ...] = ("alice", "bob", "carol")) -> View:
+    """A view logged in as alice, in groupA with ``members``."""
+    v = View(tmp_path)
+    v.login()
+    v.type("/join groupA")
+    (req,) = v.h.requests()
+    v.h.reply(req, room="groupA", members=list(members))
+    return v
+
+
+def say(v: View, text: str, sender: str = "bob", kind: str = "message") -> None:
+    frame = {"type": kind, "from": sender, "text": text, "ts": 0}
+    v.h.feed({**frame, "room": "groupA"} if kind == "message" else frame)
+
+
+LONG = " ".join(f"w{i:03d}" for i in range(120)) + " END"
+
+
+def test_long_message_after_scrolling_back_shows_whole(tmp_path: Any) -> None:
+    """Back at the end after Page Up/Down, a long new message shows all its rows."""
+    v = joined(tmp_path)
+    for i in range(40):
+        say(v, f"line {i}")
+    v.screen(60, 20)
+    v.keys("page up", "page up")
+    v.screen(60, 20)
+    v.keys("page down", "page down", "page down")
+    v.screen(60, 20)
+    say(v, LONG)
+    rows = v.screen(60, 20).split("\n")
+    assert any("bob: w000 w001" in row for row in rows)  # all ~13 rows, first to last
+    assert any(row.rstrip().endswith("END") for row in rows)
+
+
+def test_more_while_scrolled_up_and_end_returns(tmp_path: Any) -> None:
+    """Scrolled up, new lines are counted as '-- more --'; End goes back to them."""
+    v = joined(tmp_path)
+    for i in range(40):
+        say(v, f"line {i}")
+    v.screen(80, 20)
+    v.keys("page up")
+    before = v.screen(80, 20)
+    say(v, "new one")
+    say(v, "new two")
+    screen = v.screen(80, 20)
+    assert "-- more (2) --" in screen
+    assert "new two" not in screen and before.split("\n")[0] == screen.split("\n")[0]
+    v.keys("end")
+    screen = v.screen(80, 20)
+    assert "new two" in screen and "-- more" not in screen
+
+
+def test_more_clears_when_paging_down_to_the_end(tmp_path: Any) -> None:
+    """Page Down back to the newest line clears '-- more --'."""
+    v = joined(tmp_path)
+    for i in range(30):
+        say(v, f"line {i}")
+    v.screen(80, 20)
+    v.keys("page up")
+    say(v, "news")
+    assert "-- more (1) --" in v.screen(80, 20)
+    v.keys("page down", "page down", "page down")
+    screen = v.screen(80, 20)
+    assert "news" in screen and "-- more" not in screen
+
+
+def test_end_key_moves_the_cursor_too(tmp_path: Any) -> None:
+    """End in the input line still moves the cursor to the end of the line."""
+    v = joined(tmp_path)
+    v.keys(*"hello", "home")
+    assert v.view.input.edit_pos == 0
+    v.keys("end")
+    assert v.view.input.edit_pos == 5
+
+
+def test_wrapped_rows_indent_under_the_text(tmp_path: Any) -> None:
+    """A wrapped message continues under its text, not under the time."""
+    v = joined(tmp_path)
+    say(v, LONG)
+    rows = [r for r in v.screen(60, 30).split("\n") if "w0" in r or "END" in r]
+    assert rows[0][8:].startswith(" [groupA] bob: w000")
+    assert all(r.startswith(" " * 9) and r[9] != " " for r in rows[1:])
+
+
+def test_mentions_and_whispers_highlighted_and_ring(tmp_path: Any) -> None:
+    """A line naming you, and a whisper, stand out and ring the bell; others do not."""
+    rings: list[int] = []
+    v = joined(tmp_path)
+    v.view.ring = lambda: rings.append(1)
+    say(v, "hello all")
+    say(v, "alice: look")
+    say(v, "thanks ALICE!")
+    say(v, "malice is not a name")
+    say(v, "psst", kind="whisper")
+    say(v, "me, alice", sender="alice")  # our own line
+    styles = {}
+    for row in v.view.messages:
+        text_widget = row.contents[1][0]
+        text, attrs = text_widget.get_text()
+        styles[text.split(": ", 1)[-1]] = attrs[0][0]
+    assert styles["hello all"] == "other"
+    assert styles["alice: look"] == styles["thanks ALICE!"] == "mention"
+    assert styles["malice is not a name"] == "other"
+    assert styles["psst"] == "whisper_to_me"
+    assert len(rings) == 3
+
+
+@pytest.mark.parametrize("bell, expected", [("none", 0), ("whispers", 1), ("mentions", 2), ("all", 3)])
+def test_bell_choices(tmp_path: Any, bell: str, expected: int) -> None:
+    """--bell: none, whispers only, mentions and whispers, every line from others."""
+    rings: list[int] = []
+    v = joined(tmp_path)
+    v.view.bell = bell
+    v.view.ring = lambda: rings.append(1)
+    say(v, "hi")
+    say(v, "hi alice")
+    say(v, "psst", kind="whisper")
+    assert len(rings) == expected
+
+
+def test_nick_list_beside_messages_when_wide(tmp_path: Any) -> None:
+    """From 100 columns on, the room's members are listed beside the messages."""
+    v = joined(tmp_path, ("carol", "alice", "Bob"))
+    wide = v.screen(120, 20).split("\n")
+    assert wide[0].rstrip().endswith("groupA (3)")
+    assert [r[-18:].strip() for r in wide[1:4]] == ["alice", "Bob", "carol"]
+    v.h.feed({"type": "presence", "room": "groupA", "user": "dave", "event": "join"})
+    assert "dave" in [r[-18:].strip() for r in v.screen(120, 20).split("\n")[1:6]]
+    narrow = v.screen(60, 20).split("\n")
+    assert "groupA (4)" not in "\n".join(narrow[:-3])
+    assert narrow[-3].startswith(" alice | room groupA (4")
+
+
+def test_status_keeps_the_room_at_60_columns(tmp_path: Any) -> None:
+    """At 60 columns the status bar still shows your name, the room and its count."""
+    v = joined(tmp_path, ("alice", "bob", "carol", "dave"))
+    status = v.screen(60, 20).split("\n")[-3]
+    assert status.startswith(" alice | room groupA (4")
+
+
+def test_tab_on_a_nick_at_line_start_addresses_them(tmp_path: Any) -> None:
+    """Tab on a name at the start of the line makes 'carol: '; elsewhere 'carol '."""
+    v = joined(tmp_path)
+    v.h.feed({"type": "presence", "room": "groupA", "user": "carol", "event": "join"})
+    v.keys(*"ca", "tab")
+    assert v.view.input.edit_text == "carol: "
+    v.keys(*"hi ca", "tab")
+    assert v.view.input.edit_text == "carol: hi carol "
+
+
+def test_help_lists_the_keys(tmp_path: Any) -> None:
+    """/help in the full screen lists the keys after the commands."""
+    v = joined(tmp_path)
+    v.type("/help")
+    text = "\n".join(r.contents[1][0].get_text()[0] for r in v.view.messages)
+    assert "Commands:" in text and "Keys:" in text
+    for key in ("Page Up, Page Down", "End", "Tab", "Ctrl+C"):
+        assert f"  {key} " in text
