@@ -22,6 +22,9 @@ import urwid
 
 from chatnet.client import render
 
+#: The sizes urwid hands to ``render``: box ``(cols, rows)``, flow ``(cols,)``.
+Size = tuple[()] | tuple[int] | tuple[int, int]
+
 #: Styles of lines that call for attention (see :mod:`chatnet.client.alerts`).
 MENTION, WHISPER_TO_ME = "mention", "whisper_to_me"
 
@@ -88,7 +91,7 @@ def message_row(line: render.Line) -> urwid.Widget:
     ])
 
 
-class MessagePane(urwid.WidgetWrap):
+class MessagePane(urwid.WidgetWrap[urwid.Widget]):
     """The scrollback, with the member list beside it when there is room."""
 
     def __init__(self) -> None:
@@ -96,7 +99,7 @@ class MessagePane(urwid.WidgetWrap):
         self.listbox = urwid.ListBox(self.walker)
         self.nicks: Any = urwid.SimpleFocusListWalker([])
         self.nick_title = urwid.Text("", wrap="ellipsis")
-        panel = urwid.Frame(urwid.ListBox(self.nicks), header=self.nick_title)
+        panel: urwid.Widget = urwid.Frame(urwid.ListBox(self.nicks), header=self.nick_title)
         self.wide = urwid.Columns([self.listbox, (NICKS_COLS, panel)], dividechars=1)
         #: Lines that arrived below while scrolled up.
         self.unseen = 0
@@ -105,7 +108,8 @@ class MessagePane(urwid.WidgetWrap):
         self._has_nicks = False
         super().__init__(self.listbox)
 
-    def render(self, size: tuple[int, int], focus: bool = False) -> Any:
+    def render(self, size: Size, focus: bool = False) -> Any:
+        assert len(size) == 2, "a box widget"
         cols, rows = size
         wide = self._has_nicks and cols >= NICKS_MIN_COLS
         chosen = self.wide if wide else self.listbox
@@ -191,7 +195,8 @@ class StatusBar(urwid.Widget):
     def rows(self, size: tuple[int], focus: bool = False) -> int:
         return 1
 
-    def render(self, size: tuple[int], focus: bool = False) -> Any:
+    def render(self, size: Size, focus: bool = False) -> Any:
+        assert len(size) == 1, "a flow widget"
         (cols,) = size
         variants = self.variants
         if self.detailed and not self.without_detail(cols):
@@ -213,7 +218,8 @@ class TransferBar(urwid.ProgressBar):
         self.texts: list[str] = [""]
         self._width = 80
 
-    def render(self, size: tuple[int], focus: bool = False) -> Any:
+    def render(self, size: Size, focus: bool = False) -> Any:
+        assert len(size) == 1, "a flow widget"
         self._width = size[0]
         return super().render(size, focus)
 

@@ -293,9 +293,10 @@ class ChatView:
 
     def _ring(self) -> None:
         """The terminal bell: a BEL written straight to the screen."""
-        if self.loop is not None:
-            self.loop.screen.write("\a")
-            self.loop.screen.flush()
+        screen: Any = self.loop.screen if self.loop is not None else None
+        if screen is not None and hasattr(screen, "write"):  # a raw terminal screen
+            screen.write("\a")
+            screen.flush()
 
     # -- input --------------------------------------------------------------
 
