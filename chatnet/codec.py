@@ -125,7 +125,8 @@ def data_header(transfer: int, size: int) -> bytes:
     return LENGTH.pack(size + DATA_HEADER) + HEADER.pack(0, transfer)
 
 
-# -- the dict-based API the client still reads (to go once it reads frames) --
+# -- the dict-based API the client still uses; it goes once the client reads
+# -- chatnet.frames
 
 
 @dataclass(slots=True)
@@ -171,16 +172,6 @@ def decode(payload: bytes) -> Frame:
     return BadFrame(not_a_frame(payload))
 
 
-def encode(obj: dict[str, Any]) -> bytes:
-    """A control frame's payload (compact UTF-8 JSON), without the prefix."""
-    return encoder.encode(obj).encode("utf-8")
-
-
-def frame(payload: bytes) -> bytes:
-    """``payload`` with its 4-byte big-endian length prefix."""
-    return LENGTH.pack(len(payload)) + payload
-
-
 def encode_frame(obj: dict[str, Any]) -> bytes:
     """A control frame ready for the wire: prefix + JSON."""
     payload = encoder.encode(obj).encode("utf-8")
@@ -196,27 +187,3 @@ def data_payload(transfer: int, data: bytes) -> bytes:
     """A data frame's payload, without the length prefix."""
     return HEADER.pack(0, transfer) + data
 
-
-def message_frame(room: str, sender: str, text: str, ts: float) -> bytes:
-    """The ``message`` event, ready for the wire (see :mod:`chatnet.frames`)."""
-    payload = (
-        f'{{"type":"message","room":"{room}","from":"{sender}",'
-        f'"text":{encode_string(text)},"ts":{ts!r}}}'
-    ).encode()
-    return LENGTH.pack(len(payload)) + payload
-
-
-def ok_frame(ident: int | str | None, **fields: Any) -> bytes:
-    """An ``ok`` reply ready for the wire."""
-    if type(ident) is int:
-        if not fields:
-            payload = b'{"type":"ok","id":%d}' % ident
-            return LENGTH.pack(len(payload)) + payload
-        if len(fields) == 1 and type(fields.get("delivered")) is int:
-            payload = b'{"type":"ok","id":%d,"delivered":%d}' % (ident, fields["delivered"])
-            return LENGTH.pack(len(payload)) + payload
-    reply: dict[str, Any] = {"type": "ok"}
-    if ident is not None:
-        reply["id"] = ident
-    reply.update(fields)
-    return encode_frame(reply)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import struct
-import tempfile
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,7 +32,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.test import iosim
 
-from chatnet import auth, codec
+from chatnet import auth, frames
 from chatnet.accounts import Accounts
 from chatnet.config import Settings
 from chatnet.model import Directory
@@ -78,7 +78,10 @@ class TestServer:
         self.settings = settings
         self.clock = Clock()
         self.audit = RecordingAudit()
-        self.spool = Spool(spool_dir or tempfile.mkdtemp(prefix="chatnet-test-spool-"))
+        #: With no ``spool_dir``, a temporary folder of its own, removed by
+        #: :meth:`close`, or else once this server is garbage collected.
+        self.spool = Spool(spool_dir)
+        self._close_spool = weakref.finalize(self, self.spool.close)
         self.stats = Stats(time_requests=True, sample_every=1)
         self.transfers = TransferManager(
             settings, self.spool, self.clock, self.audit, self.stats
@@ -102,6 +105,10 @@ class TestServer:
         proto.makeConnection(transport)
         self.clients.append(client)
         return client
+
+    def close(self) -> None:
+        """Remove the spool files, and the spool folder when the server made it."""
+        self._close_spool()
 
     def advance(self, seconds: float = 0) -> None:
         """Move the clock and complete any close the server asked for."""
@@ -144,7 +151,7 @@ class FakeClient:
         self.send_payload(json.dumps(obj).encode("utf-8"))
 
     def send_data(self, transfer: int, data: bytes) -> None:
-        self.send_payload(codec.data_payload(transfer, data))
+        self.send_payload(frames.DataFrame(transfer, data).payload())
 
     def request(self, type: str, **fields: Any) -> dict[str, Any]:
         """Send a request with a fresh ``id``; :returns: its reply."""

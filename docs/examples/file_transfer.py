@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 
-from chatnet import codec
+from chatnet import frames
 from chatnet.testing import FakeClient, make_server
 
 
@@ -65,12 +65,10 @@ alice, bob = server.connect(), server.connect()
 tap("alice", alice)
 tap("bob", bob)
 
-send("bob", bob, codec.encode({"type": "login", "id": 1, "username": "bob"}))
-send("alice", alice, codec.encode({"type": "login", "id": 1, "username": "alice"}))
-send("alice", alice, codec.encode(
-    {"type": "sendfile", "id": 2, "to": "bob", "name": "hello.txt", "size": 5}
-))
-send("alice", alice, codec.data_payload(1, b"hello"))
+send("bob", bob, frames.Login(1, "bob").payload())
+send("alice", alice, frames.Login(1, "alice").payload())
+send("alice", alice, frames.Sendfile(2, "bob", "hello.txt", 5).payload())
+send("alice", alice, frames.DataFrame(1, b"hello").payload())
 
 print()
 print("audit log (without the time stamps):")

@@ -22,7 +22,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.protocols.basic import Int32StringReceiver
 from twisted.python.failure import Failure
 
-from chatnet import codec
+from chatnet import codec, frames
 from chatnet.config import Settings
 from chatnet.service import ChatService
 
@@ -78,7 +78,7 @@ class ChatClient(Int32StringReceiver):
 
     def send_data(self, transfer: int, data: bytes) -> None:
         for i in range(0, len(data), codec.MAX_DATA):
-            self.sendString(codec.data_payload(transfer, data[i : i + codec.MAX_DATA]))
+            self.sendString(frames.DataFrame(transfer, data[i : i + frames.MAX_DATA]).payload())
 
     async def request(self, type: str, **fields: Any) -> dict[str, Any]:
         """Send a request with a fresh id; :returns: its reply."""

@@ -15,7 +15,7 @@ from twisted.internet import tcp
 from twisted.internet.testing import StringTransport
 from twisted.protocols.basic import IntNStringReceiver
 
-from chatnet import codec, fastpath
+from chatnet import codec, fastpath, frames
 from chatnet.config import Settings
 from chatnet.protocol import ChatServerProtocol
 from chatnet.testing import make_server
@@ -47,11 +47,11 @@ class Recording(ChatServerProtocol):
 
 def _wire_of_mixed_frames() -> tuple[bytes, list[bytes]]:
     payloads = [
-        codec.encode({"type": "ping", "id": 1}),
-        codec.data_payload(7, bytes(range(256)) * 256),  # a full 64 KiB chunk
-        codec.data_payload(7, b"z"),
-        codec.encode({"type": "broadcast", "id": 2, "text": "héllo"}),
-        codec.data_payload(9, b"\x00" * 1000),
+        frames.Ping(1).payload(),
+        frames.DataFrame(7, bytes(range(256)) * 256).payload(),  # a full 64 KiB chunk
+        frames.DataFrame(7, b"z").payload(),
+        frames.Broadcast(2, "héllo").payload(),
+        frames.DataFrame(9, b"\x00" * 1000).payload(),
     ]
     return b"".join(struct.pack(">I", len(p)) + p for p in payloads), payloads
 
@@ -109,7 +109,7 @@ def test_oversized_prefix_after_good_frames(zero_copy: bool) -> None:
     Frames before an oversized prefix are handed over; the limit is reported.
     (After it the session is closed and ignores whatever else is parsed.)
     """
-    good = codec.encode({"type": "ping", "id": 1})
+    good = frames.Ping(1).payload()
     wire = struct.pack(">I", len(good)) + good + struct.pack(">I", codec.MAX_PAYLOAD + 1) + b"xx"
     proto = Recording(zero_copy)
     proto.dataReceived(wire)

@@ -11,6 +11,7 @@ from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.protocols.basic import Int32StringReceiver
 
 from chatnet import codec
+from chatnet.frames import DataFrame
 from chatnet.protocol import ChatServerProtocol, describe_peer
 from chatnet.testing import connect_pump
 from unit.chat_helpers import new_server
@@ -114,7 +115,7 @@ def test_file_over_iosim(tmp_path: Path) -> None:
     flush()
     (start,) = alice.control("upload-start")
     for i in range(0, len(data), 65536):
-        alice.sendString(codec.data_payload(start["transfer"], data[i : i + 65536]))
+        alice.sendString(DataFrame(start["transfer"], data[i : i + 65536]).payload())
     flush()
     got = b"".join(f.data for f in bob.frames if isinstance(f, codec.DataFrame))
     assert got == data

@@ -16,6 +16,7 @@ from chatnet import codec, frames
 from chatnet import session as session_module
 from chatnet.config import SERVER_NAME
 from chatnet.errors import ErrorCode
+from chatnet.frames import DataFrame
 from chatnet.session import Session, State
 from chatnet.testing import TestServer as Server
 from chatnet.testing import make_accounts
@@ -260,9 +261,8 @@ def _conversation() -> bytes:
         {"type": "sendfile", "id": 8, "to": "alice", "name": "a.txt", "size": 3},
     ]
     wire = b"".join(codec.encode_frame(f) for f in frames)
-    return wire + codec.frame(b"junk") + codec.data_frame(99, b"abc") + codec.encode_frame(
-        {"type": "exit", "id": 9}
-    )
+    junk = struct.pack(">I", 4) + b"junk"
+    return wire + junk + DataFrame(99, b"abc").wire() + codec.encode_frame({"type": "exit", "id": 9})
 
 
 def test_byte_by_byte_equals_whole(tmp_path: Path) -> None:

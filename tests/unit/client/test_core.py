@@ -1,5 +1,6 @@
 """Tests for :mod:`chatnet.client.core`: replies by id, events, state, the end."""
 
+import struct
 from typing import Any
 
 import pytest
@@ -114,7 +115,7 @@ def test_frames_fed_byte_by_byte(tmp_path: Any) -> None:
 def test_unreadable_frame_is_an_error_event(tmp_path: Any) -> None:
     """A frame that does not decode becomes an error event, not a crash."""
     h = connected(str(tmp_path))
-    h.protocol.dataReceived(codec.frame(b"junk"))
+    h.protocol.dataReceived(struct.pack(">I", 4) + b"junk")
     (event,) = h.events
     assert isinstance(event, ServerEvent) and isinstance(event.frame, frames.ErrorReply)
     assert event.frame.code == "bad-frame"
