@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.chat import error_code, logged_in, new_server
 
 from chatnet import codec, frames
 from chatnet import session as session_module
@@ -20,7 +21,6 @@ from chatnet.frames import DataFrame
 from chatnet.session import Session, State
 from chatnet.testing import TestServer as Server
 from chatnet.testing import make_accounts
-from unit.chat_helpers import error_code, logged_in, new_server
 
 
 @pytest.fixture
@@ -365,6 +365,8 @@ HOSTILE: list[bytes] = [
     b'{"type":"sendfile","to":"alice","name":"a","size":99999999999999999999999}',
     b'{"type":"cancel"}', b'{"type":"cancel","transfer":"1"}', b'{"type":"cancel","transfer":1.0}',
     b'{"type":"cancel","transfer":-1}', b'{"type":"exit","id":{"a":1}}',
+    b'{"type":"join","id":"j1","room":7}', b'{"type":"nope","id":5}', b'{"type":"ping","id":-3}',
+    b'{"type":"ping","id":"' + b"x" * 65 + b'"}', b'{"type":"ping","id":"' + b"x" * 64 + b'"}',
 ]
 
 
@@ -388,7 +390,12 @@ def test_hostile_input_gets_a_reply(server: Server, state: str, payload: bytes) 
     c.send_payload(payload)
     replies = [f for f in c.frames() if isinstance(f, dict) and f["type"] in ("ok", "error")]
     assert len(replies) == 1, replies
-    assert "id" not in replies[0] or replies[0]["id"] is not None
+    # The reply carries the request's id exactly, and no id when it had none
+    # (or was no request).
+    sent = frames.decode_from_client(payload)
+    ident = sent.id if isinstance(sent, frames.Request | frames.UnknownRequest) else None
+    assert replies[0].get("id", None) == ident
+    assert ("id" in replies[0]) is (ident is not None)
     assert c.protocol.session.state is not State.CLOSED
     assert c.request("ping")["type"] == "ok"
 
