@@ -15,8 +15,7 @@ import urllib.request
 from pathlib import Path
 
 from support.processes import Server, start_server
-
-from integration.test_twistd import Wire
+from support.wire import Wire
 
 METRICS_LINE = r"chatnet metrics on http://127\.0\.0\.1:(\d+)/metrics"
 

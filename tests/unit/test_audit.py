@@ -6,12 +6,11 @@ import io
 import re
 from pathlib import Path
 
+from support.chat import logged_in, new_server, offer, upload
 from twisted.internet.task import Clock
 from twisted.logger import formatEvent
 
 from chatnet.audit import CATEGORIES, Audit, AuditFileObserver, one_line
-from unit.chat_helpers import logged_in, new_server
-from unit.test_session_files import offer, upload
 
 LINE = re.compile(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] \[([A-Z-]+)\] (.*)")
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+from support.chat import new_server
 from twisted.internet.task import Clock
 
 from chatnet import codec
 from chatnet.inbound import FrameWatch, ReadGate
 from chatnet.testing import FakeClient, TestServer
-from unit.chat_helpers import new_server
 
 
 def _partial(client: FakeClient, size: int, sent: int) -> None:

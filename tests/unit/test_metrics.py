@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
+from support.chat import logged_in, new_server
 from twisted.web.test.requesthelper import DummyRequest
 
 from chatnet.metrics import HealthPage, MetricsPage, make_registry
 from chatnet.stats import Histogram, Stats
 from chatnet.testing import TestServer
-from unit.chat_helpers import logged_in, new_server
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from support.chat import new_server
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.protocols.basic import Int32StringReceiver
 
@@ -14,7 +15,6 @@ from chatnet import codec
 from chatnet.frames import DataFrame
 from chatnet.protocol import ChatServerProtocol, describe_peer
 from chatnet.testing import connect_pump
-from unit.chat_helpers import new_server
 
 
 class Client(Int32StringReceiver):

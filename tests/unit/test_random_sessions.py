@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from support.chat import new_server
 from twisted.logger import ILogObserver, globalLogPublisher
 
 from chatnet.testing import FakeClient
 from chatnet.testing import TestServer as Server
 from chatnet.transfers import State
-from unit.chat_helpers import new_server
 
 NAMES = ["ann", "bob", "cy", "dee", "ed", "ann"]  # one name twice: taken
 ROOMS = ["r1", "r2", "r3"]

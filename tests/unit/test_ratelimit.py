@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.chat import error_code, logged_in, new_server
 
 from chatnet import codec
 from chatnet.config import Settings
 from chatnet.ratelimit import FloodGate, TokenBucket
 from chatnet.testing import FakeClient
 from chatnet.testing import TestServer as Server
-from unit.chat_helpers import error_code, logged_in, new_server
 
 
 def test_bucket_allows_the_burst_then_the_rate() -> None:

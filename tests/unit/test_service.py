@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from support.chat import offer, start
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -19,7 +20,6 @@ from chatnet.config import Settings
 from chatnet.service import ChatService
 from chatnet.spool import SpoolError
 from chatnet.testing import FakeClient
-from unit.test_session_files import offer, start
 
 
 class Running:

@@ -8,10 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.chat import (
+    error_code,
+    logged_in,
+    new_server,
+    offer,
+    received,
+    start,
+    upload,
+)
 
 from chatnet.testing import FakeClient
 from chatnet.testing import TestServer as Server
-from unit.chat_helpers import error_code, logged_in, new_server
 
 MIB = 1024 * 1024
 
@@ -19,33 +27,6 @@ MIB = 1024 * 1024
 @pytest.fixture
 def server(tmp_path: Path) -> Server:
     return new_server(tmp_path / "spool")
-
-
-def offer(sender: FakeClient, to: str, name: str, size: int) -> dict[str, Any]:
-    reply = sender.request("sendfile", to=to, name=name, size=size)
-    assert reply["type"] == "ok", reply
-    return reply
-
-
-def start(server: Server, sender: FakeClient, to: str, name: str, size: int) -> int:
-    """Offer a file and let its upload start; :returns: its transfer number."""
-    t: int = offer(sender, to, name, size)["transfer"]
-    server.advance()
-    assert sender.events("upload-start")[-1]["transfer"] == t
-    return t
-
-
-def upload(server: Server, sender: FakeClient, to: str, name: str, data: bytes) -> int:
-    """Send a whole file; :returns: its transfer number."""
-    t = start(server, sender, to, name, len(data))
-    for i in range(0, len(data), 65536):
-        sender.send_data(t, data[i : i + 65536])
-    return t
-
-
-def received(client: FakeClient, t: int) -> bytes:
-    """The file bytes of transfer ``t`` among the client's new frames."""
-    return b"".join(f[1] for f in client.frames() if isinstance(f, tuple) and f[0] == t)
 
 
 def test_full_transfer(server: Server) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.chat import error_code, logged_in, new_server, without_ts
 
 from chatnet.testing import TestServer as Server
-from unit.chat_helpers import error_code, logged_in, new_server, without_ts
 
 
 @pytest.fixture

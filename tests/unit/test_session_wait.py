@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.chat import logged_in, new_server
 from twisted.internet.defer import Deferred, succeed
 
 from chatnet import frames
@@ -24,7 +25,6 @@ from chatnet.frames import Request
 from chatnet.session import Session
 from chatnet.testing import FakeClient
 from chatnet.testing import TestServer as Server
-from unit.chat_helpers import logged_in, new_server
 
 
 class Slow:

@@ -9,12 +9,11 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from support.chat import logged_in, new_server, offer, start, upload
 
 from chatnet.errors import FailReason
 from chatnet.testing import FakeClient
 from chatnet.testing import TestServer as Server
-from unit.chat_helpers import logged_in, new_server
-from unit.test_session_files import offer, start, upload
 
 STAGES = ["queued", "uploading", "delivering"]
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from support.chat import error_code, logged_in, new_server, offer, start, upload
+
 from chatnet.testing import FakeClient
 from chatnet.testing import TestServer as Server
-from unit.chat_helpers import error_code, logged_in, new_server
-from unit.test_session_files import offer, start, upload
 
 
 def finish_running(server: Server, clients: list[FakeClient]) -> list[str]:
