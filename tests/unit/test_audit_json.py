@@ -7,11 +7,11 @@ import json
 import time
 from pathlib import Path
 
+from support.chat import logged_in, new_server
 from twisted.internet.task import Clock
 
 from chatnet.audit import Audit, AuditFileObserver, AuditJSONObserver, open_observer
 from chatnet.service import describe_accounts_change
-from unit.chat_helpers import logged_in, new_server
 
 
 def test_text_line_ignores_fields() -> None:
