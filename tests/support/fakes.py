@@ -13,6 +13,7 @@ from typing import Any, BinaryIO
 
 from twisted.internet.defer import Deferred
 
+from chatnet import testing
 from chatnet.config import Settings
 from chatnet.errors import ChatError, ErrorCode, FailReason
 from chatnet.frames import DataFrame, FromServer, decode_from_server
@@ -119,14 +120,8 @@ class FakeTransfers:
         return 0
 
 
-class RecordingAudit:
-    """An audit log that keeps its ``(category, text)`` lines."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-
-    def __call__(self, category: str, text: str) -> None:
-        self.lines.append((category, text))
+class RecordingAudit(testing.RecordingAudit):
+    """An audit log that keeps its lines (and their fields)."""
 
     def categories(self) -> list[str]:
         return [category for category, _ in self.lines]
