@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 from support.processes import CLIENT, start_server
-
-from integration.test_client_tls import make_certificate
+from support.tls import make_certificate
 
 pytest.importorskip("OpenSSL", reason="the tls extra is not installed")
 pytest.importorskip("service_identity", reason="the tls extra is not installed")

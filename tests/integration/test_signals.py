@@ -13,11 +13,13 @@ import time
 from pathlib import Path
 
 from support.processes import start_server
+from support.wire import Wire
 
 from chatnet.testing import quick_hasher
-from integration.test_twistd import GRACE, Wire
 
 REOPENED = "chatnet reopened the audit log"
+#: --shutdown-grace of the servers these tests stop.
+GRACE = 2.0
 
 
 def test_logrotate_rename_then_sighup_loses_no_line(tmp_path: Path) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from support.chat import new_server
+
 from chatnet.admission import Admission
 from chatnet.config import Settings
 from chatnet.testing import FakeClient, TestServer
-from unit.chat_helpers import new_server
 
 
 def _refusal(server: TestServer, client: FakeClient) -> str | None:

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.chat import error_code, new_server
 from twisted.internet.defer import Deferred
 
 from chatnet import auth
 from chatnet.testing import FakeClient, make_accounts
 from chatnet.testing import TestServer as Server
-from unit.chat_helpers import error_code, new_server
 
 
 @pytest.fixture
