@@ -16,6 +16,16 @@ for the upload it names, when a slot is free: it fires at once, and the
 semaphore's own waiter list stays empty.  A queued upload that is cancelled
 just leaves the :class:`FairQueue`.
 
+The spool is bounded through a :class:`~chatnet.spool.SpoolBudget`: a
+transfer counts by its declared size from the moment it gets a slot until
+its spool file is removed.  A waiting upload may start only while its
+addressee holds fewer than ``Settings.addressee_spool_files`` files and
+``addressee_spool_bytes`` bytes (one file alone may pass the latter) and the
+whole spool has room; a ``sendfile`` that does not fit the spool's total
+at all is refused with ``queue-full``.  Every path that gives back a slot or
+spool room calls :meth:`TransferManager._dispatch`, so a free slot is never
+left idle while some waiting upload could take it.
+
 Transfer life::
 
     QUEUED --slot--> STARTING --next tick--> UPLOADING --all bytes--> SPOOLED --turn--> DELIVERING --> (done)
