@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import BinaryIO, Protocol, cast
+from typing import Protocol, cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
@@ -48,6 +48,12 @@ class Reading(Protocol):
     def resumeProducing(self) -> None: ...
 
 
+class Readable(Protocol):
+    """What a file stream reads: an open file, or a wrapper of one."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
 class ChunkSender(FileSender):
     """
     A :class:`FileSender` that sends a file as data frames of one transfer:
@@ -61,7 +67,7 @@ class ChunkSender(FileSender):
         self.transfer = transfer
 
     def beginFileTransfer(
-        self, file: BinaryIO, consumer: IConsumer, transform: None = None
+        self, file: Readable, consumer: IConsumer, transform: None = None
     ) -> Deferred[bytes]:
         """Start sending ``file``; fires with its last byte once all is written."""
         d: Deferred[bytes] = FileSender.beginFileTransfer(self, file, consumer)
@@ -284,7 +290,7 @@ class Outbound:
             self.abort()
             self._on_overflow(f"{unsent} bytes unsent")
 
-    def send_file(self, transfer: int, file: BinaryIO) -> Deferred[bytes]:
+    def send_file(self, transfer: int, file: Readable) -> Deferred[bytes]:
         """
         Stream ``file`` as data frames of ``transfer``.
 

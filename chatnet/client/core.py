@@ -22,6 +22,7 @@ protocol: :mod:`chatnet.client.protocol` imports it.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -55,12 +56,16 @@ from chatnet.client.events import (
 from chatnet.client.replies import Replies
 from chatnet.client.roster import Roster
 from chatnet.client.transfers import Transfer
-from chatnet.client.uploads import Upload, UploadMux, Uploads, fail
+from chatnet.client.uploads import Upload, Uploads, fail
 from chatnet.errors import ChatError, ErrorCode
+from chatnet.outbound import Outbound
 
 __all__ = ["ClientCore"]
 
 log = Logger()
+
+#: Seconds :meth:`ClientCore.close` lets the transport flush before aborting.
+CLOSE_GRACE = 2.0
 
 
 class ClientCore:
@@ -81,6 +86,7 @@ class ClientCore:
         #: Why we closed the connection ourselves, when we did.
         self._why: str | None = None
         self.transport: ITransport | None = None
+        self._outbound: Outbound | None = None
         self.roster = Roster()
         self.replies = Replies()
         self.outgoing = Uploads(clock, self.emit, self.request)
@@ -138,8 +144,9 @@ class ClientCore:
         return self.incoming.store
 
     @property
-    def mux(self) -> UploadMux | None:
-        return self.outgoing.mux
+    def outbound(self) -> Outbound | None:
+        """The connection's one producer: requests first, then file data."""
+        return self._outbound
 
     # -- subscriptions ---------------------------------------------------
 
@@ -165,9 +172,15 @@ class ClientCore:
     # -- connection --------------------------------------------------------
 
     def connected(self, transport: ITransport) -> None:
-        """The connection is up: requests go to ``transport``."""
+        """
+        The connection is up: requests and uploads go to ``transport``
+        through one :class:`~chatnet.outbound.Outbound` (the server's
+        multiplexer: control frames are never stuck behind file data).
+        """
         self.transport = transport
-        self.outgoing.connected(transport)
+        # Our own unsent requests are never "a slow consumer" to drop.
+        self._outbound = Outbound(transport, self.clock, max_output=sys.maxsize)
+        self.outgoing.connected(self._outbound)
 
     @property
     def never_answered(self) -> bool:
@@ -185,9 +198,9 @@ class ClientCore:
 
     def send_frame(self, frame: frames.Request) -> None:
         """Write one request as it is (``id`` included)."""
-        if self.transport is None or self._gone is not None:
+        if self._outbound is None or self._gone is not None:
             raise ConnectionClosed("Not connected")
-        self.transport.write(frame.wire())
+        self._outbound.send(frame.wire())
 
     def request(self, request: frames.Request) -> Deferred[frames.Reply]:
         """
@@ -284,9 +297,13 @@ class ClientCore:
         return d
 
     def close(self) -> None:
-        """Drop the connection without ``exit``."""
-        if self.transport is not None and self._gone is None:
-            self.transport.loseConnection()
+        """
+        Drop the connection without ``exit``: uploads stop, requests already
+        written still go; a server that does not close in
+        :data:`CLOSE_GRACE` seconds is cut off.
+        """
+        if self._outbound is not None and self._gone is None:
+            self._outbound.close(CLOSE_GRACE)
 
     def send_file(self, path: str, to: str) -> Deferred[Upload]:
         """
@@ -373,6 +390,8 @@ class ClientCore:
         """The connection is gone: fail what waits, discard partial files."""
         if self._gone is not None:
             return
+        if self._outbound is not None:
+            self._outbound.connection_lost()
         clean = self._exiting and reason.check(ConnectionDone) is not None
         if self.shutdown_message is not None:
             text = f"Server shut down: {self.shutdown_message}"

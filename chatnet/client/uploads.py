@@ -3,10 +3,11 @@ Sending files (PROTOCOL.md section 5).
 
 * :func:`inspect_file` checks a file before it is offered: it exists, is a
   regular readable file, has a valid name and fits the server's size limit.
-* :class:`UploadMux` is the one producer registered on the transport: every
-  running upload is a :class:`~twisted.protocols.basic.FileSender` whose
-  chunks it frames as data frames and interleaves round-robin, so several
-  uploads share the connection and control frames keep flowing.
+* The bytes go through the connection's :class:`~chatnet.outbound.Outbound`,
+  the same multiplexer the server delivers files with: every running upload
+  is a file stream it pulls from round-robin, one 64 KiB data frame at a
+  time, and only while no control frame waits, so several uploads share the
+  connection and requests and chat go first.
 * :class:`Uploads` follows each of our uploads from ``sendfile`` through
   ``upload-start`` and the data to ``file-delivered`` or ``file-failed``.
 """
@@ -15,26 +16,21 @@ from __future__ import annotations
 
 import os
 import stat
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
-    IConsumer,
-    IPushProducer,
     IReactorTime,
-    ITransport,
 )
-from twisted.protocols.basic import FileSender
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from chatnet import frames, validation
 from chatnet.client.events import ClientEvent, LocalError, TransferEvent
 from chatnet.client.transfers import Transfer
 from chatnet.errors import ChatError
+from chatnet.outbound import Outbound
 
 #: Sends a request, fires with its reply (``ClientCore.request``).
 Request = Callable[[frames.Request], Deferred[frames.Reply]]
@@ -91,138 +87,24 @@ class Upload(Transfer):
 
 
 class _Bounded:
-    """A file that yields at most ``size`` bytes: exactly what was announced."""
+    """
+    A file that yields at most ``size`` bytes, exactly what was announced,
+    and counts what it hands out (each chunk goes straight to the wire).
+    """
 
-    def __init__(self, file: IO[bytes], size: int) -> None:
+    def __init__(self, file: IO[bytes], size: int, progress: Callable[[int], None]) -> None:
         self._file = file
         self._left = size
+        self._progress = progress
 
     def read(self, n: int) -> bytes:
         if self._left <= 0:
             return b""
         data = self._file.read(min(n, self._left))
         self._left -= len(data)
+        if data:
+            self._progress(len(data))
         return data
-
-
-@implementer(IConsumer)
-class _Channel:
-    """The consumer one ``FileSender`` writes into; owned by the mux."""
-
-    def __init__(self, mux: UploadMux, transfer: int, progress: Callable[[int], None]):
-        self.mux = mux
-        self.transfer = transfer
-        self.progress = progress
-        self.producer: FileSender | None = None
-
-    def frame(self, chunk: bytes) -> bytes:
-        self.progress(len(chunk))
-        return frames.data_header(self.transfer, len(chunk)) + chunk
-
-    def registerProducer(self, producer: Any, streaming: bool) -> None:
-        self.producer = producer
-        self.mux._attach(self)
-
-    def unregisterProducer(self) -> None:
-        self.mux._detach(self)
-
-    def write(self, data: bytes) -> None:
-        self.mux.write(data)
-
-
-@implementer(IPushProducer)
-class UploadMux:
-    """
-    The single streaming producer on a connection, feeding it from every
-    running upload in turn.
-
-    The transport pauses and resumes it; while it runs it pulls one chunk
-    from each sender round-robin, at most ``burst`` chunks per reactor turn,
-    so replies and chat are never stuck behind a file.
-    """
-
-    def __init__(self, transport: Any, clock: IReactorTime, burst: int = 8) -> None:
-        self._transport = transport
-        self._clock = clock
-        self._burst = burst
-        self._channels: deque[_Channel] = deque()
-        self._paused = False
-        self._registered = False
-        self._call: Any = None
-
-    def start(
-        self, transfer: int, file: IO[bytes], size: int, progress: Callable[[int], None]
-    ) -> Deferred[Any]:
-        """
-        Send ``size`` bytes of ``file`` as data frames for ``transfer``.
-
-        :returns: fires when the last chunk is written, fails when stopped.
-        """
-        channel = _Channel(self, transfer, progress)
-        sent: Deferred[Any] = FileSender().beginFileTransfer(
-            _Bounded(file, size), channel, channel.frame
-        )
-        return sent
-
-    def stop(self, transfer: int) -> None:
-        """Stop sending ``transfer`` (its Deferred fails)."""
-        for channel in list(self._channels):
-            if channel.transfer == transfer:
-                self._detach(channel)
-                if channel.producer is not None:
-                    channel.producer.stopProducing()
-
-    @property
-    def active(self) -> list[int]:
-        """The transfers being sent, in turn order."""
-        return [c.transfer for c in self._channels]
-
-    def write(self, data: bytes) -> None:
-        self._transport.write(data)
-
-    def _attach(self, channel: _Channel) -> None:
-        self._channels.append(channel)
-        if not self._registered:
-            self._registered = True
-            self._paused = False
-            self._transport.registerProducer(self, True)
-        self._schedule()
-
-    def _detach(self, channel: _Channel) -> None:
-        if channel in self._channels:
-            self._channels.remove(channel)
-        if not self._channels and self._registered:
-            self._registered = False
-            self._transport.unregisterProducer()
-            if self._call is not None and self._call.active():
-                self._call.cancel()
-            self._call = None
-
-    def _schedule(self) -> None:
-        if self._call is None and self._channels and not self._paused:
-            self._call = self._clock.callLater(0, self._pump)
-
-    def _pump(self) -> None:
-        self._call = None
-        for _ in range(self._burst):
-            if self._paused or not self._channels:
-                return
-            channel = self._channels[0]
-            self._channels.rotate(-1)
-            assert channel.producer is not None
-            channel.producer.resumeProducing()
-        self._schedule()
-
-    def pauseProducing(self) -> None:
-        self._paused = True
-
-    def resumeProducing(self) -> None:
-        self._paused = False
-        self._schedule()
-
-    def stopProducing(self) -> None:
-        for channel in list(self._channels):
-            self.stop(channel.transfer)
 
 
 class Uploads:
@@ -240,13 +122,14 @@ class Uploads:
         self.by_transfer: dict[int, Upload] = {}
         #: Offered, not yet accepted (``sendfile`` awaits its reply).
         self.offering: list[Upload] = []
-        self.mux: UploadMux | None = None
+        self.outbound: Outbound | None = None
         self._clock = clock
         self._emit = emit
         self._request = request
 
-    def connected(self, transport: ITransport) -> None:
-        self.mux = UploadMux(transport, self._clock)
+    def connected(self, outbound: Outbound) -> None:
+        """Send files through ``outbound``, the connection's one producer."""
+        self.outbound = outbound
 
     @property
     def unfinished(self) -> list[Upload]:
@@ -292,7 +175,7 @@ class Uploads:
     def started(self, frame: frames.UploadStart) -> None:
         """``upload-start``: our turn came; send the bytes."""
         upload = self._find(frame.transfer)
-        if upload is None or self.mux is None:
+        if upload is None or self.outbound is None:
             return
         transfer = upload.transfer
         assert transfer is not None and upload.file is not None
@@ -319,7 +202,7 @@ class Uploads:
                 self._request(frames.Cancel(transfer=transfer)).addErrback(lambda f: None)
                 upload.reason = "the file changed while it was being sent"
 
-        d = self.mux.start(transfer, upload.file, upload.size, progress)
+        d = self.outbound.send_file(transfer, _Bounded(upload.file, upload.size, progress))
         d.addCallbacks(written, lambda f: None)
 
     def uploaded(self, frame: frames.UploadDone) -> None:
@@ -357,8 +240,8 @@ class Uploads:
         upload.state = "failed"
         upload.reason = reason
         upload.finished_at = self._clock.seconds()
-        if self.mux is not None and upload.transfer is not None:
-            self.mux.stop(upload.transfer)
+        if self.outbound is not None and upload.transfer is not None:
+            self.outbound.cancel_file(upload.transfer)
         self._close(upload)
         self._emit(TransferEvent("failed", upload, frame))
         upload.done.callback(upload)

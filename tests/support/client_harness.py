@@ -69,12 +69,49 @@ def parse_stream(raw: bytes) -> list[codec.Frame]:
     return frames
 
 
-def connected(downloads: str, login: bool = True, **limits: Any) -> Harness:
-    """A core connected over a StringTransport, logged in as alice."""
+class Pipe(StringTransport):
+    """
+    A transport whose buffer fills as a socket's does: past ``limit`` unread
+    bytes it pauses its producer; :meth:`drain` reads everything and
+    resumes it.
+    """
+
+    def __init__(self, limit: int = 2**30) -> None:
+        super().__init__()
+        self.limit = limit
+        self.paused = False
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        self._check()
+
+    def writeSequence(self, data: Any) -> None:
+        super().writeSequence(data)
+        self._check()
+
+    def _check(self) -> None:
+        if not self.paused and len(self.io.getvalue()) >= self.limit and self.producer:
+            self.paused = True
+            self.producer.pauseProducing()
+
+    def drain(self) -> bytes:
+        """What was written; then the producer may write again."""
+        data = self.value()
+        self.clear()
+        if self.paused:
+            self.paused = False
+            self.producer.resumeProducing()
+        return data
+
+
+def connected(
+    downloads: str, login: bool = True, transport: StringTransport | None = None, **limits: Any
+) -> Harness:
+    """A core connected over a StringTransport (or ``transport``), logged in as alice."""
     clock = Clock()
     core = ClientCore(clock, downloads)
     protocol = ClientProtocol(core)
-    transport = StringTransport()
+    transport = transport if transport is not None else StringTransport()
     protocol.makeConnection(transport)
     h = Harness(core, protocol, transport, clock)
     core.subscribe(h.events.append)

@@ -1,11 +1,17 @@
-"""Tests for :mod:`chatnet.client.uploads`: checks, the mux, the upload steps."""
+"""Tests for :mod:`chatnet.client.uploads`: checks, sending through Outbound, the steps."""
 
 import os
 from typing import Any
 
 import pytest
-from support.client_harness import Harness, connected, has_result, result_of
-from twisted.internet.base import DelayedCall
+from support.client_harness import (
+    Harness,
+    Pipe,
+    connected,
+    has_result,
+    parse_stream,
+    result_of,
+)
 from twisted.internet.error import ConnectionLost
 from twisted.python.failure import Failure
 
@@ -33,23 +39,6 @@ def data_by_transfer(frames: list[codec.Frame]) -> dict[int, bytes]:
         if isinstance(f, codec.DataFrame):
             out[f.transfer] = out.get(f.transfer, b"") + f.data
     return out
-
-
-def pump(h: Harness, rounds: int = 100) -> None:
-    """Run the mux until it has nothing scheduled."""
-    for _ in range(rounds):
-        if not h.clock.getDelayedCalls():
-            return
-        h.clock.advance(0)
-
-
-def one_turn(h: Harness) -> None:
-    """Run only the calls due now that were scheduled before this turn."""
-    due = [c for c in h.clock.getDelayedCalls() if c.getTime() <= h.clock.seconds()]
-    for call in due:
-        assert isinstance(call, DelayedCall)
-        h.clock.calls.remove(call)
-        call.func(*call.args, **call.kw)
 
 
 # -- checks before sending -------------------------------------------------
@@ -138,12 +127,10 @@ def test_upload_whole_flow(tmp_path: Any) -> None:
     assert h.requests() == []  # nothing before upload-start
     idle = h.core.when_idle()
     h.feed({"type": "upload-start", "transfer": 7, "waited": 1.5})
-    assert h.transport.producer is h.core.mux
-    pump(h)
-    frames = h.sent()
-    assert data_by_transfer(frames) == {7: content}
-    assert all(len(f.data) <= CHUNK for f in frames if isinstance(f, codec.DataFrame))
-    assert h.transport.producer is None
+    assert h.transport.producer is h.core.outbound
+    sent = h.sent()
+    assert data_by_transfer(sent) == {7: content}
+    assert all(len(f.data) <= frames.MAX_DATA for f in sent if isinstance(f, codec.DataFrame))
     assert upload.done_bytes == len(content) and upload.percent() == 100
     h.feed({"type": "upload-done", "transfer": 7, "waited": 1.5, "seconds": 0.1})
     assert not has_result(upload.done) and not has_result(idle)
@@ -155,43 +142,47 @@ def test_upload_whole_flow(tmp_path: Any) -> None:
     assert h.clock.getDelayedCalls() == []
 
 
-def test_two_uploads_interleave_and_chat_flows(tmp_path: Any) -> None:
-    """Two running uploads alternate chunks; a request goes out between them."""
-    h = connected(str(tmp_path / "dl"))
-    a, b = os.urandom(CHUNK * 4), os.urandom(CHUNK * 4)
+def test_two_uploads_interleave_and_chat_goes_first(tmp_path: Any) -> None:
+    """
+    Two running uploads alternate chunks as the socket drains; a request
+    made meanwhile goes out before the next chunk (the server's Outbound).
+    """
+    pipe = Pipe()
+    h = connected(str(tmp_path / "dl"), transport=pipe)
+    a, b = os.urandom(frames.MAX_DATA * 3), os.urandom(frames.MAX_DATA * 3)
     (tmp_path / "a.bin").write_bytes(a)
     (tmp_path / "b.bin").write_bytes(b)
     offer(h, str(tmp_path / "a.bin"), transfer=1)
     offer(h, str(tmp_path / "b.bin"), transfer=2)
+    pipe.drain()
+    pipe.limit = 1  # a full socket: one write at a time
     h.feed({"type": "upload-start", "transfer": 1, "waited": 0},
            {"type": "upload-start", "transfer": 2, "waited": 0})
-    assert h.core.mux is not None
-    h.core.mux._burst = 2
-    one_turn(h)
-    h.core.request(frames.Broadcast(text="still chatting"))
-    pump(h)
-    sent = h.sent()
-    order = [f.transfer if isinstance(f, codec.DataFrame) else getattr(f, "type", None)
-             for f in sent]
-    assert order[:4] == [1, 2, "broadcast", 1]
-    assert order.count(1) == order.count(2) == 4
+    order: list[Any] = []
+    sent: list[codec.Frame] = []
+    for turn in range(8):
+        if turn == 2:
+            h.core.request(frames.Broadcast(text="still chatting"))  # queued: paused
+        chunk = parse_stream(pipe.drain())
+        sent += chunk
+        order.append([f.transfer if isinstance(f, codec.DataFrame) else f.type for f in chunk])
+    # Chunk 1 was in the socket before upload 2 started; the broadcast asked
+    # for while a chunk of 2 sat in the socket goes before any more data.
+    assert order[:6] == [[1], [1], [2], ["broadcast"], [1], [2]]
     assert data_by_transfer(sent) == {1: a, 2: b}
 
 
 def test_upload_pauses_with_transport(tmp_path: Any) -> None:
-    """When the transport pauses the mux, no more data is written until resumed."""
+    """While the transport pauses the connection, no data is written."""
     h = connected(str(tmp_path / "dl"))
     content = os.urandom(CHUNK * 20)
     (tmp_path / "f").write_bytes(content)
     offer(h, str(tmp_path / "f"), transfer=3)
+    assert h.core.outbound is not None
+    h.core.outbound.pauseProducing()
     h.feed({"type": "upload-start", "transfer": 3, "waited": 0})
-    mux = h.core.mux
-    assert mux is not None
-    mux.pauseProducing()
-    pump(h)
     assert data_by_transfer(h.sent()) == {}
-    mux.resumeProducing()
-    pump(h)
+    h.core.outbound.resumeProducing()
     assert data_by_transfer(h.sent()) == {3: content}
 
 
@@ -201,30 +192,34 @@ def test_empty_file_sends_no_data(tmp_path: Any) -> None:
     (tmp_path / "empty").write_bytes(b"")
     upload = offer(h, str(tmp_path / "empty"), transfer=4)
     h.feed({"type": "upload-start", "transfer": 4, "waited": 0})
-    pump(h)
     assert [f for f in h.sent() if isinstance(f, codec.DataFrame)] == []
     assert upload.percent() == 100
 
 
 def test_cancel_running_upload(tmp_path: Any) -> None:
-    """``/cancel`` asks the server; ``file-failed`` stops the sender."""
-    h = connected(str(tmp_path / "dl"))
-    (tmp_path / "f").write_bytes(os.urandom(CHUNK * 50))
+    """``/cancel`` asks the server at once; ``file-failed`` stops the sender."""
+    pipe = Pipe()
+    h = connected(str(tmp_path / "dl"), transport=pipe)
+    (tmp_path / "f").write_bytes(os.urandom(frames.MAX_DATA * 40))
     upload = offer(h, str(tmp_path / "f"), transfer=5)
+    pipe.drain()
+    pipe.limit = 1  # a full socket: one write at a time
     h.feed({"type": "upload-start", "transfer": 5, "waited": 0})
-    h.clock.advance(0)
-    h.sent()
+    assert list(data_by_transfer(parse_stream(pipe.drain()))) == [5]
     d = h.core.cancel(5)
-    (req,) = h.requests()
+    # What was in the socket, then the cancel, before any further chunk.
+    out = parse_stream(pipe.drain()) + parse_stream(pipe.drain())
+    assert [f.type if isinstance(f, codec.Request) else f.transfer for f in out] == [5, "cancel"]
+    (req,) = [f.fields for f in out if isinstance(f, codec.Request)]
     assert req == {"type": "cancel", "id": 3, "transfer": 5}
     h.reply(req, transfer=5)
     h.feed({"type": "file-failed", "transfer": 5, "reason": "cancelled"})
     result_of(d)
-    pump(h)
-    assert data_by_transfer(h.sent()) == {}
+    pipe.drain()  # the chunk already in the socket
+    assert data_by_transfer(parse_stream(pipe.drain() + pipe.drain())) == {}
     assert (upload.state, upload.reason) == ("failed", "cancelled")
     assert result_of(upload.done) is upload
-    assert h.transport.producer is None and not h.core.busy()
+    assert not h.core.busy()
 
 
 def test_lost_connection_fails_uploads(tmp_path: Any) -> None:
