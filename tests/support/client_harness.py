@@ -96,9 +96,9 @@ class Pipe(StringTransport):
 
     def drain(self) -> bytes:
         """What was written; then the producer may write again."""
-        data = self.value()
+        data: bytes = self.value()
         self.clear()
-        if self.paused:
+        if self.paused and self.producer is not None:
             self.paused = False
             self.producer.resumeProducing()
         return data

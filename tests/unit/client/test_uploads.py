@@ -33,6 +33,12 @@ def offer(h: Harness, path: str, to: str = "bob", transfer: int = 7, position: i
     return result_of(d)
 
 
+def kind(frame: codec.Frame) -> str:
+    """A control frame's type."""
+    assert isinstance(frame, codec.Request), frame
+    return frame.type
+
+
 def data_by_transfer(frames: list[codec.Frame]) -> dict[int, bytes]:
     out: dict[int, bytes] = {}
     for f in frames:
@@ -165,7 +171,7 @@ def test_two_uploads_interleave_and_chat_goes_first(tmp_path: Any) -> None:
             h.core.request(frames.Broadcast(text="still chatting"))  # queued: paused
         chunk = parse_stream(pipe.drain())
         sent += chunk
-        order.append([f.transfer if isinstance(f, codec.DataFrame) else f.type for f in chunk])
+        order.append([f.transfer if isinstance(f, codec.DataFrame) else kind(f) for f in chunk])
     # Chunk 1 was in the socket before upload 2 started; the broadcast asked
     # for while a chunk of 2 sat in the socket goes before any more data.
     assert order[:6] == [[1], [1], [2], ["broadcast"], [1], [2]]
@@ -209,7 +215,7 @@ def test_cancel_running_upload(tmp_path: Any) -> None:
     d = h.core.cancel(5)
     # What was in the socket, then the cancel, before any further chunk.
     out = parse_stream(pipe.drain()) + parse_stream(pipe.drain())
-    assert [f.type if isinstance(f, codec.Request) else f.transfer for f in out] == [5, "cancel"]
+    assert [f.transfer if isinstance(f, codec.DataFrame) else kind(f) for f in out] == [5, "cancel"]
     (req,) = [f.fields for f in out if isinstance(f, codec.Request)]
     assert req == {"type": "cancel", "id": 3, "transfer": 5}
     h.reply(req, transfer=5)
