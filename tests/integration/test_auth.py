@@ -5,6 +5,8 @@ server with accounts over TCP, on the global reactor.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from pathlib import Path
 
@@ -80,3 +82,20 @@ async def test_server_with_accounts_over_tcp(tmp_path: Path) -> None:
     assert log.count("[LOGIN-FAILED]") == 2
     assert "2 more failed logins for alice from 127.0.0.1 in the last minute" in log
     assert reactor.running
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priority is Linux's")
+def test_checks_run_at_a_lower_priority() -> None:
+    """The thread that runs a check is niced, so the reactor's thread goes first."""
+    seen: list[int] = []
+
+    def check() -> None:
+        tid = threading.get_native_id()
+        auth.in_background(lambda: seen.append(os.getpriority(os.PRIO_PROCESS, tid)))
+
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    thread = threading.Thread(target=check)
+    thread.start()
+    thread.join(10)
+    assert seen == [min(19, before + auth.NICENESS)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
