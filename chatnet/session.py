@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import enum
 import math
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -253,7 +254,7 @@ class Session:
     __slots__ = (
         "hub", "outbox", "peer", "state", "user", "_exited", "_close_reason", "_online",
         "_bucket", "_refused", "_waiting", "_held",
-        "_paused", "host", "_admitted", "_logins",
+        "_paused", "host", "_admitted", "_logins", "_untimed",
     )
 
     def __init__(
@@ -289,6 +290,19 @@ class Session:
         self._paused = False
         #: This connection's failed logins (with accounts only).
         self._logins: Record | None = None
+        #: Requests to handle untimed before the next timed one; without
+        #: timing (metrics off), more than will ever come.
+        self._untimed = 0 if hub.stats.requests is not None else sys.maxsize
+
+    def _timed(self, handler: Callable[[Session, Request], None], frame: Request) -> None:
+        """Handle ``frame``, timed (see :attr:`Stats.sample_every`)."""
+        stats = self.hub.stats
+        self._untimed = stats.sample_every - 1
+        started = perf_counter()
+        try:
+            handler(self, frame)
+        finally:
+            stats.request(frame.TYPE, perf_counter() - started)
 
     def __repr__(self) -> str:
         return f"<Session {self.peer} {self.state.value} {self.user}>"
@@ -343,17 +357,12 @@ class Session:
                     return
                 if self.state is State.NEW and type(frame) not in _BEFORE_LOGIN:
                     raise ChatError(ErrorCode.NOT_LOGGED_IN, "Log in first")
-                stats = self.hub.stats
-                untimed = stats.untimed
+                untimed = self._untimed
                 if untimed:
-                    stats.untimed = untimed - 1
+                    self._untimed = untimed - 1
                     handler(self, frame)
                 else:
-                    started = perf_counter()
-                    try:
-                        handler(self, frame)
-                    finally:
-                        stats.request(frame.TYPE, perf_counter() - started)
+                    self._timed(handler, frame)
             elif isinstance(frame, UnknownRequest | Request):  # none this server answers
                 ident = frame.id
                 kind = frame.type if type(frame) is UnknownRequest else frame.TYPE
@@ -684,19 +693,19 @@ class Session:
 
     def _broadcast(self, req: frames.Broadcast) -> None:
         user = self._user()
-        text = check_text(req.text, self.hub.settings.max_text)
+        hub = self.hub
+        text = check_text(req.text, hub.settings.max_text)
         room = user.room
         if room is None:
             raise ChatError(ErrorCode.NOT_IN_ROOM, "You are not in a room; /join one first")
         # The message event's encoder, without building the object: this is
         # the hottest frame there is.
-        data = frames.message_wire(room.name, user.name, text, self.hub.now())
+        data = frames.message_wire(room.name, user.name, text, hub.now())
         delivered = room.send(data, exclude=user)
         self.outbox.send(frames.BroadcastOk(req.id, delivered).wire())
-        stats = self.hub.stats
+        stats = hub.stats
         stats.broadcasts += 1
         stats.deliveries += delivered
-        hub = self.hub
         hub.audit(
             "BROADCAST", f"{user.name} -> {room.name} ({count(delivered, 'member')}): {text}",
             {"user": user.name, "room": room.name, "delivered": delivered, "message": text}

@@ -13,7 +13,6 @@ the contract's, login and transfer results a code or a fail reason.
 
 from __future__ import annotations
 
-import sys
 from bisect import bisect_left
 from collections.abc import Sequence
 
@@ -77,7 +76,7 @@ class Stats:
     __slots__ = (
         "broadcasts", "whispers", "deliveries", "errors_by", "logins_by",
         "file_bytes_in", "file_bytes_out", "transfers_by", "slow_consumers",
-        "upload_wait", "requests", "sample_every", "untimed",
+        "upload_wait", "requests", "sample_every",
     )
 
     def __init__(self, time_requests: bool = False, sample_every: int = 16) -> None:
@@ -99,13 +98,10 @@ class Stats:
         #: Request type -> handling time of the requests timed, or ``None``:
         #: requests are not timed (only metrics need it).
         self.requests: dict[str, Histogram] | None = {} if time_requests else None
-        #: One request in ``sample_every`` is timed: two clock reads and a
-        #: histogram update cost more than a tenth of a broadcast's work, a
-        #: countdown a fiftieth of it.
+        #: Each session times its first request and then one in
+        #: ``sample_every``: two clock reads and a histogram update cost about
+        #: a tenth of a broadcast's work, a countdown a hundredth of it.
         self.sample_every = sample_every
-        #: Requests to let through untimed before the next timed one (the
-        #: session counts it down); without timing, more than will ever come.
-        self.untimed = 0 if time_requests else sys.maxsize
 
     def error(self, code: str) -> None:
         by = self.errors_by
@@ -121,7 +117,6 @@ class Stats:
 
     def request(self, kind: str, seconds: float) -> None:
         """A timed request of type ``kind`` (a known type) took ``seconds``."""
-        self.untimed = self.sample_every - 1
         requests = self.requests
         if requests is None:
             return

@@ -41,7 +41,7 @@ def test_requests_untimed_by_default() -> None:
 
 
 def test_one_request_in_n_is_timed(server: TestServer) -> None:
-    """With sampling, the first request and then every n-th one are timed."""
+    """With sampling, a session's first request and then every n-th one are timed."""
     server.hub.stats = stats = Stats(time_requests=True, sample_every=4)
     (a,) = logged_in(server, "alice")
     for _ in range(9):
