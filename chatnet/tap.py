@@ -244,6 +244,12 @@ class Options(usage.Options):
 
         try:
             serverFromString(reactor, self[option])
+        except IndexError:  # systemd:...:index=N beyond the sockets passed
+            raise usage.UsageError(
+                f"--{option}: {self[option]!r}: no such socket was passed to the server "
+                "(run it from a systemd socket unit, or with systemd-socket-activate "
+                "--fdname=NAME)"
+            ) from None
         except (ValueError, TypeError, KeyError) as e:
             raise usage.UsageError(
                 f"--{option}: {self[option]!r} is not a valid endpoint ({e}); "

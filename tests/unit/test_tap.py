@@ -231,3 +231,8 @@ def test_unsafe_spool_dir_refused(tmp_path: Path) -> None:
     (tmp_path / "link").symlink_to(tmp_path / "open")
     assert "symbolic link" in refused("--spool-dir", str(tmp_path / "link"))
     assert parse("--spool-dir", str(tmp_path / "new"))["spool-dir"] == str(tmp_path / "new")
+
+
+def test_systemd_port_without_sockets() -> None:
+    """A systemd endpoint with no socket passed is a usage error that says so."""
+    assert "no such socket was passed" in refused("--port", "systemd:domain=INET:index=0")
