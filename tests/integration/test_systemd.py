@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 from support.processes import LISTENING, ROOT, TWISTD, Process
+from support.wire import Wire
 
 from chatnet.tap import Options
-from integration.test_twistd import Wire
 
 CONTRIB = ROOT / "contrib"
 ACTIVATE = shutil.which("systemd-socket-activate")
