@@ -20,6 +20,14 @@ SERVER_NAME = f"chatnet/{__version__}"
 
 MIB = 1024 * 1024
 
+#: The most ``--room-capacity`` may be: a ``join`` or ``who`` reply lists
+#: every member (up to 19 bytes each), and must fit one 65,541-byte frame.
+MAX_ROOM_CAPACITY = 3000
+#: The most ``--max-text`` may be: JSON may double a text's bytes (every
+#: ``"``, ``\\``, tab or newline takes two), and a ``message`` event must
+#: still fit one frame.
+MAX_TEXT_LIMIT = 32_000
+
 
 @dataclass(frozen=True)
 class Settings:

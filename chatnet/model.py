@@ -9,6 +9,7 @@ way ``twisted.words`` reaches clients through ``IChatClient``.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
@@ -128,6 +129,11 @@ class Directory:
         self.room_capacity = room_capacity
         self.users: dict[str, User] = {}
         self.rooms: dict[str, Room] = {}
+        # The keys of both, sorted, for paging (``rooms``, ``users``): kept
+        # sorted as they change (a bisect and a memmove) rather than sorted
+        # per request.
+        self._user_keys: list[str] = []
+        self._room_keys: list[str] = []
 
     # users
 
@@ -139,6 +145,7 @@ class Directory:
                 f"Username '{user.name}' is already taken; choose another",
             )
         self.users[user.key] = user
+        insort(self._user_keys, user.key)
 
     def remove_user(self, user: User) -> Room | None:
         """
@@ -149,6 +156,7 @@ class Directory:
         room = self._take_out(user)
         if self.users.get(user.key) is user:
             del self.users[user.key]
+            _discard(self._user_keys, user.key)
         return room
 
     def find_user(self, name: object) -> User:
@@ -163,6 +171,17 @@ class Directory:
 
     def usernames(self) -> list[str]:
         return [u.name for u in self.users.values()]
+
+    def users_page(self, after: str | None, limit: int) -> tuple[list[User], bool]:
+        """
+        Up to ``limit`` users sorted case-insensitively, after the name
+        ``after`` (any string; ``None``: from the first).
+
+        :returns: the page, and whether more users follow it.
+        """
+        keys, more = _page(self._user_keys, after, limit)
+        users = self.users
+        return [users[k] for k in keys], more
 
     # rooms
 
@@ -180,6 +199,7 @@ class Directory:
         if current is not None and current.key == key:
             return current, None
         room = self.rooms.get(key)
+        new = room is None
         if room is None:
             room = Room(name, self.room_capacity)
         elif len(room.members) >= room.capacity:
@@ -188,7 +208,9 @@ class Directory:
                 f"Room '{room.name}' is full ({room.occupancy()})",
             )
         left = self._take_out(user)
-        self.rooms[key] = room
+        if new:
+            self.rooms[key] = room
+            insort(self._room_keys, key)
         room.add(user)
         user.room = room
         return room, left
@@ -210,6 +232,17 @@ class Directory:
             )
         return room
 
+    def rooms_page(self, after: str | None, limit: int) -> tuple[list[Room], bool]:
+        """
+        Up to ``limit`` rooms sorted case-insensitively, after the name
+        ``after`` (any string; ``None``: from the first).
+
+        :returns: the page, and whether more rooms follow it.
+        """
+        keys, more = _page(self._room_keys, after, limit)
+        rooms = self.rooms
+        return [rooms[k] for k in keys], more
+
     def room_list(self) -> list[dict[str, object]]:
         return [
             {"name": r.name, "members": r.names(), "capacity": r.capacity}
@@ -224,4 +257,19 @@ class Directory:
         user.room = None
         if not room.members and self.rooms.get(room.key) is room:
             del self.rooms[room.key]
+            _discard(self._room_keys, room.key)
         return room
+
+
+def _page(keys: list[str], after: str | None, limit: int) -> tuple[list[str], bool]:
+    """Up to ``limit`` of the sorted ``keys`` after ``after`` (folded), and whether more follow."""
+    start = bisect_right(keys, fold(after)) if after is not None else 0
+    end = start + limit
+    return keys[start:end], end < len(keys)
+
+
+def _discard(keys: list[str], key: str) -> None:
+    """Remove ``key`` from the sorted ``keys``."""
+    i = bisect_left(keys, key)
+    if i < len(keys) and keys[i] == key:
+        del keys[i]

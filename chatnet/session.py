@@ -31,7 +31,7 @@ from typing import Any, Protocol, TypeVar
 
 from twisted.logger import Logger
 
-from chatnet import frames
+from chatnet import frames, paging
 from chatnet.admission import Admission
 from chatnet.config import SERVER_NAME, Settings
 from chatnet.errors import ChatError, ErrorCode, FailReason
@@ -728,11 +728,10 @@ class Session:
         )
 
     def _rooms(self, req: frames.Rooms) -> None:
-        rooms = [
-            frames.RoomInfo(r.name, r.names(), r.capacity)
-            for r in self.hub.directory.rooms.values()
-        ]
-        self._reply(frames.RoomsOk(req.id, rooms))
+        after, limit = paging.checked(req.after, req.limit, paging.ROOMS_PAGE, paging.ROOMS_PAGE_MAX)
+        rooms, more = self.hub.directory.rooms_page(after, limit)
+        infos = [frames.RoomInfo(r.name, r.names(), r.capacity) for r in rooms]
+        self._reply(paging.fit_rooms(req.id, infos, more, self.hub.settings.room_capacity))
 
     def _who(self, req: frames.Who) -> None:
         user = self._user()
@@ -746,7 +745,10 @@ class Session:
         self._reply(frames.WhoOk(req.id, room.name, room.names()))
 
     def _users(self, req: frames.Users) -> None:
-        self._reply(frames.UsersOk(req.id, self.hub.directory.usernames()))
+        after, limit = paging.checked(req.after, req.limit, paging.USERS_PAGE, paging.USERS_PAGE_MAX)
+        users, more = self.hub.directory.users_page(after, limit)
+        # 3,000 names of at most 16 ASCII characters always fit one frame.
+        self._reply(frames.UsersOk(req.id, [u.name for u in users], more))
 
     # files
 

@@ -21,7 +21,7 @@ from chatnet import spool, validation
 from chatnet._version import __version__
 from chatnet.accounts import Accounts, AccountsError, mode_warning
 from chatnet.audit import FORMATS
-from chatnet.config import MIB, Settings
+from chatnet.config import MAX_ROOM_CAPACITY, MAX_TEXT_LIMIT, MIB, Settings
 from chatnet.service import ChatService
 
 _log = Logger()
@@ -186,6 +186,12 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--accounts: {e}") from None
         if self["rate-burst"] is not None and not self["rate-limit"]:
             raise usage.UsageError("--rate-burst: needs --rate-limit")
+        if self["room-capacity"] > MAX_ROOM_CAPACITY:
+            raise usage.UsageError(
+                f"--room-capacity: at most {MAX_ROOM_CAPACITY} (a room's member list must fit one frame)")
+        if self["max-text"] > MAX_TEXT_LIMIT:
+            raise usage.UsageError(
+                f"--max-text: at most {MAX_TEXT_LIMIT} bytes (a message event must fit one frame)")
         if self["max-file-size"] > 2**32 - 1:
             raise usage.UsageError("--max-file-size: at most 4 GiB - 1 byte")
         if self["spool-dir"] is not None:

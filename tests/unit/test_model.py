@@ -171,3 +171,23 @@ def test_room_send_excludes_sender() -> None:
     sent = [m.outbox.sent for m in members]  # type: ignore[attr-defined]
     assert sent == [[], [b"frame"], [b"frame"]]
     assert room.send(b"all") == 3
+
+
+def test_pages_follow_changes() -> None:
+    """The sorted indexes behind rooms_page and users_page follow logins, joins and leaves."""
+    d = Directory()
+    users = {n: user(n) for n in ["bo", "Al", "cy", "Di"]}
+    for u in users.values():
+        d.add_user(u)
+    d.join(users["bo"], "Zed")
+    d.join(users["cy"], "amber")
+    d.join(users["Di"], "amber")
+    assert [u.name for u in d.users_page(None, 10)[0]] == ["Al", "bo", "cy", "Di"]
+    assert [r.name for r in d.rooms_page(None, 10)[0]] == ["amber", "Zed"]
+    d.leave(users["bo"])  # Zed is gone
+    d.remove_user(users["cy"])
+    assert [r.name for r in d.rooms_page(None, 10)[0]] == ["amber"]
+    assert d.users_page("al", 1) == ([users["bo"]], True)
+    assert d.users_page("bo", 5) == ([users["Di"]], False)
+    d.remove_user(users["Di"])
+    assert d.rooms_page(None, 10) == ([], False)

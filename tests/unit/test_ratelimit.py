@@ -159,6 +159,7 @@ def test_requests_over_the_limit_are_refused_not_done(tmp_path: Path) -> None:
     refused = alice.request("broadcast", text="two")
     assert refused["code"] == "rate-limited" and refused["id"]
     assert "at most 2 a second" in refused["message"] and "try again in" in refused["message"]
+    assert refused["retry_after"] == 0.5  # seconds until the next token
     assert [m["text"] for m in bob.events("message")] == ["one"]  # "two" was never sent
     server.advance(0.5)
     assert error_code(alice.request("broadcast", text="three")) is None

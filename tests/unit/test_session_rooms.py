@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.chat import error_code, logged_in, new_server, without_ts
 
+from chatnet.testing import FakeClient
 from chatnet.testing import TestServer as Server
 
 
@@ -298,3 +300,87 @@ def test_terminal_escapes_refused_in_broadcast_and_whisper(tmp_path: Path) -> No
     assert b.frames() == []
     assert error_code(a.request("broadcast", text="tab\tand\nnewline")) is None
     assert [m["text"] for m in b.events("message")] == ["tab\tand\nnewline"]
+
+
+def _all_pages(client: FakeClient, kind: str, **fields: object) -> list[dict[str, Any]]:
+    """Every page of ``rooms`` or ``users``, asking again after the last name."""
+    pages = []
+    after = None
+    while True:
+        reply = client.request(kind, **fields, **({"after": after} if after else {}))
+        assert reply["type"] == "ok", reply
+        pages.append(reply)
+        entries = reply[kind]
+        if not reply["more"]:
+            return pages
+        last = entries[-1]
+        after = last["name"] if kind == "rooms" else last
+
+
+def test_rooms_are_paged_sorted_case_insensitively(tmp_path: Path) -> None:
+    """rooms: sorted by folded name, after and limit, more when a later page exists."""
+    server = new_server(tmp_path)
+    for name in ["delta", "Alpha", "charlie", "Bravo", "echo"]:
+        (c,) = logged_in(server, "u" + name, room=name)
+    (alice,) = logged_in(server, "alice")
+    reply = alice.request("rooms")
+    assert [r["name"] for r in reply["rooms"]] == ["Alpha", "Bravo", "charlie", "delta", "echo"]
+    assert reply["more"] is False and reply["rooms"][0] == {"name": "Alpha", "members": ["uAlpha"], "capacity": 15}
+    page = alice.request("rooms", limit=2)
+    assert [r["name"] for r in page["rooms"]] == ["Alpha", "Bravo"] and page["more"] is True
+    page = alice.request("rooms", after="BRAVO", limit=2)
+    assert [r["name"] for r in page["rooms"]] == ["charlie", "delta"] and page["more"] is True
+    page = alice.request("rooms", after="delta", limit=2)
+    assert [r["name"] for r in page["rooms"]] == ["echo"] and page["more"] is False
+    page = alice.request("rooms", after="b")  # any string, not only a room's name
+    assert [r["name"] for r in page["rooms"]][0] == "Bravo"
+    assert alice.request("rooms", after="zzz") == {"type": "ok", "id": page["id"] + 1, "rooms": [], "more": False}
+
+
+def test_users_are_paged(tmp_path: Path) -> None:
+    server = new_server(tmp_path)
+    logged_in(server, "carol", "Bob", "alice", "Dave")
+    (eve,) = logged_in(server, "eve")
+    assert eve.request("users")["users"] == ["alice", "Bob", "carol", "Dave", "eve"]
+    page = eve.request("users", limit=3)
+    assert page["users"] == ["alice", "Bob", "carol"] and page["more"] is True
+    page = eve.request("users", after="CAROL", limit=3)
+    assert page["users"] == ["Dave", "eve"] and page["more"] is False
+
+
+def test_paging_limits_default_and_cap(tmp_path: Path) -> None:
+    """No limit: 100 rooms or 1000 users; a larger limit is cut to 150 and 3000."""
+    server = new_server(tmp_path, max_pending_per_address=0, max_per_address=0, flood_rate=0)
+    names = [f"u{i:04d}" for i in range(3100)]
+    clients = logged_in(server, *names)
+    for c, name in zip(clients[:200], names, strict=False):
+        assert c.request("join", room="r" + name)["type"] == "ok"
+    c = clients[0]
+    assert len(c.request("users")["users"]) == 1000
+    big = c.request("users", limit=10_000)
+    assert len(big["users"]) == 3000 and big["more"] is True
+    assert len(c.request("rooms")["rooms"]) == 100
+    assert len(c.request("rooms", limit=10_000)["rooms"]) == 150
+
+
+@pytest.mark.parametrize(("fields", "word"), [
+    ({"limit": 0}, "'limit'"), ({"limit": "5"}, "'limit'"), ({"limit": True}, "'limit'"),
+    ({"limit": 2.5}, "'limit'"), ({"after": 5}, "'after'"), ({"after": ["a"]}, "'after'"),
+])
+def test_paging_fields_of_the_wrong_type(tmp_path: Path, fields: dict[str, object], word: str) -> None:
+    server = new_server(tmp_path)
+    (alice,) = logged_in(server, "alice")
+    for kind in ("rooms", "users"):
+        reply = alice.request(kind, **fields)
+        assert error_code(reply) == "bad-frame" and word in reply["message"]
+
+
+def test_800_rooms_of_long_names_page_within_the_frame_limit(tmp_path: Path) -> None:
+    """The issue's case: 800 rooms of 32-character names; every page fits, all 800 are listed."""
+    server = new_server(tmp_path, max_pending_per_address=0, max_per_address=0, flood_rate=0)
+    names = [f"{i:03d}" + "x" * 29 for i in range(800)]
+    for i, room in enumerate(names):
+        (c,) = logged_in(server, f"u{i}", room=room)
+    pages = _all_pages(c, "rooms")  # frames past the limit would raise FrameTooLarge
+    assert [r["name"] for p in pages for r in p["rooms"]] == names
+    assert len(pages) == 8
