@@ -9,7 +9,7 @@ Pure: imports nothing from Twisted.
 
 from __future__ import annotations
 
-from chatnet import codec, frames, validation
+from chatnet import frames, validation
 from chatnet.errors import ChatError, ErrorCode
 from chatnet.frames import Id
 
@@ -22,7 +22,8 @@ USERS_PAGE, USERS_PAGE_MAX = 1000, 3000
 
 # A room's entry in a rooms reply, at most: '{"name":"<32>","members":[...],
 # "capacity":<n>},' with '"<16>",' per member.
-_ROOM_ENTRY = len('{"name":"","members":[],"capacity":},') + validation.MAX_ROOM
+_EMPTY_ENTRY = len('{"name":"","members":[],"capacity":},')
+_ROOM_ENTRY = _EMPTY_ENTRY + validation.MAX_ROOM
 _MEMBER_ENTRY = validation.MAX_USERNAME + 3
 
 
@@ -57,8 +58,10 @@ def fit_rooms(
         return reply
     size = base
     for kept, room in enumerate(rooms):
-        size += len(codec.encode({"name": room.name, "members": list(room.members),
-                                  "capacity": room.capacity})) + 1
+        # Names are ASCII letters and digits: JSON writes them as they are.
+        members = room.members
+        size += (_EMPTY_ENTRY + len(room.name) + len(str(room.capacity))
+                 + sum(len(m) for m in members) + 3 * len(members))
         if size > frames.MAX_PAYLOAD:
             return frames.RoomsOk(ident, rooms[:kept], True)
     return reply

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.chat import error_code, logged_in, new_server
 from twisted.python import usage
 
 from chatnet import frames
@@ -13,7 +14,6 @@ from chatnet.paging import ROOMS_PAGE_MAX, USERS_PAGE_MAX
 from chatnet.paging import fit_rooms as _fit_rooms
 from chatnet.tap import Options
 from chatnet.validation import MAX_ROOM, MAX_USERNAME
-from unit.chat_helpers import error_code, logged_in, new_server
 
 #: The worst ``id``: 64 characters that JSON writes as six bytes each.
 WORST_ID = "\x01" * frames.MAX_ID
@@ -96,3 +96,11 @@ def test_a_text_at_the_cap_is_broadcast(tmp_path: Path) -> None:
     a, b = logged_in(server, "alice", "bob", room="r")
     assert error_code(a.request("broadcast", text='"' * MAX_TEXT_LIMIT)) is None
     assert b.events("message")[0]["text"] == '"' * MAX_TEXT_LIMIT
+
+
+def test_fit_rooms_counts_exactly() -> None:
+    """The page is cut exactly where the next room would pass the limit."""
+    rooms = [frames.RoomInfo(f"r{i:05d}", [f"u{j:015d}" for j in range(1000)], 1000) for i in range(5)]
+    reply = _fit_rooms(1, rooms, False, 1000)
+    kept = len(reply.rooms)
+    assert _fits(reply) + len(frames.RoomsOk(1, rooms[kept : kept + 1], True).payload()) > frames.MAX_PAYLOAD
