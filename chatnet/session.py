@@ -548,7 +548,7 @@ class Session:
     def _login(self, req: frames.Login) -> None:
         hub = self.hub
         if self.state is not State.NEW:
-            raise ChatError(ErrorCode.ALREADY_LOGGED_IN, f"Already logged in as {self.user.name}")  # type: ignore[union-attr]
+            raise ChatError(ErrorCode.ALREADY_LOGGED_IN, f"Already logged in as {self._user().name}")
         given = req.username
         try:
             name = check_username(given)
