@@ -79,6 +79,11 @@ class ChatCollector(Collector):
             ("deliveries_waiting",
              "Uploaded files waiting for their addressee's earlier deliveries to end.",
              transfers.deliveries_waiting),
+            ("spool_bytes",
+             "Bytes the spool holds: uploads with a slot (by declared size) and "
+             "files not yet delivered.", transfers.budget.used),
+            ("spool_capacity_bytes", "Bytes the spool may hold (--spool-size).",
+             transfers.budget.total),
             ("output_buffered_bytes",
              "Bytes of control frames queued in chatnet for clients that do not "
              "keep up (beyond what the transports buffer).", unsent),

@@ -67,6 +67,8 @@ def test_gauges_read_live_state(server: TestServer) -> None:
     assert value(registry, "chatnet_uploads_running") == 1
     assert value(registry, "chatnet_uploads_queued") == 1
     assert value(registry, "chatnet_upload_queue_capacity") == 100
+    assert value(registry, "chatnet_spool_bytes") == 10  # the running upload, by declared size
+    assert value(registry, "chatnet_spool_capacity_bytes") == server.transfers.budget.total
     d.lose()
     assert value(registry, "chatnet_connections") == 4
     assert value(registry, "chatnet_rooms") == 1
