@@ -81,9 +81,9 @@ class ChatCollector(Collector):
              transfers.deliveries_waiting),
             ("spool_bytes",
              "Bytes the spool holds: uploads with a slot (by declared size) and "
-             "files not yet delivered.", transfers.budget.used),
+             "files not yet delivered.", transfers.spool_used),
             ("spool_capacity_bytes", "Bytes the spool may hold (--spool-size).",
-             transfers.budget.total),
+             transfers.spool_capacity),
             ("output_buffered_bytes",
              "Bytes of control frames queued in chatnet for clients that do not "
              "keep up (beyond what the transports buffer).", unsent),

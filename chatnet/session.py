@@ -186,6 +186,16 @@ class Transfers(Protocol[Ticket]):
         """Uploaded files waiting for their addressee's earlier deliveries."""
         ...
 
+    @property
+    def spool_used(self) -> int:
+        """Bytes the spool holds (uploads with a slot by declared size, files not delivered)."""
+        ...
+
+    @property
+    def spool_capacity(self) -> int:
+        """Bytes the spool may hold in all."""
+        ...
+
 
 class _Wait:
     """One request waiting for its answer (see :meth:`Session.wait`)."""

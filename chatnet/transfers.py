@@ -178,6 +178,16 @@ class TransferManager:
         """Files streaming to their addressees."""
         return sum(inbox.streaming for inbox in self._inboxes.values())
 
+    @property
+    def spool_used(self) -> int:
+        """Bytes the spool holds (uploads with a slot by declared size, files not delivered)."""
+        return self.budget.used
+
+    @property
+    def spool_capacity(self) -> int:
+        """Bytes the spool may hold in all."""
+        return self.budget.total
+
     # requests
 
     def offer(self, sender: User, recipient: User, name: str, size: int) -> Transfer:
