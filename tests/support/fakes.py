@@ -96,6 +96,7 @@ class FakeTransfers:
         self.calls: list[tuple[Any, ...]] = []
         self.ticket = Ticket(self.KNOWN, 0)
         self.running = self.waiting = self.delivering = self.deliveries_waiting = 0
+        self.spool_used = self.spool_capacity = 0
 
     def offer(self, sender: User, recipient: User, name: str, size: int) -> Ticket:
         self.calls.append(("offer", sender.name, recipient.name, name, size))
