@@ -22,6 +22,7 @@ protocol: :mod:`chatnet.client.protocol` imports it.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -268,6 +269,8 @@ class ClientCore:
             except ParseError as e:
                 return fail(LocalError(e.message))
             request = command.request()
+            if isinstance(request, frames.Rooms | frames.Users):
+                return self._every_page(request).addCallback(self._track, request)
             return self.request(request).addCallback(self._track, request)
         if isinstance(command, SendFile):
             return self.send_file(command.path, command.to)
@@ -276,6 +279,34 @@ class ClientCore:
         if isinstance(command, Help | Nothing):
             return succeed(None)
         raise TypeError(command)
+
+    def _every_page(self, request: frames.Rooms | frames.Users) -> Deferred[frames.Reply]:
+        """
+        ``/rooms`` and ``/users``: ask page after page (``after`` the last
+        name) while the server says ``more``.
+
+        :returns: fires with one reply holding every page's entries.
+        """
+        pages: list[Any] = []
+
+        def got(reply: frames.Reply) -> Any:
+            if not isinstance(reply, frames.RoomsOk | frames.UsersOk):
+                return reply
+            pages.append(reply)
+            if isinstance(reply, frames.RoomsOk):
+                names = [r.name for r in reply.rooms]
+            else:
+                names = list(reply.users)
+            if reply.more and names and len(pages) < _MOST_PAGES:
+                following = dataclasses.replace(request, id=None, after=names[-1])
+                return self.request(following).addCallback(got)
+            if isinstance(reply, frames.RoomsOk):
+                rooms = tuple(r for page in pages for r in page.rooms)
+                return dataclasses.replace(pages[0], rooms=rooms, more=False)
+            users = tuple(u for page in pages for u in page.users)
+            return dataclasses.replace(pages[0], users=users, more=False)
+
+        return self.request(request).addCallback(got)
 
     def _track(self, reply: frames.Reply, request: frames.Request) -> frames.Reply:
         self.roster.replied(request, reply)
@@ -422,6 +453,10 @@ def _cancelling(result: Any, timer: IDelayedCall) -> Any:
         timer.cancel()
     return result
 
+
+#: ``/rooms`` and ``/users`` stop asking for pages after this many (a server
+#: that always says ``more`` cannot keep the client asking for ever).
+_MOST_PAGES = 1000
 
 _HANDLERS: dict[type[frames.Control], Callable[[ClientCore, Any], None]] = {
     frames.UploadStart: lambda core, f: core.outgoing.started(f),

@@ -303,3 +303,29 @@ def test_oversized_frame_later_says_so(tmp_path: Any) -> None:
     assert isinstance(h.events[-2], ServerEvent)
     assert h.events[-1].reason == (  # type: ignore[union-attr]
         "the server sent a frame of 2,147,483,647 bytes, more than the protocol allows")
+
+
+def test_rooms_and_users_fetch_every_page(tmp_path: Any) -> None:
+    """``/rooms`` and ``/users`` ask again after the last name while the server says ``more``."""
+    h = connected(str(tmp_path))
+    d = h.core.execute(Send("users"))
+    (req,) = h.requests()
+    assert "after" not in req
+    h.reply(req, users=["alice", "bob"], more=True)
+    (req,) = h.requests()
+    assert req["type"] == "users" and req["after"] == "bob"
+    assert not has_result(d)
+    h.reply(req, users=["carol"], more=False)
+    reply = result_of(d)
+    assert isinstance(reply, frames.UsersOk)
+    assert reply.users == ("alice", "bob", "carol") and reply.more is False
+    assert h.core.users == {"alice", "bob", "carol"}
+    d = h.core.execute(Send("rooms"))
+    room = {"members": ["bob"], "capacity": 15}
+    h.reply(h.requests()[0], rooms=[{"name": "a", **room}], more=True)
+    (req,) = h.requests()
+    assert req["after"] == "a"
+    h.reply(req, rooms=[{"name": "b", **room}])  # a revision 1 server: no "more"
+    assert [r.name for r in result_of(d).rooms] == ["a", "b"]
+    assert h.core.rooms >= {"a", "b"}
+
