@@ -157,8 +157,8 @@ class MessagePane(urwid.WidgetWrap[urwid.Widget]):
 
     def set_nicks(self, room: str | None, members: list[str], me: str | None) -> None:
         """The member list: ``room`` and its members (``None``: not in a room)."""
-        self._has_nicks = room is not None
-        if room is None:
+        self._has_nicks = bool(room)
+        if not room:
             self.nicks[:] = []
             return
         names = sorted(members, key=str.lower)
@@ -192,6 +192,35 @@ class StatusBar(urwid.Widget):
         self.detailed = detailed or []
         self._invalidate()
 
+    def show(
+        self, unseen: int, user: str | None, room: str | None, members: list[str],
+        ups: int, downs: int, server: str, where: str,
+    ) -> None:
+        """
+        Most important first, so a narrow row cuts the least: ``-- more --``
+        while lines wait below, you, your room (with its members' names
+        where no member list is beside the messages), transfers, the server.
+        When the row is short, the server goes, then the transfer count (the
+        bars show transfers anyway), then the names.
+        """
+        esc = render.escape
+        more = [("more", f" -- more ({unseen}) -- ")] if unseen else []
+        me = [("status_key", f" {esc(user) if user else 'not logged in'} ")]
+        transfers = [f"| transfers: {ups} up, {downs} down "]
+        tail = ["| ", ("status_key", esc(server)), f" {where}"]
+        if not room:
+            head = more + me + ["| no room (/join <room>) "]
+            self.set_variants([head + transfers + tail, head + transfers, head])
+            return
+        shown = f"| room {esc(room)} ({len(members)}"
+        names = ", ".join(esc(m) for m in members[:8]) + (" ..." if len(members) > 8 else "")
+        head = more + me + [shown + ") "]
+        named = more + me + [f"{shown}: {names}) "]
+        self.set_variants(
+            [head + transfers + tail, head + transfers, head],
+            detailed=[named + transfers + tail, named + transfers, named],
+        )
+
     def rows(self, size: tuple[int], focus: bool = False) -> int:
         return 1
 
@@ -208,6 +237,44 @@ class StatusBar(urwid.Widget):
                 chosen = markup
                 break
         return urwid.Text(chosen, wrap="ellipsis").render(size)
+
+
+class TransferRows:
+    """
+    A row per transfer, a label and a :class:`TransferBar`, kept while the
+    transfer is shown (so a redraw updates rather than rebuilds them).
+    """
+
+    def __init__(self) -> None:
+        self._rows: dict[int, tuple[urwid.Widget, urwid.Text, TransferBar]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def rows(self, shown: list[Any], now: float) -> list[urwid.Widget]:
+        """The rows for the transfers ``shown``, up to date; others are dropped."""
+        out: list[urwid.Widget] = []
+        for t in shown:
+            key = id(t)
+            if key not in self._rows:
+                label, bar = urwid.Text("", wrap="ellipsis"), TransferBar()
+                row: urwid.Widget = urwid.Columns([("weight", 2, label), ("weight", 3, bar)], dividechars=1)
+                self._rows[key] = (row, label, bar)
+            row, label, bar = self._rows[key]
+            arrow = "up  " if t.direction == "up" else "down"
+            peer = f"-> {t.peer}" if t.direction == "up" else f"<- {t.peer}"
+            label.set_text(render.escape(f"{arrow} #{t.transfer} {t.name} {peer}"))
+            bar.set_completion(t.percent() if t.state not in ("offered", "queued") else 0)
+            bar.texts = render.progress_texts(t, now)
+            bar._invalidate()
+            out.append(row)
+        live = {id(t) for t in shown}
+        for key in [k for k in self._rows if k not in live]:
+            del self._rows[key]
+        return out
 
 
 class TransferBar(urwid.ProgressBar):

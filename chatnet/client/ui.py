@@ -43,7 +43,7 @@ from chatnet.client.screen import (
     WHISPER_TO_ME,
     MessagePane,
     StatusBar,
-    TransferBar,
+    TransferRows,
     key_help,
     message_row,
 )
@@ -148,7 +148,7 @@ class ChatView:
         self.body = body = urwid.Pile([self.pane])
         footer = urwid.Pile([urwid.AttrMap(self.status, "status"), self.hint, self.input])
         self.frame: Any = urwid.Frame(body, footer=footer, focus_part="footer")
-        self.bars: dict[int, tuple[Any, urwid.Text, TransferBar]] = {}
+        self.bars = TransferRows()
         core.subscribe(self.on_event)
         self.add(render.Line(render.NOTICE, f"Connected to {where}. /help lists the commands."))
         self._lines: list[str] = []
@@ -203,34 +203,13 @@ class ChatView:
             self.loop.draw_screen()
 
     def update_status(self) -> None:
-        """
-        The status bar, most important first (so a narrow one cuts the
-        least): ``-- more --`` while new lines wait below, you, your room
-        (with its members when no list is beside the messages), transfers,
-        the server.  The member list is refreshed too.
-        """
+        """The status bar and the member list."""
         c = self.core
-        esc = render.escape
         self.pane.set_nicks(c.room, c.members, c.username)
-        more = [("more", f" -- more ({self.pane.unseen}) -- ")] if self.pane.unseen else []
-        user = [("status_key", f" {esc(c.username) if c.username else 'not logged in'} ")]
         ups = sum(1 for t in c.transfers if t.direction == "up")
-        transfers = [f"| transfers: {ups} up, {len(c.transfers) - ups} down "]
-        server = ["| ", ("status_key", esc(c.server or "chatnet")), f" {self.where}"]
-        # What goes when the row is short: the server, then the transfer
-        # count (the bars show transfers anyway), then the member names;
-        # and the names only where no member list is beside the messages.
-        if not c.room:
-            head = more + user + ["| no room (/join <room>) "]
-            self.status.set_variants([head + transfers + server, head + transfers, head])
-            return
-        room = f"| room {esc(c.room)} ({len(c.members)}"
-        names = ", ".join(esc(m) for m in c.members[:8]) + (" ..." if len(c.members) > 8 else "")
-        head = more + user + [room + ") "]
-        named = more + user + [f"{room}: {names}) "]
-        self.status.set_variants(
-            [head + transfers + server, head + transfers, head],
-            detailed=[named + transfers + server, named + transfers, named],
+        self.status.show(
+            unseen=self.pane.unseen, user=c.username, room=c.room, members=c.members,
+            ups=ups, downs=len(c.transfers) - ups, server=c.server or "chatnet", where=self.where,
         )
 
     def update_transfers(self) -> None:
@@ -241,25 +220,8 @@ class ChatView:
             if not t.finished or (t.finished_at is not None and now - t.finished_at < KEEP_FINISHED)
         ]
         shown.sort(key=lambda t: t.created_at)
-        rows = []
-        for t in shown:
-            key = id(t)
-            if key not in self.bars:
-                label, bar = urwid.Text("", wrap="ellipsis"), TransferBar()
-                row = urwid.Columns([("weight", 2, label), ("weight", 3, bar)], dividechars=1)
-                self.bars[key] = (row, label, bar)
-            row, label, bar = self.bars[key]
-            arrow = "up  " if t.direction == "up" else "down"
-            peer = f"-> {t.peer}" if t.direction == "up" else f"<- {t.peer}"
-            label.set_text(render.escape(f"{arrow} #{t.transfer} {t.name} {peer}"))
-            bar.set_completion(t.percent() if t.state not in ("offered", "queued") else 0)
-            bar.texts = render.progress_texts(t, now)
-            bar._invalidate()
-            rows.append((row, self.body.options("pack")))
-        self.body.contents[1:] = rows
-        live = {id(t) for t in shown}
-        for key in [k for k in self.bars if k not in live]:
-            del self.bars[key]
+        pack = self.body.options("pack")
+        self.body.contents[1:] = [(row, pack) for row in self.bars.rows(shown, now)]
 
     # -- events -------------------------------------------------------------
 
