@@ -9,7 +9,7 @@ would refuse for its shape (names, text length) is refused here first with a
 :class:`ParseError` whose message says what to do.
 
 Pure: imports nothing from Twisted and touches no files; checking that a file
-exists is :func:`chatnet.client.core.inspect_file`'s job.
+exists is :func:`chatnet.client.uploads.inspect_file`'s job.
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ Pure: imports nothing from Twisted.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from chatnet import frames
+from chatnet.client.transfers import Transfer
 from chatnet.errors import ChatError
 
 __all__ = [
@@ -57,7 +57,7 @@ class TransferEvent:
     """
 
     kind: str
-    transfer: Any  # a chatnet.client.transfers.Transfer
+    transfer: Transfer
     frame: frames.Control | None = field(default=None, compare=False)
 
 

@@ -180,7 +180,7 @@ def server_event(
 
 def transfer_event(kind: str, t: Any, frame: frames.Control | None = None) -> Line | None:
     """
-    A :class:`~chatnet.client.core.TransferEvent` as a line (``None`` for
+    A :class:`~chatnet.client.events.TransferEvent` as a line (``None`` for
     progress, which the front ends show as bars).
     """
     size = format_size(t.size)
