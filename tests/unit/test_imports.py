@@ -1,18 +1,32 @@
-"""The client's modules import each other in one direction only: no cycle."""
+"""chatnet's modules import each other in one direction only: no cycle."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-import chatnet.client
+import chatnet
 
-PACKAGE = "chatnet.client"
-FOLDER = Path(chatnet.client.__file__).parent
+ROOT = Path(chatnet.__file__).parent
 
 
-def imports_of(path: Path) -> set[str]:
-    """Every ``chatnet.client`` module ``path`` imports, wherever (``TYPE_CHECKING`` too)."""
+def modules() -> dict[str, Path]:
+    """Every module of the package by dotted name (packages by their own name)."""
+    found = {}
+    for path in sorted(ROOT.rglob("*.py")):
+        parts = ("chatnet", *path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
+
+
+def imports_of(name: str, path: Path, known: dict[str, Path]) -> set[str]:
+    """
+    The chatnet modules ``name`` imports, wherever the import is (under
+    ``TYPE_CHECKING`` too).  A module importing its own package's
+    ``__init__`` is not counted: Python runs that first anyway.
+    """
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
@@ -21,20 +35,19 @@ def imports_of(path: Path) -> set[str]:
             names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
         else:
             continue
-        found.update(n for n in names if n.startswith(PACKAGE + ".") and module_path(n))
+        found.update(
+            n for n in names
+            if n in known and n != name and not name.startswith(n + ".")
+        )
     return found
 
 
-def module_path(name: str) -> Path | None:
-    path = FOLDER / (name.removeprefix(PACKAGE + ".").replace(".", "/") + ".py")
-    return path if path.is_file() else None
-
-
-def graph() -> dict[str, set[str]]:
+def graph(prefix: str = "chatnet") -> dict[str, set[str]]:
+    known = modules()
     return {
-        f"{PACKAGE}.{path.stem}": imports_of(path)
-        for path in sorted(FOLDER.glob("*.py"))
-        if path.stem != "__init__"
+        name: {n for n in imports_of(name, path, known) if n.startswith(prefix)}
+        for name, path in known.items()
+        if name.startswith(prefix)
     }
 
 
@@ -61,15 +74,22 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_no_import_cycle_in_client() -> None:
+def test_no_import_cycle_in_the_client() -> None:
     """No client module imports, even only for type checking, one that imports it back."""
-    edges = graph()
+    edges = graph("chatnet.client.")
     assert "chatnet.client.core" in edges and edges["chatnet.client.protocol"]
     assert find_cycle(edges) is None
 
 
+def test_no_import_cycle_in_chatnet() -> None:
+    """The same holds for the whole package."""
+    edges = graph()
+    assert "chatnet.session" in edges and "chatnet.codec" in edges["chatnet.frames"]
+    assert find_cycle(edges) is None
+
+
 def test_core_does_not_know_the_protocol() -> None:
-    """The core takes a transport; only the protocol module knows both."""
+    """The client core takes a transport; only the protocol module knows both."""
     assert "chatnet.client.protocol" not in graph()["chatnet.client.core"]
 
 
