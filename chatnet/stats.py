@@ -79,7 +79,7 @@ class Stats:
         "upload_wait", "requests", "sample_every",
     )
 
-    def __init__(self, time_requests: bool = False, sample_every: int = 16) -> None:
+    def __init__(self, time_requests: bool = False, sample_every: int = 64) -> None:
         self.broadcasts = 0
         self.whispers = 0
         #: Messages handed to recipients: broadcast members and whisper addressees.
