@@ -15,12 +15,16 @@ import pytest
 from support.processes import CLIENT, start_server
 from support.tls import make_certificate
 
+import twisted
+
 pytest.importorskip("OpenSSL", reason="the tls extra is not installed")
 pytest.importorskip("service_identity", reason="the tls extra is not installed")
 
 pytestmark = pytest.mark.scenario
 
 PASSWD = Path(__file__).resolve().parents[2] / "bin" / "chatnet-passwd"
+
+TWISTED = tuple(int(part) for part in twisted.__version__.split(".")[:2])
 
 
 def accounts_file(folder: Path, **passwords: str) -> Path:
@@ -84,6 +88,10 @@ def test_clear_text_file_refused_at_start(tmp_path: Path) -> None:
          "--pidfile=", "chatnet", "--accounts", str(path), "--port", "tcp:0"],
         capture_output=True, text=True, cwd=tmp_path, timeout=60,
     )
-    assert done.returncode != 0
+    # It ended (with -n a server that started would still run) without
+    # listening.  Twisted 24.7's twistd prints a usage error and exits 0;
+    # later ones exit 1.
+    assert done.returncode != 0 or TWISTED < (25,)
+    assert "listening" not in done.stderr + done.stdout
     assert "chatnet-passwd --convert FILE" in done.stderr + done.stdout
     assert "s3cret" not in done.stderr + done.stdout
