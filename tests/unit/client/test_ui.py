@@ -431,3 +431,16 @@ def test_help_lists_the_keys(tmp_path: Any) -> None:
     assert "Commands:" in text and "Keys:" in text
     for key in ("Page Up, Page Down", "End", "Tab", "Ctrl+C"):
         assert f"  {key} " in text
+
+
+def test_login_without_answer_ends_the_screen(tmp_path: Any) -> None:
+    """'Logging in...' does not last for ever: no answer in 10 s ends with status 3."""
+    from chatnet.client.lines import EXIT_CONNECT
+
+    v = View(tmp_path, username="alice")
+    assert "Logging in..." in v.screen()
+    v.h.clock.advance(10)
+    assert v.h.transport.disconnecting
+    v.h.protocol.connectionLost(Failure(ConnectionDone()))
+    assert v.status == [EXIT_CONNECT]
+    assert v.h.core.gone is not None and v.h.core.gone.reason.startswith("no answer to login")
