@@ -142,8 +142,10 @@ def test_screen_scrollback_nicks_and_keys(server: Server, tmp_path: Path) -> Non
         ui.type("hello")
         bob.out.wait_for(r"^\[lobby\] alice: bob: hello$")
 
+        assert not ui.rang()  # plain messages do not ring
         bob.send("alice: are you there?")
         ui.wait_for(r"bob: alice: are you there\?")
+        assert ui.rang()  # a mention does (--bell mentions, the default)
         coloured = ui.coloured_screen().splitlines()
         (mention,) = [row for row in coloured if "are you there" in row]
         (plain,) = [row for row in coloured if "bob: w000" in row]

@@ -54,6 +54,10 @@ class Tmux:
         """What the terminal shows now."""
         return self._tmux("capture-pane", "-p", "-t", "main")
 
+    def rang(self) -> bool:
+        """Whether the program has rung the terminal bell."""
+        return self._tmux("display-message", "-p", "-t", "main", "#{window_bell_flag}").strip() == "1"
+
     def coloured_screen(self) -> str:
         """The screen with its colours, as SGR escape sequences."""
         return self._tmux("capture-pane", "-p", "-e", "-t", "main")
