@@ -489,8 +489,10 @@ class SendfileOk(Reply):
 @_kind("ok", None)
 @dataclass(frozen=True, slots=True)
 class CancelOk(Reply):
+    """``transfer`` is chatnet's addition; the contract lists no field."""
+
     id: Id
-    transfer: int
+    transfer: int | None = None
 
 
 @_kind("error", _FROM_SERVER)
@@ -680,6 +682,21 @@ class BadFrame:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class UnknownEvent:
+    """
+    A server event of a ``type`` this version does not know, as a client
+    reads it: a newer server may say more than this client understands, and
+    it is no error (a client shows or ignores it).
+    """
+
+    type: str
+    fields: Mapping[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, **self.fields}
+
+
 def _data(payload: bytes) -> DataFrame | BadFrame:
     try:
         return DataFrame(*codec.parse_data(payload))
@@ -688,7 +705,7 @@ def _data(payload: bytes) -> DataFrame | BadFrame:
 
 
 FromClient: TypeAlias = Request | UnknownRequest | DataFrame | BadFrame
-FromServer: TypeAlias = Reply | Event | DataFrame | BadFrame
+FromServer: TypeAlias = Reply | Event | UnknownEvent | DataFrame | BadFrame
 
 
 # -- decoding ---------------------------------------------------------------
@@ -713,8 +730,10 @@ def decode_from_client(payload: bytes) -> FromClient:
 def decode_from_server(payload: bytes) -> FromServer:
     """
     A payload the server sent, as a client reads it.  Never raises: a frame
-    of an unknown ``type`` or with a field missing or of the wrong type is a
-    :class:`BadFrame`.  An ``ok`` is an :class:`Ok` (see :func:`read_ok`).
+    with a field missing or of the wrong type is a :class:`BadFrame`, one of
+    a ``type`` this version does not know an :class:`UnknownEvent` (unknown
+    fields of known frames are ignored, as the server ignores them in
+    requests).  An ``ok`` is an :class:`Ok` (see :func:`read_ok`).
     """
     if payload[:1] == b"{":
         try:
@@ -724,7 +743,7 @@ def decode_from_server(payload: bytes) -> FromServer:
                 return Ok(ident, result)
             cls = _FROM_SERVER.get(kind)
             if cls is None:
-                raise _Invalid(f"unknown frame type {kind!r}")
+                return UnknownEvent(kind, {k: v for k, v in obj.items() if k != "type"})
             return typing.cast(Reply | Event, _read(cls, obj))
         except Malformed as e:
             return BadFrame(str(e))

@@ -379,6 +379,10 @@ class ClientCore:
         self.frames_received += 1
         if isinstance(frame, frames.DataFrame):
             self.incoming.data(frame.transfer, frame.data)
+        elif isinstance(frame, frames.UnknownEvent):
+            # A newer server's event: only --json shows it.
+            for listener in list(self._frame_listeners):
+                listener(frame.to_json())
         elif isinstance(frame, frames.BadFrame):
             self.emit(ServerEvent(frames.ErrorReply(
                 None, ErrorCode.BAD_FRAME, f"Unreadable frame from the server: {frame.message}",

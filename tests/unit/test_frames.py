@@ -219,13 +219,30 @@ def test_junk_is_a_bad_frame(payload: bytes) -> None:
         {"type": "file-received", "transfer": 3, "to": "a", "verified": 1},
         {"type": "error", "code": "x"},
         {"type": "error", "code": "x", "message": "y", "retry_after": "soon"},
-        {"type": "no-such-event"},
     ],
 )
 def test_server_frames_are_checked(obj: dict[str, Any]) -> None:
     """A server frame with a field missing or of the wrong type is a BadFrame on the client."""
     frame = decode_from_server(json.dumps(obj).encode())
     assert isinstance(frame, BadFrame), frame
+
+
+def test_unknown_server_events_are_no_error() -> None:
+    """A newer server's event type reads as an UnknownEvent, its fields kept."""
+    frame = decode_from_server(b'{"type":"node-joined","node":"b","ts":1.5}')
+    assert frame == frames.UnknownEvent("node-joined", {"node": "b", "ts": 1.5})
+    assert frame.to_json() == {"type": "node-joined", "node": "b", "ts": 1.5}
+
+
+def test_unknown_fields_of_known_events_are_ignored() -> None:
+    """Extra fields on a known event do not make it unreadable."""
+    frame = decode_from_server(b'{"type":"shutdown","message":"bye","node":"a"}')
+    assert frame == frames.Shutdown("bye")
+
+
+def test_cancel_reply_without_transfer() -> None:
+    """The contract's cancel reply has no fields; a bare ok reads as CancelOk."""
+    assert read_ok(Ok(4, {}), frames.Cancel) == frames.CancelOk(4)
 
 
 @pytest.mark.parametrize(

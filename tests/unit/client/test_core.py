@@ -112,6 +112,16 @@ def test_frames_fed_byte_by_byte(tmp_path: Any) -> None:
     assert h.events == [ServerEvent(frames.Message("r", "bob", "h\u00e9", 1.0))] * 2
 
 
+def test_unknown_event_types_are_ignored(tmp_path: Any) -> None:
+    """A newer server's event is no error: only ``on_frame`` (--json) sees it."""
+    h = connected(str(tmp_path))
+    seen: list[dict[str, Any]] = []
+    h.core.on_frame(seen.append)
+    h.feed({"type": "node-joined", "node": "b"})
+    assert h.events == []
+    assert seen == [{"type": "node-joined", "node": "b"}]
+
+
 def test_unreadable_frame_is_an_error_event(tmp_path: Any) -> None:
     """A frame that does not decode becomes an error event, not a crash."""
     h = connected(str(tmp_path))
