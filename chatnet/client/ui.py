@@ -24,6 +24,7 @@ import urwid
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
 
+from chatnet import frames
 from chatnet.client import alerts, render
 from chatnet.client.commands import Exit, Help, ParseError, complete, parse
 from chatnet.client.core import ClientCore
@@ -464,11 +465,11 @@ class ChatView:
         self._tick = self._draw_call = None
 
 
-def _what_was_said(frame: Any) -> tuple[Any, Any, Any]:
-    """An event's type, sender and text (a frame object or a dict)."""
-    if isinstance(frame, dict):
-        return frame.get("type"), frame.get("from"), frame.get("text")
-    return getattr(frame, "TYPE", None), getattr(frame, "sender", None), getattr(frame, "text", None)
+def _what_was_said(frame: Any) -> tuple[str | None, str | None, str | None]:
+    """A message's or whisper's type, sender and text; ``None`` for other events."""
+    if isinstance(frame, frames.Message | frames.WhisperEvent):
+        return frame.TYPE, frame.sender, frame.text
+    return None, None, None
 
 
 def _paths(prefix: str) -> list[str]:
