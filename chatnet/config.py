@@ -63,6 +63,9 @@ class Settings:
     #: Files streamed to one addressee at once; later ones wait, uploaded,
     #: for their turn.  Each one streaming holds its spool file open.
     deliveries_per_user: int = 4
+    #: Seconds an addressee that logged in with ``offers`` has to accept or
+    #: decline a file before the offer fails with ``declined``.
+    offer_timeout: float = 300.0
     shutdown_grace: float = 5.0
     max_output: int = 8 * MIB
     #: Seconds a connection's output may stay blocked, its client reading

@@ -251,6 +251,9 @@ class Login(Request):
     password: object = None
     #: ``True``: ask before each file (``file-offer``).
     offers: object = None
+    #: ``True`` (a chatnet extension, docs/protocol.rst): tell of files on
+    #: their way here (``file-pending``).
+    notices: object = None
 
 
 @_kind("ping", _FROM_CLIENT)
@@ -652,6 +655,24 @@ class FileReceived(Event):
     transfer: int
     to: str
     verified: bool
+
+
+@_kind("file-pending", _FROM_SERVER, sender="from")
+@dataclass(frozen=True, slots=True)
+class FilePending(Event):
+    """
+    A chatnet extension, sent only to an addressee that logged in with
+    ``"notices": true``: a file on its way to it, not yet offered or
+    started.  ``state``: ``queued`` (``position`` uploads ahead),
+    ``uploading`` or ``waiting`` (uploaded; earlier files go first).
+    """
+
+    transfer: int
+    sender: str
+    name: str
+    size: int
+    state: str
+    position: int | None = None
 
 
 # -- data and junk ----------------------------------------------------------

@@ -48,7 +48,7 @@ class FileOutbox(Outbox, Protocol):
 class User:
     """One logged-in user."""
 
-    __slots__ = ("name", "key", "outbox", "room", "received_names", "peer")
+    __slots__ = ("name", "key", "outbox", "room", "received_names", "peer", "offers", "notices")
 
     def __init__(self, name: str, outbox: FileOutbox, peer: str = "") -> None:
         self.name = name
@@ -59,6 +59,11 @@ class User:
         #: File names this connection has been sent (``file-start``), for
         #: collision renaming (PROTOCOL.md section 5).
         self.received_names: set[str] = set()
+        #: Logged in with ``"offers": true``: asked before each file.
+        self.offers = False
+        #: Logged in with ``"notices": true`` (a chatnet extension): told of
+        #: files on their way to it (``file-pending``).
+        self.notices = False
 
     def __repr__(self) -> str:
         return f"<User {self.name}>"

@@ -154,6 +154,21 @@ class Transfers(Protocol[Ticket]):
         """:raises ChatError: ``bad-transfer`` unless ``number`` is ``sender``'s."""
         ...
 
+    def find_offer(self, recipient: User, number: object) -> Ticket:
+        """:raises ChatError: ``bad-transfer`` unless ``number`` is offered to ``recipient``."""
+        ...
+
+    def accept(self, t: Ticket) -> None:
+        """Deliver the offered ``t`` (``file-start`` and the data follow)."""
+
+    def receipt(self, recipient: User, number: object, sha256: object) -> bool:
+        """
+        Pass the addressee's receipt on to the sender; whether the hashes match.
+
+        :raises ChatError: ``bad-transfer``.
+        """
+        ...
+
     def fail(self, t: Ticket, reason: FailReason, tell_recipient: bool = True) -> None:
         """End ``t`` unfinished, telling who needs to know."""
 
@@ -638,6 +653,8 @@ class Session:
             self._login_failed(name, e)
             self._error(req.id, e, audit=False)  # the LOGIN-FAILED line says it all
             return
+        user.offers = req.offers is True
+        user.notices = req.notices is True
         self.user = user
         self._online = True
         self.state = State.ACTIVE
@@ -780,6 +797,22 @@ class Session:
         self._reply(frames.CancelOk(req.id, t.id))
         transfers.fail(t, FailReason.CANCELLED)
 
+    def _received(self, req: frames.Received) -> None:
+        self.hub.transfers.receipt(self._user(), req.transfer, req.sha256)
+        self._reply(Ok(req.id))
+
+    def _accept(self, req: frames.Accept) -> None:
+        transfers = self.hub.transfers
+        t = transfers.find_offer(self._user(), req.transfer)
+        self._reply(Ok(req.id))  # before file-start
+        transfers.accept(t)
+
+    def _decline(self, req: frames.Decline) -> None:
+        transfers = self.hub.transfers
+        t = transfers.find_offer(self._user(), req.transfer)
+        self._reply(Ok(req.id))
+        transfers.fail(t, FailReason.DECLINED, tell_recipient=False)
+
     # helpers
 
     def _user(self) -> User:
@@ -877,6 +910,8 @@ _HANDLERS: dict[type, Callable[[Session, Request], None]] = {
     frames.Whisper: _handler(Session._whisper), frames.Rooms: _handler(Session._rooms),
     frames.Who: _handler(Session._who), frames.Users: _handler(Session._users),
     frames.Sendfile: _handler(Session._sendfile), frames.Cancel: _handler(Session._cancel),
+    frames.Received: _handler(Session._received), frames.Accept: _handler(Session._accept),
+    frames.Decline: _handler(Session._decline),
 }
 #: The requests answered before login.
 _BEFORE_LOGIN = frozenset({frames.Login, frames.Ping, frames.Exit})

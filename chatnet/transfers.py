@@ -28,8 +28,18 @@ left idle while some waiting upload could take it.
 
 Transfer life::
 
-    QUEUED --slot--> STARTING --next tick--> UPLOADING --all bytes--> SPOOLED --turn--> DELIVERING --> (done)
+    QUEUED --slot--> STARTING --next tick--> UPLOADING --all bytes--> SPOOLED --turn--> DELIVERING --> (ended)
        \\________________\\______________________\\________________\\________________\\--> (failed)
+
+An addressee that logged in with ``offers`` is asked first: at its turn a
+SPOOLED transfer becomes OFFERED (``file-offer``; it counts as one of the
+addressee's deliveries and keeps its spool file), and ``accept`` makes it
+DELIVERING; ``decline`` or ``Settings.offer_timeout`` fails it with
+``declined``.
+
+Receipts: an ended delivery is remembered by a
+:class:`~chatnet.receipts.Receipts` (boundedly) so that the addressee's
+``received`` can still be matched and passed on as ``file-received``.
 
 An addressee has at most ``Settings.deliveries_per_user`` files streaming to
 it at once (each holds its spool file open); the rest wait, uploaded, in
@@ -59,6 +69,7 @@ from chatnet.fairqueue import FairQueue
 from chatnet.frames import DataFrame, Event
 from chatnet.model import User
 from chatnet.names import free_name
+from chatnet.receipts import Receipts
 from chatnet.session import AuditFn
 from chatnet.spool import Spool, SpoolBudget, SpoolFile
 from chatnet.stats import Stats
@@ -74,6 +85,8 @@ class State(enum.Enum):
     #: Uploaded; waiting for the addressee's earlier deliveries to end.
     SPOOLED = "spooled"
     DELIVERING = "delivering"
+    #: Offered to an addressee that asked to be asked (``file-offer``).
+    OFFERED = "offered"
 
 
 class Transfer:
@@ -83,6 +96,7 @@ class Transfer:
         "id", "sender", "recipient", "name", "size", "state", "position",
         "accepted_at", "started_at", "waited", "spool", "reader",
         "sender_gone", "file_started", "last_data", "idle_call", "held",
+        "sha256", "ended_at", "shown_name", "told",
     )
 
     def __init__(
@@ -107,6 +121,15 @@ class Transfer:
         self.idle_call: IDelayedCall | None = None
         #: Whether the spool budget counts this transfer.
         self.held = False
+        #: The spooled file's hash, once uploaded.
+        self.sha256 = ""
+        #: When ``file-end`` was written to the addressee.
+        self.ended_at = 0.0
+        #: The name offered to the addressee (``file-offer``), kept for ``file-start``.
+        self.shown_name: str | None = None
+        #: Whether the addressee knows of it before ``file-start``
+        #: (``file-pending`` or ``file-offer``).
+        self.told = False
 
     def __repr__(self) -> str:
         return f"<Transfer #{self.id} {self.name!r} {self.state.value}>"
@@ -115,12 +138,14 @@ class Transfer:
 class _Inbox:
     """One addressee's deliveries: how many stream, which wait their turn."""
 
-    __slots__ = ("streaming", "waiting", "busy")
+    __slots__ = ("streaming", "waiting", "busy", "offered")
 
     def __init__(self) -> None:
         self.streaming = 0
         self.waiting: deque[Transfer] = deque()
         self.busy = False
+        #: Names of files offered and not yet started, kept from other offers.
+        self.offered: set[str] = set()
 
 
 class TransferManager:
@@ -155,6 +180,8 @@ class TransferManager:
         self.active: dict[int, Transfer] = {}
         #: Addressees with deliveries streaming or waiting.
         self._inboxes: dict[User, _Inbox] = {}
+        #: Ended deliveries awaiting their receipt.
+        self.receipts: Receipts[Transfer] = Receipts(clock.seconds)
 
     # figures
 
@@ -228,6 +255,7 @@ class TransferManager:
             if self._slots.tokens:  # a slot is free, yet it may not start
                 fields["held_back"] = why = self._why_held(t)
                 held = f"; held back: {why}"
+            self._notify(t, "queued", t.position)
             self._audit(
                 "FILE-QUEUE",
                 f"transfer #{t.id} {name} from {sender.name} queued at position "
@@ -303,16 +331,72 @@ class TransferManager:
             )
         return t
 
+    def find_offer(self, recipient: User, number: object) -> Transfer:
+        """:raises ChatError: ``bad-transfer`` unless ``number`` is offered to ``recipient``."""
+        n = _number(number)
+        t = self.active.get(n) if n is not None else None
+        if t is None or t.recipient is not recipient or t.state is not State.OFFERED:
+            raise ChatError(
+                ErrorCode.BAD_TRANSFER,
+                f"Transfer {number!r} is not a file offered to you (or its offer expired)",
+            )
+        return t
+
+    def accept(self, t: Transfer) -> None:
+        """The addressee accepted the offered ``t``: deliver it now."""
+        if self.active.get(t.id) is not t or t.state is not State.OFFERED:
+            return
+        self._cancel_idle(t)
+        inbox = self._inboxes.get(t.recipient)
+        if inbox is not None and t.shown_name is not None:
+            inbox.offered.discard(t.shown_name)
+        self._deliver(t)
+
+    def receipt(self, recipient: User, number: object, sha256: object) -> bool:
+        """
+        The addressee's ``received``: tell the sender (``file-received``).
+
+        :returns: whether ``sha256`` matches the file's hash.
+        :raises ChatError: ``bad-transfer``: ``number`` is no delivery to
+            ``recipient`` that ended lately (:mod:`chatnet.receipts`).
+        """
+        n = _number(number)
+        t = self.receipts.get(n) if n is not None else None
+        if t is None or t.recipient is not recipient:
+            running = self.active.get(n) if n is not None else None
+            if running is not None and running.recipient is recipient:
+                raise ChatError(
+                    ErrorCode.BAD_TRANSFER,
+                    f"Transfer {number} has not ended; confirm it after file-end",
+                )
+            raise ChatError(
+                ErrorCode.BAD_TRANSFER,
+                f"Transfer {number!r} is no file delivered to you lately",
+            )
+        self.receipts.forget(t)
+        verified = isinstance(sha256, str) and sha256.lower() == t.sha256
+        if not t.sender_gone:
+            self._send(t.sender, frames.FileReceived(t.id, recipient.name, verified))
+        how = "sha256 verified" if verified else "sha256 MISMATCH"
+        self._audit(
+            "FILE",
+            f"transfer #{t.id} {t.name} from {t.sender.name} received by "
+            f"{recipient.name} ({how})",
+            {**_fields(t), "result": "received", "verified": verified},
+        )
+        return verified
+
     def user_gone(self, user: User) -> None:
         """``user`` went offline: fail what it sends or receives."""
         self._inboxes.pop(user, None)  # start no waiting delivery to it
+        self.receipts.user_gone(user)
         # Waiters first, so no freed slot starts one of them.
         for t in sorted(self.active.values(), key=_not_queued):
             if t.recipient is user:
                 self.fail(t, FailReason.RECIPIENT_OFFLINE, tell_recipient=False)
             elif t.sender is user:
                 t.sender_gone = True
-                if t.state not in (State.SPOOLED, State.DELIVERING):  # a delivery goes on
+                if t.state not in _DELIVERY:  # a delivery goes on
                     self.fail(t, FailReason.SENDER_DISCONNECTED)
 
     def shutdown(self) -> int:
@@ -322,6 +406,7 @@ class TransferManager:
         pending = sorted(self.active.values(), key=_not_queued)
         for t in pending:
             self.fail(t, FailReason.SHUTDOWN)
+        self.receipts.clear()
         return len(pending)
 
     def fail(self, t: Transfer, reason: FailReason, tell_recipient: bool = True) -> None:
@@ -337,6 +422,10 @@ class TransferManager:
             inbox = self._inboxes.get(t.recipient)
             if inbox is not None:
                 inbox.waiting.remove(t)
+        elif state is State.OFFERED:
+            inbox = self._inboxes.get(t.recipient)
+            if inbox is not None and t.shown_name is not None:
+                inbox.offered.discard(t.shown_name)
         elif t.reader is not None:
             self._stats.file_bytes_out += t.reader.tell()
             t.recipient.outbox.cancel_file(t.id)
@@ -344,7 +433,7 @@ class TransferManager:
         self._discard(t)
         if not t.sender_gone:
             self._send(t.sender, frames.FileFailed(t.id, reason.value))
-        if t.file_started and tell_recipient:
+        if tell_recipient and (t.file_started or (t.told and t.recipient.notices)):
             self._send(t.recipient, frames.FileAborted(t.id, reason.value))
         self._audit(
             "FILE",
@@ -352,7 +441,7 @@ class TransferManager:
             f"failed ({state.value}): {reason.value}",
             {**_fields(t), "result": "failed", "state": state.value, "reason": reason.value},
         )
-        if state in (State.SPOOLED, State.DELIVERING):
+        if state in _DELIVERY:
             self._delivery_ended(t, state)
         self._dispatch()
 
@@ -419,6 +508,7 @@ class TransferManager:
             {**_fields(t), "waited": t.waited, "queued": self.waiting},
         )
         self._send(t.sender, frames.UploadStart(t.id, t.waited))
+        self._notify(t, "uploading")
         if t.size == 0:
             self._uploaded(t)
 
@@ -474,6 +564,8 @@ class TransferManager:
             inbox = self._inboxes[t.recipient] = _Inbox()
         inbox.waiting.append(t)
         self._next_deliveries(t.recipient, inbox)
+        if t.state is State.SPOOLED and self.active.get(t.id) is t:
+            self._notify(t, "waiting")
 
     def _next_deliveries(self, recipient: User, inbox: _Inbox) -> None:
         """Start waiting deliveries to ``recipient`` while it has room for them."""
@@ -485,7 +577,10 @@ class TransferManager:
             while inbox.waiting and inbox.streaming < limit and not self._closing:
                 t = inbox.waiting.popleft()
                 inbox.streaming += 1
-                self._deliver(t)
+                if t.recipient.offers:
+                    self._offer(t, inbox)
+                else:
+                    self._deliver(t)
         finally:
             inbox.busy = False
         if not inbox.streaming and not inbox.waiting and self._inboxes.get(recipient) is inbox:
@@ -495,17 +590,61 @@ class TransferManager:
         inbox = self._inboxes.get(t.recipient)
         if inbox is None:
             return
-        if state is State.DELIVERING:
+        if state is State.DELIVERING or state is State.OFFERED:
             inbox.streaming -= 1
         self._next_deliveries(t.recipient, inbox)
+
+    def _offer(self, t: Transfer, inbox: _Inbox) -> None:
+        """Ask the addressee first (``file-offer``); the file waits in the spool."""
+        t.state = State.OFFERED
+        recipient = t.recipient
+        taken = recipient.received_names
+        offered = inbox.offered
+        name = free_name(t.name, lambda n: n in taken or n in offered)
+        offered.add(name)
+        t.shown_name = name
+        t.told = True
+        original = t.name if name != t.name else None
+        self._send(recipient, frames.FileOffer(t.id, t.sender.name, name, t.size, original))
+        timeout = self._settings.offer_timeout
+        t.idle_call = self._clock.callLater(timeout, self._offer_expired, t)
+        self._audit(
+            "FILE",
+            f"transfer #{t.id} {t.name} from {t.sender.name} offered to {recipient.name}",
+            {**_fields(t), "result": "offered"},
+        )
+
+    def _offer_expired(self, t: Transfer) -> None:
+        t.idle_call = None
+        if self.active.get(t.id) is not t or t.state is not State.OFFERED:
+            return
+        timeout = self._settings.offer_timeout
+        self._audit(
+            "FILE",
+            f"transfer #{t.id} {t.name}: {t.recipient.name} did not answer the offer "
+            f"within {timeout:g}s",
+            {**_fields(t), "offer_timeout": timeout},
+        )
+        self.fail(t, FailReason.DECLINED)
+
+    def _notify(self, t: Transfer, state: str, position: int | None = None) -> None:
+        """Tell an addressee that asked for notices of a file on its way (``file-pending``)."""
+        recipient = t.recipient
+        if recipient.notices:
+            t.told = True
+            self._send(recipient, frames.FilePending(
+                t.id, t.sender.name, t.name, t.size, state, position,
+            ))
 
     def _deliver(self, t: Transfer) -> None:
         t.state = State.DELIVERING
         spool = t.spool
         assert spool is not None
-        sha256 = spool.sha256
+        sha256 = t.sha256 = spool.sha256
         recipient = t.recipient
-        name = free_name(t.name, recipient.received_names.__contains__)
+        name = t.shown_name
+        if name is None or name in recipient.received_names:
+            name = free_name(t.name, recipient.received_names.__contains__)
         recipient.received_names.add(name)
         renamed = name != t.name
         if renamed:
@@ -543,6 +682,8 @@ class TransferManager:
         if self.active.pop(t.id, None) is None:
             return
         self._discard(t)
+        if not self._closing:
+            self.receipts.remember(t)
         stats = self._stats
         stats.transfer("delivered")
         stats.file_bytes_out += t.size
@@ -582,6 +723,14 @@ class TransferManager:
     @staticmethod
     def _send(user: User, event: Event) -> None:
         user.outbox.send(event.wire())
+
+
+_DELIVERY = frozenset({State.SPOOLED, State.OFFERED, State.DELIVERING})
+
+
+def _number(value: object) -> int | None:
+    """``value`` if it is a transfer number's type (an int, not a bool)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _not_queued(t: Transfer) -> bool:

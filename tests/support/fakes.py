@@ -110,6 +110,20 @@ class FakeTransfers:
             raise ChatError(ErrorCode.BAD_TRANSFER, f"Transfer {number!r} is not yours")
         return self.ticket
 
+    def find_offer(self, recipient: User, number: object) -> Ticket:
+        if number != self.KNOWN:
+            raise ChatError(ErrorCode.BAD_TRANSFER, f"Transfer {number!r} is not offered to you")
+        return self.ticket
+
+    def accept(self, t: Ticket) -> None:
+        self.calls.append(("accept", t.id))
+
+    def receipt(self, recipient: User, number: object, sha256: object) -> bool:
+        if number != self.KNOWN:
+            raise ChatError(ErrorCode.BAD_TRANSFER, f"Transfer {number!r} is not yours")
+        self.calls.append(("receipt", recipient.name, number, sha256))
+        return True
+
     def fail(self, t: Ticket, reason: FailReason, tell_recipient: bool = True) -> None:
         self.calls.append(("fail", t.id, reason))
 

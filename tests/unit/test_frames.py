@@ -59,6 +59,8 @@ EVENTS: list[Control] = [
     frames.FileOffer(3, "alice", "a.txt", 5),
     frames.FileOffer(3, "alice", "a_1.txt", 5, "a.txt"),
     frames.FileReceived(3, "bob", True),
+    frames.FilePending(3, "alice", "a.txt", 5, "queued", 2),
+    frames.FilePending(3, "alice", "a.txt", 5, "uploading"),
     frames.ErrorReply(1, "room-full", "Room 'x' is full (15/15)"),
     frames.ErrorReply(None, "bad-frame", "junk"),
     frames.ErrorReply("q", "unavailable", "try again", 2.5),
@@ -125,7 +127,8 @@ def test_every_type_of_the_contract_has_a_class() -> None:
     assert all(cls.TYPE == name for name, cls in frames.EVENTS.items())
     assert set(frames.EVENTS) == set(
         "message whisper presence shutdown upload-start upload-done file-start file-end "
-        "file-delivered file-failed file-aborted file-offer file-received".split()
+        "file-delivered file-failed file-aborted file-offer file-received "
+        "file-pending".split()
     )
     assert {request.TYPE for request, _ in REPLIES} == set(frames.REQUESTS)
 

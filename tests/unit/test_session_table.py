@@ -56,17 +56,15 @@ INPUTS: dict[str, FromClient] = {
 #: lobby with bob; closed: after exit.
 STATES = ["new", "idle", "in-room", "closed"]
 
-# "ok", an error code, "-" (no reply).  receipts and offers are answered
-# ``unknown-type`` until the server implements them.
-_LATER = {"received": "unknown-type", "accept": "unknown-type", "decline": "unknown-type"}
+# "ok", an error code, "-" (no reply).
 _NEW = {name: "not-logged-in" for name in INPUTS} | {
     "login": "ok", "ping": "ok", "exit": "ok", "unknown": "unknown-type",
     "bad": "bad-frame", "data": "bad-transfer",
-} | _LATER
+}
 _IDLE = {name: "ok" for name in INPUTS} | {
     "login": "already-logged-in", "leave": "not-in-room", "broadcast": "not-in-room",
     "who": "not-in-room", "unknown": "unknown-type", "bad": "bad-frame", "data": "-",
-} | _LATER
+}
 _IN_ROOM = _IDLE | {"leave": "ok", "broadcast": "ok", "who": "ok"}
 EXPECTED: dict[str, dict[str, str]] = {
     "new": _NEW, "idle": _IDLE, "in-room": _IN_ROOM, "closed": {name: "-" for name in INPUTS},
