@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from support.chat import error_code, logged_in, new_server, offer, start, upload
@@ -96,7 +96,7 @@ def test_receipts_are_bounded_in_number() -> None:
             self.sender_gone, self.ended_at = False, 0.0
 
     kept: receipts.Receipts[Any] = receipts.Receipts(lambda: 0.0, kept=3)
-    a, b = object(), object()
+    a, b = cast(Any, object()), cast(Any, object())
     for n in range(5):
         kept.remember(T(n, a, b))
     assert len(kept) == 3 and kept.get(0) is None and kept.get(4) is not None
