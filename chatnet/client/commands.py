@@ -92,11 +92,16 @@ class Exit:
 
 
 @dataclass(frozen=True)
+class Reconnect:
+    """Connect again now, while disconnected (the front end asks the link)."""
+
+
+@dataclass(frozen=True)
 class Nothing:
     """An empty line: do nothing."""
 
 
-Command = Send | SendFile | Help | Exit | Nothing
+Command = Send | SendFile | Help | Exit | Reconnect | Nothing
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,7 @@ COMMANDS: dict[str, Spec] = {
     "who": Spec("/who [room]", "list the members of a room (default: yours)"),
     "users": Spec("/users", "list everyone online"),
     "help": Spec("/help [command]", "show this help"),
+    "reconnect": Spec("/reconnect", "while disconnected: connect again now"),
     "exit": Spec("/exit", "leave chatnet (also /quit)"),
 }
 ALIASES = {"quit": "exit", "msg": "whisper", "w": "whisper", "bc": "broadcast"}
@@ -212,10 +218,12 @@ def parse(line: str, limits: Limits | None = None) -> Command:
     args = rest.strip()
     if name not in COMMANDS:
         raise ParseError(f"Unknown command /{word}. {_hint(word)}")
-    if name in ("leave", "rooms", "users", "exit") and args:
+    if name in ("leave", "rooms", "users", "exit", "reconnect") and args:
         raise _usage(name, f"/{name} takes no arguments")
     if name == "exit":
         return Exit()
+    if name == "reconnect":
+        return Reconnect()
     if name in ("leave", "rooms", "users"):
         return Send(name)
     if name == "help":

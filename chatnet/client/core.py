@@ -42,6 +42,7 @@ from chatnet.client.commands import (
     Limits,
     Nothing,
     ParseError,
+    Reconnect,
     Send,
     SendFile,
     check_state,
@@ -177,7 +178,18 @@ class ClientCore:
         The connection is up: requests and uploads go to ``transport``
         through one :class:`~chatnet.outbound.Outbound` (the server's
         multiplexer: control frames are never stuck behind file data).
+
+        After a lost connection this starts a new one (a reconnect): what
+        belonged to the old one is forgotten, what the front ends show
+        (the roster, finished transfers) stays until the login replaces it.
         """
+        if self._gone is not None:
+            self._why = None
+            self._gone = None
+            self.shutdown_message = None
+            self._exiting = False
+            self.frames_received = 0
+            self.replies = Replies()
         self.transport = transport
         # Our own unsent requests are never "a slow consumer" to drop.
         self._outbound = Outbound(transport, self.clock, max_output=sys.maxsize)
@@ -276,7 +288,7 @@ class ClientCore:
             return self.send_file(command.path, command.to)
         if isinstance(command, Exit):
             return self.exit()
-        if isinstance(command, Help | Nothing):
+        if isinstance(command, Help | Nothing | Reconnect):  # the front ends' own
             return succeed(None)
         raise TypeError(command)
 

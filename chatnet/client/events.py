@@ -17,8 +17,8 @@ from chatnet.client.transfers import Transfer
 from chatnet.errors import ChatError
 
 __all__ = [
-    "ChatError", "ClientEvent", "ConnectionClosed", "Disconnected", "LocalError",
-    "ServerEvent", "TransferEvent",
+    "ChatError", "ClientEvent", "ConnectionClosed", "Disconnected", "GaveUp", "LocalError",
+    "Reconnected", "Reconnecting", "ServerEvent", "TransferEvent",
 ]
 
 
@@ -69,4 +69,38 @@ class Disconnected:
     reason: str
 
 
-ClientEvent = ServerEvent | TransferEvent | Disconnected
+@dataclass(frozen=True)
+class Reconnecting:
+    """
+    The connection went (or an attempt to restore it failed, ``why``); the
+    next attempt is to ``server`` in ``delay`` seconds.  ``text`` says so.
+    """
+
+    why: str
+    server: str
+    delay: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Reconnected:
+    """Connected and logged in again; ``text`` says where, as whom, in which room."""
+
+    server: str
+    username: str
+    room: str | None
+    text: str
+
+
+@dataclass(frozen=True)
+class GaveUp:
+    """
+    No more attempts: ``why``; ``login_refused`` when the server no longer
+    accepts the name or its password.
+    """
+
+    why: str
+    login_refused: bool = False
+
+
+ClientEvent = ServerEvent | TransferEvent | Disconnected | Reconnecting | Reconnected | GaveUp

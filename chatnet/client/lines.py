@@ -6,6 +6,10 @@ Used when stdin is not a terminal or with ``--plain``.  The first line is the
 username unless ``--username`` was given.  At end of input the client waits
 for its replies and its own transfers, says ``exit`` and stops.
 
+Once logged in, a lost connection is restored by the
+:class:`~chatnet.client.link.Link` (unless ``--no-reconnect``): lines wait
+until it is back, and the status says why it gave up when it does.
+
 Lines run one after another, each waiting for its reply, so a server with a
 rate limit (``rate-limited``: the request was not carried out) only slows a
 pipe down: the refused line is sent again after a pause, in its place.
@@ -23,16 +27,20 @@ from twisted.internet.defer import Deferred, DeferredQueue, ensureDeferred
 from twisted.internet.task import deferLater
 
 from chatnet.client import render
-from chatnet.client.commands import Exit, Help, ParseError, parse
+from chatnet.client.commands import Exit, Help, ParseError, Reconnect, parse
 from chatnet.client.core import ClientCore
 from chatnet.client.events import (
     ClientEvent,
     ConnectionClosed,
     Disconnected,
+    GaveUp,
     LocalError,
+    Reconnected,
+    Reconnecting,
     ServerEvent,
     TransferEvent,
 )
+from chatnet.client.link import Link
 from chatnet.client.login import Closed, LoggedIn, NoInput, Then, log_in
 from chatnet.errors import ChatError
 
@@ -101,8 +109,10 @@ class LineMode:
         as_json: bool = False,
         username: str | None = None,
         password: str | None = None,
+        link: Link | None = None,
     ) -> None:
         self.core = core
+        self.link = link
         self.lines = lines
         self.out = out
         self.err = err
@@ -113,7 +123,8 @@ class LineMode:
         core.subscribe(self._event)
         if as_json:
             core.on_frame(self._print_json)
-        core.when_closed().addCallback(lambda _: lines.put(CLOSED))
+        if core.gone is not None:
+            lines.put(CLOSED)
 
     # -- output -------------------------------------------------------------
 
@@ -153,6 +164,15 @@ class LineMode:
                     })
             else:
                 self.show(render.transfer_event(event.kind, event.transfer, event.frame))
+        elif isinstance(event, Disconnected):
+            if self.link is None or not self.link.reconnecting:
+                self.lines.put(CLOSED)
+        elif isinstance(event, Reconnecting):
+            self.show(render.Line(render.ERROR, f"[disconnected] {event.text}"))
+        elif isinstance(event, Reconnected):
+            self.show(render.Line(render.SUCCESS, f"[ok] {event.text}"))
+        elif isinstance(event, GaveUp):
+            self.lines.put(CLOSED)
 
     def error(self, message: str) -> None:
         self.show(render.error_line(message))
@@ -193,6 +213,8 @@ class LineMode:
                 render.SUCCESS,
                 f"[ok] logged in as {reply.username} on {reply.server}",
             ))
+            if self.link is not None:
+                self.link.logged_in(reply.username or self.core.username or "", outcome.password)
             return None
         if isinstance(outcome, Closed):
             return self._gone_status()
@@ -223,6 +245,14 @@ class LineMode:
             except ParseError as e:
                 self.error(e.message)
                 continue
+            if isinstance(command, Reconnect):
+                if self.link is None or not self.link.retry_now():
+                    self.error("/reconnect: not disconnected")
+                continue
+            if not self.core.is_connected and self.link is not None:
+                # Lost: the line waits until the connection is back.
+                if not await self.link.when_up():
+                    return self._gone_status()
             if isinstance(command, Exit):
                 await self.core.exit()
                 self.show(render.Line(render.NOTICE, "[ok] bye"))
@@ -233,7 +263,10 @@ class LineMode:
             except (ChatError, LocalError, ParseError) as e:  # ParseError: /help <unknown>
                 self.error(e.message)
                 continue
-            except ConnectionClosed:
+            except ConnectionClosed as e:
+                if self.link is not None and self.link.restores:
+                    self.error(f"{e.message}: not known whether {line!r} was carried out")
+                    continue
                 return self._gone_status()
             for item in lines:
                 if not self.as_json:
@@ -260,8 +293,16 @@ class LineMode:
 
     def _gone_status(self) -> int:
         gone = self.core.gone
+        if self.link is not None:
+            self.link.stop()
         if self.interrupted:
             return EXIT_INTERRUPTED
+        gave_up = self.link.gave_up if self.link is not None else None
+        if gave_up is not None:
+            self._print(f"chatnet-client: {gave_up.why}", self.err)
+            if gave_up.login_refused:
+                return EXIT_LOGIN
+            return EXIT_SHUTDOWN if self.link is not None and self.link.shut_down else EXIT_LOST
         if self.core.shutdown_message is not None:
             self._print(f"chatnet-client: server shut down: {self.core.shutdown_message}", self.err)
             return EXIT_SHUTDOWN
@@ -294,6 +335,12 @@ def run_line_mode(reactor: Any, core: ClientCore, **options: Any) -> Deferred[in
             return
         mode.interrupted = True
         mode._print("chatnet-client: interrupted, leaving", mode.err)
+        if not core.is_connected:  # reconnecting: stop that and leave
+            link = options.get("link")
+            if link is not None:
+                link.stop()
+            queue.put(CLOSED)
+            return
         core.exit()
         reactor.callLater(2, core.close)
 

@@ -62,6 +62,7 @@ KEYS = [
     ("End", "back to the newest message (and the end of the line)"),
     ("Ctrl+U", "clear the line up to the cursor"),
     ("Ctrl+L", "redraw the screen"),
+    ("Ctrl+R", "while disconnected: reconnect now (also /reconnect)"),
     ("Ctrl+C", "leave (asks first while transfers run)"),
 ]
 
@@ -194,17 +195,20 @@ class StatusBar(urwid.Widget):
 
     def show(
         self, unseen: int, user: str | None, room: str | None, members: list[str],
-        ups: int, downs: int, server: str, where: str,
+        ups: int, downs: int, server: str, where: str, link: str | None = None,
     ) -> None:
         """
         Most important first, so a narrow row cuts the least: ``-- more --``
         while lines wait below, you, your room (with its members' names
         where no member list is beside the messages), transfers, the server.
         When the row is short, the server goes, then the transfer count (the
-        bars show transfers anyway), then the names.
+        bars show transfers anyway), then the names.  While the connection
+        is being restored, ``link`` says so before everything else.
         """
         esc = render.escape
         more = [("more", f" -- more ({unseen}) -- ")] if unseen else []
+        if link:
+            more = [("more", f" {link} "), *more]
         me = [("status_key", f" {esc(user) if user else 'not logged in'} ")]
         transfers = [f"| transfers: {ups} up, {downs} down "]
         tail = ["| ", ("status_key", esc(server)), f" {where}"]

@@ -1,6 +1,7 @@
 """
-``chatnet-client [HOST] [PORT]``: options, connection, and the choice of
-front end (full-screen when stdin is a terminal, line mode otherwise).
+``chatnet-client [HOST] [PORT]`` or ``chatnet-client host1:port1 host2:port2``:
+options, connection, and the choice of front end (full-screen when stdin is
+a terminal, line mode otherwise).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import signal
 import sys
 from typing import Any, NoReturn
 
-from twisted.internet import error as net_error
 from twisted.internet import task
 
 from chatnet import validation
@@ -24,20 +24,34 @@ from chatnet.client.lines import (
     EXIT_INTERRUPTED,
     run_line_mode,
 )
-from chatnet.client.protocol import connect
+from chatnet.client.link import CannotConnect, Link
+from chatnet.client.reconnect import Policy, parse_servers
 from chatnet.errors import ChatError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_DOWNLOADS = "downloads"
+#: Line mode's default for ``--retry-for``: a script is not left hanging.
+LINE_MODE_RETRY_FOR = 300.0
 
 EPILOG = """\
 commands: /join <room>, /leave, /broadcast <message> (or plain text),
 /whisper <user> <message>, /sendfile <file> <user>, /cancel <transfer>,
 /rooms, /who [room], /users, /help, /exit
 
+servers: HOST [PORT] (the default is 127.0.0.1 8080), or several as
+host:port words, tried in this order: at start, and again whenever the
+connection is lost, the next one is tried when one is gone or refuses.
+
+reconnecting: once logged in, a lost connection is restored (pauses of
+about 1 s doubling to 30 s), logging in with the same name and password and
+rejoining the room; /reconnect or Ctrl+R tries at once.  Line mode gives up
+after --retry-for seconds (default 300), full screen never does.
+
 exit status: 0 normal; 1 error; 2 bad options; 3 cannot connect;
-4 login rejected; 5 server shut down; 6 connection lost.
+4 login rejected (also when logging in again is refused); 5 server shut
+down (with --no-reconnect, or the last loss before giving up); 6 connection
+lost (idem); 130 interrupted (line mode).
 The password for servers with accounts is read from $CHATNET_PASSWORD;
 the full-screen interface asks for it when the server wants one.
 """
@@ -51,10 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("host", nargs="?", default=DEFAULT_HOST,
-                        help=f"server address (default {DEFAULT_HOST})")
-    parser.add_argument("port", nargs="?", type=int, default=DEFAULT_PORT,
-                        help=f"server port (default {DEFAULT_PORT})")
+    parser.add_argument("servers", nargs="*", metavar="SERVER",
+                        help=f"HOST [PORT] (default {DEFAULT_HOST} {DEFAULT_PORT}), or "
+                        "several host:port, tried in order")
     parser.add_argument("-u", "--username", help="log in with this name "
                         "(otherwise asked for; in line mode, the first input line)")
     parser.add_argument("--downloads", metavar="DIR", default=DEFAULT_DOWNLOADS,
@@ -73,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--login-timeout", metavar="SECONDS", type=float, default=10.0,
                         help="give up when the server has not answered login within "
                         "this long (default 10)")
+    parser.add_argument("--no-reconnect", dest="reconnect", action="store_false",
+                        help="do not connect again when the connection is lost; exit "
+                        "(line mode) or stay disconnected (full screen)")
+    parser.add_argument("--retry-for", metavar="SECONDS", type=float, default=None,
+                        help="give up reconnecting after this long without a connection "
+                        "(default: 300 in line mode, never on the full screen)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
@@ -81,8 +100,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse and check the options (exits with status 2 on bad ones)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not 0 < args.port < 65536:
-        parser.error(f"port {args.port} is out of range (1-65535)")
+    try:
+        args.server_list = parse_servers(args.servers, DEFAULT_HOST, DEFAULT_PORT)
+    except ValueError as e:
+        parser.error(str(e))
+    args.host, args.port = args.server_list[0].host, args.server_list[0].port
+    if args.retry_for is not None and not args.retry_for > 0:
+        parser.error("--retry-for must be more than 0 seconds")
     if not args.login_timeout > 0:
         parser.error("--login-timeout must be more than 0 seconds")
     if args.username is not None:
@@ -105,7 +129,13 @@ def interactive(args: argparse.Namespace) -> bool:
 async def run(reactor: Any, args: argparse.Namespace) -> None:
     """Connect, run the chosen front end, and exit with its status."""
     core = ClientCore(reactor, args.downloads, login_timeout=args.login_timeout)
-    where = f"{args.host}:{args.port}"
+    full_screen = interactive(args)
+    retry_for = args.retry_for
+    if retry_for is None and not full_screen:
+        retry_for = LINE_MODE_RETRY_FOR
+    policy = Policy(args.server_list, reactor.seconds, give_up_after=retry_for)
+    link = Link.over_tcp(reactor, core, policy, tls=args.tls, ca=args.ca,
+                         reconnect=args.reconnect)
     # Until a front end takes over Ctrl+C, it just ends the program; there is
     # nothing to clean up yet.  (After reactor startup: Twisted installs its
     # own handlers then.)
@@ -113,26 +143,21 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
         signal.signal, signal.SIGINT, lambda *_: _interrupted_early()
     )
     try:
-        await connect(reactor, core, args.host, args.port, tls=args.tls, ca=args.ca)
-    except net_error.ConnectionRefusedError:
-        _fail(f"cannot connect to {where}: connection refused (is the server running?)")
-    except net_error.DNSLookupError:
-        _fail(f"cannot connect to {where}: unknown host {args.host!r}")
-    except net_error.TimeoutError:
-        _fail(f"cannot connect to {where}: timed out")
-    except (net_error.ConnectError, OSError) as e:
-        _fail(f"cannot connect to {where}: {e}")
+        await link.open()
+    except CannotConnect as e:
+        _fail(e.message)
     password = os.environ.get("CHATNET_PASSWORD")
-    if interactive(args):
+    if full_screen:
         from chatnet.client.ui import run_interactive
 
         status = await run_interactive(
-            reactor, core, where=where, username=args.username, password=password,
+            reactor, core, link=link, username=args.username, password=password,
             bell=args.bell,
         )
     else:
         status = await run_line_mode(
-            reactor, core, as_json=args.json, username=args.username, password=password
+            reactor, core, link=link, as_json=args.json, username=args.username,
+            password=password,
         )
     raise SystemExit(status)
 

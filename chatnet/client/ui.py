@@ -26,17 +26,21 @@ from twisted.logger import Logger
 
 from chatnet import frames
 from chatnet.client import alerts, render
-from chatnet.client.commands import Exit, Help, ParseError, complete, parse
+from chatnet.client.commands import Exit, Help, ParseError, Reconnect, complete, parse
 from chatnet.client.core import ClientCore
 from chatnet.client.events import (
     ClientEvent,
     ConnectionClosed,
     Disconnected,
+    GaveUp,
     LocalError,
+    Reconnected,
+    Reconnecting,
     ServerEvent,
     TransferEvent,
 )
 from chatnet.client.lines import EXIT_CONNECT, EXIT_LOST, EXIT_OK, EXIT_SHUTDOWN
+from chatnet.client.link import Link
 from chatnet.client.login import LoggedIn, Outcome, Then, log_in
 from chatnet.client.screen import (
     MENTION,
@@ -113,6 +117,8 @@ class ChatView:
     :param finish: called with the exit status when the interface is done.
     :param bell: when the bell rings (:data:`chatnet.client.alerts.BELL_CHOICES`).
     :param ring: rings it (by default, a BEL written to the screen).
+    :param link: restores a lost connection once logged in: the window stays,
+        with its scrollback, and the status bar says it is disconnected.
     """
 
     def __init__(
@@ -124,8 +130,10 @@ class ChatView:
         password: str | None = None,
         bell: str = alerts.DEFAULT_BELL,
         ring: Callable[[], None] | None = None,
+        link: Link | None = None,
     ) -> None:
         self.core = core
+        self.link = link
         self.bell = bell
         self.ring = ring or self._ring
         self.where = where
@@ -211,6 +219,7 @@ class ChatView:
         self.status.show(
             unseen=self.pane.unseen, user=c.username, room=c.room, members=c.members,
             ups=ups, downs=len(c.transfers) - ups, server=c.server or "chatnet", where=self.where,
+            link=self.link.status() if self.link is not None else None,
         )
 
     def update_transfers(self) -> None:
@@ -234,7 +243,18 @@ class ChatView:
                 self.redraw()
             else:
                 self.add(render.transfer_event(event.kind, event.transfer, event.frame))
+        elif isinstance(event, Reconnecting):
+            self.add(render.Line(render.ERROR, f"[disconnected] {event.text}"))
+        elif isinstance(event, Reconnected):
+            self.where = event.server
+            self.add(render.Line(render.SUCCESS, f"[ok] {event.text}"))
+            self.core.execute(parse("/users")).addErrback(lambda f: None)
+        elif isinstance(event, GaveUp):
+            self.add(render.error_line(f"{event.why}. Ctrl+C leaves."))
         elif isinstance(event, Disconnected):
+            if self.link is not None and (self.link.reconnecting or self.link.gave_up):
+                self.redraw()  # the window stays; the status bar says disconnected
+                return
             status = EXIT_OK if event.clean else EXIT_LOST
             if not event.clean and self.core.never_answered:
                 status = EXIT_CONNECT
@@ -305,6 +325,9 @@ class ChatView:
         if isinstance(command, Exit):
             self.request_quit()
             return None
+        if isinstance(command, Reconnect):
+            self.reconnect_now()
+            return None
         if isinstance(command, Help):
             try:
                 for line in render.reply_lines(command, None):
@@ -316,8 +339,16 @@ class ChatView:
                 for text in key_help():
                     self.add(render.Line(render.NOTICE, text))
             return None
+        if self.link is not None and self.link.reconnecting:
+            self.error("Not sent: disconnected (/reconnect or Ctrl+R tries at once)")
+            return None
         d = self.core.execute(command)
         return d.addCallbacks(self._done, self._failed, callbackArgs=(command,))
+
+    def reconnect_now(self) -> None:
+        """``/reconnect`` and Ctrl+R: try at once while disconnected."""
+        if self.link is None or not self.link.retry_now():
+            self.error("/reconnect: not disconnected")
 
     def _done(self, result: Any, command: Any) -> None:
         for line in render.reply_lines(command, result, self.core.username, self.core.room):
@@ -394,6 +425,8 @@ class ChatView:
                 f"[ok] logged in as {reply.username} on {reply.server}. "
                 "Try /rooms, /join <room>, /help.",
             ))
+            if self.link is not None:
+                self.link.logged_in(reply.username or self.core.username or "", outcome.password)
             self.core.execute(parse("/users")).addErrback(lambda f: None)
             self.update_status()
         self._next_turn()
@@ -434,6 +467,8 @@ class ChatView:
             # A server that does not close within 3 s is left anyway.
             self.core.clock.callLater(3, self.core.close)
         else:
+            if self.link is not None:
+                self.link.stop()
             self.finish(EXIT_OK)
 
     def keypress(self, key: str | tuple[Any, ...]) -> None:
@@ -448,13 +483,15 @@ class ChatView:
             self.update_status()
         elif key in ("end", "ctrl end"):
             self.to_end()
+        elif key == "ctrl r":
+            self.reconnect_now()
         elif key == "ctrl l":
             if self.loop is not None:
                 self.loop.screen.clear()
 
     def tick(self) -> None:
         """Once a second: speeds and queue waits move on, finished bars go."""
-        if self.core.transfers or self.bars:
+        if self.core.transfers or self.bars or (self.link is not None and self.link.reconnecting):
             self.redraw()
         self._tick = self.core.clock.callLater(1, self.tick)
 
@@ -482,7 +519,7 @@ def _paths(prefix: str) -> list[str]:
 
 
 def run_interactive(
-    reactor: Any, core: ClientCore, where: str, username: str | None = None,
+    reactor: Any, core: ClientCore, link: Link, username: str | None = None,
     password: str | None = None, bell: str = alerts.DEFAULT_BELL,
 ) -> Deferred[int]:
     """Take over the terminal until the user leaves; fires with the status."""
@@ -504,7 +541,7 @@ def run_interactive(
             view.stop()
             loop.stop()
 
-    view = ChatView(core, where, finish, username, password, bell=bell)
+    view = ChatView(core, str(link.server), finish, username, password, bell=bell, link=link)
     screen = urwid.display.raw.Screen()
     loop = urwid.MainLoop(
         view.frame, PALETTE, screen=screen, handle_mouse=False,

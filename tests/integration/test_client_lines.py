@@ -91,8 +91,9 @@ def test_pipe_waits_for_upload(server: Server, tmp_path: Path) -> None:
 
 
 def test_exit_statuses(server: Server, tmp_path: Path) -> None:
-    """Refused connection: 3; taken --username: 4; server shutdown: 5."""
-    first = start_client(server.port, "-u", "alice", cwd=tmp_path / "a", name="first")
+    """Refused connection: 3; taken --username: 4; server shutdown (no reconnect): 5."""
+    first = start_client(server.port, "-u", "alice", "--no-reconnect", cwd=tmp_path / "a",
+                         name="first")
     try:
         first.out.wait_for(r"^\[ok\] logged in")
         taken = start_client(server.port, "-u", "ALICE", cwd=tmp_path / "b", name="taken")

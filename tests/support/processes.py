@@ -127,16 +127,19 @@ class Server(Process):
         return self.wait(timeout)
 
 
-def start_server(tmp_path: Path, *extra_args: str, timeout: float = 30.0) -> Server:
+def start_server(tmp_path: Path, *extra_args: str, timeout: float = 30.0, port: int = 0) -> Server:
     """
     Start a server in ``tmp_path`` and wait until it listens.
 
     :param extra_args: more ``chatnet`` plugin options.
+    :param port: the port to listen on; 0 picks a free one (restarting a
+        killed server on its old port passes that port).
     :returns: a :class:`Server` with ``port``, ``proc``, ``log_path``.
     """
+    tmp_path.mkdir(parents=True, exist_ok=True)
     log_path = tmp_path / "server.log"
     argv = [sys.executable, "-c", TWISTD, "-n", "--pidfile=", "chatnet",
-            "--port", "tcp:0:interface=127.0.0.1", "--audit-log", str(log_path),
+            "--port", f"tcp:{port}:interface=127.0.0.1", "--audit-log", str(log_path),
             "--spool-dir", str(tmp_path / "spool"), *extra_args]
     server = Server(argv, tmp_path, "server", stdin=subprocess.DEVNULL)
     try:
@@ -165,8 +168,12 @@ class Client(Process):
         self.proc.stdin.close()
 
 
-def start_client(port: int, *args: str, cwd: Path, name: str = "client", env: dict[str, str] | None = None) -> Client:
-    """Start ``bin/chatnet-client 127.0.0.1 PORT *args`` in ``cwd``."""
+def start_client(port: int | None, *args: str, cwd: Path, name: str = "client", env: dict[str, str] | None = None) -> Client:
+    """
+    Start ``bin/chatnet-client 127.0.0.1 PORT *args`` in ``cwd``
+    (``bin/chatnet-client *args`` when ``port`` is ``None``).
+    """
     cwd.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, str(CLIENT), "127.0.0.1", str(port), *args]
+    where = [] if port is None else ["127.0.0.1", str(port)]
+    argv = [sys.executable, str(CLIENT), *where, *args]
     return Client(argv, cwd, name, env=env)

@@ -28,7 +28,9 @@ def test_positional_and_options() -> None:
     "argv, message",
     [
         (["h", "0"], "port 0 is out of range"),
-        (["h", "x"], "invalid int value"),
+        (["h", "x"], "port 'x' is not a number"),
+        (["h:1", "h:x"], "'h:x': the port must be a number"),
+        (["--retry-for", "0"], "--retry-for must be more than 0 seconds"),
         (["-u", "bad name"], "Invalid username 'bad name'"),
         (["--ca", "/nonexistent.pem"], "--ca '/nonexistent.pem': no such file"),
         (["--login-timeout", "0"], "--login-timeout must be more than 0 seconds"),
@@ -58,3 +60,13 @@ def test_mode_choice(monkeypatch: Any) -> None:
     assert not terminal.interactive(terminal.parse_args(["--json"]))
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
     assert not terminal.interactive(terminal.parse_args([]))
+
+
+def test_several_servers() -> None:
+    """``host1:8080 host2:8081``: every server, in order; the first is host/port."""
+    args = terminal.parse_args(["h1:8080", "h2:8081", "h3"])
+    assert [str(s) for s in args.server_list] == ["h1:8080", "h2:8081", "h3:8080"]
+    assert (args.host, args.port) == ("h1", 8080)
+    assert [str(s) for s in terminal.parse_args(["h", "9"]).server_list] == ["h:9"]
+    assert args.reconnect and args.retry_for is None
+    assert not terminal.parse_args(["--no-reconnect"]).reconnect
