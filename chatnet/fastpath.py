@@ -84,6 +84,8 @@ class FramingReceiver(Int32StringReceiver):
 
     #: Set by :func:`adopt`; false: Twisted's own ``dataReceived``.
     zero_copy: bool = False
+    #: Whether the last read left part of a frame buffered (see :meth:`read_left`).
+    left_over: bool = False
     #: Set by ``makeConnection`` before anything else runs.
     transport: ITransport
 
@@ -96,6 +98,15 @@ class FramingReceiver(Int32StringReceiver):
         """A whole frame's payload (a ``memoryview`` for data frames, see above)."""
         raise NotImplementedError
 
+    def read_left(self, consumed: bool, left: int) -> None:
+        """
+        Called after a read that leaves ``left`` bytes buffered (part of a
+        frame, or whole frames while paused), and after the first read that
+        leaves none again; ``consumed``: whether the read completed a frame.
+        The common read, ending on a frame boundary after another that did,
+        costs one attribute test.  Override it (the frame deadline does).
+        """
+
     def lengthLimitExceeded(self, length: int) -> None:
         Int32StringReceiver.lengthLimitExceeded(self, length)
 
@@ -107,7 +118,12 @@ class FramingReceiver(Int32StringReceiver):
 
     def dataReceived(self, data: bytes) -> None:
         if not self.zero_copy:
+            before = len(self.recvd) + len(data)
             Int32StringReceiver.dataReceived(self, data)
+            left = len(self.recvd)
+            if left or self.left_over:
+                self.left_over = left > 0
+                self.read_left(left != before, left)
             return
         buffered = self._unprocessed
         alldata = buffered + data if buffered else data
@@ -137,8 +153,11 @@ class FramingReceiver(Int32StringReceiver):
             # Twisted's signature says bytes: the decoder slices it into
             # DataFrame.data (bytes | memoryview) for the spool and hashlib.
             self.stringReceived(payload)  # type: ignore[arg-type]
-        self._unprocessed = alldata[offset:] if offset else alldata
+        rest = self._unprocessed = alldata[offset:] if offset else alldata
         self._compatibilityOffset = 0
+        if rest or self.left_over:
+            self.left_over = len(rest) > 0
+            self.read_left(offset > 0, len(rest))
 
 
 class WriteThroughServer(tcp.Server):

@@ -81,18 +81,13 @@ class ChatServerProtocol(fastpath.FramingReceiver):
                 setter(True)
         self.session.connected()
 
-    def dataReceived(self, data: bytes) -> None:
+    def read_left(self, consumed: bool, left: int) -> None:
+        """Time a frame begun in this read; forget one that completed (see FrameWatch)."""
         watch = self._frame_watch
         if watch is None:
-            super().dataReceived(data)
             return
-        expected = len(self.recvd) + len(data)
-        super().dataReceived(data)  # the framing: frames to stringReceived
-        # What is left is part of a frame (unless reading was paused).
-        left = len(self.recvd)
-        if left and not self.paused:
-            # A frame completed (the buffer shrank): what is left began now.
-            if left != expected or not self._partial:
+        if left and not self.paused:  # part of a frame is left
+            if consumed or not self._partial:  # a frame completed: what is left began now
                 self._partial = True
                 watch.started(self, self._frame_expired)
         elif self._partial:
