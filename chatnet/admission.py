@@ -92,3 +92,40 @@ def _decrement(counts: dict[str, int], key: str) -> None:
         counts[key] = left
     else:
         del counts[key]  # an address that left costs nothing
+
+
+class RefusalLog:
+    """
+    Which refused connections the audit log shows one by one: from each
+    address, the first, then one every :data:`INTERVAL` seconds, which also
+    says how many were refused meanwhile.  A peer re-opening connections as
+    fast as they are refused (thousands a second) then costs the log a line
+    a minute, not three lines a connection.
+    """
+
+    __slots__ = ("_last",)
+
+    #: Seconds between two refusals logged for one address.
+    INTERVAL = 60.0
+    #: Addresses remembered before the stale ones are swept out.
+    SWEEP = 10_000
+
+    def __init__(self) -> None:
+        #: Address -> (when a refusal was last logged, refusals not logged since).
+        self._last: dict[str, tuple[float, int]] = {}
+
+    def note(self, address: str, now: float) -> int | None:
+        """
+        A connection from ``address`` is refused.
+
+        :returns: ``None`` when it should not be logged; else how many from
+            that address were refused, unlogged, since the last one logged.
+        """
+        last = self._last.get(address)
+        if last is not None and now - last[0] < self.INTERVAL:
+            self._last[address] = (last[0], last[1] + 1)
+            return None
+        if last is None and len(self._last) >= self.SWEEP:
+            self._last = {a: v for a, v in self._last.items() if now - v[0] < self.INTERVAL}
+        self._last[address] = (now, 0)
+        return last[1] if last is not None else 0

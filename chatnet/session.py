@@ -32,7 +32,7 @@ from typing import Any, Protocol, TypeVar
 from twisted.logger import Logger
 
 from chatnet import frames, paging
-from chatnet.admission import Admission
+from chatnet.admission import Admission, RefusalLog
 from chatnet.config import SERVER_NAME, Settings
 from chatnet.errors import ChatError, ErrorCode, FailReason
 from chatnet.frames import (
@@ -247,6 +247,8 @@ class Hub:
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     #: Connections per address and not yet logged in (the per-address limits).
     admission: Admission = field(init=False)
+    #: Which refused connections are logged one by one.
+    refusals: RefusalLog = field(init=False, default_factory=RefusalLog)
 
     def __post_init__(self) -> None:
         self.admission = Admission(self.settings)
@@ -279,7 +281,7 @@ class Session:
     __slots__ = (
         "hub", "outbox", "peer", "state", "user", "_exited", "_close_reason", "_online",
         "_bucket", "_refused", "_waiting", "_held",
-        "_paused", "host", "_admitted", "_logins", "_untimed",
+        "_paused", "host", "_admitted", "_quiet", "_logins", "_untimed",
     )
 
     def __init__(
@@ -293,6 +295,8 @@ class Session:
         self.host = host
         #: Whether :attr:`Hub.admission` counts this connection.
         self._admitted = False
+        #: A refused connection the audit log does not show (see RefusalLog).
+        self._quiet = False
         self.state = State.NEW
         self.user: User | None = None
         self._exited = False
@@ -342,18 +346,33 @@ class Session:
     def connected(self) -> None:
         hub = self.hub
         hub.sessions.add(self)
-        hub.audit("CONNECT", f"connection from {self.peer}", {"peer": self.peer})
         if len(hub.sessions) > hub.settings.max_clients:
             refusal: str | None = (
                 f"The server is full ({hub.settings.max_clients} connections); try again later"
             )
         else:
             refusal = hub.admission.admit(self.host)
-        if refusal is not None:
-            self._error(None, ChatError(ErrorCode.SERVER_FULL, refusal))
-            self._close(f"refused: server full: {refusal}")
-        else:
+        if refusal is None:
             self._admitted = True
+            hub.audit("CONNECT", f"connection from {self.peer}", {"peer": self.peer})
+            return
+        error = ChatError(ErrorCode.SERVER_FULL, refusal)
+        unlogged = hub.refusals.note(self.host or "", hub.now())
+        if unlogged is None:  # one of a flood from this address: told, not logged
+            self._quiet = True
+            self._error(None, error, audit=False)
+        else:
+            hub.audit("CONNECT", f"connection from {self.peer}", {"peer": self.peer})
+            self._error(None, error)
+            if unlogged:
+                plural = "s" if unlogged > 1 else ""
+                hub.audit(
+                    "ERROR",
+                    f"{self.host}: server-full: {unlogged} more connection{plural} refused in "
+                    f"the last {RefusalLog.INTERVAL:g}s, not logged one by one",
+                    self._error_fields(ErrorCode.SERVER_FULL, refused=unlogged),
+                )
+        self._close(f"refused: server full: {refusal}")
 
     def received(self, frame: FromClient) -> None:
         """
@@ -553,9 +572,10 @@ class Session:
             or self._close_reason
             or ("left cleanly" if self._exited else "connection lost")
         )
-        hub.audit("DISCONNECT", f"{self.who} {how}", {
-            "user": self.user.name if self.user else None, "peer": self.peer, "reason": how,
-        })
+        if not self._quiet:
+            hub.audit("DISCONNECT", f"{self.who} {how}", {
+                "user": self.user.name if self.user else None, "peer": self.peer, "reason": how,
+            })
         if self._admitted:
             self._admitted = False
             hub.admission.gone(self.host, pending=self.user is None)

@@ -103,3 +103,34 @@ def test_a_harness_on_one_address_fits_the_defaults(tmp_path: Path) -> None:
 def test_the_defaults() -> None:
     s = Settings()
     assert (s.max_per_address, s.max_pending_per_address, s.max_pending) == (256, 64, 2000)
+
+
+def test_a_flood_of_refused_connections_is_logged_once_a_minute(tmp_path: Path) -> None:
+    """Refusals from one address: the first logged in full, then one a minute with a count."""
+    server = new_server(tmp_path, max_pending_per_address=1, login_timeout=1000.0)
+    server.connect("10.0.0.66")
+    refused = [server.connect("10.0.0.66") for _ in range(5)]
+    assert all(_refusal(server, c) for c in refused)  # every one is told
+    assert len([x for x in server.audit.category("DISCONNECT") if "refused" in x]) == 1
+    assert len(server.audit.category("CONNECT")) == 2
+    assert _refusal(server, server.connect("10.0.0.7")) is None  # another address: logged as usual
+    server.advance(60)
+    assert _refusal(server, server.connect("10.0.0.66"))
+    assert server.audit.category("ERROR")[-1] == (
+        "10.0.0.66: server-full: 4 more connections refused in the last 60s, not logged one by one")
+    assert len([x for x in server.audit.category("DISCONNECT") if "refused" in x]) == 2
+
+
+def test_refusal_log_forgets_stale_addresses() -> None:
+    from chatnet.admission import RefusalLog
+
+    class Small(RefusalLog):
+        __slots__ = ()
+        SWEEP = 3
+
+    log = Small()
+    assert [log.note(a, 0.0) for a in "abc"] == [0, 0, 0]
+    assert log.note("a", 1.0) is None
+    assert log.note("d", 100.0) == 0  # the sweep dropped a, b and c
+    assert len(log._last) == 1
+    assert log.note("a", 100.0) == 0
