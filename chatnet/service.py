@@ -92,6 +92,9 @@ class ChatService(Service):
         self.handle_sighup = handle_sighup
         self._previous_hup: Any = None
         self.metrics_port: IListeningPort | None = None
+        #: With ``metrics``: the ``prometheus_client`` registry ``/metrics``
+        #: serves; more collectors (a cluster's) may be registered on it.
+        self.registry: Any = None
         self._stopping = False
         #: What ``/healthz`` asks, in order; see :class:`chatnet.metrics.HealthPage`.
         self.health_checks: list[HealthCheck] = [self._serving]
@@ -125,7 +128,8 @@ class ChatService(Service):
             if self.metrics is not None:
                 from chatnet.metrics import make_registry, make_site
 
-                site = make_site(make_registry(self.hub), self.health_checks)
+                self.registry = make_registry(self.hub)
+                site = make_site(self.registry, self.health_checks)
                 self._listen(self.metrics, site, self._metrics_listening)
         except BaseException:
             if self.port is not None:

@@ -236,3 +236,11 @@ def test_unsafe_spool_dir_refused(tmp_path: Path) -> None:
 def test_systemd_port_without_sockets() -> None:
     """A systemd endpoint with no socket passed is a usage error that says so."""
     assert "no such socket was passed" in refused("--port", "systemd:domain=INET:index=0")
+
+
+def test_audit_format_option(tmp_path: Path) -> None:
+    """--audit-format is text by default, json on request, and nothing else."""
+    assert parse()["audit-format"] == "text"
+    options = parse("--audit-format", "json", "--audit-log", str(tmp_path / "a.log"))
+    assert makeService(options).audit_format == "json"
+    assert "--audit-format: 'xml' is not one of text, json" in refused("--audit-format", "xml")
