@@ -4,11 +4,13 @@ The client outlives its server: real ``twistd -n chatnet`` processes killed
 """
 
 import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.processes import Server, start_client, start_server
+from support.processes import CLIENT, Server, start_client, start_server
+from support.tmux import TMUX, Tmux
 
 pytestmark = pytest.mark.scenario
 
@@ -111,3 +113,52 @@ def test_line_mode_gives_up(servers: list[Server], tmp_path: Path) -> None:
         assert "giving up: no working connection for" in alice.err.text
     finally:
         alice.kill()
+
+
+@pytest.mark.skipif(TMUX is None, reason="tmux is not installed (.ci/run installs it)")
+def test_full_screen_stays_and_reconnects(servers: list[Server], tmp_path: Path) -> None:
+    """
+    The full-screen client in tmux: kill -9 of its server leaves the window
+    with its scrollback, marked disconnected; restarted on the same port, it
+    is back as alice in groupA, and chat goes on.
+    """
+    first = start_server(tmp_path / "s1")
+    servers.append(first)
+    home = tmp_path / "alice"
+    home.mkdir()
+    ui = Tmux([sys.executable, str(CLIENT), "127.0.0.1", str(first.port), "-u", "alice"], home)
+    bob = start_client(first.port, "-u", "bob", "--no-reconnect", cwd=tmp_path / "bob", name="bob")
+    try:
+        ui.wait_for(r"logged in as alice")
+        ui.type("/join groupA")
+        ui.wait_for(r"\[ok\] joined groupA")
+        bob.send("/join groupA", "before the crash")
+        ui.wait_for(r"\[groupA\] bob: before the crash")
+
+        first.proc.send_signal(signal.SIGKILL)
+        first.wait()
+        ui.wait_for(r"\[disconnected\] the server closed the connection")
+        ui.wait_for(r"^ DISCONNECTED")  # the status bar
+        assert "before the crash" in ui.screen()  # the scrollback stays
+        ui.type("not sent")
+        ui.wait_for(r"Not sent: disconnected")
+
+        second = start_server(tmp_path / "s2", port=first.port)
+        servers.append(second)
+        ui.wait_for(rf"\[ok\] reconnected to 127\.0\.0\.1:{first.port} as alice, back in groupA",
+                    timeout=40)
+        ui.wait_for(r"^ alice \| room groupA \(1\)")
+        assert "DISCONNECTED" not in ui.screen().splitlines()[-3]
+        carol = start_client(second.port, "-u", "carol", cwd=tmp_path / "carol", name="carol")
+        try:
+            carol.send("/join groupA", "after the restart")
+            ui.wait_for(r"\[groupA\] bob: before the crash(.*\n)+.*\[groupA\] carol: after the restart")
+            ui.type("welcome")
+            carol.out.wait_for(r"^\[groupA\] alice: welcome$")
+        finally:
+            carol.kill()
+        ui.send("C-c")
+        assert ui.wait_exit() == 0
+    finally:
+        ui.close()
+        bob.kill()

@@ -3,96 +3,13 @@
 from typing import Any
 
 import pytest
-from support.client_harness import parse_stream, result_of
-from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.error import (
-    ConnectionDone,
-    ConnectionLost,
-    ConnectionRefusedError,
-)
-from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
-from twisted.python.failure import Failure
+from support.client_harness import result_of
+from support.links import A, B, Net, opened
+from twisted.internet.error import ConnectionDone
 
 from chatnet import codec
-from chatnet.client.core import ClientCore
-from chatnet.client.events import ClientEvent, GaveUp, Reconnected, Reconnecting
-from chatnet.client.link import CannotConnect, Link
-from chatnet.client.protocol import ClientProtocol
-from chatnet.client.reconnect import Policy, Server
-
-A, B = Server("a", 1), Server("b", 2)
-
-
-class Net:
-    """Servers that are up or down; each connection a StringTransport."""
-
-    def __init__(self, tmp_path: Any, *servers: Server, give_up_after: float | None = None) -> None:
-        self.clock = Clock()
-        self.core = ClientCore(self.clock, str(tmp_path / "dl"))
-        self.up = set(servers)
-        self.tried: list[Server] = []
-        self.protocol: ClientProtocol | None = None
-        self.transport = StringTransport()
-        policy = Policy(list(servers), self.clock.seconds, random=lambda: 0.0,
-                        give_up_after=give_up_after)
-        self.link = Link(self.core, policy, self.connect_to)
-        self.events: list[ClientEvent] = []
-        self.core.subscribe(self.events.append)
-
-    def connect_to(self, server: Server) -> Deferred[Any]:
-        self.tried.append(server)
-        if server not in self.up:
-            return fail(ConnectionRefusedError())
-        self.protocol = ClientProtocol(self.core)
-        self.transport = StringTransport()
-        self.protocol.makeConnection(self.transport)
-        return succeed(self.protocol)
-
-    def requests(self) -> list[dict[str, Any]]:
-        raw = self.transport.value()
-        self.transport.clear()
-        return [f.fields for f in parse_stream(raw) if isinstance(f, codec.Request)]
-
-    def answer(self, type: str, **fields: Any) -> None:
-        (req,) = self.requests()
-        assert req["type"] == type, req
-        assert self.protocol is not None
-        self.protocol.dataReceived(codec.encode_frame({"type": "ok", "id": req["id"], **fields}))
-
-    def refuse(self, code: str, message: str) -> None:
-        (req,) = self.requests()
-        assert self.protocol is not None
-        self.protocol.dataReceived(codec.encode_frame(
-            {"type": "error", "id": req["id"], "code": code, "message": message}))
-
-    def login(self, name: str = "alice", password: str | None = None) -> None:
-        d = self.core.login(name, password)
-        self.answer("login", username=name, server="chatnet/test", limits={})
-        result_of(d)
-        self.link.logged_in(name, password)
-
-    def join(self, room: str) -> None:
-        d = self.core.request(codec_join(room))
-        self.answer("join", room=room, members=["alice"])
-        self.core.roster.room = result_of(d).room  # type: ignore[attr-defined]
-
-    def drop(self, reason: Exception | None = None) -> None:
-        assert self.protocol is not None
-        self.protocol.connectionLost(Failure(reason or ConnectionLost()))
-
-    def of(self, kind: type) -> list[Any]:
-        return [e for e in self.events if isinstance(e, kind)]
-
-
-def codec_join(room: str) -> Any:
-    from chatnet import frames
-    return frames.Join(room=room)
-
-
-def opened(net: Net) -> None:
-    from twisted.internet.defer import ensureDeferred
-    result_of(ensureDeferred(net.link.open()))
+from chatnet.client.events import GaveUp, Reconnected, Reconnecting
+from chatnet.client.link import CannotConnect
 
 
 def test_open_tries_each_server_in_order(tmp_path: Any) -> None:
