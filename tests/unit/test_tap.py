@@ -244,3 +244,18 @@ def test_audit_format_option(tmp_path: Path) -> None:
     options = parse("--audit-format", "json", "--audit-log", str(tmp_path / "a.log"))
     assert makeService(options).audit_format == "json"
     assert "--audit-format: 'xml' is not one of text, json" in refused("--audit-format", "xml")
+
+
+def test_protective_limits_parsed() -> None:
+    """The flood limit, the per-address limits and the frame deadline: defaults, values, 0 for off."""
+    s = parse().settings
+    assert (s.flood_rate, s.flood_burst, s.frame_timeout) == (200.0, 1000, 30.0)
+    assert (s.max_per_address, s.max_pending_per_address, s.max_pending) == (256, 64, 2000)
+    s = parse(
+        "--flood-rate", "0", "--flood-burst", "5", "--frame-timeout", "0",
+        "--max-per-address", "0", "--max-pending-per-address", "3", "--max-pending", "10",
+    ).settings
+    assert (s.flood_rate, s.flood_burst, s.frame_timeout) == (0.0, 5, 0.0)
+    assert (s.max_per_address, s.max_pending_per_address, s.max_pending) == (0, 3, 10)
+    assert "--flood-burst" in refused("--flood-burst", "0")
+    assert "--max-pending" in refused("--max-pending", "-1")
