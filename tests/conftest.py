@@ -35,3 +35,6 @@ def observe_errors() -> Iterator[list[dict[str, Any]]]:
             for e in errors
         )
         pytest.fail(f"errors were logged during the test:\n{details}")
+
+# a real redis-server for the cluster tests (tests/support/redis.py)
+pytest_plugins = ["support.redis"]

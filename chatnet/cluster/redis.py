@@ -1,0 +1,214 @@
+"""
+A small typed wrapper around txredisapi (which has no annotations): the
+only module that touches it.
+
+Commands go through one ``lazyConnection`` (txredisapi >= 1.6: reconnection
+is a ClientService; our backoff is :func:`.timing.backoff`).  Every command
+is bounded: txredisapi's ``replyTimeout`` drops a link that stopped
+answering (a dead socket nobody noticed otherwise), and a command issued
+while there is no connection at all fails after ``timeout`` instead of
+waiting for one forever.  Both come back as :class:`Unavailable`.
+
+The subscriber side is :class:`Subscriber`: its own connection (a
+connection in subscribe mode can run nothing else), re-subscribed on each
+reconnect, with a PING every few seconds so that a dead link is noticed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import txredisapi
+from twisted.internet import defer
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.interfaces import IReactorTCP, IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from chatnet.cluster import timing
+from chatnet.cluster.keys import Address, ClusterError
+from chatnet.cluster.scripts import Script
+
+log = Logger()
+
+Arg = str | int | bytes
+
+
+class Unavailable(ClusterError):
+    """Redis could not be reached, or did not answer in time: nothing can be assumed done."""
+
+
+def _unavailable(failure: Failure) -> Failure:
+    if failure.check(txredisapi.ConnectionError, defer.TimeoutError, defer.CancelledError,
+                     ConnectionError):
+        raise Unavailable(failure.getErrorMessage() or "Redis did not answer in time")
+    if failure.check(txredisapi.ResponseError):
+        raise ClusterError(f"Redis answered with an error: {failure.getErrorMessage()}")
+    return failure
+
+
+class Redis:
+    """Commands and scripts on one reconnecting connection."""
+
+    def __init__(self, address: Address, reactor: IReactorTime, timeout: float = 2.0) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._reactor = reactor
+        self._handler: Any = txredisapi.lazyConnection(
+            address.host, address.port, dbid=address.db, reconnect=True,
+            password=address.password, replyTimeout=timeout, convertNumbers=False,
+        )
+        self._handler._factory.retryDelay = timing.backoff
+
+    def command(self, *args: Arg) -> defer.Deferred[Any]:
+        """One Redis command; its reply as txredisapi gives it (str, int, list, None)."""
+        d: defer.Deferred[Any] = self._handler.execute_command(*args)
+        d.addTimeout(self.timeout, self._reactor)
+        d.addErrback(_unavailable)
+        return d
+
+    def run(self, script: Script, *args: Arg) -> defer.Deferred[Any]:
+        """``EVALSHA``, falling back to ``EVAL`` when Redis does not know the script yet."""
+        d: defer.Deferred[Any] = self._handler.eval(script.source, [], list(args))
+        d.addTimeout(self.timeout, self._reactor)
+        d.addErrback(_unavailable)
+        return d
+
+    def disconnect(self) -> defer.Deferred[None]:
+        d: defer.Deferred[None] = self._handler.disconnect()
+        return d
+
+
+class _SubscriberProtocol(txredisapi.SubscriberProtocol):  # type: ignore[misc]
+    owner: Subscriber
+
+    def connectionMade(self) -> defer.Deferred[None]:
+        d: defer.Deferred[None] = super().connectionMade()
+        self.whenConnected().addCallback(lambda _: self.owner._connected(self))
+        return d
+
+    def connectionLost(self, reason: Failure) -> None:
+        super().connectionLost(reason)
+        self.owner._lost(self)
+
+    def messageReceived(self, pattern: object, channel: object, message: object) -> None:
+        self.owner._message(_str(channel), _str(message))
+
+
+def _str(value: object) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+class Subscriber:
+    """
+    One subscriber connection that keeps the wanted channels subscribed.
+
+    ``on_message(channel, data)`` gets each message; ``on_ready(channel)``
+    is called each time a channel's ``SUBSCRIBE`` has been acknowledged (on
+    the first subscription and again after every reconnection), so that the
+    owner can catch up on what it missed meanwhile.  Only then is the
+    channel live: the owner must not assume anything was received before.
+    """
+
+    def __init__(
+        self,
+        address: Address,
+        reactor: IReactorTCP,
+        on_message: Callable[[str, str], None],
+        on_ready: Callable[[str], None],
+        timeout: float = 2.0,
+        ping_interval: float = 2.0,
+    ) -> None:
+        self.wanted: set[str] = set()
+        self.live: set[str] = set()
+        self._on_message = on_message
+        self._on_ready = on_ready
+        self._protocol: _SubscriberProtocol | None = None
+        self._reactor = reactor
+        factory: Any = txredisapi.SubscriberFactory()
+        factory.protocol = self._build
+        factory.password = address.password
+        factory.replyTimeout = timeout
+        factory.convertNumbers = False
+        factory.retryDelay = timing.backoff
+        self._factory = factory
+        self._address = address
+        self._pinger = LoopingCall(self._ping)
+        self._pinger.clock = reactor  # type: ignore[assignment]
+        self._ping_interval = ping_interval
+
+    def _build(self, *args: Any, **kwargs: Any) -> _SubscriberProtocol:
+        protocol = _SubscriberProtocol(*args, **kwargs)
+        protocol.owner = self
+        return protocol
+
+    def start(self) -> None:
+        endpoint = TCP4ClientEndpoint(self._reactor, self._address.host, self._address.port,
+                                      timeout=5)
+        self._factory.startConnecting(endpoint)
+        self._pinger.start(self._ping_interval, now=False)
+
+    def stop(self) -> defer.Deferred[None]:
+        if self._pinger.running:
+            self._pinger.stop()
+        d: defer.Deferred[None] = self._factory.disconnect()
+        return d
+
+    @property
+    def connected(self) -> bool:
+        return self._protocol is not None
+
+    def subscribe(self, channels: Iterable[str]) -> None:
+        for channel in channels:
+            if channel not in self.wanted:
+                self.wanted.add(channel)
+                self._subscribe(channel)
+
+    def unsubscribe(self, channels: Iterable[str]) -> None:
+        for channel in channels:
+            self.wanted.discard(channel)
+            self.live.discard(channel)
+            if self._protocol is not None:
+                # One channel per command: each gets exactly one acknowledgement,
+                # so replies never land on another command's Deferred.
+                self._protocol.unsubscribe(channel).addErrback(self._failed, "UNSUBSCRIBE")
+
+    def _subscribe(self, channel: str) -> None:
+        protocol = self._protocol
+        if protocol is None:
+            return  # done by _connected
+
+        def acknowledged(_: object) -> None:
+            if protocol is self._protocol and channel in self.wanted:
+                self.live.add(channel)
+                self._on_ready(channel)
+
+        protocol.subscribe(channel).addCallbacks(acknowledged, self._failed,
+                                                 errbackArgs=("SUBSCRIBE",))
+
+    def _connected(self, protocol: _SubscriberProtocol) -> None:
+        self._protocol = protocol
+        for channel in sorted(self.wanted):
+            self._subscribe(channel)
+
+    def _lost(self, protocol: _SubscriberProtocol) -> None:
+        if protocol is self._protocol:
+            self._protocol = None
+            self.live.clear()
+
+    def _message(self, channel: str, data: str) -> None:
+        if channel in self.wanted:
+            self._on_message(channel, data)
+
+    def _ping(self) -> None:
+        # Keeps the link alive, and notices a dead one: an unanswered PING
+        # times out (replyTimeout), which aborts the connection, and the
+        # factory connects again.
+        if self._protocol is not None:
+            self._protocol.ping().addErrback(self._failed, "PING")
+
+    def _failed(self, failure: Failure, what: str) -> None:
+        log.info("cluster: Redis subscriber {what} failed: {why}", what=what,
+                 why=failure.getErrorMessage())

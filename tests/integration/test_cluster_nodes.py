@@ -1,0 +1,149 @@
+"""
+Cluster groundwork on a real redis-server: node registration, leases,
+fencing, dead nodes, and Redis going away and coming back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_twisted
+from support.redis import RedisServer, ping
+
+from chatnet.cluster.keys import Fenced, NodeIdInUse
+from chatnet.cluster.redis import Unavailable
+from integration.cluster_helpers import Cluster, eventually
+
+
+@pytest_twisted.async_yield_fixture
+async def cluster(redis_server: RedisServer) -> AsyncIterator[Cluster]:
+    c = Cluster(redis_server)
+    yield c
+    await c.close()
+
+
+def test_fixture_runs_a_redis_that_can_be_killed_and_restarted(redis_server: RedisServer) -> None:
+    """PING answers; after kill -9 it does not; restart brings it back on the same port."""
+    port = redis_server.port
+    assert ping(port)
+    redis_server.kill9()
+    assert not ping(port, timeout=0.5)
+    redis_server.restart()
+    assert redis_server.port == port and ping(port)
+
+
+@pytest_twisted.ensureDeferred
+async def test_register_with_a_lease(cluster: Cluster) -> None:
+    """A fresh incarnation each time; the lease key holds it and expires."""
+    a = cluster.node("a", lease=5.0)
+    assert await a.register() == 1
+    redis = cluster.connection()
+    assert await redis.command("GET", cluster.keys.lease("a")) == "1"
+    ttl = int(await redis.command("PTTL", cluster.keys.lease("a")))
+    assert 0 < ttl <= 5000
+    assert await redis.command("SMEMBERS", cluster.keys.nodes) == ["a"]
+    assert await a.deregister() == ()
+    assert await a.register() == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_live_id_is_refused(cluster: Cluster) -> None:
+    a, again, b = cluster.node("a"), cluster.node("a"), cluster.node("b")
+    await a.register()
+    with pytest.raises(NodeIdInUse, match="'a'"):
+        await again.register()
+    assert await b.register() == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_lease_is_renewed_without_traffic(cluster: Cluster) -> None:
+    """Lease 0.3 s, renewed every 0.1 s: still alive after three leases."""
+    a, b = cluster.node("a", lease=0.3), cluster.node("b", lease=5.0)
+    await a.register()
+    await b.register()
+    started = time.monotonic()
+    await eventually(lambda: _later(started, 0.9), "three leases to pass")
+    assert await b.dead_nodes() == []
+    assert await a.renew()
+
+
+async def _later(started: float, seconds: float) -> bool:
+    return time.monotonic() - started >= seconds
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_silent_node_is_noticed_dead_and_fenced(cluster: Cluster) -> None:
+    """
+    A node that stops beating (paused) is seen dead by another within its
+    lease; when it comes back its old incarnation can do nothing, and it
+    registers anew.
+    """
+    fenced: list[bool] = []
+    a, b = cluster.node("a", lease=0.3), cluster.node("b", lease=5.0)
+    a.on_fenced = lambda: fenced.append(True)
+    await a.register()
+    await b.register()
+    assert await a.claim("Alice")
+    a._beat.stop()  # as if the process were stopped (SIGSTOP)
+    started = time.monotonic()
+    assert await eventually(b.dead_nodes, "node a to be seen dead") == ["a"]
+    assert time.monotonic() - started < 0.3 + 0.5
+    assert not await a.renew()
+    assert fenced == [True] and a.incarnation is None
+    with pytest.raises(Fenced):
+        await a.claim("Bob")
+    assert await a.register() == 2
+    assert not await a.claim("alice")  # still held by the old incarnation...
+    assert [v.user for v in await b.reap("a")] == ["Alice"]  # ...until reaped
+    assert await a.claim("alice")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_stale_incarnation_is_fenced_by_every_script(cluster: Cluster) -> None:
+    """Scripts check the incarnation itself, not just whether the lease exists."""
+    a = cluster.node("a", lease=5.0)
+    await a.register()
+    assert await a.claim("alice")
+    a.incarnation = 99
+    with pytest.raises(Fenced):
+        await a.claim("bob")
+    with pytest.raises(Fenced):
+        await a.join("alice", "lobby", 15)
+    with pytest.raises(Fenced):
+        await a.leave("alice")
+    with pytest.raises(Fenced):
+        await a.release("alice")
+    with pytest.raises(Fenced):
+        await a.deregister()
+
+
+@pytest_twisted.ensureDeferred
+async def test_redis_lost_and_back(cluster: Cluster) -> None:
+    """
+    With Redis gone a request fails promptly with Unavailable (not a hang);
+    after a restart, empty, the same connection works again within seconds,
+    and a node re-registers.
+    """
+    redis = cluster.connection(timeout=0.5)
+    a = cluster.node("a", lease=5.0, redis=redis)
+    await a.register()
+    cluster.server.kill9()
+    started = time.monotonic()
+    with pytest.raises(Unavailable):
+        await a.claim("alice")
+    assert time.monotonic() - started < 2.0
+    cluster.server.restart()
+
+    async def answers() -> bool:
+        try:
+            return bool(await redis.command("PING") == "PONG")
+        except Unavailable:
+            return False
+
+    await eventually(answers, "the connection to come back", timeout=5.0)
+    with pytest.raises(Fenced):  # Redis came back empty: the lease is gone
+        await a.claim("alice")
+    assert await a.register() == 1
+    assert await a.claim("alice")
