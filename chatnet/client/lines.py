@@ -168,8 +168,14 @@ class LineMode:
             if self.link is None or not self.link.reconnecting:
                 self.lines.put(CLOSED)
         elif isinstance(event, Reconnecting):
+            if self.as_json:
+                self._print_json({"type": "reconnecting", "why": event.why,
+                                  "server": event.server, "delay": round(event.delay, 3)})
             self.show(render.Line(render.ERROR, f"[disconnected] {event.text}"))
         elif isinstance(event, Reconnected):
+            if self.as_json:
+                self._print_json({"type": "reconnected", "server": event.server,
+                                  "username": event.username, "room": event.room})
             self.show(render.Line(render.SUCCESS, f"[ok] {event.text}"))
         elif isinstance(event, GaveUp):
             self.lines.put(CLOSED)

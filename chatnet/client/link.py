@@ -33,6 +33,7 @@ from chatnet.client.events import (
 )
 from chatnet.client.protocol import connect
 from chatnet.client.reconnect import (
+    FINAL_REFUSALS,
     Attempt,
     Policy,
     Restore,
@@ -274,6 +275,11 @@ class Link:
             why = (f"{self._restore.username} is still logged in on {self.policy.server} "
                    "(the old session, until the server notices it is gone)")
             self._planned = (self.policy.name_taken(), why)
+            self.core.close()
+            return
+        code = getattr(error, "code", None)
+        if code is not None and code not in FINAL_REFUSALS:  # busy, throttled: later
+            self._planned = (self.policy.failed(), f"logging in again was refused: {message}")
             self.core.close()
             return
         self._planned = None

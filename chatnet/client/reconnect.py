@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
-    "Attempt", "Backoff", "GiveUp", "Policy", "Restore", "Server", "Step",
+    "FINAL_REFUSALS", "Attempt", "Backoff", "GiveUp", "Policy", "Restore", "Server", "Step",
     "parse_servers", "reconnected_text", "waiting_text",
 ]
 
@@ -251,6 +251,13 @@ class Policy:
     def _attempt(self, delay: float) -> Attempt:
         self.attempts += 1
         return Attempt(self.server, delay, self.attempts)
+
+
+#: Refusals of the login after a reconnect that no later try can cure: the
+#: name or its password is no longer accepted.  ``username-taken`` waits
+#: (:meth:`Policy.name_taken`); anything else (``rate-limited``,
+#: ``server-full``, a cluster's ``unavailable``) counts as a failed attempt.
+FINAL_REFUSALS = frozenset({"auth-failed", "invalid-username"})
 
 
 def waiting_text(why: str, step: Attempt) -> str:

@@ -193,3 +193,26 @@ def test_line_mode_end_of_input_while_disconnected(tmp_path: Any) -> None:
     r.lines.put(None)
     assert result_of(r.done) == EXIT_LOST
     assert not r.net.clock.getDelayedCalls()
+
+
+def test_json_mode_records(tmp_path: Any) -> None:
+    """``--json``: a record for each reconnect step, the words on stderr."""
+    import json
+
+    net = Net(tmp_path, A)
+    opened(net)
+    lines: DeferredQueue[Any] = DeferredQueue()
+    out, err = io.StringIO(), io.StringIO()
+    ensureDeferred(LineMode(net.core, lines, out=out, err=err, as_json=True,
+                            username="alice", link=net.link).run())
+    net.answer("login", username="alice", server="s", limits={})
+    net.drop()
+    net.clock.advance(1.0)
+    net.answer("login", username="alice", server="s", limits={})
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["type"] for r in records] == ["ok", "reconnecting", "ok", "reconnected"]
+    assert records[1] == {"type": "reconnecting", "why": "the connection to the server was lost",
+                          "server": "a:1", "delay": 1.0}
+    assert records[3] == {"type": "reconnected", "server": "a:1", "username": "alice",
+                          "room": None}
+    assert "[disconnected] the connection to the server was lost" in err.getvalue()

@@ -167,3 +167,17 @@ def test_upload_cut_is_failed_not_retried(tmp_path: Any) -> None:
     net.clock.advance(1.0)
     net.answer("login", username="alice", server="s", limits={})
     assert net.requests() == [] and net.link.state == "up"
+
+
+def test_busy_server_is_tried_again(tmp_path: Any) -> None:
+    """``rate-limited`` or ``server-full`` at the new login: a failed attempt, not the end."""
+    net = Net(tmp_path, A, B)
+    opened(net)
+    net.login()
+    net.drop()
+    net.clock.advance(1.0)
+    net.refuse("server-full", "The server is full")
+    net.drop(ConnectionDone())
+    waiting = net.of(Reconnecting)[-1]
+    assert waiting.why == "logging in again was refused: The server is full"
+    assert waiting.server == "b:2" and not net.of(GaveUp)
