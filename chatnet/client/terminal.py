@@ -37,7 +37,7 @@ LINE_MODE_RETRY_FOR = 300.0
 EPILOG = """\
 commands: /join <room>, /leave, /broadcast <message> (or plain text),
 /whisper <user> <message>, /sendfile <file> <user>, /cancel <transfer>,
-/rooms, /who [room], /users, /help, /exit
+/rooms, /who [room], /users, /reconnect, /help, /exit
 
 servers: HOST [PORT] (the default is 127.0.0.1 8080), or several as
 host:port words, tried in this order: at start, and again whenever the
@@ -87,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="give up when the server has not answered login within "
                         "this long (default 10)")
     parser.add_argument("--no-reconnect", dest="reconnect", action="store_false",
-                        help="do not connect again when the connection is lost; exit "
-                        "(line mode) or stay disconnected (full screen)")
+                        help="do not connect again when the connection is lost: exit "
+                        "with status 5 (shut down) or 6 (lost), as both modes once did")
     parser.add_argument("--retry-for", metavar="SECONDS", type=float, default=None,
                         help="give up reconnecting after this long without a connection "
                         "(default: 300 in line mode, never on the full screen)")

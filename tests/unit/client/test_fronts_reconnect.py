@@ -216,3 +216,12 @@ def test_json_mode_records(tmp_path: Any) -> None:
     assert records[3] == {"type": "reconnected", "server": "a:1", "username": "alice",
                           "room": None}
     assert "[disconnected] the connection to the server was lost" in err.getvalue()
+
+
+def test_full_screen_no_reconnect_ends_as_before(tmp_path: Any) -> None:
+    """``--no-reconnect``: the loss ends the screen with status 6 (5 after a shutdown)."""
+    net, view, finished = logged_in_view(tmp_path)
+    net.link.enabled = False
+    feed(net, {"type": "shutdown", "message": "bye"})
+    net.drop(ConnectionDone())
+    assert finished == [EXIT_SHUTDOWN]
