@@ -46,3 +46,16 @@ def test_the_oldest_versions_agree() -> None:
         lowest = match.group(1)
         assert f"{var}={lowest}\n" in script
         assert f"{name}=={lowest}" in tox
+
+
+def test_every_package_is_installed() -> None:
+    """setup.cfg lists every package under chatnet/ (pip install . ships only those)."""
+    setup = (ROOT / "setup.cfg").read_text(encoding="utf-8")
+    block = setup.split("packages =", 1)[1].split("\n\n", 1)[0]
+    listed = {line.strip() for line in block.splitlines()[1:] if line.startswith((" ", "\t"))}
+    listed = {name for name in listed if name and not name.startswith("#") and "=" not in name}
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for init in (ROOT / "chatnet").rglob("__init__.py")
+    }
+    assert found <= listed, f"not in setup.cfg's packages: {sorted(found - listed)}"
