@@ -401,11 +401,17 @@ class Ok(Reply):
         return obj
 
     def wire(self) -> bytes:
-        ident = self.id
-        if type(ident) is int and not self.result:  # the fast path
+        if self.result:
+            return Control.wire(self)
+        return Ok.encode(self.id)
+
+    @staticmethod
+    def encode(ident: Id) -> bytes:
+        """``Ok(ident).wire()`` without building the object (a byte template)."""
+        if type(ident) is int:
             payload = b'{"type":"ok","id":%d}' % ident
             return _LENGTH.pack(len(payload)) + payload
-        return Control.wire(self)
+        return Control.wire(Ok(ident))
 
 
 @_kind("ok", None)
@@ -443,11 +449,18 @@ class BroadcastOk(Reply):
     delivered: int
 
     def wire(self) -> bytes:
-        ident = self.id
-        if type(ident) is int:  # once per message sent
-            payload = b'{"type":"ok","id":%d,"delivered":%d}' % (ident, self.delivered)
+        return BroadcastOk.encode(self.id, self.delivered)
+
+    @staticmethod
+    def encode(ident: Id, delivered: int) -> bytes:
+        """
+        ``BroadcastOk(ident, delivered).wire()`` without building the object:
+        a byte template, once per message sent.
+        """
+        if type(ident) is int:
+            payload = b'{"type":"ok","id":%d,"delivered":%d}' % (ident, delivered)
             return _LENGTH.pack(len(payload)) + payload
-        return Control.wire(self)
+        return Control.wire(BroadcastOk(ident, delivered))
 
 
 @_kind("ok", None)
@@ -536,7 +549,9 @@ class Message(Event):
         return message_wire(self.room, self.sender, self.text, self.ts)
 
 
-def message_wire(room: str, sender: str, text: str, ts: float) -> bytes:
+def message_wire(
+    room: str, sender: str, text: str, ts: float, _limit: int = MAX_PAYLOAD
+) -> bytes:
     """
     ``Message(room, sender, text, ts).wire()`` without building the object:
     the hottest frame there is.
@@ -551,9 +566,10 @@ def message_wire(room: str, sender: str, text: str, ts: float) -> bytes:
         f'{{"type":"message","room":"{room}","from":"{sender}",'
         f'"text":{_encode_string(text)},"ts":{ts!r}}}'
     ).encode()
-    if len(payload) > MAX_PAYLOAD:
-        raise _too_large("message", len(payload))
-    return _LENGTH.pack(len(payload)) + payload
+    size = len(payload)
+    if size > _limit:
+        raise _too_large("message", size)
+    return _LENGTH.pack(size) + payload
 
 
 @_kind("whisper", _FROM_SERVER, sender="from")
@@ -800,17 +816,37 @@ def _read(cls: type[Control], obj: Mapping[str, Any]) -> Control:
 
 
 def _request_reader(cls: type[Request]) -> Callable[[dict[str, Any], Id], Request]:
-    """A fast constructor: requests take their fields unchecked."""
-    keys = tuple(key for attr, key in cls._KEYS if attr != "id")
-    if not keys:
-        return lambda obj, ident: cls(ident)  # type: ignore[call-arg]
-    if len(keys) == 1:
-        (k,) = keys
-        return lambda obj, ident: cls(ident, obj.get(k))  # type: ignore[call-arg]
-    if len(keys) == 2:
-        k1, k2 = keys
-        return lambda obj, ident: cls(ident, obj.get(k1), obj.get(k2))  # type: ignore[call-arg]
-    return lambda obj, ident: cls(ident, *[obj.get(k) for k in keys])  # type: ignore[call-arg]
+    """
+    A fast constructor: requests take their fields unchecked, written
+    straight into their slots.  A frozen dataclass's own ``__init__`` goes
+    through ``object.__setattr__`` per field, which costs a ``broadcast``
+    about 0.15 us more; the object is just as frozen afterwards.
+    """
+    new = object.__new__
+    set_id = cls.__dict__["id"].__set__
+    fields_ = tuple(
+        (cls.__dict__[attr].__set__, key) for attr, key in cls._KEYS if attr != "id"
+    )
+
+    if len(fields_) == 1:  # broadcast, join ...: one function call the fewer
+        ((set_one, one),) = fields_
+
+        def read_one(obj: dict[str, Any], ident: Id) -> Request:
+            frame = new(cls)
+            set_id(frame, ident)
+            set_one(frame, obj.get(one))
+            return frame
+
+        return read_one
+
+    def read(obj: dict[str, Any], ident: Id) -> Request:
+        frame = new(cls)
+        set_id(frame, ident)
+        for set_field, key in fields_:
+            set_field(frame, obj.get(key))
+        return frame
+
+    return read
 
 
 _READ_REQUEST = {name: _request_reader(cls) for name, cls in _FROM_CLIENT.items()}

@@ -394,9 +394,9 @@ class Session:
         try:
             handler = _HANDLERS.get(type(frame))
             if handler is not None:  # a request
-                assert isinstance(frame, Request)
-                ident = frame.id
-                if self._bucket is not None and type(frame) is not frames.Exit and not self._admit():
+                request: Any = frame  # (no isinstance check on the hot path)
+                ident = request.id
+                if self._bucket is not None and type(frame) is not _EXIT and not self._admit():
                     self._refuse(ident)
                     return
                 if self.state is State.NEW and type(frame) not in _BEFORE_LOGIN:
@@ -404,9 +404,9 @@ class Session:
                 untimed = self._untimed
                 if untimed:
                     self._untimed = untimed - 1
-                    handler(self, frame)
+                    handler(self, request)
                 else:
-                    self._timed(handler, frame)
+                    self._timed(handler, request)
             elif isinstance(frame, UnknownRequest | Request):  # none this server answers
                 ident = frame.id
                 kind = frame.type if type(frame) is UnknownRequest else frame.TYPE
@@ -685,11 +685,11 @@ class Session:
         self._reply(frames.LoginOk(req.id, user.name, SERVER_NAME, hub.settings.limits()))
 
     def _ping(self, req: frames.Ping) -> None:
-        self._reply(Ok(req.id))
+        self.outbox.send(Ok.encode(req.id))
 
     def _exit(self, req: frames.Exit) -> None:
         self._exited = True
-        self._reply(Ok(req.id))
+        self.outbox.send(Ok.encode(req.id))
         if self._online:
             self._logout(clean=True)
         self._close(None)
@@ -749,7 +749,7 @@ class Session:
         # the hottest frame there is.
         data = frames.message_wire(room.name, user.name, text, hub.now())
         delivered = room.send(data, exclude=user)
-        self.outbox.send(frames.BroadcastOk(req.id, delivered).wire())
+        self.outbox.send(frames.BroadcastOk.encode(req.id, delivered))
         stats = hub.stats
         stats.broadcasts += 1
         stats.deliveries += delivered
@@ -765,7 +765,7 @@ class Session:
         target = hub.directory.find_user(req.to)
         text = check_text(req.text, hub.settings.max_text)
         target.outbox.send(frames.WhisperEvent(user.name, text, hub.now()).wire())
-        self._reply(Ok(req.id))
+        self.outbox.send(Ok.encode(req.id))
         stats = hub.stats
         stats.whispers += 1
         stats.deliveries += 1
@@ -935,3 +935,4 @@ _HANDLERS: dict[type, Callable[[Session, Request], None]] = {
 }
 #: The requests answered before login.
 _BEFORE_LOGIN = frozenset({frames.Login, frames.Ping, frames.Exit})
+_EXIT = frames.Exit

@@ -325,8 +325,18 @@ def test_no_encoder_passes_the_limit() -> None:
         DataFrame(1, b"x" * (codec.MAX_DATA + 1)).wire()
 
 
-def test_frames_are_frozen() -> None:
-    """Frames are values: they cannot be changed."""
-    frame = frames.Join(1, "a")
-    with pytest.raises(AttributeError):
-        frame.room = "b"  # type: ignore[misc]
+@pytest.mark.parametrize("request_", REQUESTS, ids=repr)
+def test_frames_are_frozen(request_: Request) -> None:
+    """Frames are values, decoded ones too: they cannot be changed, and hash alike."""
+    decoded = decode_from_client(request_.payload())
+    for frame in (request_, decoded):
+        with pytest.raises(AttributeError):
+            frame.id = 99  # type: ignore[misc]
+    assert hash(decoded) == hash(request_)
+
+
+def test_template_encoders_need_no_object() -> None:
+    """Ok.encode and BroadcastOk.encode write what their objects would."""
+    for ident in (7, "x", None):
+        assert Ok.encode(ident) == Control.wire(Ok(ident))
+        assert frames.BroadcastOk.encode(ident, 3) == Control.wire(frames.BroadcastOk(ident, 3))
