@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
 from twisted.internet.protocol import ServerFactory
 from twisted.python.failure import Failure
@@ -27,6 +28,15 @@ def describe_peer(address: IAddress) -> str:
     if host is None or port is None:
         return str(address)
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def describe_loss(reason: Failure | None) -> str | None:
+    """What a lost connection's ``reason`` says, for the ``DISCONNECT`` line."""
+    if reason is None:
+        return None
+    if reason.check(ConnectionDone):
+        return "closed by the client"
+    return reason.getErrorMessage().rstrip(".")
 
 
 class ChatServerProtocol(fastpath.FramingReceiver):
@@ -117,7 +127,7 @@ class ChatServerProtocol(fastpath.FramingReceiver):
         self.reading.close()
         self._unwatch()
         self.outbound.connection_lost()
-        self.session.lost()
+        self.session.lost(describe_loss(reason))
 
     def _login_deadline(self) -> None:
         self._deadline = None

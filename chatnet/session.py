@@ -557,8 +557,13 @@ class Session:
         if self.state is not State.CLOSED:
             self._close(reason)
 
-    def lost(self, reason: str | None = None) -> None:
-        """The connection is gone, for whatever reason."""
+    def lost(self, cause: str | None = None) -> None:
+        """
+        The connection is gone, for whatever reason.
+
+        :param cause: what the transport said, for the log line of a
+            connection lost without ``exit`` (``None``: nothing to add).
+        """
         hub = self.hub
         if self not in hub.sessions:
             return
@@ -567,11 +572,9 @@ class Session:
         self._log_refused()
         if self._online:
             self._logout(clean=self._exited)
-        how = (
-            reason
-            or self._close_reason
-            or ("left cleanly" if self._exited else "connection lost")
-        )
+        how = self._close_reason or ("left cleanly" if self._exited else "connection lost")
+        if cause and self._close_reason is None and not self._exited:
+            how = f"{how} ({cause})"
         if not self._quiet:
             hub.audit("DISCONNECT", f"{self.who} {how}", {
                 "user": self.user.name if self.user else None, "peer": self.peer, "reason": how,

@@ -117,7 +117,8 @@ def test_lines_name_users_rooms_peers_and_files(tmp_path: Path) -> None:
     b.lose()
     server.settle()
     assert server.audit.category("DISCONNECT") == [
-        f"bob ({b.protocol.session.peer}) connection lost",
+        f"bob ({b.protocol.session.peer}) connection lost"
+        " (Connection to the other side was lost in a non-clean fashion)",
         f"alice ({peer}) left cleanly",
     ]
 

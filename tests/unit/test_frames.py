@@ -331,7 +331,7 @@ def test_frames_are_frozen(request_: Request) -> None:
     decoded = decode_from_client(request_.payload())
     for frame in (request_, decoded):
         with pytest.raises(AttributeError):
-            frame.id = 99  # type: ignore[misc]
+            frame.id = 99  # type: ignore[misc, union-attr]
     assert hash(decoded) == hash(request_)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from support.chat import error_code, logged_in, new_server
+from twisted.internet.error import ConnectionDone
 
 from chatnet import codec, frames
 from chatnet import session as session_module
@@ -131,11 +132,14 @@ def test_exit_logs_clean_disconnect(server: Server) -> None:
 
 
 def test_lost_connection_logged(server: Server) -> None:
-    """A dropped connection is a DISCONNECT saying the connection was lost."""
-    (a,) = logged_in(server, "alice")
+    """A dropped connection is a DISCONNECT saying the connection was lost, and how."""
+    a, b = logged_in(server, "alice", "bob")
     a.lose()
     line = server.audit.category("DISCONNECT")[-1]
-    assert line.startswith("alice (127.0.0.1:") and line.endswith("connection lost")
+    assert line.startswith("alice (127.0.0.1:")
+    assert line.endswith(" connection lost (Connection to the other side was lost in a non-clean fashion)")
+    b.lose(ConnectionDone())
+    assert server.audit.category("DISCONNECT")[-1].endswith(" connection lost (closed by the client)")
 
 
 def test_accounts(tmp_path: Path) -> None:
