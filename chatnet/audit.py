@@ -83,7 +83,9 @@ class Audit:
     directly and no event is built at all.
     """
 
-    def __init__(self, observer: Observer) -> None:
+    def __init__(self, observer: Observer, now: Callable[[], float] = time.time) -> None:
+        #: The time of an event (the reactor's ``seconds``; a Clock's in tests).
+        self._now = now
         self._observers: tuple[Observer, ...] = (observer,)
         self._logger = Logger(namespace=NAMESPACE, observer=cast(ILogObserver, observer))
         self._direct = observer.line if isinstance(observer, AuditFileObserver) else None
@@ -96,7 +98,7 @@ class Audit:
     def __call__(self, category: str, text: str, fields: Fields | None = None) -> None:
         direct = self._direct
         if direct is not None:
-            direct(category, text, time.time(), fields)
+            direct(category, text, self._now(), fields)
             return
         event = {
             "log_logger": self._logger,
@@ -104,7 +106,7 @@ class Audit:
             "log_namespace": NAMESPACE,
             "log_source": None,
             "log_format": "[{audit_category}] {audit_text}",
-            "log_time": time.time(),
+            "log_time": self._now(),
             "audit_category": category,
             "audit_text": text,
             "audit_fields": fields,
@@ -139,7 +141,7 @@ class AuditFileObserver:
         if category is None:
             return
         self.line(
-            category, event["audit_text"], event.get("log_time") or time.time(),
+            category, event["audit_text"], event.get("log_time") or self._clock.seconds(),
             event.get("audit_fields"),
         )
 

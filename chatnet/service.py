@@ -110,7 +110,7 @@ class ChatService(Service):
         except BaseException:
             self.spool.close()
             raise
-        audit = Audit(self._observer)
+        audit = Audit(self._observer, now=reactor.seconds)
         settings = self.settings
         stats = Stats(time_requests=self.metrics is not None)
         transfers = TransferManager(settings, self.spool, reactor, audit, stats)

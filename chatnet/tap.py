@@ -126,7 +126,9 @@ class Options(usage.Options):
         "units: 3MiB, 512KiB, or plain bytes."
     )
 
-    optParameters: list[list[Any]] = [
+    # [long, short, default, doc, coerce]; the coercers are wrapped below so
+    # that their errors name the option.
+    _parameters: list[list[Any]] = [
         ["port", "p", "tcp:8080", "Port number or endpoint string to listen on.", endpoint_description],
         ["max-clients", None, 10_000, "Most connections held at once.", _positive_int],
         ["room-capacity", None, 15, "Most members in one room.", _positive_int],
@@ -160,9 +162,8 @@ class Options(usage.Options):
         ["metrics", None, None, "Serve Prometheus /metrics and /healthz over HTTP on this endpoint (e.g. tcp:9108:interface=127.0.0.1) [default: off].", endpoint_description],
     ]
 
-    optParameters = [
-        p[:4] + [_named(p[0], p[4])] if len(p) > 4 else p for p in optParameters
-    ]
+    optParameters = [p[:4] + [_named(p[0], p[4])] if len(p) > 4 else p for p in _parameters]
+    del _parameters
 
     optFlags = [
         ["no-fast-path", None, "Use only Twisted's public API: no zero-copy framing, no "

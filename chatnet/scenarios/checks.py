@@ -44,14 +44,6 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 
 
-def by_number(number: int) -> Scenario:
-    """:raises KeyError: for a number that is not 1 to 10."""
-    for scenario in SCENARIOS:
-        if scenario.number == number:
-            return scenario
-    raise KeyError(number)
-
-
 def run_scenario(scenario: Scenario, base: Path, timeout: float = 30.0) -> Result:
     """
     Run ``scenario`` in ``base/<NN-title>``, stop its processes, and report.

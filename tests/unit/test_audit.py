@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from pathlib import Path
 
 from support.chat import logged_in, new_server, offer, upload
@@ -168,3 +169,17 @@ def test_refused_file_name_is_escaped_in_the_error_line(tmp_path: Path) -> None:
     assert reply["code"] == "invalid-filename"
     (line,) = server.audit.category("ERROR")
     assert "\u202e" not in line and "photo\\u202egpj.exe" in line  # escaped before the log escapes it
+
+
+def test_time_is_injected() -> None:
+    """Lines and events carry the injected clock's time, not the wall clock's."""
+    clock, out = Clock(), io.StringIO()
+    clock.advance(1_000_000_000.5)  # 2001-09-09
+    audit = Audit(AuditFileObserver(out, clock), now=clock.seconds)
+    audit("LOGIN", "alice logged in")
+    clock.advance(0)
+    stamp = time.strftime("[%Y-%m-%d %H:%M:%S]", time.localtime(1_000_000_000))
+    assert out.getvalue() == f"{stamp} [LOGIN] alice logged in\n"
+    events: list[dict[str, object]] = []
+    Audit(events.append, now=lambda: 42.0)("JOIN", "alice joined r (1/15)")
+    assert events[0]["log_time"] == 42.0
