@@ -347,7 +347,11 @@ class ChatView:
 
     def reconnect_now(self) -> None:
         """``/reconnect`` and Ctrl+R: try at once while disconnected."""
-        if self.link is None or not self.link.retry_now():
+        if self.link is not None and self.link.retry_now():
+            return
+        if self.link is not None and self.link.reconnecting:
+            self.error("/reconnect: already connecting")
+        else:
             self.error("/reconnect: not disconnected")
 
     def _done(self, result: Any, command: Any) -> None:

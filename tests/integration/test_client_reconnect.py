@@ -147,8 +147,7 @@ def test_full_screen_stays_and_reconnects(servers: list[Server], tmp_path: Path)
         servers.append(second)
         ui.wait_for(rf"\[ok\] reconnected to 127\.0\.0\.1:{first.port} as alice, back in groupA",
                     timeout=40)
-        ui.wait_for(r"^ alice \| room groupA \(1\)")
-        assert "DISCONNECTED" not in ui.screen().splitlines()[-3]
+        ui.wait_for(r"^ alice \| room groupA \(1\)")  # the status bar, connected again
         carol = start_client(second.port, "-u", "carol", cwd=tmp_path / "carol", name="carol")
         try:
             carol.send("/join groupA", "after the restart")
@@ -157,6 +156,12 @@ def test_full_screen_stays_and_reconnects(servers: list[Server], tmp_path: Path)
             carol.out.wait_for(r"^\[groupA\] alice: welcome$")
         finally:
             carol.kill()
+
+        second.stop()  # a clean stop this time: its message stays on screen
+        ui.wait_for(r"\[server\] shutting down: ")
+        ui.wait_for(r"\[disconnected\] Server shut down: ")
+        ui.wait_for(r"^ DISCONNECTED")
+        assert "before the crash" in ui.screen() and "welcome" in ui.screen()
         ui.send("C-c")
         assert ui.wait_exit() == 0
     finally:
