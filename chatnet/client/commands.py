@@ -121,6 +121,8 @@ COMMANDS: dict[str, Spec] = {
     "whisper": Spec("/whisper <user> <message>", "send a private message"),
     "sendfile": Spec("/sendfile <file> <user>", "send a file (file first, then user)"),
     "cancel": Spec("/cancel <transfer>", "cancel one of your uploads"),
+    "accept": Spec("/accept <transfer>", "accept a file offered to you"),
+    "decline": Spec("/decline <transfer>", "decline a file offered to you"),
     "rooms": Spec("/rooms", "list rooms with their members and capacity"),
     "who": Spec("/who [room]", "list the members of a room (default: yours)"),
     "users": Spec("/users", "list everyone online"),
@@ -248,11 +250,12 @@ def parse(line: str, limits: Limits | None = None) -> Command:
         if not text.strip():
             raise _usage(name, f"Type a message after {user}")
         return Send("whisper", {"to": user, "text": check_text(text, limits)})
-    if name == "cancel":
+    if name in ("cancel", "accept", "decline"):
         number = args.lstrip("#")
         if not number.isdigit() or not number.isascii():
-            raise _usage(name, "Give the transfer number shown when the file was queued")
-        return Send("cancel", {"transfer": int(number)})
+            shown = "queued" if name == "cancel" else "offered"
+            raise _usage(name, f"Give the transfer number shown when the file was {shown}")
+        return Send(name, {"transfer": int(number)})
     return _parse_sendfile(args, limits)
 
 

@@ -68,6 +68,9 @@ log = Logger()
 
 #: Seconds :meth:`ClientCore.close` lets the transport flush before aborting.
 CLOSE_GRACE = 2.0
+#: Seconds a sent file keeps the core :meth:`~ClientCore.busy` while the
+#: addressee's receipt (``file-received``) may still come.
+RECEIPT_WAIT = 10.0
 
 
 class ClientCore:
@@ -81,10 +84,15 @@ class ClientCore:
     """
 
     def __init__(
-        self, clock: IReactorTime, downloads: str = "downloads", login_timeout: float = 10.0
+        self, clock: IReactorTime, downloads: str = "downloads", login_timeout: float = 10.0,
+        offers: bool = False,
     ) -> None:
         self.clock = clock
         self.login_timeout = login_timeout
+        #: Log in with ``offers``: each file is offered (``file-offer``) and
+        #: waits for :meth:`accept` or :meth:`decline`.  Otherwise files come
+        #: straight away.
+        self.offers = offers
         #: Why we closed the connection ourselves, when we did.
         self._why: str | None = None
         self.transport: ITransport | None = None
@@ -248,7 +256,11 @@ class ClientCore:
             validation.check_username(username)
         except ChatError as e:
             return fail(LocalError(e.message))
-        request = frames.Login(username=username, password=password)
+        # notices: told of files on their way (a chatnet extension; other
+        # servers ignore the field).
+        request = frames.Login(
+            username=username, password=password, offers=self.offers or None, notices=True,
+        )
         d = self.request(request)
         if self.is_connected:
             why = no_login_reply(self.login_timeout)
@@ -280,6 +292,10 @@ class ClientCore:
                 check_state(command, self.room if self.username else "")
             except ParseError as e:
                 return fail(LocalError(e.message))
+            if command.type == "accept":
+                return self.accept(command.fields["transfer"])
+            if command.type == "decline":
+                return self.decline(command.fields["transfer"])
             request = command.request()
             if isinstance(request, frames.Rooms | frames.Users):
                 return self._every_page(request).addCallback(self._track, request)
@@ -360,6 +376,38 @@ class ClientCore:
         """Cancel one of our uploads."""
         return self.request(frames.Cancel(transfer=transfer))
 
+    def accept(self, transfer: int) -> Deferred[frames.Reply]:
+        """Accept a file offered to us: ``file-start`` and the data follow."""
+        return self.request(frames.Accept(transfer=transfer))
+
+    def decline(self, transfer: int) -> Deferred[frames.Reply]:
+        """Decline a file offered to us."""
+        d = self.request(frames.Decline(transfer=transfer))
+
+        def declined(reply: frames.Reply) -> frames.Reply:
+            self.incoming.declined(transfer)
+            return reply
+
+        return d.addCallback(declined)
+
+    def _delivered(self, frame: frames.FileDelivered) -> None:
+        self.outgoing.delivered(frame)
+        if self._idle:  # someone waits for us to be idle: the receipt may not come
+            self.clock.callLater(RECEIPT_WAIT, self._check_idle)
+
+    def _offered(self, frame: frames.FileOffer) -> None:
+        self.incoming.offered(frame)
+        if not self.offers:  # we did not ask to be asked: take it
+            self.accept(frame.transfer).addErrback(lambda f: None)
+
+    def _file_end(self, frame: frames.FileEnd) -> None:
+        """Save the file, then confirm what we saved (a receipt)."""
+        download = self.incoming.end(frame)
+        if download is not None and download.sha256 is not None and self.is_connected:
+            receipt = frames.Received(transfer=frame.transfer, sha256=download.sha256)
+            # A server of revision 1 does not know receipts: no matter.
+            self.request(receipt).addErrback(lambda f: None)
+
     @property
     def transfers(self) -> list[Transfer]:
         """Unfinished transfers, both directions, oldest first."""
@@ -367,8 +415,18 @@ class ClientCore:
         return sorted(items, key=lambda t: t.created_at)
 
     def busy(self) -> bool:
-        """Replies awaited or own transfers unfinished."""
-        return bool(self.replies.waiting or self.outgoing.offering or self.transfers)
+        """
+        Replies awaited or transfers unfinished (not counting files still on
+        their way to us or offered to us: they may wait for long).
+        """
+        running = [t for t in self.transfers if t.state not in ("pending", "offered")]
+        now = self.clock.seconds()
+        receipts = [
+            u for u in self.uploads.values()
+            if u.state == "delivered" and u.delivered_at is not None
+            and now < u.delivered_at + RECEIPT_WAIT
+        ]
+        return bool(self.replies.waiting or self.outgoing.offering or running or receipts)
 
     def when_idle(self) -> Deferred[None]:
         """Fires once nothing is :meth:`busy` (or the connection is gone)."""
@@ -477,9 +535,12 @@ _MOST_PAGES = 1000
 _HANDLERS: dict[type[frames.Control], Callable[[ClientCore, Any], None]] = {
     frames.UploadStart: lambda core, f: core.outgoing.started(f),
     frames.UploadDone: lambda core, f: core.outgoing.uploaded(f),
-    frames.FileDelivered: lambda core, f: core.outgoing.delivered(f),
+    frames.FileDelivered: lambda core, f: core._delivered(f),
     frames.FileFailed: lambda core, f: core.outgoing.failed(f),
     frames.FileStart: lambda core, f: core.incoming.start(f, core.limits.file_size),
-    frames.FileEnd: lambda core, f: core.incoming.end(f),
+    frames.FileEnd: lambda core, f: core._file_end(f),
     frames.FileAborted: lambda core, f: core.incoming.aborted(f),
+    frames.FileReceived: lambda core, f: core.outgoing.receipt(f),
+    frames.FileOffer: lambda core, f: core._offered(f),
+    frames.FilePending: lambda core, f: core.incoming.pending(f),
 }

@@ -86,6 +86,10 @@ class Download(Transfer):
     tmp_path: str | None = None
     file: IO[bytes] | None = field(default=None, repr=False)
     hasher: Any = field(default_factory=hashlib.sha256, repr=False)
+    #: The sha256 we computed of what arrived, once it all did.
+    sha256: str | None = None
+    #: ``file-pending`` (notices): ``queued``, ``uploading`` or ``waiting``.
+    pending: str | None = None
 
 
 class DownloadStore:
@@ -176,6 +180,43 @@ class Downloads:
     def unfinished(self) -> list[Download]:
         return [d for d in self.by_transfer.values() if not d.finished]
 
+    def pending(self, frame: frames.FilePending) -> None:
+        """``file-pending`` (notices): a file on its way, queued or uploading."""
+        known = self.by_transfer.get(frame.transfer)
+        if known is not None and known.state not in ("pending", "offered"):
+            return
+        if known is None:
+            known = self.by_transfer[frame.transfer] = Download(
+                name=frame.name, size=max(frame.size, 0), peer=frame.sender,
+                transfer=frame.transfer, state="pending", created_at=self._now(),
+            )
+            kind = "pending"
+        else:
+            kind = "progress"  # a new state of one we showed already
+        known.pending = frame.state
+        known.position = frame.position or 0
+        self._emit(TransferEvent(kind, known, frame))
+
+    def offered(self, frame: frames.FileOffer) -> Download:
+        """``file-offer``: a file waits for our ``accept`` or ``decline``."""
+        known = self.by_transfer.get(frame.transfer)
+        download = Download(
+            name=frame.name, size=max(frame.size, 0), peer=frame.sender,
+            transfer=frame.transfer, state="offered", original=frame.original,
+            created_at=known.created_at if known is not None else self._now(),
+        )
+        self.by_transfer[frame.transfer] = download
+        self._emit(TransferEvent("offered", download, frame))
+        return download
+
+    def declined(self, transfer: int) -> None:
+        """We declined ``transfer``: nothing comes."""
+        download = self._unfinished(transfer)
+        if download is not None:
+            download.state, download.reason = "discarded", "declined"
+            download.finished_at = self._now()
+            self._emit(TransferEvent("declined", download))
+
     def start(self, frame: frames.FileStart, max_size: int) -> None:
         """``file-start``: open a spool file, unless the file is refused."""
         transfer, size = frame.transfer, frame.size
@@ -183,9 +224,11 @@ class Downloads:
             log.warn("ignoring malformed file-start {frame!r}", frame=frame)
             return
         now = self._now()
+        known = self.by_transfer.get(transfer)
         download = Download(
             name=frame.name, size=size, peer=frame.sender,
-            transfer=transfer, state="receiving", created_at=now, started_at=now,
+            transfer=transfer, state="receiving", started_at=now,
+            created_at=known.created_at if known is not None else now,
             original=frame.original,
         )
         self.by_transfer[transfer] = download
@@ -214,27 +257,36 @@ class Downloads:
             return
         download.file.write(data)
         download.hasher.update(data)
-        download.done_bytes += len(data)
+        download.moved(download.done_bytes + len(data), self._now())
         self._emit(TransferEvent("progress", download))
 
-    def end(self, frame: frames.FileEnd) -> None:
-        """``file-end``: keep the file if its size and sha256 match."""
+    def end(self, frame: frames.FileEnd) -> Download | None:
+        """
+        ``file-end``: keep the file if its size and sha256 match.
+
+        :returns: the download, with the ``sha256`` we computed set when
+            every byte arrived (saved, or discarded for a hash mismatch):
+            what a receipt confirms.
+        """
         download = self._unfinished(frame.transfer)
-        if download is None:
-            return
+        if download is None or download.state != "receiving":
+            return None
         if download.done_bytes != download.size:
             self._discard(download, f"got {download.done_bytes} of {download.size} bytes", frame)
         elif frame.sha256.lower() != download.hasher.hexdigest():
+            download.sha256 = download.hasher.hexdigest()
             self._discard(download, "sha256 mismatch: the file was damaged", frame)
         else:
             try:
                 self.store.save(download)
             except OSError as e:
                 self._discard(download, f"cannot save: {e.strerror or e}", frame)
-                return
+                return download
+            download.sha256 = download.hasher.hexdigest()
             download.state = "saved"
             download.finished_at = self._now()
             self._emit(TransferEvent("saved", download, frame))
+        return download
 
     def aborted(self, frame: frames.FileAborted) -> None:
         """``file-aborted``: nothing is kept."""
@@ -255,6 +307,7 @@ class Downloads:
         self, download: Download, reason: str, frame: frames.Control | None = None
     ) -> None:
         self.store.discard(download)
+        kind = "withdrawn" if download.state in ("pending", "offered") else "discarded"
         download.state, download.reason = "discarded", reason
         download.finished_at = self._now()
-        self._emit(TransferEvent("discarded", download, frame))
+        self._emit(TransferEvent(kind, download, frame))

@@ -52,8 +52,11 @@ class ServerEvent:
 class TransferEvent:
     """
     A transfer changed.  ``kind``: ``queued``, ``started``, ``uploaded``,
-    ``delivered``, ``failed`` (uploads); ``receiving``, ``saved``,
-    ``discarded`` (downloads); ``progress`` (both).
+    ``delivered`` (sent: every byte written to the addressee), ``received``
+    (the addressee's receipt), ``failed`` (uploads); ``pending`` (on its
+    way, with notices), ``offered``, ``declined``, ``withdrawn`` (failed
+    before it started), ``receiving``, ``saved``, ``discarded``
+    (downloads); ``progress`` (both).
     """
 
     kind: str

@@ -39,6 +39,7 @@ REASONS = {
     "size-mismatch": "the size did not match",
     "cancelled": "cancelled",
     "shutdown": "the server shut down",
+    "declined": "declined",
 }
 
 
@@ -195,7 +196,26 @@ def transfer_event(kind: str, t: Any, frame: frames.Control | None = None) -> Li
     if kind == "uploaded":
         return Line(FILE, f"[file] {name} uploaded ({size}), delivering to {peer}")
     if kind == "delivered":
-        return Line(SUCCESS, f"[file] {name} delivered to {peer}")
+        # All bytes written to the addressee's connection: not yet its receipt.
+        return Line(FILE, f"[file] {name} sent to {peer}")
+    if kind == "received":
+        if t.verified:
+            return Line(SUCCESS, f"[file] {peer} received {name}, sha256 verified")
+        return Line(ERROR, f"[error] {peer} received {name} but its sha256 did NOT match: "
+                           "the file was damaged on the way; send it again")
+    if kind == "pending":
+        return Line(FILE, f"[file] {peer} is sending you {name} ({size}): {_pending(t)}")
+    if kind == "offered":
+        original = getattr(t, "original", None)
+        renamed = f" (sent as {escape(original)})" if original else ""
+        number = t.transfer
+        return Line(FILE, f"[file] {peer} offers {name} ({size}){renamed}: "
+                          f"/accept {number} or /decline {number}")
+    if kind == "withdrawn":  # announced or offered, never started
+        reason = escape(REASONS.get(t.reason or "", t.reason))
+        return Line(ERROR, f"[file] {name} from {peer} will not come: {reason}")
+    if kind == "declined":
+        return Line(NOTICE, f"[file] declined {name} from {peer}")
     if kind == "failed":
         reason = escape(REASONS.get(t.reason or "", t.reason))
         return Line(ERROR, f"[error] sending {name} to {peer} failed: {reason}")
@@ -204,7 +224,8 @@ def transfer_event(kind: str, t: Any, frame: frames.Control | None = None) -> Li
         renamed = f" (sent as {escape(original)})" if original else ""
         return Line(FILE, f"[file] receiving {name} from {peer} ({size}){renamed}")
     if kind == "saved":
-        return Line(SUCCESS, f"[file] received {name} from {peer} ({size}) -> {escape(t.path)}")
+        return Line(SUCCESS, f"[file] received {name} from {peer} ({size}), sha256 matched "
+                             f"-> {escape(t.path)}")
     if kind == "discarded":
         reason = escape(REASONS.get(t.reason or "", t.reason))
         return Line(ERROR, f"[error] {name} from {peer} discarded: {reason}")
@@ -255,6 +276,8 @@ def reply_lines(
         return [Line(NOTICE, f"[users] {_members(users)} ({len(users)} online)")]
     if kind == "cancel":
         return [Line(NOTICE, f"[ok] cancelling transfer {command.fields['transfer']}")]
+    if kind in ("accept", "decline"):
+        return []  # the transfer's own lines say it
     return [Line(SUCCESS, f"[ok] {kind}")]
 
 
@@ -263,12 +286,38 @@ def error_line(message: Any) -> Line:
     return Line(ERROR, f"[error] {escape(message)}")
 
 
+def _pending(t: Any) -> str:
+    """Where a file on its way to us is (``file-pending``)."""
+    state = getattr(t, "pending", None)
+    if state == "queued":
+        return "queued" if not t.position else f"queued, {t.position} ahead"
+    if state == "waiting":
+        return "uploaded, waiting for your earlier files"
+    return "uploading to the server"
+
+
+def _duration(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``1h02m``."""
+    seconds = int(seconds + 0.5)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
 def progress_texts(t: Any, now: float) -> list[str]:
     """
     What a transfer's progress bar says, most detailed first, so a narrow
     bar can drop detail: ``40% 1.2 MiB/3.0 MiB 800.0 KiB/s``, ``40%
     1.2 MiB/3.0 MiB``, ``40%``; while queued, its place and wait.
     """
+    if t.state == "pending":
+        where = _pending(t)
+        waited = f"for {now - t.created_at:.0f}s"
+        return [f"{where} {waited}", where, where.split(",")[0]]
+    if t.state == "offered" and t.direction == "down":
+        return ["offered: accept? (y/N, /accept, /decline)", "offered", "offered"]
     if t.state in ("offered", "queued"):
         place = "next" if t.position == 0 else f"{t.position} ahead"
         waited = f"waiting {now - t.created_at:.0f}s"
@@ -276,7 +325,12 @@ def progress_texts(t: Any, now: float) -> list[str]:
     pct = f"{t.percent():.0f}%"
     sizes = f"{format_size(t.done_bytes)}/{format_size(t.size)}"
     speed = f"{format_size(t.speed(now))}/s"
-    state = {"uploaded": "delivering", "delivered": "delivered", "saved": "saved",
-             "failed": "failed", "discarded": "discarded"}.get(t.state, "")
+    eta = t.eta(now) if hasattr(t, "eta") else None
+    if eta is not None and not t.finished and t.state != "uploaded":
+        speed += f" ETA {_duration(eta)}"
+    state = {"uploaded": "delivering", "delivered": "sent", "received": "received",
+             "saved": "saved", "failed": "failed", "discarded": "discarded"}.get(t.state, "")
+    if t.state == "received" and getattr(t, "verified", None) is False:
+        state = "received, sha256 MISMATCH"
     tail = f" {state}" if state else ""
     return [f"{pct} {sizes} {speed}{tail}", f"{pct} {sizes}{tail}", f"{pct}{tail}", pct]

@@ -92,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--retry-for", metavar="SECONDS", type=float, default=None,
                         help="give up reconnecting after this long without a connection "
                         "(default: 300 in line mode, never on the full screen)")
+    parser.add_argument("--accept-files", action="store_true",
+                        help="full screen: take every file sent to you without asking")
+    parser.add_argument("--ask-files", action="store_true",
+                        help="line mode: have each file offered first; answer with "
+                        "/accept N or /decline N (files are taken without asking otherwise)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
@@ -128,8 +133,9 @@ def interactive(args: argparse.Namespace) -> bool:
 
 async def run(reactor: Any, args: argparse.Namespace) -> None:
     """Connect, run the chosen front end, and exit with its status."""
-    core = ClientCore(reactor, args.downloads, login_timeout=args.login_timeout)
     full_screen = interactive(args)
+    asks = not args.accept_files if full_screen else args.ask_files
+    core = ClientCore(reactor, args.downloads, login_timeout=args.login_timeout, offers=asks)
     retry_for = args.retry_for
     if retry_for is None and not full_screen:
         retry_for = LINE_MODE_RETRY_FOR

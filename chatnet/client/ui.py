@@ -17,6 +17,7 @@ import dataclasses
 import glob
 import os
 import signal
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -54,7 +55,7 @@ from chatnet.client.screen import (
 )
 from chatnet.client.transfers import Transfer
 from chatnet.errors import ChatError
-from chatnet.validation import count
+from chatnet.validation import count, format_size
 
 log = Logger()
 
@@ -143,6 +144,8 @@ class ChatView:
         self.asking_password_for: str | None = None
         self.logged_in = False
         self.confirming = False
+        #: Files offered to us, waiting for y or n (the first is asked).
+        self.offers: deque[Transfer] = deque()
         self.loop: urwid.MainLoop | None = None
         self._draw_call: Any = None
         self._tick: Any = None
@@ -243,6 +246,7 @@ class ChatView:
                 self.redraw()
             else:
                 self.add(render.transfer_event(event.kind, event.transfer, event.frame))
+                self._offer_changed(event.kind, event.transfer)
         elif isinstance(event, Reconnecting):
             self.add(render.Line(render.ERROR, f"[disconnected] {event.text}"))
         elif isinstance(event, Reconnected):
@@ -283,8 +287,46 @@ class ChatView:
 
     # -- input --------------------------------------------------------------
 
+    def _offer_changed(self, kind: str, t: Transfer) -> None:
+        """Ask about offered files one at a time; forget those that went."""
+        if kind == "offered" and self.core.offers:
+            self.offers.append(t)
+            if len(self.offers) == 1:
+                self._ask_offer()
+        elif t in self.offers and t.state != "offered":
+            first = self.offers[0] is t
+            self.offers.remove(t)
+            if first:
+                self._ask_offer()
+
+    def _ask_offer(self) -> None:
+        """Put the question about the first offered file on the input line."""
+        if not self.offers:
+            self.input.set_caption(("prompt", "> " if self.logged_in else "Username: "))
+            return
+        t = self.offers[0]
+        question = (f"{render.escape(t.peer)} offers {render.escape(t.name)} "
+                    f"({format_size(t.size)}): accept? [y/N] ")
+        self.input.set_caption(("prompt", question))
+
+    def _answer_offer(self, text: str) -> bool:
+        """A line typed while a file is offered: y accepts, n or nothing declines."""
+        answer = text.strip().lower()
+        if answer not in ("y", "yes", "n", "no", ""):
+            return False  # an ordinary line: the question stays
+        t = self.offers.popleft()
+        assert t.transfer is not None
+        if answer in ("y", "yes"):
+            self.core.accept(t.transfer).addErrback(self._failed)
+        else:
+            self.core.decline(t.transfer).addErrback(self._failed)
+        self._ask_offer()
+        return True
+
     def submit(self, text: str) -> None:
         self.hint.set_text(("hint", ""))
+        if self.offers and self.logged_in and not self.confirming and self._answer_offer(text):
+            return
         if self.confirming:
             self.confirming = False
             answer = text.strip().lower()

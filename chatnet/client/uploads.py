@@ -84,6 +84,10 @@ class Upload(Transfer):
     path: str = ""
     file: IO[bytes] | None = field(default=None, repr=False)
     done: Deferred[Upload] = field(default_factory=Deferred, repr=False)
+    #: The addressee's receipt (``file-received``): whether its hash matched.
+    verified: bool | None = None
+    #: When ``file-delivered`` came.
+    delivered_at: float | None = None
 
 
 class _Bounded:
@@ -221,9 +225,23 @@ class Uploads:
         if upload is None:
             return
         upload.state = "delivered"
+        upload.delivered_at = self._clock.seconds()
         self._close(upload)
         self._emit(TransferEvent("delivered", upload, frame))
         upload.done.callback(upload)
+
+    def receipt(self, frame: frames.FileReceived) -> None:
+        """``file-received``: the addressee has the file (``verified``: intact)."""
+        upload = self.by_transfer.get(frame.transfer)
+        if upload is None or upload.state not in ("delivered", "uploaded"):
+            return
+        was = upload.state
+        upload.state = "received"
+        upload.verified = frame.verified
+        self._close(upload)
+        self._emit(TransferEvent("received", upload, frame))
+        if was != "delivered":
+            upload.done.callback(upload)
 
     def failed(self, frame: frames.FileFailed) -> None:
         """``file-failed``: stop sending, say why."""

@@ -46,9 +46,11 @@ def test_chat_whisper_and_file(server: Server, tmp_path: Path) -> None:
         (tmp_path / "bob" / "downloads" / "report.pdf").write_bytes(b"old")
         alice.send("/sendfile report.pdf bob")
         saved = bob.out.wait_for(
-            r"^\[file\] received report.pdf from alice \(195.3 KiB\) -> (\S+)$", timeout=20)
+            r"^\[file\] received report.pdf from alice \(195.3 KiB\), sha256 matched -> (\S+)$",
+            timeout=20)
         assert saved.group(1) == "downloads/report_1.pdf"
-        alice.out.wait_for(r"^\[file\] report.pdf delivered to bob$", timeout=20)
+        alice.out.wait_for(r"^\[file\] report.pdf sent to bob$", timeout=20)
+        alice.out.wait_for(r"^\[file\] bob received report.pdf, sha256 verified$", timeout=20)
         received = (tmp_path / "bob" / "downloads" / "report_1.pdf").read_bytes()
         assert hashlib.sha256(received).digest() == hashlib.sha256(content).digest()
         assert (tmp_path / "bob" / "downloads" / "report.pdf").read_bytes() == b"old"
@@ -83,7 +85,8 @@ def test_pipe_waits_for_upload(server: Server, tmp_path: Path) -> None:
             "[ok] joined r (1 here: alice)",
             "[r] alice: hello",
         ]
-        assert "[file] big.bin delivered to bob" in out
+        assert "[file] big.bin sent to bob" in out
+        assert "[file] bob received big.bin, sha256 verified" in out
         bob.out.wait_for(r"^\[file\] received big.bin from alice")
         assert (tmp_path / "bob" / "downloads" / "big.bin").read_bytes() == data
     finally:
@@ -168,3 +171,28 @@ def test_ctrl_c_leaves_cleanly(server: Server, tmp_path: Path) -> None:
     server.stop()
     assert "carol (127.0.0.1" in server.log_path.read_text()
     assert "left cleanly" in server.log_path.read_text().split("carol (127.0.0.1")[1]
+
+
+def test_offers_in_line_mode(server: Server, tmp_path: Path) -> None:
+    """``--ask-files``: each file is offered; /decline tells the sender, /accept takes it."""
+    bob = start_client(server.port, "-u", "bob", "--ask-files", cwd=tmp_path / "bob", name="bob")
+    alice = start_client(server.port, "-u", "alice", cwd=tmp_path / "alice", name="alice")
+    try:
+        bob.out.wait_for(r"^\[ok\] logged in as bob")
+        alice.out.wait_for(r"^\[ok\] logged in as alice")
+        (tmp_path / "alice" / "a.txt").write_bytes(b"first")
+        alice.send("/sendfile a.txt bob")
+        offer = bob.out.wait_for(r"^\[file\] alice offers a.txt \(5 B\): /accept (\d+) or")
+        bob.send(f"/decline {offer.group(1)}")
+        alice.out.wait_for(r"^\[error\] sending a.txt to bob failed: declined$")
+        seen = len(bob.out.lines)
+        alice.send("/sendfile a.txt bob")
+        offer = bob.out.wait_for(r"^\[file\] alice offers a.txt \(5 B\): /accept (\d+) or",
+                                 start=seen)
+        bob.send(f"/accept {offer.group(1)}")
+        bob.out.wait_for(r"^\[file\] received a.txt from alice \(5 B\), sha256 matched")
+        alice.out.wait_for(r"^\[file\] bob received a.txt, sha256 verified$")
+        assert (tmp_path / "bob" / "downloads" / "a.txt").read_bytes() == b"first"
+    finally:
+        alice.kill()
+        bob.kill()

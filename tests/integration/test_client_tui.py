@@ -64,8 +64,10 @@ def test_interactive_session(server: Server, tmp_path: Path) -> None:
         incoming = os.urandom(2_500_000)
         (tmp_path / "bob" / "photo.png").write_bytes(incoming)
         bob.send("/sendfile photo.png alice")
+        ui.wait_for(r"bob offers photo\.png \(2\.4 MiB\): accept\? \[y/N\]", timeout=30)
+        ui.type("y")
         ui.wait_for(r"down #\d+ photo\.png <- bob .*100% 2\.4 MiB/2\.4 MiB", timeout=30)
-        ui.wait_for(r"\[file\] received photo\.png from bob \(2\.4 MiB\) -> downloads/photo\.png")
+        ui.wait_for(r"\[file\] received photo\.png from bob \(2\.4 MiB\), sha256 matched")
         assert (home / "downloads" / "photo.png").read_bytes() == incoming
 
         outgoing = os.urandom(1_500_000)
@@ -74,7 +76,7 @@ def test_interactive_session(server: Server, tmp_path: Path) -> None:
         ui.wait_for(r"^> /sendfile notes\.txt\s*$")
         ui.type("bob")
         ui.wait_for(r"up   #\d+ notes\.txt -> bob .*100% ", timeout=30)
-        ui.wait_for(r"\[file\] notes\.txt delivered to bob", timeout=30)
+        ui.wait_for(r"\[file\] bob received notes\.txt, sha256 verified", timeout=30)
         bob.out.wait_for(r"^\[file\] received notes\.txt from alice")
         assert (tmp_path / "bob" / "downloads" / "notes.txt").read_bytes() == outgoing
 

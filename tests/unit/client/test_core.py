@@ -19,7 +19,7 @@ def test_login_sets_name_server_and_limits(tmp_path: Any) -> None:
     h = connected(str(tmp_path), login=False)
     d = h.core.login("alice")
     (req,) = h.requests()
-    assert req == {"type": "login", "id": 1, "username": "alice"}
+    assert req == {"type": "login", "id": 1, "username": "alice", "notices": True}
     h.reply(req, username="alice", server="chatnet/1.0", limits={"text": 100, "file_size": 10})
     assert result_of(d) == frames.LoginOk(1, "alice", "chatnet/1.0", {"text": 100, "file_size": 10})
     assert (h.core.username, h.core.server) == ("alice", "chatnet/1.0")

@@ -57,7 +57,7 @@ def test_piped_session(tmp_path: Any) -> None:
     """``printf 'alice\\n/join r\\nhello\\n' | chatnet-client``: login shown, exit 0."""
     r = Run(tmp_path)
     r.type("alice", "/join r", "hello", None)
-    assert r.h.requests()[0] == {"type": "login", "id": 1, "username": "alice"}
+    assert r.h.requests()[0] == {"type": "login", "id": 1, "username": "alice", "notices": True}
     r.h.reply({"id": 1}, username="alice", server="chatnet/1.0", limits={})
     r.answer("join", room="r", members=["alice"])
     r.answer("broadcast", delivered=0)
@@ -146,8 +146,28 @@ def test_eof_waits_for_uploads(tmp_path: Any) -> None:
     r.h.feed({"type": "upload-done", "transfer": 1, "waited": 0, "seconds": 0})
     assert r.h.requests() == []  # no exit yet
     r.h.feed({"type": "file-delivered", "transfer": 1, "to": "bob"})
+    assert r.h.requests() == []  # bob's receipt may still come
+    r.h.feed({"type": "file-received", "transfer": 1, "to": "bob", "verified": True})
     assert r.finish() == EXIT_OK
-    assert r.output[-1] == "[file] f.txt delivered to bob"
+    assert r.output[-2:] == ["[file] f.txt sent to bob", "[file] bob received f.txt, sha256 verified"]
+
+
+def test_eof_waits_for_a_receipt_only_so_long(tmp_path: Any) -> None:
+    """A receipt that does not come (a server of revision 1) delays the exit 10 s at most."""
+    (tmp_path / "f.txt").write_bytes(b"abc")
+    r = Run(tmp_path, username="alice")
+    r.login()
+    r.type(f"/sendfile {tmp_path / 'f.txt'} bob", None)
+    r.answer("sendfile", transfer=1, position=0)
+    r.h.feed({"type": "upload-start", "transfer": 1, "waited": 0})
+    r.h.clock.advance(0)
+    r.h.sent()
+    r.h.feed({"type": "upload-done", "transfer": 1, "waited": 0, "seconds": 0})
+    r.h.feed({"type": "file-delivered", "transfer": 1, "to": "bob"})
+    r.h.clock.advance(9.9)
+    assert r.h.requests() == []
+    r.h.clock.advance(0.1)
+    assert r.finish() == EXIT_OK
 
 
 def test_exit_command(tmp_path: Any) -> None:

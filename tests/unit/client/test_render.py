@@ -68,14 +68,14 @@ def download(**kw: Any) -> Download:
         ("queued", upload(position=2), "[file] report.pdf (2.1 KiB) to bob: transfer 3, queued, 2 ahead"),
         ("started", upload(), "[file] sending report.pdf to bob"),
         ("uploaded", upload(), "[file] report.pdf uploaded (2.1 KiB), delivering to bob"),
-        ("delivered", upload(), "[file] report.pdf delivered to bob"),
+        ("delivered", upload(), "[file] report.pdf sent to bob"),
         ("failed", upload(reason="recipient-offline"),
          "[error] sending report.pdf to bob failed: the recipient went offline"),
         ("receiving", download(), "[file] receiving report.pdf from alice (2.1 KiB)"),
         ("receiving", download(original="r.pdf"),
          "[file] receiving report.pdf from alice (2.1 KiB) (sent as r.pdf)"),
         ("saved", download(path="downloads/report_1.pdf"),
-         "[file] received report.pdf from alice (2.1 KiB) -> downloads/report_1.pdf"),
+         "[file] received report.pdf from alice (2.1 KiB), sha256 matched -> downloads/report_1.pdf"),
         ("discarded", download(reason="sha256 mismatch: the file was damaged"),
          "[error] report.pdf from alice discarded: sha256 mismatch: the file was damaged"),
     ],
@@ -134,7 +134,7 @@ def test_progress_texts() -> None:
     assert render.progress_texts(t, now=5.0)[0] == "queued (2 ahead), waiting 5s"
     t.state, t.started_at, t.done_bytes = "sending", 5.0, 1075
     assert render.progress_texts(t, now=6.0) == [
-        "50% 1.0 KiB/2.1 KiB 1.0 KiB/s", "50% 1.0 KiB/2.1 KiB", "50%", "50%"]
+        "50% 1.0 KiB/2.1 KiB 1.0 KiB/s ETA 1s", "50% 1.0 KiB/2.1 KiB", "50%", "50%"]
     d = download(started_at=0.0)
     d.done_bytes, d.state, d.finished_at = 2150, "saved", 1.0
     assert render.progress_texts(d, now=9.0)[0] == "100% 2.1 KiB/2.1 KiB 2.1 KiB/s saved"

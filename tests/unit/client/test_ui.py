@@ -165,7 +165,7 @@ def test_bar_text_fits_width() -> None:
     t.done_bytes = 40
     bar = TransferBar()
     bar.texts = progress_texts(t, 1.0)
-    assert bar.texts[0] == "40% 40 B/100 B 40 B/s"
+    assert bar.texts[0] == "40% 40 B/100 B 40 B/s ETA 2s"
     bar.render((10,))
     assert bar.get_text() == "40%"
     queued = Upload(name="a", size=1, peer="b", transfer=2, state="queued", position=3)
@@ -225,7 +225,7 @@ def test_auth_failed_asks_for_the_password_unechoed(tmp_path: Any) -> None:
     assert "s3cret" not in v.screen() and "******" in v.screen()
     v.keys("enter")
     (again,) = v.h.requests()
-    assert again == {"type": "login", "id": again["id"], "username": "alice", "password": "s3cret"}
+    assert again == {"type": "login", "id": again["id"], "username": "alice", "password": "s3cret", "notices": True}
     v.h.reply(again, username="alice", server="chatnet/1.0", limits={})
     v.h.reply(v.h.requests()[0], users=["alice"])
     assert "[ok] logged in as alice" in v.screen()

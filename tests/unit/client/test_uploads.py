@@ -142,10 +142,11 @@ def test_upload_whole_flow(tmp_path: Any) -> None:
     assert not has_result(upload.done) and not has_result(idle)
     h.feed({"type": "file-delivered", "transfer": 7, "to": "bob"})
     assert result_of(upload.done).state == "delivered"
+    assert not has_result(idle)  # the receipt may still come
+    h.feed({"type": "file-received", "transfer": 7, "to": "bob", "verified": True})
     assert has_result(idle)
     assert [k for k in h.kinds() if k != "progress"] == [
-        "queued", "started", "uploaded", "delivered"]
-    assert h.clock.getDelayedCalls() == []
+        "queued", "started", "uploaded", "delivered", "received"]
 
 
 def test_two_uploads_interleave_and_chat_goes_first(tmp_path: Any) -> None:
