@@ -20,8 +20,8 @@ from chatnet.scenarios.processes import Peer, Server
 #: The contract's default limits.
 SLOTS = 5
 MAX_FILE = 3 * 1024 * 1024
-#: ``[file] received report.pdf from alice (2.1 KiB) -> downloads/report.pdf``
-RECEIVED = r"^\[file\] received (\S+) from (\w+) \(([^)]*)\) -> (.+)$"
+#: ``[file] received report.pdf from alice (2.1 KiB), sha256 matched -> downloads/report.pdf``
+RECEIVED = r"^\[file\] received (\S+) from (\w+) \(([^)]*)\), sha256 matched -> (.+)$"
 
 
 def offer(ctx: Context, peer: Peer, to: str, path: Path) -> int:
@@ -113,7 +113,7 @@ def oversized_file(ctx: Context) -> str:
     alice.send("/sendfile big.bin bob")
     _, told = alice.out.wait_for(r"^\[error\] (big\.bin is .*\(3145728 bytes\))$", ctx.timeout)
     alice.send("/sendfile exact.bin bob")
-    alice.out.wait_for(r"^\[file\] exact\.bin delivered to bob$", ctx.timeout)
+    alice.out.wait_for(r"^\[file\] exact\.bin sent to bob$", ctx.timeout)
     _, got = bob.out.wait_for(RECEIVED, ctx.timeout)
     check(sha256_file(bob.cwd / got.group(4)) == exact, "exact.bin arrived damaged")
     offers = server.log_lines("SENDFILE")
@@ -159,7 +159,7 @@ def filename_collision(ctx: Context) -> str:
     for client in senders.values():
         client.send("/sendfile project.pdf dana")
     for client in senders.values():
-        client.out.wait_for(r"^\[file\] project\.pdf delivered to dana$", ctx.timeout)
+        client.out.wait_for(r"^\[file\] project\.pdf sent to dana$", ctx.timeout)
     saved = dana.out.wait_count(RECEIVED, 3, ctx.timeout)
     names = {m.group(1): m.group(2) for m in saved}
     check(sorted(names) == ["project.pdf", "project_1.pdf", "project_2.pdf"],
@@ -207,7 +207,7 @@ def queue_wait_duration(ctx: Context, hold: float = 1.0) -> str:
     holders[SLOTS].upload(transfers[SLOTS], filler)
     started_line, started = quinn.out.wait_for(
         r"^\[file\] sending report\.pdf to rx after waiting (\d+\.\d)s$", ctx.timeout)
-    quinn.out.wait_for(r"^\[file\] report\.pdf delivered to rx$", ctx.timeout)
+    quinn.out.wait_for(r"^\[file\] report\.pdf sent to rx$", ctx.timeout)
     number = queued.group(1)
     server.wait_log("FILE-QUEUE", rf"transfer #{number} report\.pdf from quinn queued at position 1 "
                     r"\(queue size 2\)", ctx.timeout)
