@@ -41,7 +41,7 @@ def test_reconnects_logs_in_and_rejoins(tmp_path: Any) -> None:
     up = net.link.when_up()
     net.clock.advance(1.0)
     (login,) = net.requests()
-    assert login == {"type": "login", "id": 1, "username": "alice", "password": "pw"}
+    assert login == {"type": "login", "id": 1, "username": "alice", "password": "pw", "notices": True}
     net.protocol.dataReceived(codec.encode_frame(  # type: ignore[union-attr]
         {"type": "ok", "id": 1, "username": "alice", "server": "s", "limits": {}}))
     assert net.core.room is None  # until the join is answered
