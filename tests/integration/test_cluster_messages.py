@@ -5,14 +5,16 @@ at every following node, gaps filled from the stream, losses reported.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import AsyncIterator
 
 import pytest_twisted
 from support.redis import RedisServer
 from twisted.internet import reactor
 
-from chatnet.cluster.keys import parse_url
+from chatnet.cluster.keys import Fenced, parse_url
 from chatnet.cluster.messages import RoomMessages
+from chatnet.cluster.redis import Unavailable
 from chatnet.cluster.sequence import Lost, Reset
 from chatnet.cluster.state import Node
 from integration.cluster_helpers import Cluster, eventually
@@ -175,3 +177,92 @@ async def test_after_a_reconnection_the_room_is_resubscribed_and_caught_up(
     assert b.texts() == ["one", "two", "three"]
     assert b.messages.subscriber._protocol is not protocol
     assert b.reports == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_reading_the_head_finds_a_lost_tail(three: tuple[Node, Follower, Follower]) -> None:
+    """The last messages missed, and none after: the periodic head read fills them."""
+    a, b, _ = three
+    sender = RoomMessages(a, parse_url(_url(b)), reactor, lambda *_: None, lambda *_: None)
+    await b.follow("lobby")
+    protocol = b.messages.subscriber._protocol
+    assert protocol is not None
+    channel = b.messages.keys.channel("lobby")
+    await protocol.unsubscribe(channel)
+    await sender.publish("lobby", "one")
+    await sender.publish("lobby", "two")
+    await protocol.subscribe(channel)
+    assert b.texts() == []
+    await b.messages.sync()
+    await b.has(2)
+    assert b.texts() == ["one", "two"] and b.reports == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_redis_restarted_empty_starts_a_new_epoch(
+        three: tuple[Node, Follower, Follower], cluster: Cluster) -> None:
+    """
+    Redis is killed and comes back empty: the follower's link comes back by
+    itself, the publisher is fenced and registers anew, and the new epoch
+    is reported before its first message is delivered.
+    """
+    a, b, _ = three
+    sender = RoomMessages(a, parse_url(_url(b)), reactor, lambda *_: None, lambda *_: None)
+    await b.follow("lobby")
+    await sender.publish("lobby", "old")
+    await b.has(1)
+    cluster.server.restart()  # kill -9, then empty on the same port
+    channel = b.messages.keys.channel("lobby")
+
+    async def back() -> bool:
+        return channel in b.messages.subscriber.live
+
+    await eventually(back, "the follower to subscribe again", timeout=8.0)
+
+    async def fenced() -> bool:
+        try:
+            await sender.publish("lobby", "lost")
+        except Unavailable:  # the command link has not noticed the restart yet
+            return False
+        except Fenced:
+            return True
+        raise AssertionError("published with an incarnation Redis no longer knows")
+
+    await eventually(fenced, "the publisher to be told it is fenced", timeout=8.0)
+    await a.register()
+    assert await sender.publish("lobby", "new") == 1
+    await b.has(2)
+    assert b.texts() == ["old", "new"]
+    assert [type(event) for _, event in b.reports] == [Reset]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_frozen_redis_is_noticed_by_the_ping(
+        three: tuple[Node, Follower, Follower], cluster: Cluster) -> None:
+    """
+    Redis stops answering without closing anything (SIGSTOP): the
+    subscriber's PING times out and drops the dead link; when Redis answers
+    again the link is made anew and re-subscribed.
+    """
+    _, b, _ = three
+    await b.follow("lobby")
+    protocol = b.messages.subscriber._protocol
+    process = cluster.server.process
+    assert process is not None
+    b.messages.subscriber._ping()  # a beat now, rather than in 2 s
+    process.proc.send_signal(signal.SIGSTOP)
+    try:
+        b.messages.subscriber._ping()
+
+        async def dropped() -> bool:
+            return b.messages.subscriber._protocol is not protocol
+
+        await eventually(dropped, "the PING to time out and drop the link", timeout=5.0)
+    finally:
+        process.proc.send_signal(signal.SIGCONT)
+    channel = b.messages.keys.channel("lobby")
+
+    async def back() -> bool:
+        return channel in b.messages.subscriber.live
+
+    await eventually(back, "the link to come back", timeout=8.0)
