@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -41,6 +42,26 @@ if TYPE_CHECKING:
 log = Logger()
 
 SHUTDOWN_MESSAGE = "The server is shutting down"
+
+
+def cannot_listen(error: BaseException) -> str:
+    """Why listening failed, in one line for an operator."""
+    if isinstance(error, CannotListenError):
+        where = f"{error.interface or '*'}:{error.port}"
+        cause = error.socketError
+        reason = getattr(cause, "strerror", None) or str(cause)
+        return f"cannot listen on {where}: {reason}"
+    if isinstance(error, ImportError):
+        return (
+            f"cannot listen: {error} (for ssl: endpoints install the tls extra: "
+            "pip install 'chatnet[tls]')"
+        )
+    assert isinstance(error, OSError)
+    path = error.filename2 or error.filename  # a lock file's symlink: (pid, path)
+    if isinstance(path, bytes):
+        path = path.decode(errors="replace")
+    name = f" ({path})" if path else ""
+    return f"cannot listen: {error.strerror or error}{name}"
 
 
 class ChatService(Service):
@@ -107,6 +128,11 @@ class ChatService(Service):
         self.spool = Spool(self.spool_dir)
         try:
             self._observer = open_observer(self.audit_log, reactor, self.audit_format)
+        except OSError as e:
+            self.spool.close()
+            raise SystemExit(
+                f"chatnet: cannot open the audit log {self.audit_log}: {e.strerror or e}"
+            ) from None
         except BaseException:
             self.spool.close()
             raise
@@ -131,13 +157,17 @@ class ChatService(Service):
                 self.registry = make_registry(self.hub)
                 site = make_site(self.registry, self.health_checks)
                 self._listen(self.metrics, site, self._metrics_listening)
-        except BaseException:
+        except BaseException as e:
             if self.port is not None:
                 self.port.stopListening()
             if self._sweeper is not None:
                 self._sweeper.stop()
             self._close_files()
             self.spool.close()
+            if isinstance(e, (CannotListenError, OSError, ImportError)):
+                # An operator's mistake (port in use, no such interface or
+                # folder, TLS extra missing): one line, not a traceback.
+                raise SystemExit(f"chatnet: {cannot_listen(e)}") from None
             raise
         self._audit_spool(transfers)
         Service.privilegedStartService(self)

@@ -9,6 +9,7 @@ with a clear message, never a traceback), :func:`makeService` builds the
 
 from __future__ import annotations
 
+import math
 import re
 import signal
 from collections.abc import Callable
@@ -59,9 +60,12 @@ def _number(kind: Callable[[str], N]) -> Callable[[str], N]:
 
     def convert(text: str) -> N:
         try:
-            return kind(text)
+            value = kind(text)
         except ValueError:
             raise ValueError(f"expected {what}, not {text!r}") from None
+        if not math.isfinite(value):  # nan, inf: no timeout, rate or size
+            raise ValueError(f"expected a finite number, not {text!r}")
+        return value
 
     return convert
 
@@ -258,6 +262,16 @@ class Options(usage.Options):
                 f"--{option}: {self[option]!r}: no such socket was passed to the server "
                 "(run it from a systemd socket unit, or with systemd-socket-activate "
                 "--fdname=NAME)"
+            ) from None
+        except OSError as e:  # ssl: a key or certificate file that cannot be read
+            raise usage.UsageError(
+                f"--{option}: {self[option]!r}: cannot read {e.filename or 'a file it names'}: "
+                f"{e.strerror or e}"
+            ) from None
+        except ImportError as e:  # ssl: without pyOpenSSL
+            raise usage.UsageError(
+                f"--{option}: {self[option]!r} needs a module that is not installed "
+                f"({e}); for ssl: endpoints install the tls extra: pip install 'chatnet[tls]'"
             ) from None
         except (ValueError, TypeError, KeyError) as e:
             raise usage.UsageError(

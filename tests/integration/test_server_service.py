@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.error import CannotListenError, ConnectionRefusedError
+from twisted.internet.error import ConnectionRefusedError
 
 from chatnet.config import Settings
 from chatnet.service import ChatService
@@ -16,7 +16,7 @@ from integration.helpers import LiveServer, connect
 
 
 def test_busy_port_fails_at_start(tmp_path: Path) -> None:
-    """A port already in use is an error from privilegedStartService, before running."""
+    """A port already in use stops privilegedStartService with one line, before running."""
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -24,8 +24,9 @@ def test_busy_port_fails_at_start(tmp_path: Path) -> None:
         service = ChatService(f"tcp:{port}:interface=127.0.0.1", Settings(),
                               audit_log=str(tmp_path / "server.log"),
                               spool_dir=str(tmp_path / "spool"), reactor=reactor)
-        with pytest.raises(CannotListenError):
+        with pytest.raises(SystemExit) as info:
             service.privilegedStartService()
+    assert str(info.value) == f"chatnet: cannot listen on 127.0.0.1:{port}: Address already in use"
     assert not service.running
 
 

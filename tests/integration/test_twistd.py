@@ -126,3 +126,27 @@ def test_twist_runs_chatnet(tmp_path: Path) -> None:
         assert "[SHUTDOWN]" in (tmp_path / "server.log").read_text()
     finally:
         proc.kill()
+
+
+def test_port_in_use_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """A port another program holds stops twistd with one line saying so, no traceback."""
+    from support.processes import TWISTD
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        argv = [sys.executable, "-c", TWISTD, "-n", "--pidfile=", "chatnet",
+                "--port", f"tcp:{port}:interface=127.0.0.1",
+                "--audit-log", str(tmp_path / "server.log"), "--spool-dir", str(tmp_path / "spool")]
+        proc = Process(argv, tmp_path, "server", stdin=subprocess.DEVNULL)
+        try:
+            assert proc.wait(timeout=30) == 1, proc.describe()
+            said = proc.out.text + proc.err.text
+            assert f"chatnet: cannot listen on 127.0.0.1:{port}: Address already in use" in said, said
+            assert "Traceback" not in said, said
+        finally:
+            proc.kill()
+    finally:
+        holder.close()

@@ -247,3 +247,17 @@ def test_default_listen_backlog() -> None:
     assert with_backlog("tcp:port=8080:backlog=4096:interface=::1") == "tcp:port=8080:backlog=4096:interface=::1"
     assert with_backlog("systemd:domain=INET:index=0") == "systemd:domain=INET:index=0"
     assert with_backlog("tcp:8080", 64) == "tcp:8080:backlog=64"
+
+
+def test_an_audit_log_that_cannot_be_opened_stops_the_start_in_one_line(tmp_path: Path) -> None:
+    """The audit log's folder missing: SystemExit with a message an operator can act on."""
+    service = ChatService(
+        "tcp:0", Settings(), audit_log=str(tmp_path / "gone" / "server.log"),
+        spool_dir=str(tmp_path / "spool"), reactor=MemoryReactorClock(),
+    )
+    with pytest.raises(SystemExit) as info:
+        service.privilegedStartService()
+    assert str(info.value) == (
+        f"chatnet: cannot open the audit log {tmp_path / 'gone' / 'server.log'}: "
+        "No such file or directory"
+    )

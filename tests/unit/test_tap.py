@@ -91,7 +91,11 @@ def test_limits_parsed() -> None:
         ("--upload-queue", "-1", "0 or more"),
         ("--login-timeout", "0", "greater than 0"),
         ("--shutdown-grace", "-1", "0 or more"),
-        ("--shutdown-grace", "nan", "0 or more"),
+        ("--shutdown-grace", "nan", "--shutdown-grace: expected a finite number"),
+        ("--shutdown-grace", "inf", "--shutdown-grace: expected a finite number"),
+        ("--login-timeout", "nan", "--login-timeout: expected a finite number"),
+        ("--offer-timeout", "inf", "--offer-timeout: expected a finite number"),
+        ("--flood-rate", "inf", "--flood-rate: expected a finite number"),
         ("--max-output", "0", "greater than 0"),
         ("--upload-idle-timeout", "0", "greater than 0"),
         ("--stall-timeout", "-1", "--stall-timeout: must be 0 or more"),
@@ -259,3 +263,24 @@ def test_protective_limits_parsed() -> None:
     assert (s.max_per_address, s.max_pending_per_address, s.max_pending) == (0, 3, 10)
     assert "--flood-burst" in refused("--flood-burst", "0")
     assert "--max-pending" in refused("--max-pending", "-1")
+
+
+def test_ssl_port_without_the_tls_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ssl: without pyOpenSSL says which extra to install."""
+    import sys
+
+    import twisted.internet
+
+    monkeypatch.setitem(sys.modules, "OpenSSL", None)
+    monkeypatch.setitem(sys.modules, "twisted.internet.ssl", None)
+    monkeypatch.delattr(twisted.internet, "ssl", raising=False)
+    message = refused("--port", "ssl:8443:privateKey=k.pem:certKey=c.pem")
+    assert "--port:" in message and "pip install 'chatnet[tls]'" in message
+
+
+def test_ssl_port_with_a_missing_key(tmp_path: Path) -> None:
+    """ssl: naming a key file that is not there says so, not a traceback."""
+    pytest.importorskip("OpenSSL")
+    key = tmp_path / "missing.key"
+    message = refused("--port", f"ssl:8443:privateKey={key}:certKey={key}")
+    assert message.startswith("--port: ") and f"cannot read {key}: No such file or directory" in message
