@@ -107,7 +107,8 @@ class ClientCore:
         self._frame_listeners: list[Callable[[dict[str, Any]], None]] = []
         self._idle: list[Deferred[None]] = []
         self._exiting = False
-        #: Frames from the server so far: none means we never really connected.
+        #: Readable frames from the server so far: none means we never really
+        #: connected (junk from some other protocol does not count).
         self.frames_received = 0
         self._gone: Disconnected | None = None
 
@@ -446,7 +447,8 @@ class ClientCore:
 
     def received(self, frame: frames.FromServer) -> None:
         """Handle one decoded frame from the server."""
-        self.frames_received += 1
+        if not isinstance(frame, frames.BadFrame):  # junk is no answer
+            self.frames_received += 1
         if isinstance(frame, frames.DataFrame):
             self.incoming.data(frame.transfer, frame.data)
         elif isinstance(frame, frames.UnknownEvent):

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.defer import Deferred
-from twisted.internet.error import ConnectionDone
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.error import ConnectionDone, DNSLookupError
 from twisted.internet.interfaces import ITransport
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import Int32StringReceiver
@@ -71,7 +71,11 @@ def connect(
     """
     from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 
-    endpoint: Any = HostnameEndpoint(reactor, host.encode("idna"), port, timeout=timeout)
+    try:
+        name = host.encode("idna")
+    except UnicodeError:  # an empty label (x..y), one over 63 characters
+        return fail(DNSLookupError(f"{host!r} is not a valid host name"))
+    endpoint: Any = HostnameEndpoint(reactor, name, port, timeout=timeout)
     if tls:
         from twisted.internet.ssl import Certificate, optionsForClientTLS, platformTrust
 
@@ -82,4 +86,10 @@ def connect(
             trust = platformTrust()
         endpoint = wrapClientTLS(optionsForClientTLS(host, trustRoot=trust), endpoint)
     connected: Deferred[ClientProtocol] = endpoint.connect(ClientFactory(core))
-    return connected
+    return connected.addErrback(_bad_host_name, host)
+
+
+def _bad_host_name(failure: Failure, host: str) -> ClientProtocol:
+    """The endpoint refuses a name it cannot resolve (``a b``) with a bare ValueError."""
+    failure.trap(ValueError)
+    raise DNSLookupError(f"{host!r} is not a valid host name")

@@ -23,6 +23,7 @@ Pure: imports nothing from Twisted.
 
 from __future__ import annotations
 
+import ipaddress
 import random as _random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -95,6 +96,13 @@ def _host_of(word: str) -> str:
         host = word
     if not host:
         raise ValueError(f"{word!r}: no host")
+    if ":" in host:  # only an IPv6 address has colons in it
+        try:
+            ipaddress.IPv6Address(host.partition("%")[0])
+        except ValueError:
+            raise ValueError(
+                f"{word!r}: expected host:port, [IPv6 address]:port or an IPv6 address"
+            ) from None
     return host
 
 

@@ -339,3 +339,16 @@ def test_rooms_and_users_fetch_every_page(tmp_path: Any) -> None:
     assert [r.name for r in result_of(d).rooms] == ["a", "b"]
     assert h.core.rooms >= {"a", "b"}
 
+
+
+def test_junk_then_no_login_answer_is_not_connected(tmp_path: Any) -> None:
+    """Unreadable frames and then no answer to login: never really connected (exit status 3)."""
+    h = connected(str(tmp_path), login=False)
+    h.core.login_timeout = 10
+    d = h.core.login("alice")
+    h.protocol.dataReceived(struct.pack(">I", 5) + b"hello" + struct.pack(">I", 2) + b"[]")
+    h.clock.advance(10)
+    h.protocol.connectionLost(Failure(ConnectionDone()))
+    with pytest.raises(ConnectionClosed, match="no answer to login within 10 s"):
+        result_of(d)
+    assert h.core.never_answered

@@ -181,3 +181,22 @@ def test_busy_server_is_tried_again(tmp_path: Any) -> None:
     waiting = net.of(Reconnecting)[-1]
     assert waiting.why == "logging in again was refused: The server is full"
     assert waiting.server == "b:2" and not net.of(GaveUp)
+
+
+@pytest.mark.parametrize("host", ["a b", "x..y", "a" * 64 + ".example"])
+def test_a_host_name_that_cannot_be_resolved_is_an_unknown_host(tmp_path: Any, host: str) -> None:
+    """A malformed host name fails the connection as DNS would, so it is said, not a traceback."""
+    from twisted.internet.error import DNSLookupError
+    from twisted.internet.testing import MemoryReactorClock
+
+    from chatnet.client.core import ClientCore
+    from chatnet.client.link import cannot_connect
+    from chatnet.client.protocol import connect
+    from chatnet.client.reconnect import Server
+
+    reactor = MemoryReactorClock()
+    with pytest.raises(DNSLookupError) as info:
+        result_of(connect(reactor, ClientCore(reactor, str(tmp_path / "dl")), host, 8080))
+    assert cannot_connect(info.value, Server(host, 8080)) == (
+        f"cannot connect to {host}:8080: unknown host {host!r}"
+    )

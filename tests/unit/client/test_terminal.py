@@ -34,6 +34,8 @@ def test_positional_and_options() -> None:
         (["-u", "bad name"], "Invalid username 'bad name'"),
         (["--ca", "/nonexistent.pem"], "--ca '/nonexistent.pem': no such file"),
         (["--login-timeout", "0"], "--login-timeout must be more than 0 seconds"),
+        (["127.0.0.1:8080:5"], "'127.0.0.1:8080:5': expected host:port, [IPv6 address]:port"),
+        (["h:1", "a:b:c"], "'a:b:c': expected host:port"),
     ],
 )
 def test_bad_options(argv: list[str], message: str, capsys: Any) -> None:
@@ -70,3 +72,9 @@ def test_several_servers() -> None:
     assert [str(s) for s in terminal.parse_args(["h", "9"]).server_list] == ["h:9"]
     assert args.reconnect and args.retry_for is None
     assert not terminal.parse_args(["--no-reconnect"]).reconnect
+
+
+def test_ipv6_servers() -> None:
+    """A bare IPv6 address, with or without a zone, or in brackets with a port."""
+    servers = terminal.parse_args(["::1", "fe80::1%lo", "[::1]:9000"]).server_list
+    assert [(s.host, s.port) for s in servers] == [("::1", 8080), ("fe80::1%lo", 8080), ("::1", 9000)]
