@@ -179,7 +179,7 @@ class Link:
         """``/reconnect`` or Ctrl+R: try at once; false when not disconnected."""
         if self.state != "waiting":
             return False
-        self._schedule(self.policy.retry_now(), "retrying now")
+        self._schedule(self.policy.retry_now(), "asked to retry")
         return True
 
     def when_up(self) -> Deferred[bool]:

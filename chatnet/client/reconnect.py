@@ -270,8 +270,9 @@ FINAL_REFUSALS = frozenset({"auth-failed", "invalid-username"})
 
 def waiting_text(why: str, step: Attempt) -> str:
     """The line shown when an attempt is scheduled: ``why`` the last one went."""
-    when = "now" if step.delay < 0.05 else f"in {_seconds(step.delay)}"
-    return f"{why}; reconnecting to {step.server} {when} (/reconnect to try now)"
+    if step.delay < 0.05:
+        return f"{why}; reconnecting to {step.server} now"
+    return f"{why}; reconnecting to {step.server} in {_seconds(step.delay)} (/reconnect to try now)"
 
 
 def reconnected_text(server: Server, username: str, room: str | None, rejoined: str | None) -> str:

@@ -162,6 +162,6 @@ def test_texts() -> None:
         "reconnected to a:1 as alice; could not rejoin g: Room 'g' is full")
     assert waiting_text("lost", Attempt(A, 12.4, 1)) == (
         "lost; reconnecting to a:1 in 12 s (/reconnect to try now)")
-    assert waiting_text("lost", Attempt(A, 0.0, 1)).endswith("a:1 now (/reconnect to try now)")
+    assert waiting_text("refused", Attempt(A, 0.0, 1)) == "refused; reconnecting to a:1 now"
     assert status_text(A, 3.21) == "DISCONNECTED, retry in 3.2 s (Ctrl+R now)"
     assert status_text(A, None) == "DISCONNECTED, connecting to a:1..."
