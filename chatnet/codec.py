@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 #: Largest payload either side accepts: 64 KiB of file data + 5-byte header.
@@ -123,67 +122,3 @@ def not_a_frame(payload: bytes) -> str:
 def data_header(transfer: int, size: int) -> bytes:
     """The 9 bytes before ``size`` bytes of data of ``transfer`` on the wire."""
     return LENGTH.pack(size + DATA_HEADER) + HEADER.pack(0, transfer)
-
-
-# -- the dict-based API the client still uses; it goes once the client reads
-# -- chatnet.frames
-
-
-@dataclass(slots=True)
-class Request:
-    """A control frame: ``type``, the optional ``id`` and the whole object."""
-
-    type: str
-    id: int | str | None
-    fields: dict[str, Any] = field(repr=False)
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return self.fields.get(name, default)
-
-
-@dataclass(frozen=True, slots=True)
-class DataFrame:
-    """A data frame: ``data`` (1 to 65,536 bytes) for transfer ``transfer``."""
-
-    transfer: int
-    data: bytes | memoryview
-
-
-@dataclass(frozen=True, slots=True)
-class BadFrame:
-    """A payload that is neither; ``message`` says why."""
-
-    message: str
-
-
-Frame = Request | DataFrame | BadFrame
-
-
-def decode(payload: bytes) -> Frame:
-    """Classify and parse one payload.  Never raises."""
-    try:
-        if payload[:1] == b"{":
-            obj, kind, ident = parse_control(payload)
-            return Request(kind, ident, obj)
-        if payload[:1] == b"\x00":
-            return DataFrame(*parse_data(payload))
-    except Malformed as e:
-        return BadFrame(str(e))
-    return BadFrame(not_a_frame(payload))
-
-
-def encode_frame(obj: dict[str, Any]) -> bytes:
-    """A control frame ready for the wire: prefix + JSON."""
-    payload = encoder.encode(obj).encode("utf-8")
-    return LENGTH.pack(len(payload)) + payload
-
-
-def data_frame(transfer: int, data: bytes) -> bytes:
-    """A data frame ready for the wire: prefix + 0x00 + transfer + data."""
-    return LENGTH.pack(len(data) + DATA_HEADER) + HEADER.pack(0, transfer) + data
-
-
-def data_payload(transfer: int, data: bytes) -> bytes:
-    """A data frame's payload, without the length prefix."""
-    return HEADER.pack(0, transfer) + data
-

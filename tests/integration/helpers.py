@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from support import raw
 from twisted.internet import reactor, tcp
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
@@ -55,11 +56,11 @@ class ChatClient(Int32StringReceiver):
     # the wire
 
     def stringReceived(self, payload: bytes) -> None:
-        frame = codec.decode(payload)
-        if isinstance(frame, codec.DataFrame):
+        frame = raw.decode(payload)
+        if isinstance(frame, raw.DataFrame):
             self.data[frame.transfer] += frame.data
             self.timeline.append(("data", frame.transfer))
-        elif isinstance(frame, codec.Request):
+        elif isinstance(frame, raw.Request):
             self.frames.append(frame.fields)
             self.timeline.append(frame.type)
         else:

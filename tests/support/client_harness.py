@@ -11,10 +11,10 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from chatnet import codec
 from chatnet.client.core import ClientCore
 from chatnet.client.events import ClientEvent
 from chatnet.client.protocol import ClientProtocol
+from support import raw
 
 
 @dataclass
@@ -30,21 +30,21 @@ class Harness:
     def feed(self, *frames: dict[str, Any]) -> None:
         """Deliver control frames from the server."""
         for frame in frames:
-            self.protocol.dataReceived(codec.encode_frame(frame))
+            self.protocol.dataReceived(raw.encode_frame(frame))
 
     def feed_data(self, transfer: int, data: bytes) -> None:
         """Deliver one data frame from the server."""
-        self.protocol.dataReceived(codec.data_frame(transfer, data))
+        self.protocol.dataReceived(raw.data_frame(transfer, data))
 
-    def sent(self) -> list[codec.Frame]:
+    def sent(self) -> list[raw.Frame]:
         """Every frame written since the last call, decoded."""
-        raw = self.transport.value()
+        data = self.transport.value()
         self.transport.clear()
-        return parse_stream(raw)
+        return parse_stream(data)
 
     def requests(self) -> list[dict[str, Any]]:
         """The control frames written since the last call."""
-        return [f.fields for f in self.sent() if isinstance(f, codec.Request)]
+        return [f.fields for f in self.sent() if isinstance(f, raw.Request)]
 
     def reply(self, request: dict[str, Any], **fields: Any) -> None:
         """Answer ``request`` with ``ok``."""
@@ -59,13 +59,13 @@ class Harness:
         return out
 
 
-def parse_stream(raw: bytes) -> list[codec.Frame]:
+def parse_stream(data: bytes) -> list[raw.Frame]:
     """Split length-prefixed frames and decode each."""
     frames = []
-    while raw:
-        (n,) = struct.unpack(">I", raw[:4])
-        frames.append(codec.decode(raw[4 : 4 + n]))
-        raw = raw[4 + n :]
+    while data:
+        (n,) = struct.unpack(">I", data[:4])
+        frames.append(raw.decode(data[4 : 4 + n]))
+        data = data[4 + n :]
     return frames
 
 

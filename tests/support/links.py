@@ -13,12 +13,13 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from chatnet import codec, frames
+from chatnet import frames
 from chatnet.client.core import ClientCore
 from chatnet.client.events import ClientEvent
 from chatnet.client.link import Link
 from chatnet.client.protocol import ClientProtocol
 from chatnet.client.reconnect import Policy, Server
+from support import raw
 from support.client_harness import parse_stream, result_of
 
 A, B = Server("a", 1), Server("b", 2)
@@ -50,20 +51,20 @@ class Net:
         return succeed(self.protocol)
 
     def requests(self) -> list[dict[str, Any]]:
-        raw = self.transport.value()
+        data = self.transport.value()
         self.transport.clear()
-        return [f.fields for f in parse_stream(raw) if isinstance(f, codec.Request)]
+        return [f.fields for f in parse_stream(data) if isinstance(f, raw.Request)]
 
     def answer(self, type: str, **fields: Any) -> None:
         (req,) = self.requests()
         assert req["type"] == type, req
         assert self.protocol is not None
-        self.protocol.dataReceived(codec.encode_frame({"type": "ok", "id": req["id"], **fields}))
+        self.protocol.dataReceived(raw.encode_frame({"type": "ok", "id": req["id"], **fields}))
 
     def refuse(self, code: str, message: str) -> None:
         (req,) = self.requests()
         assert self.protocol is not None
-        self.protocol.dataReceived(codec.encode_frame(
+        self.protocol.dataReceived(raw.encode_frame(
             {"type": "error", "id": req["id"], "code": code, "message": message}))
 
     def login(self, name: str = "alice", password: str | None = None) -> None:

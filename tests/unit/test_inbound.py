@@ -5,10 +5,10 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+from support import raw
 from support.chat import new_server
 from twisted.internet.task import Clock
 
-from chatnet import codec
 from chatnet.inbound import FrameWatch, ReadGate
 from chatnet.testing import FakeClient, TestServer
 
@@ -130,7 +130,7 @@ def test_back_to_back_frames_each_get_their_own_time(tmp_path: Path) -> None:
     server = new_server(tmp_path, frame_timeout=5.0)
     alice = server.connect()
     alice.login("alice")
-    wire = b"".join(codec.encode_frame({"type": "ping", "id": i}) for i in range(200))
+    wire = b"".join(raw.encode_frame({"type": "ping", "id": i}) for i in range(200))
     # Reads of 7 bytes a second: each frame (26-28 bytes) takes at most 4 s,
     # the stream about 800 s, and reads rarely end on a frame boundary.
     for i in range(0, len(wire), 7):
@@ -163,7 +163,7 @@ def test_frames_held_while_paused_are_answered_on_resume(tmp_path: Path) -> None
     alice.login("alice")
     alice.protocol.pause_reading("test")
     assert alice.transport.producerState == "paused"
-    alice.protocol.dataReceived(b"".join(codec.encode_frame({"type": "ping", "id": i}) for i in range(3)))
+    alice.protocol.dataReceived(b"".join(raw.encode_frame({"type": "ping", "id": i}) for i in range(3)))
     assert alice.frames() == []
     alice.protocol.resume_reading("test")
     assert [f["id"] for f in alice.frames()] == [0, 1, 2]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from support import raw
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -47,7 +48,7 @@ def kind(data: bytes) -> Any:
     payload = data[4:]
     if payload[:1] == b"\x00":
         return ("data", int.from_bytes(payload[1:5], "big"))
-    return ("control", codec.decode(payload).type)  # type: ignore[union-attr]
+    return ("control", raw.decode(payload).type)  # type: ignore[union-attr]
 
 
 def outcome(d: Deferred[Any]) -> list[Any]:
@@ -119,7 +120,7 @@ def test_file_streamed_as_data_frames() -> None:
     data = bytes(range(256)) * 600  # 153,600 bytes: 3 frames
     done = outcome(out.send_file(9, io.BytesIO(data)))
     assert done and not isinstance(done[0], Failure)
-    frames = [codec.decode(w[4:]) for w in transport.writes]
+    frames = [raw.decode(w[4:]) for w in transport.writes]
     assert [len(f.data) for f in frames] == [CHUNK, CHUNK, len(data) - 2 * CHUNK]  # type: ignore[union-attr]
     assert all(f.transfer == 9 for f in frames)  # type: ignore[union-attr]
     assert b"".join(f.data for f in frames) == data  # type: ignore[union-attr]
@@ -150,8 +151,8 @@ def test_control_frames_go_before_file_chunks() -> None:
     transport.pause_each_write = True
     done = outcome(out.send_file(5, io.BytesIO(b"z" * (3 * CHUNK))))
     assert [kind(w) for w in transport.writes] == [("data", 5)]
-    out.send(codec.encode_frame({"type": "message", "text": "hi"}))
-    out.send(codec.encode_frame({"type": "presence"}))
+    out.send(raw.encode_frame({"type": "message", "text": "hi"}))
+    out.send(raw.encode_frame({"type": "presence"}))
     out.resumeProducing()
     out.resumeProducing()
     out.resumeProducing()
@@ -245,7 +246,7 @@ def test_batched_frames_go_before_file_chunks() -> None:
 
     transport = PausingTransport()
     out = Outbound(transport, Clock(), 10_000, lambda n: None, WriteBatch(Clock()))
-    out.send(codec.encode_frame({"type": "file-start"}))
+    out.send(raw.encode_frame({"type": "file-start"}))
     outcome(out.send_file(3, io.BytesIO(b"data")))
     assert [kind(w) for w in transport.writes] == [("control", "file-start"), ("data", 3)]
 

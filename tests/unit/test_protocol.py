@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from support import raw
 from support.chat import new_server
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.protocols.basic import Int32StringReceiver
@@ -26,8 +27,8 @@ class Client(Int32StringReceiver):
         self.frames: list[Any] = []
 
     def stringReceived(self, payload: bytes) -> None:
-        frame = codec.decode(payload)
-        self.frames.append(frame.fields if isinstance(frame, codec.Request) else frame)
+        frame = raw.decode(payload)
+        self.frames.append(frame.fields if isinstance(frame, raw.Request) else frame)
 
     def send(self, **obj: Any) -> None:
         self.sendString(json.dumps(obj).encode())
@@ -63,8 +64,8 @@ def test_frames_in_one_read(tmp_path: Path) -> None:
     """Many frames arriving in one read are each answered, in order."""
     server = new_server(tmp_path)
     c = server.connect()
-    wire = codec.encode_frame({"type": "login", "id": 0, "username": "alice"}) + b"".join(
-        codec.encode_frame({"type": "ping", "id": i}) for i in range(1, 200))
+    wire = raw.encode_frame({"type": "login", "id": 0, "username": "alice"}) + b"".join(
+        raw.encode_frame({"type": "ping", "id": i}) for i in range(1, 200))
     c.protocol.dataReceived(wire)
     assert [f["id"] for f in c.frames()] == list(range(200))
 
@@ -117,7 +118,7 @@ def test_file_over_iosim(tmp_path: Path) -> None:
     for i in range(0, len(data), 65536):
         alice.sendString(DataFrame(start["transfer"], data[i : i + 65536]).payload())
     flush()
-    got = b"".join(f.data for f in bob.frames if isinstance(f, codec.DataFrame))
+    got = b"".join(f.data for f in bob.frames if isinstance(f, raw.DataFrame))
     assert got == data
     (end,) = bob.control("file-end")
     assert end["sha256"] == hashlib.sha256(data).hexdigest()

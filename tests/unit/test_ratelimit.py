@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support import raw
 from support.chat import error_code, logged_in, new_server
 
-from chatnet import codec
 from chatnet.config import Settings
 from chatnet.ratelimit import FloodGate, TokenBucket
 from chatnet.testing import FakeClient
@@ -82,7 +82,7 @@ def test_flood_gate_rejects_nonsense() -> None:
 
 def _pings(client: FakeClient, ids: range) -> None:
     client.protocol.dataReceived(b"".join(
-        codec.encode_frame({"type": "ping", "id": i}) for i in ids))
+        raw.encode_frame({"type": "ping", "id": i}) for i in ids))
 
 
 def test_a_flooder_is_slowed_not_refused(tmp_path: Path) -> None:

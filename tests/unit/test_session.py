@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import raw
 from support.chat import error_code, logged_in, new_server
 from twisted.internet.error import ConnectionDone
 
@@ -231,14 +232,14 @@ def test_oversized_frame_closes_after_earlier_frames(server: Server) -> None:
     """A declared length over 65,541 is frame-too-large, then the connection closes."""
     (a,) = logged_in(server, "alice")
     a.protocol.dataReceived(
-        codec.encode_frame({"type": "ping", "id": 1})
+        raw.encode_frame({"type": "ping", "id": 1})
         + struct.pack(">I", codec.MAX_PAYLOAD + 1) + b"x" * 10
     )
     ok, error = a.frames()
     assert ok == {"type": "ok", "id": 1}
     assert error["type"] == "error" and error["code"] == "frame-too-large" and "id" not in error
     assert a.transport.disconnecting
-    a.protocol.dataReceived(codec.encode_frame({"type": "ping", "id": 2}))
+    a.protocol.dataReceived(raw.encode_frame({"type": "ping", "id": 2}))
     assert a.frames() == []
     server.settle()
     assert "frame too large" in server.audit.category("DISCONNECT")[-1]
@@ -264,9 +265,9 @@ def _conversation() -> bytes:
         {"type": "who", "id": 7},
         {"type": "sendfile", "id": 8, "to": "alice", "name": "a.txt", "size": 3},
     ]
-    wire = b"".join(codec.encode_frame(f) for f in frames)
+    wire = b"".join(raw.encode_frame(f) for f in frames)
     junk = struct.pack(">I", 4) + b"junk"
-    return wire + junk + DataFrame(99, b"abc").wire() + codec.encode_frame({"type": "exit", "id": 9})
+    return wire + junk + DataFrame(99, b"abc").wire() + raw.encode_frame({"type": "exit", "id": 9})
 
 
 def test_byte_by_byte_equals_whole(tmp_path: Path) -> None:

@@ -4,11 +4,12 @@ import struct
 from typing import Any
 
 import pytest
+from support import raw
 from support.client_harness import connected, has_result, result_of
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.python.failure import Failure
 
-from chatnet import codec, frames
+from chatnet import frames
 from chatnet.client.commands import Exit, Help, Send, parse
 from chatnet.client.events import ConnectionClosed, Disconnected, ServerEvent
 from chatnet.errors import ChatError, ErrorCode
@@ -107,7 +108,7 @@ def test_frames_fed_byte_by_byte(tmp_path: Any) -> None:
     """Frames split anywhere arrive the same."""
     h = connected(str(tmp_path))
     msg = {"type": "message", "room": "r", "from": "bob", "text": "h\u00e9", "ts": 1.0}
-    for byte in codec.encode_frame(msg) * 2:
+    for byte in raw.encode_frame(msg) * 2:
         h.protocol.dataReceived(bytes([byte]))
     assert h.events == [ServerEvent(frames.Message("r", "bob", "h\u00e9", 1.0))] * 2
 

@@ -6,12 +6,12 @@ its window and says what happened; line mode waits, then carries on.
 import io
 from typing import Any
 
+from support import raw
 from support.client_harness import has_result, result_of
 from support.links import A, Net, opened
 from twisted.internet.defer import Deferred, DeferredQueue, ensureDeferred
 from twisted.internet.error import ConnectionDone
 
-from chatnet import codec
 from chatnet.client.lines import EXIT_LOGIN, EXIT_LOST, EXIT_OK, EXIT_SHUTDOWN, LineMode
 from chatnet.client.ui import ChatView
 
@@ -29,7 +29,7 @@ def typed(view: ChatView, text: str) -> None:
 
 def feed(net: Net, frame: dict[str, Any]) -> None:
     assert net.protocol is not None
-    net.protocol.dataReceived(codec.encode_frame(frame))
+    net.protocol.dataReceived(raw.encode_frame(frame))
 
 
 def logged_in_view(tmp_path: Any) -> tuple[Net, ChatView, list[int]]:

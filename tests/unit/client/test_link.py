@@ -3,11 +3,11 @@
 from typing import Any
 
 import pytest
+from support import raw
 from support.client_harness import result_of
 from support.links import A, B, Net, opened
 from twisted.internet.error import ConnectionDone
 
-from chatnet import codec
 from chatnet.client.events import GaveUp, Reconnected, Reconnecting
 from chatnet.client.link import CannotConnect
 
@@ -42,7 +42,7 @@ def test_reconnects_logs_in_and_rejoins(tmp_path: Any) -> None:
     net.clock.advance(1.0)
     (login,) = net.requests()
     assert login == {"type": "login", "id": 1, "username": "alice", "password": "pw", "notices": True}
-    net.protocol.dataReceived(codec.encode_frame(  # type: ignore[union-attr]
+    net.protocol.dataReceived(raw.encode_frame(  # type: ignore[union-attr]
         {"type": "ok", "id": 1, "username": "alice", "server": "s", "limits": {}}))
     assert net.core.room is None  # until the join is answered
     net.answer("join", room="groupA", members=["alice", "bob"])

@@ -4,6 +4,7 @@ import os
 from typing import Any
 
 import pytest
+from support import raw
 from support.client_harness import (
     Harness,
     Pipe,
@@ -15,7 +16,7 @@ from support.client_harness import (
 from twisted.internet.error import ConnectionLost
 from twisted.python.failure import Failure
 
-from chatnet import codec, frames
+from chatnet import frames
 from chatnet.client.commands import SendFile
 from chatnet.client.events import LocalError
 from chatnet.client.uploads import inspect_file
@@ -33,16 +34,16 @@ def offer(h: Harness, path: str, to: str = "bob", transfer: int = 7, position: i
     return result_of(d)
 
 
-def kind(frame: codec.Frame) -> str:
+def kind(frame: raw.Frame) -> str:
     """A control frame's type."""
-    assert isinstance(frame, codec.Request), frame
+    assert isinstance(frame, raw.Request), frame
     return frame.type
 
 
-def data_by_transfer(frames: list[codec.Frame]) -> dict[int, bytes]:
+def data_by_transfer(frames: list[raw.Frame]) -> dict[int, bytes]:
     out: dict[int, bytes] = {}
     for f in frames:
-        if isinstance(f, codec.DataFrame):
+        if isinstance(f, raw.DataFrame):
             out[f.transfer] = out.get(f.transfer, b"") + f.data
     return out
 
@@ -136,7 +137,7 @@ def test_upload_whole_flow(tmp_path: Any) -> None:
     assert h.transport.producer is h.core.outbound
     sent = h.sent()
     assert data_by_transfer(sent) == {7: content}
-    assert all(len(f.data) <= frames.MAX_DATA for f in sent if isinstance(f, codec.DataFrame))
+    assert all(len(f.data) <= frames.MAX_DATA for f in sent if isinstance(f, raw.DataFrame))
     assert upload.done_bytes == len(content) and upload.percent() == 100
     h.feed({"type": "upload-done", "transfer": 7, "waited": 1.5, "seconds": 0.1})
     assert not has_result(upload.done) and not has_result(idle)
@@ -166,13 +167,13 @@ def test_two_uploads_interleave_and_chat_goes_first(tmp_path: Any) -> None:
     h.feed({"type": "upload-start", "transfer": 1, "waited": 0},
            {"type": "upload-start", "transfer": 2, "waited": 0})
     order: list[Any] = []
-    sent: list[codec.Frame] = []
+    sent: list[raw.Frame] = []
     for turn in range(8):
         if turn == 2:
             h.core.request(frames.Broadcast(text="still chatting"))  # queued: paused
         chunk = parse_stream(pipe.drain())
         sent += chunk
-        order.append([f.transfer if isinstance(f, codec.DataFrame) else kind(f) for f in chunk])
+        order.append([f.transfer if isinstance(f, raw.DataFrame) else kind(f) for f in chunk])
     # Chunk 1 was in the socket before upload 2 started; the broadcast asked
     # for while a chunk of 2 sat in the socket goes before any more data.
     assert order[:6] == [[1], [1], [2], ["broadcast"], [1], [2]]
@@ -199,7 +200,7 @@ def test_empty_file_sends_no_data(tmp_path: Any) -> None:
     (tmp_path / "empty").write_bytes(b"")
     upload = offer(h, str(tmp_path / "empty"), transfer=4)
     h.feed({"type": "upload-start", "transfer": 4, "waited": 0})
-    assert [f for f in h.sent() if isinstance(f, codec.DataFrame)] == []
+    assert [f for f in h.sent() if isinstance(f, raw.DataFrame)] == []
     assert upload.percent() == 100
 
 
@@ -216,8 +217,8 @@ def test_cancel_running_upload(tmp_path: Any) -> None:
     d = h.core.cancel(5)
     # What was in the socket, then the cancel, before any further chunk.
     out = parse_stream(pipe.drain()) + parse_stream(pipe.drain())
-    assert [f.transfer if isinstance(f, codec.DataFrame) else kind(f) for f in out] == [5, "cancel"]
-    (req,) = [f.fields for f in out if isinstance(f, codec.Request)]
+    assert [f.transfer if isinstance(f, raw.DataFrame) else kind(f) for f in out] == [5, "cancel"]
+    (req,) = [f.fields for f in out if isinstance(f, raw.Request)]
     assert req == {"type": "cancel", "id": 3, "transfer": 5}
     h.reply(req, transfer=5)
     h.feed({"type": "file-failed", "transfer": 5, "reason": "cancelled"})
