@@ -22,6 +22,9 @@ DATA_HEADER: Final = 5
 MAX_PAYLOAD: Final = MAX_DATA + DATA_HEADER
 #: Longest string ``id``, in characters (PROTOCOL.md section 2).
 MAX_ID: Final = 64
+#: Integer ids are held to the same 64 characters, written out in decimal.
+_ID_BELOW: Final = 10**MAX_ID
+_ID_ABOVE: Final = -(10 ** (MAX_ID - 1))
 
 LENGTH: Final = struct.Struct(">I")
 HEADER: Final = struct.Struct(">BI")  # 0x00, transfer number
@@ -64,7 +67,7 @@ def parse_control(payload: bytes) -> tuple[dict[str, Any], str, int | str | None
 
     :raises Malformed: not UTF-8 JSON, not an object with a string ``type``,
         or an ``id`` that is neither an integer nor a string of at most
-        :data:`MAX_ID` characters.
+        :data:`MAX_ID` characters (an integer too: in decimal).
     """
     try:
         # Decode strictly first: json.loads(bytes) would guess UTF-16/32 and
@@ -89,10 +92,13 @@ def parse_control(payload: bytes) -> tuple[dict[str, Any], str, int | str | None
     if type(kind) is not str:
         raise Malformed("control frame has no string field 'type'")
     ident = obj.get("id")
-    if ident is not None and type(ident) is not int:
-        if type(ident) is not str:
+    if ident is not None:
+        if type(ident) is int:
+            if not _ID_ABOVE < ident < _ID_BELOW:
+                raise Malformed(f"'id' must be at most {MAX_ID} characters")
+        elif type(ident) is not str:
             raise Malformed("'id' must be an integer or a string")
-        if len(ident) > MAX_ID:
+        elif len(ident) > MAX_ID:
             raise Malformed(f"'id' must be at most {MAX_ID} characters")
     return obj, kind, ident
 

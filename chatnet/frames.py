@@ -98,7 +98,9 @@ def _any(value: Any) -> Any:
 
 
 def _id(value: Any) -> Id:
-    if value is None or type(value) is int or (type(value) is str and len(value) <= MAX_ID):
+    if value is None or (type(value) is int and len(str(value)) <= MAX_ID) or (
+        type(value) is str and len(value) <= MAX_ID
+    ):
         return value
     raise _Invalid("not an id")
 

@@ -58,6 +58,8 @@ BAD_CONTROL = [
     pytest.param(b'{"type":"ping","id":1e400}', id="huge-float-id"),
     pytest.param(b'{"type":"ping","id":' + b"9" * 5000 + b"}", id="huge-int-id"),
     pytest.param(b'{"type":"ping","id":"' + b"x" * 65 + b'"}', id="long-id"),
+    pytest.param(b'{"type":"ping","id":' + b"9" * 65 + b"}", id="long-int-id"),
+    pytest.param(b'{"type":"ping","id":-' + b"9" * 64 + b"}", id="long-negative-int-id"),
     pytest.param(b'{"type":"ping","id":"\\ud800"}', id="lone-surrogate-id"),
     pytest.param(b'{"type":"broadcast","text":"a\\udfffb"}', id="lone-surrogate-text"),
     pytest.param(b"[]", id="array"),
@@ -133,3 +135,9 @@ def test_framing_byte_by_byte_equals_whole(fast_path: bool) -> None:
     whole, split = outputs
     assert whole == split
     assert [f.get("id") for f in whole if isinstance(f, dict)] == [1, 2, 3, 4, None, 5, 6]
+
+
+@pytest.mark.parametrize("ident", [0, -1, 2**64, 10**64 - 1, -(10**63) + 1, "x" * 64, ""])
+def test_ids_of_64_characters_pass(ident: int | str) -> None:
+    """An id of up to 64 characters, an integer's counted in decimal, is kept as it came."""
+    assert codec.parse_control(json.dumps({"type": "ping", "id": ident}).encode())[2] == ident
