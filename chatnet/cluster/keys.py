@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
 from chatnet.validation import fold
 
@@ -238,8 +239,6 @@ def parse_url(url: str) -> Address:
     :raises ValueError: for another scheme (``rediss://`` is not done yet),
         a bad port or a bad database number.
     """
-    from urllib.parse import unquote, urlsplit
-
     parts = urlsplit(url)
     if parts.scheme != "redis":
         raise ValueError(f"not a redis:// URL: {url!r}")

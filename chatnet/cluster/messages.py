@@ -87,8 +87,8 @@ class RoomMessages:
         :raises Fenced: this node's incarnation is no longer live.
         :raises Unavailable: Redis did not answer (it was published or not).
         """
-        reply = await self.redis.run(scripts.PUBLISH, *self.node._me(), fold(room), data,
-                                     self.stream_length, secrets.token_hex(8))
+        reply = await self.node.act(scripts.PUBLISH, fold(room), data, self.stream_length,
+                                    secrets.token_hex(8))
         return keys.integer(keys.status(reply)[1][1])
 
     def follow(self, room: str) -> None:

@@ -29,7 +29,7 @@ from chatnet.cluster.keys import (
     RoomsPage,
     Vanished,
 )
-from chatnet.cluster.redis import Redis, Unavailable
+from chatnet.cluster.redis import Arg, Redis, Unavailable
 from chatnet.validation import fold
 
 log = Logger()
@@ -65,6 +65,23 @@ class Node:
             raise Fenced(f"node {self.node_id} is not registered")
         return self._prefix, self.node_id, str(self.incarnation)
 
+    async def act(self, script: scripts.Script, *args: Arg) -> list[object]:
+        """
+        Run ``script`` for this node (prefix, id and incarnation first, then
+        ``args``): its reply, once its status was checked.
+
+        :raises Fenced: the incarnation is no longer live; the beat stops and
+            ``on_fenced`` is called (once).
+        """
+        reply = await self.redis.run(script, *self._me(), *args)
+        try:
+            keys.status(reply)
+        except Fenced:
+            self._fenced()
+            raise
+        assert isinstance(reply, list)
+        return reply
+
     async def register(self) -> int:
         """
         Register with a fresh incarnation and start renewing the lease.
@@ -88,17 +105,17 @@ class Node:
         ``on_fenced`` is called.
         """
         try:
-            keys.status(await self.redis.run(scripts.RENEW, *self._me(),
-                                             timing.lease_ms(self.lease)))
+            await self.act(scripts.RENEW, timing.lease_ms(self.lease))
         except Unavailable as e:
             log.info("cluster: lease of {node} not renewed: {why}", node=self.node_id, why=e)
             return False
         except Fenced:
-            self._fenced()
             return False
         return True
 
     def _fenced(self) -> None:
+        if self.incarnation is None:
+            return
         self.incarnation = None
         if self._beat.running:
             self._beat.stop()
@@ -109,7 +126,7 @@ class Node:
         """A clean stop: the lease goes and every user and room of the node with it."""
         if self._beat.running:
             self._beat.stop()
-        reply = await self.redis.run(scripts.DEREGISTER, *self._me())
+        reply = await self.act(scripts.DEREGISTER)
         self.incarnation = None
         return keys.vanished(keys.status(reply)[1])
 
@@ -129,25 +146,24 @@ class Node:
 
     async def claim(self, name: str) -> bool:
         """Hold the username ``name`` (case-insensitive) for this node; False if taken."""
-        head, _ = keys.status(await self.redis.run(scripts.CLAIM, *self._me(), fold(name), name))
+        head, _ = keys.status(await self.act(scripts.CLAIM, fold(name), name))
         return head == "ok"
 
     async def release(self, name: str) -> tuple[bool, str | None]:
         """Give ``name`` back: (whether this node held it, the room it was in)."""
-        head, rest = keys.status(await self.redis.run(scripts.RELEASE, *self._me(), fold(name)))
+        head, rest = keys.status(await self.act(scripts.RELEASE, fold(name)))
         return head == "ok", keys.optional(rest[0]) if rest else None
 
     async def join(self, name: str, room: str, capacity: int) -> Join:
         """``name`` joins ``room`` (leaving its previous room in the same step) unless full."""
-        reply = await self.redis.run(scripts.JOIN, *self._me(), fold(name), fold(room), room,
-                                     capacity)
+        reply = await self.act(scripts.JOIN, fold(name), fold(room), room, capacity)
         if keys.status(reply)[0] == "not-owner":
             raise keys.ClusterError(f"{name!r} is not held by node {self.node_id}")
         return keys.join(reply)
 
     async def leave(self, name: str) -> str | None:
         """``name`` leaves its room: the room's spelling, or None if it was in none."""
-        head, rest = keys.status(await self.redis.run(scripts.LEAVE, *self._me(), fold(name)))
+        head, rest = keys.status(await self.act(scripts.LEAVE, fold(name)))
         if head == "not-owner":
             raise keys.ClusterError(f"{name!r} is not held by node {self.node_id}")
         return keys.optional(rest[0]) if head == "ok" else None

@@ -5,12 +5,14 @@ fencing, dead nodes, and Redis going away and coming back.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_twisted
-from support.redis import RedisServer, ping
+import support.redis as support_redis
+from support.redis import RedisServer, free_port, ping
 
 from chatnet.cluster.keys import Fenced, NodeIdInUse
 from chatnet.cluster.redis import Unavailable
@@ -32,6 +34,24 @@ def test_fixture_runs_a_redis_that_can_be_killed_and_restarted(redis_server: Red
     assert not ping(port, timeout=0.5)
     redis_server.restart()
     assert redis_server.port == port and ping(port)
+
+
+def test_fixture_tries_another_port_when_one_is_taken(
+        redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A port taken between choosing and binding: that start fails, the next port is tried."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert not redis_server._spawn(port)
+        chosen = iter([port, free_port()])
+        monkeypatch.setattr(support_redis, "free_port", lambda: next(chosen))
+        other = RedisServer(redis_server.executable, redis_server.folder)
+        other.start()
+        try:
+            assert other.port != port and ping(other.port) and other.starts == 2
+        finally:
+            other.stop()
 
 
 @pytest_twisted.ensureDeferred
@@ -106,9 +126,14 @@ async def test_a_stale_incarnation_is_fenced_by_every_script(cluster: Cluster) -
     a = cluster.node("a", lease=5.0)
     await a.register()
     assert await a.claim("alice")
+    fenced: list[bool] = []
+    a.on_fenced = lambda: fenced.append(True)
     a.incarnation = 99
     with pytest.raises(Fenced):
         await a.claim("bob")
+    assert fenced == [True] and a.incarnation is None  # told once, the beat stopped
+    assert not a._beat.running
+    a.incarnation = 99
     with pytest.raises(Fenced):
         await a.join("alice", "lobby", 15)
     with pytest.raises(Fenced):
