@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from support.processes import CLIENT, Server, start_client, start_server
+from support.relay import Relay
 from support.tmux import TMUX, Tmux
 
 pytestmark = pytest.mark.scenario
@@ -167,3 +168,32 @@ def test_full_screen_stays_and_reconnects(servers: list[Server], tmp_path: Path)
     finally:
         ui.close()
         bob.kill()
+
+
+def test_name_still_held_by_the_old_session(servers: list[Server], tmp_path: Path) -> None:
+    """
+    Only the client's side of the path dies: the server still has alice, so
+    the new login is refused as taken; the client says so, waits, and gets
+    in once the server lets the old session go.
+    """
+    server = start_server(tmp_path / "s1")
+    servers.append(server)
+    relay = Relay(server.port)
+    alice = start_client(relay.port, "-u", "alice", cwd=tmp_path / "alice", name="alice")
+    try:
+        alice.send("/join groupA")
+        alice.out.wait_for(r"^\[ok\] joined groupA")
+        relay.cut_clients()
+        taken = alice.out.wait_for(
+            rf"^\[disconnected\] alice is still logged in on 127\.0\.0\.1:{relay.port} "
+            r"\(the old session, until the server notices it is gone\); reconnecting to "
+            rf"127\.0\.0\.1:{relay.port} in (\S+) s")
+        assert float(taken.group(1)) >= 5.0
+        relay.release()
+        alice.out.wait_for(rf"^\[ok\] reconnected to 127\.0\.0\.1:{relay.port} as alice, "
+                           r"back in groupA$", timeout=40)
+        alice.close_stdin()
+        assert alice.wait() == 0, alice.describe()
+    finally:
+        alice.kill()
+        relay.close()
