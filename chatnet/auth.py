@@ -7,7 +7,7 @@ for :class:`~twisted.cred.credentials.IUsernamePassword` over
 (:func:`~twisted.internet.threads.deferToThread`), a few at a time, so a
 login storm cannot stall chat nor take all the memory argon2 asks for.
 :class:`PortalAuthenticator` is what the session calls
-(:class:`chatnet.session.Authenticator`): a :class:`~twisted.cred.portal.Portal`
+(:class:`chatnet.interfaces.Authenticator`): a :class:`~twisted.cred.portal.Portal`
 with that checker and a realm whose avatar is the account's name, answering
 ``True`` or ``False`` later.
 """
@@ -32,7 +32,7 @@ from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
 from chatnet.accounts import Accounts
-from chatnet.session import Hub
+from chatnet.hub import Hub
 from chatnet.validation import fold
 
 #: Password checks running at once.  Each argon2 check takes its hash's

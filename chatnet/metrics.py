@@ -37,7 +37,7 @@ from twisted.web.server import Request, Site
 
 from chatnet._version import __version__
 from chatnet.errors import ErrorCode, FailReason
-from chatnet.session import Hub
+from chatnet.hub import Hub
 from chatnet.stats import Histogram
 
 #: A health check: ``None`` while all is well, else why not (one line).

@@ -15,10 +15,11 @@ from twisted.internet.protocol import ServerFactory
 from twisted.python.failure import Failure
 
 from chatnet import fastpath, frames
+from chatnet.hub import Hub
 from chatnet.inbound import FrameWatch, ReadGate
 from chatnet.outbound import Outbound, StallWatch, WriteBatch
 from chatnet.ratelimit import FloodGate
-from chatnet.session import Hub, Session
+from chatnet.session import Session
 
 
 def describe_peer(address: IAddress) -> str:

@@ -2,7 +2,7 @@
 :class:`ChatService`: the chatnet server as a Twisted service.
 
 It listens on an endpoint, owns the users, rooms and transfers (through the
-factory's :class:`~chatnet.session.Hub`), the spool folder and the audit log,
+factory's :class:`~chatnet.hub.Hub`), the spool folder and the audit log,
 and stops gracefully (PROTOCOL.md section 7): stop accepting, tell every
 connection, fail every unfinished transfer, let transports flush for the
 grace period, abort what is left, remove spool files, log ``SHUTDOWN``.
@@ -28,9 +28,9 @@ from chatnet import auth, fastpath
 from chatnet.accounts import Accounts, AccountsError, Changes
 from chatnet.audit import Audit, open_observer
 from chatnet.config import SERVER_NAME, Settings
+from chatnet.hub import Hub
 from chatnet.model import Directory
 from chatnet.protocol import ChatServerFactory, describe_peer
-from chatnet.session import Hub
 from chatnet.spool import Spool
 from chatnet.stats import Stats
 from chatnet.transfers import TransferManager

@@ -35,9 +35,9 @@ from twisted.test import iosim
 from chatnet import auth, frames
 from chatnet.accounts import Accounts
 from chatnet.config import Settings
+from chatnet.hub import Hub
 from chatnet.model import Directory
 from chatnet.protocol import ChatServerFactory, ChatServerProtocol
-from chatnet.session import Hub
 from chatnet.spool import Spool
 from chatnet.stats import Stats
 from chatnet.transfers import TransferManager

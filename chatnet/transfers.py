@@ -67,10 +67,10 @@ from chatnet.config import Settings
 from chatnet.errors import ChatError, ErrorCode, FailReason
 from chatnet.fairqueue import FairQueue
 from chatnet.frames import DataFrame, Event
+from chatnet.interfaces import AuditFn
 from chatnet.model import User
 from chatnet.names import free_name
 from chatnet.receipts import Receipts
-from chatnet.session import AuditFn
 from chatnet.spool import Spool, SpoolBudget, SpoolFile
 from chatnet.stats import Stats
 from chatnet.validation import count, format_size

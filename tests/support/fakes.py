@@ -17,8 +17,9 @@ from chatnet import testing
 from chatnet.config import Settings
 from chatnet.errors import ChatError, ErrorCode, FailReason
 from chatnet.frames import DataFrame, FromServer, decode_from_server
+from chatnet.hub import Hub
 from chatnet.model import Directory, User
-from chatnet.session import Hub, Session
+from chatnet.session import Session
 
 _LENGTH = struct.Struct(">I")
 

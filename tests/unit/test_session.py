@@ -20,7 +20,8 @@ from chatnet import session as session_module
 from chatnet.config import SERVER_NAME
 from chatnet.errors import ErrorCode
 from chatnet.frames import DataFrame
-from chatnet.session import Session, State
+from chatnet.session import Session
+from chatnet.session_base import State
 from chatnet.testing import TestServer as Server
 from chatnet.testing import make_accounts
 

@@ -24,7 +24,8 @@ from chatnet.frames import (
     Request,
     read_ok,
 )
-from chatnet.session import Session, State
+from chatnet.session import Session
+from chatnet.session_base import State
 
 ID = 42
 T = FakeTransfers.KNOWN

@@ -1,0 +1,55 @@
+"""
+The requests about files: ``sendfile``, ``cancel``, ``received``,
+``accept`` and ``decline``; the :class:`~chatnet.interfaces.Transfers` of
+the hub does the work.
+
+Pure: imports nothing from ``twisted.internet``.
+"""
+
+from __future__ import annotations
+
+from chatnet import frames
+from chatnet.errors import FailReason
+from chatnet.frames import Ok
+from chatnet.session_base import SessionBase
+from chatnet.validation import check_extension, check_filename, check_size
+
+
+class FileRequests(SessionBase):
+    """Files (a mixin of :class:`~chatnet.session.Session`)."""
+
+    __slots__ = ()
+
+    def _sendfile(self, req: frames.Sendfile) -> None:
+        user = self._user()
+        hub = self.hub
+        settings = hub.settings
+        target = hub.directory.find_user(req.to)
+        name = check_filename(req.name)
+        check_extension(name, settings.allowed_extensions)
+        size = check_size(req.size, settings.max_file_size)
+        t = hub.transfers.offer(user, target, name, size)
+        self._reply(frames.SendfileOk(req.id, t.id, t.position))
+
+    def _cancel(self, req: frames.Cancel) -> None:
+        user = self._user()
+        transfers = self.hub.transfers
+        t = transfers.find_own(user, req.transfer)
+        self._reply(frames.CancelOk(req.id, t.id))
+        transfers.fail(t, FailReason.CANCELLED)
+
+    def _received(self, req: frames.Received) -> None:
+        self.hub.transfers.receipt(self._user(), req.transfer, req.sha256)
+        self._reply(Ok(req.id))
+
+    def _accept(self, req: frames.Accept) -> None:
+        transfers = self.hub.transfers
+        t = transfers.find_offer(self._user(), req.transfer)
+        self._reply(Ok(req.id))  # before file-start
+        transfers.accept(t)
+
+    def _decline(self, req: frames.Decline) -> None:
+        transfers = self.hub.transfers
+        t = transfers.find_offer(self._user(), req.transfer)
+        self._reply(Ok(req.id))
+        transfers.fail(t, FailReason.DECLINED, tell_recipient=False)
