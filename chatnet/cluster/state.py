@@ -144,6 +144,10 @@ class Node:
         """
         return keys.vanished(await self.redis.run(scripts.REAP, self._prefix, node_id))
 
+    async def reap_dead(self) -> dict[str, tuple[Vanished, ...]]:
+        """Reap every dead node (what a node's timer will do): who vanished, by node."""
+        return {node: await self.reap(node) for node in await self.dead_nodes()}
+
     async def claim(self, name: str) -> bool:
         """Hold the username ``name`` (case-insensitive) for this node; False if taken."""
         head, _ = keys.status(await self.act(scripts.CLAIM, fold(name), name))

@@ -145,6 +145,24 @@ async def test_reap_a_dead_node(cluster: Cluster) -> None:
     assert await a.users(None, 10) == Page(("alice",), False)
     assert await b.claim("y")
     assert await a.dead_nodes() == []  # a dead node reaped is forgotten
+    assert await a.reap_dead() == {}
+
+
+@pytest_twisted.ensureDeferred
+async def test_reap_every_dead_node(cluster: Cluster) -> None:
+    (a,) = await nodes(cluster, "a")
+    gone = [cluster.node(n, lease=0.2) for n in ("x", "y")]
+    for node, name in zip(gone, ("xu", "yu"), strict=True):
+        await node.register()
+        await node.claim(name)
+        node._beat.stop()
+
+    async def both_dead() -> bool:
+        return await a.dead_nodes() == ["x", "y"]
+
+    await eventually(both_dead, "x and y to be dead")
+    assert await a.reap_dead() == {"x": (Vanished("xu", None),), "y": (Vanished("yu", None),)}
+    assert await a.users(None, 10) == Page((), False)
 
 
 @pytest_twisted.ensureDeferred
