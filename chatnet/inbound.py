@@ -19,7 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
+
+from chatnet.deadlines import Deadlines
 
 
 class Pausable(Protocol):
@@ -98,48 +100,26 @@ class FrameWatch:
     A connection reports :meth:`started` when a read leaves part of a new
     frame buffered and :meth:`done` when nothing partial is left (or reading
     is paused by the server, when the peer cannot be blamed).  One timer, for
-    the oldest partial frame, serves them all; past ``timeout`` seconds the
-    connection's ``expired`` callback runs.
+    the oldest partial frame, serves them all (:class:`~chatnet.deadlines.Deadlines`);
+    past ``timeout`` seconds the connection's ``expired`` callback runs.
     """
 
-    __slots__ = ("_clock", "timeout", "_since", "_call")
+    __slots__ = ("_deadlines",)
 
     def __init__(self, clock: IReactorTime, timeout: float) -> None:
-        self._clock = clock
-        self.timeout = timeout
-        #: Connections holding a partial frame -> (since when, what to call
-        #: when it expires), oldest first.
-        self._since: dict[object, tuple[float, Callable[[float], None]]] = {}
-        self._call: IDelayedCall | None = None
+        self._deadlines: Deadlines[object] = Deadlines(clock, timeout)
+
+    @property
+    def timeout(self) -> float:
+        return self._deadlines.timeout
 
     def __len__(self) -> int:
-        return len(self._since)
+        return len(self._deadlines)
 
     def started(self, conn: object, expired: Callable[[float], None]) -> None:
         """``conn`` began a frame now (moving it to the end of the line)."""
-        since = self._since
-        since.pop(conn, None)
-        since[conn] = (self._clock.seconds(), expired)
-        if self._call is None:
-            self._call = self._clock.callLater(self.timeout, self._check)
+        self._deadlines.start(conn, expired, restart=True)
 
     def done(self, conn: object) -> None:
         """``conn`` holds no partial frame (any more)."""
-        since = self._since
-        if since.pop(conn, None) is not None and not since and self._call is not None:
-            self._call.cancel()
-            self._call = None
-
-    def _check(self) -> None:
-        self._call = None
-        now = self._clock.seconds()
-        since = self._since
-        while since:
-            conn, (began, expired) = next(iter(since.items()))
-            if now - began < self.timeout:
-                if self._call is not None:  # set by a frame begun while we expired one
-                    self._call.cancel()
-                self._call = self._clock.callLater(began + self.timeout - now, self._check)
-                return
-            del since[conn]
-            expired(now - began)
+        self._deadlines.stop(conn)

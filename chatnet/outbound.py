@@ -38,6 +38,7 @@ from twisted.protocols.basic import FileSender
 from zope.interface import implementer
 
 from chatnet import codec
+from chatnet.deadlines import Deadlines
 
 
 class Reading(Protocol):
@@ -150,46 +151,32 @@ class StallWatch:
     Aborts connections whose output has been blocked too long.
 
     An :class:`Outbound` reports when its transport pauses it and when it
-    resumes it; one timer, for the oldest pause, serves every connection.
-    A client that reads slowly still resumes its transport now and then and
-    is never cut; one that reads nothing is, ``timeout`` seconds after its
-    output stopped moving.
+    resumes it; one timer, for the oldest pause, serves every connection
+    (:class:`~chatnet.deadlines.Deadlines`).  A client that reads slowly
+    still resumes its transport now and then and is never cut; one that
+    reads nothing is, ``timeout`` seconds after its output stopped moving.
     """
 
-    __slots__ = ("_clock", "timeout", "_since", "_call")
+    __slots__ = ("_deadlines",)
 
     def __init__(self, clock: IReactorTime, timeout: float) -> None:
-        self._clock = clock
-        self.timeout = timeout
-        #: Paused outbounds and since when, oldest first.
-        self._since: dict[Outbound, float] = {}
-        self._call: IDelayedCall | None = None
+        self._deadlines: Deadlines[Outbound] = Deadlines(clock, timeout)
+
+    @property
+    def timeout(self) -> float:
+        return self._deadlines.timeout
+
+    def __len__(self) -> int:
+        """Outbounds blocked now."""
+        return len(self._deadlines)
 
     def blocked(self, outbound: Outbound) -> None:
-        if outbound not in self._since:
-            self._since[outbound] = self._clock.seconds()
-            if self._call is None:
-                self._call = self._clock.callLater(self.timeout, self._check)
+        """``outbound``'s transport paused it (timed from the first pause)."""
+        timeout = self._deadlines.timeout
+        self._deadlines.start(outbound, lambda _: outbound.stalled(timeout))
 
     def unblocked(self, outbound: Outbound) -> None:
-        since = self._since
-        if since.pop(outbound, None) is not None and not since and self._call is not None:
-            self._call.cancel()
-            self._call = None
-
-    def _check(self) -> None:
-        self._call = None
-        now = self._clock.seconds()
-        since = self._since
-        while since:
-            outbound, paused_at = next(iter(since.items()))
-            if now - paused_at < self.timeout:
-                if self._call is not None:  # set by a pause while we aborted one
-                    self._call.cancel()
-                self._call = self._clock.callLater(paused_at + self.timeout - now, self._check)
-                return
-            del since[outbound]
-            outbound.stalled(self.timeout)
+        self._deadlines.stop(outbound)
 
 
 @implementer(IPushProducer)

@@ -8,13 +8,8 @@ Pure: imports nothing from Twisted.  Time is whatever the caller passes as
 from __future__ import annotations
 
 
-class TokenBucket:
-    """
-    ``rate`` tokens a second, up to ``burst`` saved; one token per request.
-
-    A client that stays under ``rate`` requests a second on average is never
-    refused; one that pastes ``burst`` lines at once is not either.
-    """
+class _Bucket:
+    """``rate`` tokens a second, up to ``burst`` saved, starting full."""
 
     __slots__ = ("rate", "burst", "_tokens", "_at")
 
@@ -26,12 +21,29 @@ class TokenBucket:
         self._tokens = float(burst)
         self._at = now
 
-    def take(self, now: float) -> bool:
-        """Spend a token if there is one; :returns: whether there was."""
+    def _refill(self, now: float) -> float:
+        """Earn the tokens due by ``now``; :returns: the tokens saved."""
         elapsed = now - self._at
         if elapsed > 0:  # a clock set back earns nothing, and costs nothing
             self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
             self._at = now
+        return self._tokens
+
+
+class TokenBucket(_Bucket):
+    """
+    One token per request (``--rate-limit``): a request without a token is
+    refused.
+
+    A client that stays under ``rate`` requests a second on average is never
+    refused; one that pastes ``burst`` lines at once is not either.
+    """
+
+    __slots__ = ()
+
+    def take(self, now: float) -> bool:
+        """Spend a token if there is one; :returns: whether there was."""
+        self._refill(now)
         if self._tokens >= 1:
             self._tokens -= 1
             return True
@@ -47,7 +59,7 @@ class TokenBucket:
 _WHOLE = 1 - 1e-9
 
 
-class FloodGate:
+class FloodGate(_Bucket):
     """
     The default flood limit ("fakelag", as IRC servers call it): nothing is
     refused, a flooder is only served more slowly.
@@ -61,18 +73,13 @@ class FloodGate:
     request.
     """
 
-    __slots__ = ("rate", "burst", "_tokens", "_at", "_resume")
+    __slots__ = ("_resume",)
 
     #: Seconds of requests earned before reading resumes after a pause.
     SLICE = 0.05
 
     def __init__(self, rate: float, burst: int, now: float) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError("rate must be above 0 and burst at least 1")
-        self.rate = rate
-        self.burst = burst
-        self._tokens = float(burst)
-        self._at = now
+        super().__init__(rate, burst, now)
         self._resume = min(float(burst), max(1.0, rate * self.SLICE))
 
     def spend(self, now: float) -> float:
@@ -82,12 +89,7 @@ class FloodGate:
         :returns: ``0.0`` when the next request may be served at once, else
             the seconds reading should pause first.
         """
-        elapsed = now - self._at
-        tokens = self._tokens
-        if elapsed > 0:  # a clock set back earns nothing
-            tokens = min(self.burst, tokens + elapsed * self.rate)
-            self._at = now
-        tokens -= 1
+        tokens = self._refill(now) - 1
         self._tokens = tokens
         if tokens > _WHOLE:
             return 0.0

@@ -1,7 +1,7 @@
 """
 Signals an operator sends a real ``twistd -n chatnet``: SIGHUP after
-logrotate and after editing the accounts file, SIGTERM from systemd; and the
-JSON audit log.
+logrotate and after editing the accounts file; and the JSON audit log.
+(SIGTERM from systemd is tested beside SIGINT in test_twistd.py.)
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import time
 from pathlib import Path
 
 from support.processes import start_server
@@ -110,35 +109,5 @@ def test_json_audit_log(tmp_path: Path) -> None:
         assert broadcast["text"] == "alice -> r (0 members): hi\nthere"
         assert records[-1]["fields"] == {"clients": 1, "transfers_failed": 0}
         assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", r["time"]) for r in records)
-    finally:
-        server.kill()
-
-
-def test_sigterm_is_sigint(tmp_path: Path) -> None:
-    """SIGTERM: clients told, the upload failed with shutdown, the spool emptied, exit in time."""
-    server = start_server(tmp_path, "--shutdown-grace", str(GRACE))
-    try:
-        alice, bob = Wire(server.port), Wire(server.port)
-        alice.login("alice")
-        bob.login("bob")
-        alice.send(type="sendfile", id=1, to="bob", name="report.pdf", size=100_000)
-        t = alice.until("ok", id=1)["transfer"]
-        alice.until("upload-start", transfer=t)
-        alice.send_data(t, b"x" * 50_000)
-        alice.send(type="ping", id=2)
-        alice.until("ok", id=2)
-        assert list((tmp_path / "spool").glob("chatnet-upload-*"))
-
-        signalled = time.monotonic()
-        server.proc.send_signal(signal.SIGTERM)
-        alice_rest, bob_rest = alice.rest(), bob.rest()
-        status = server.wait(timeout=GRACE + 10)
-        assert time.monotonic() - signalled < GRACE + 1
-        shutdown = {"type": "shutdown", "message": "The server is shutting down"}
-        assert shutdown in alice_rest and shutdown in bob_rest
-        assert {"type": "file-failed", "transfer": t, "reason": "shutdown"} in alice_rest
-        assert status in (0, -signal.SIGTERM), server.describe()
-        assert "disconnected 2 clients, failed 1 transfer" in server.log_path.read_text()
-        assert list((tmp_path / "spool").glob("chatnet-upload-*")) == []
     finally:
         server.kill()

@@ -15,14 +15,19 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from support.processes import LISTENING, Process, start_server
 from support.wire import Wire
 
 GRACE = 2.0
 
 
-def test_sigint_shuts_down_gracefully(tmp_path: Path) -> None:
-    """SIGINT: every client hears shutdown, the upload fails, the process exits in time, cleanly."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_shuts_down_gracefully(tmp_path: Path, signum: signal.Signals) -> None:
+    """
+    SIGINT (Ctrl+C) and SIGTERM (systemd) alike: every client hears shutdown,
+    the upload fails, the spool is emptied, the process exits in time, cleanly.
+    """
     server = start_server(tmp_path, "--shutdown-grace", str(GRACE))
     try:
         alice, bob = Wire(server.port), Wire(server.port)
@@ -34,10 +39,10 @@ def test_sigint_shuts_down_gracefully(tmp_path: Path) -> None:
         alice.send_data(t, b"x" * 50_000)
         alice.send(type="ping", id=2)
         alice.until("ok", id=2)
-        assert [p.name for p in (tmp_path / "spool").iterdir()] != []
+        assert list((tmp_path / "spool").glob("chatnet-upload-*")) != []
 
         signalled = time.monotonic()
-        server.proc.send_signal(signal.SIGINT)
+        server.proc.send_signal(signum)
         alice_rest, bob_rest = alice.rest(), bob.rest()
         status = server.wait(timeout=GRACE + 10)
         elapsed = time.monotonic() - signalled
@@ -47,9 +52,9 @@ def test_sigint_shuts_down_gracefully(tmp_path: Path) -> None:
         assert {"type": "file-failed", "transfer": t, "reason": "shutdown"} in alice_rest
         assert not any(isinstance(f, dict) and f["type"] == "file-aborted" for f in bob_rest)
         assert elapsed < GRACE + 1, f"exit took {elapsed:.2f}s"
-        assert status in (0, -signal.SIGINT), server.describe()
+        assert status in (0, -signum), server.describe()
         log = server.log_path.read_text()
-        assert re.search(r"\[SHUTDOWN\] .*disconnected 2 clients", log), log
+        assert re.search(r"\[SHUTDOWN\] .*disconnected 2 clients, failed 1 transfer", log), log
         assert list((tmp_path / "spool").glob("chatnet-upload-*")) == []
     finally:
         server.kill()
