@@ -87,6 +87,8 @@ def read_password(stdin_is_tty: bool) -> str:
     """Ask twice without echo on a terminal; otherwise read one line of standard input."""
     if not stdin_is_tty:
         line = sys.stdin.readline()
+        if not line:
+            raise Refused("no password on standard input (it was empty); nothing changed")
         password = line[:-1] if line.endswith("\n") else line
         if password.endswith("\r"):
             password = password[:-1]
@@ -102,7 +104,10 @@ def read_password(stdin_is_tty: bool) -> str:
 def write_atomically(path: str, lines: list[str]) -> None:
     """Replace ``path`` with ``lines``: mode 0600, same owner when possible, never half written."""
     folder = os.path.dirname(os.path.abspath(path))
-    fd, temp = tempfile.mkstemp(prefix=".chatnet-passwd-", dir=folder)
+    try:
+        fd, temp = tempfile.mkstemp(prefix=".chatnet-passwd-", dir=folder)
+    except OSError as e:  # say the file asked for, not the temporary one
+        raise OSError(e.errno, e.strerror, path) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:  # mkstemp makes it 0600
             f.writelines(lines)

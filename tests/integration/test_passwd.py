@@ -135,10 +135,12 @@ def test_convert_clear_text_file(tmp_path: Path) -> None:
         (["{f}"], "", "give USER"),
         (["--convert", "{f}", "alice"], "", "give USER"),
         (["--delete", "{f}/missing", "alice"], "", "No such file"),
+        (["{f}", "alice"], "", "no password on standard input"),
+        (["{f}/missing/accounts", "alice"], "pw\n", "{f}/missing/accounts: No such file or directory"),
     ],
 )
 def test_refusals(tmp_path: Path, args: list[str], stdin: str, message: str) -> None:
     result = piped(*[a.format(f=tmp_path / "accounts") for a in args], stdin=stdin)
     assert result.returncode != 0
-    assert message in result.stderr
+    assert message.format(f=tmp_path / "accounts") in result.stderr
     assert not (tmp_path / "accounts").exists()
