@@ -55,6 +55,7 @@ from chatnet.client.events import (
     LocalError,
     ServerEvent,
 )
+from chatnet.client.keepalive import Keepalive
 from chatnet.client.replies import Replies
 from chatnet.client.roster import Roster
 from chatnet.client.transfers import Transfer
@@ -85,7 +86,7 @@ class ClientCore:
 
     def __init__(
         self, clock: IReactorTime, downloads: str = "downloads", login_timeout: float = 10.0,
-        offers: bool = False,
+        offers: bool = False, keepalive: float = 30.0,
     ) -> None:
         self.clock = clock
         self.login_timeout = login_timeout
@@ -111,6 +112,14 @@ class ClientCore:
         #: connected (junk from some other protocol does not count).
         self.frames_received = 0
         self._gone: Disconnected | None = None
+        #: Pings a silent server once logged in (``keepalive`` seconds of
+        #: silence; 0: never), and gives up on one that stopped answering.
+        self.keepalive = (
+            Keepalive(clock, self._keepalive_ping, self._give_up, idle=keepalive)
+            if keepalive > 0 else None
+        )
+        #: Ids of keepalive pings: their replies are nobody's business.
+        self._quiet: set[int] = set()
 
     # -- what the front ends read -------------------------------------------
 
@@ -278,7 +287,16 @@ class ClientCore:
     def _logged_in(self, reply: frames.Reply) -> frames.LoginOk:
         assert isinstance(reply, frames.LoginOk)
         self.roster.logged_in(reply)
+        if self.keepalive is not None and self._gone is None:
+            self.keepalive.start()
         return reply
+
+    def _keepalive_ping(self) -> None:
+        numbered, d = self.replies.expect(frames.Ping())
+        assert isinstance(numbered.id, int)
+        self._quiet.add(numbered.id)
+        d.addErrback(lambda _: None)  # a lost connection says so itself
+        self.send_frame(numbered)
 
     def execute(self, command: Command) -> Deferred[Any]:
         """
@@ -449,6 +467,8 @@ class ClientCore:
         """Handle one decoded frame from the server."""
         if not isinstance(frame, frames.BadFrame):  # junk is no answer
             self.frames_received += 1
+            if self.keepalive is not None:
+                self.keepalive.heard()
         if isinstance(frame, frames.DataFrame):
             self.incoming.data(frame.transfer, frame.data)
         elif isinstance(frame, frames.UnknownEvent):
@@ -459,6 +479,9 @@ class ClientCore:
             self.emit(ServerEvent(frames.ErrorReply(
                 None, ErrorCode.BAD_FRAME, f"Unreadable frame from the server: {frame.message}",
             )))
+        elif self._quiet and isinstance(frame, frames.Ok) and frame.id in self._quiet:
+            self._quiet.discard(frame.id)  # a keepalive's answer
+            self._control(frame)
         else:
             for listener in list(self._frame_listeners):
                 listener(frame.to_json())
@@ -497,6 +520,9 @@ class ClientCore:
         """The connection is gone: fail what waits, discard partial files."""
         if self._gone is not None:
             return
+        if self.keepalive is not None:
+            self.keepalive.stop()
+        self._quiet.clear()
         if self._outbound is not None:
             self._outbound.connection_lost()
         clean = self._exiting and reason.check(ConnectionDone) is not None

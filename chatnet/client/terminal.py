@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--login-timeout", metavar="SECONDS", type=float, default=10.0,
                         help="give up when the server has not answered login within "
                         "this long (default 10)")
+    parser.add_argument("--keepalive", metavar="SECONDS", type=float, default=30.0,
+                        help="once logged in, ping a server that has said nothing for "
+                        "this long, and treat the connection as lost when nothing "
+                        "comes back within 20 s (default 30; 0: never)")
     parser.add_argument("--no-reconnect", dest="reconnect", action="store_false",
                         help="do not connect again when the connection is lost: exit "
                         "with status 5 (shut down) or 6 (lost), as both modes once did")
@@ -114,6 +118,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--retry-for must be more than 0 seconds")
     if not args.login_timeout > 0:
         parser.error("--login-timeout must be more than 0 seconds")
+    if not args.keepalive >= 0:
+        parser.error("--keepalive must be 0 (never) or more seconds")
     if args.username is not None:
         try:
             validation.check_username(args.username)
@@ -135,7 +141,10 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
     """Connect, run the chosen front end, and exit with its status."""
     full_screen = interactive(args)
     asks = not args.accept_files if full_screen else args.ask_files
-    core = ClientCore(reactor, args.downloads, login_timeout=args.login_timeout, offers=asks)
+    core = ClientCore(
+        reactor, args.downloads, login_timeout=args.login_timeout, offers=asks,
+        keepalive=args.keepalive,
+    )
     retry_for = args.retry_for
     if retry_for is None and not full_screen:
         retry_for = LINE_MODE_RETRY_FOR
