@@ -1,6 +1,7 @@
 """
 File transfers (PROTOCOL.md section 5): transfer numbers, the server-wide
-upload slots and their waiting queue, spooling, delivery, failure and cancel.
+upload slots and their waiting queue, spooling, failure and cancel; the
+delivery side is :mod:`chatnet.deliveries`.
 
 Slots are a :class:`~twisted.internet.defer.DeferredSemaphore`, the one
 count of running uploads: a slot is taken with ``acquire()`` and given back
@@ -31,20 +32,9 @@ Transfer life::
     QUEUED --slot--> STARTING --next tick--> UPLOADING --all bytes--> SPOOLED --turn--> DELIVERING --> (ended)
        \\________________\\______________________\\________________\\________________\\--> (failed)
 
-An addressee that logged in with ``offers`` is asked first: at its turn a
-SPOOLED transfer becomes OFFERED (``file-offer``; it counts as one of the
-addressee's deliveries and keeps its spool file), and ``accept`` makes it
-DELIVERING; ``decline`` or ``Settings.offer_timeout`` fails it with
-``declined``.
-
-Receipts: an ended delivery is remembered by a
-:class:`~chatnet.receipts.Receipts` (boundedly) so that the addressee's
-``received`` can still be matched and passed on as ``file-received``.
-
-An addressee has at most ``Settings.deliveries_per_user`` files streaming to
-it at once (each holds its spool file open); the rest wait, uploaded, in
-arrival order.  A client that stops reading therefore holds a few open files,
-however many are sent to it.
+Delivery, offers and receipts are :mod:`chatnet.deliveries`; the
+:class:`~chatnet.transfer.Transfer` record and its states are
+:mod:`chatnet.transfer`.
 
 Nothing here touches a socket: senders and addressees are
 :class:`~chatnet.model.User` objects, whose outbox is a
@@ -53,102 +43,27 @@ Nothing here touches a socket: senders and addressees are
 
 from __future__ import annotations
 
-import enum
-from collections import deque
-from typing import BinaryIO
-
 from twisted.internet.defer import DeferredSemaphore
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from chatnet import frames
 from chatnet.config import Settings
+from chatnet.deliveries import Deliveries, Inbox
 from chatnet.errors import ChatError, ErrorCode, FailReason
 from chatnet.fairqueue import FairQueue
-from chatnet.frames import DataFrame, Event
+from chatnet.frames import DataFrame
 from chatnet.interfaces import AuditFn
 from chatnet.model import User
-from chatnet.names import free_name
-from chatnet.receipts import Receipts
-from chatnet.spool import Spool, SpoolBudget, SpoolFile
+from chatnet.spool import Spool, SpoolBudget
 from chatnet.stats import Stats
+from chatnet.transfer import State, Transfer, audit_fields
 from chatnet.validation import count, format_size
 
 log = Logger()
 
 
-class State(enum.Enum):
-    QUEUED = "queued"
-    STARTING = "starting"
-    UPLOADING = "uploading"
-    #: Uploaded; waiting for the addressee's earlier deliveries to end.
-    SPOOLED = "spooled"
-    DELIVERING = "delivering"
-    #: Offered to an addressee that asked to be asked (``file-offer``).
-    OFFERED = "offered"
-
-
-class Transfer:
-    """One file on its way from ``sender`` to ``recipient``."""
-
-    __slots__ = (
-        "id", "sender", "recipient", "name", "size", "state", "position",
-        "accepted_at", "started_at", "waited", "spool", "reader",
-        "sender_gone", "file_started", "last_data", "idle_call", "held",
-        "sha256", "ended_at", "shown_name", "told",
-    )
-
-    def __init__(
-        self, number: int, sender: User, recipient: User, name: str, size: int,
-        now: float,
-    ) -> None:
-        self.id = number
-        self.sender = sender
-        self.recipient = recipient
-        self.name = name
-        self.size = size
-        self.state = State.QUEUED
-        self.position = 0
-        self.accepted_at = now
-        self.started_at = now
-        self.waited = 0.0
-        self.spool: SpoolFile | None = None
-        self.reader: BinaryIO | None = None
-        self.sender_gone = False
-        self.file_started = False
-        self.last_data = now
-        self.idle_call: IDelayedCall | None = None
-        #: Whether the spool budget counts this transfer.
-        self.held = False
-        #: The spooled file's hash, once uploaded.
-        self.sha256 = ""
-        #: When ``file-end`` was written to the addressee.
-        self.ended_at = 0.0
-        #: The name offered to the addressee (``file-offer``), kept for ``file-start``.
-        self.shown_name: str | None = None
-        #: Whether the addressee knows of it before ``file-start``
-        #: (``file-pending`` or ``file-offer``).
-        self.told = False
-
-    def __repr__(self) -> str:
-        return f"<Transfer #{self.id} {self.name!r} {self.state.value}>"
-
-
-class _Inbox:
-    """One addressee's deliveries: how many stream, which wait their turn."""
-
-    __slots__ = ("streaming", "waiting", "busy", "offered")
-
-    def __init__(self) -> None:
-        self.streaming = 0
-        self.waiting: deque[Transfer] = deque()
-        self.busy = False
-        #: Names of files offered and not yet started, kept from other offers.
-        self.offered: set[str] = set()
-
-
-class TransferManager:
+class TransferManager(Deliveries):
     """
     Every unfinished transfer of one server.
 
@@ -160,11 +75,8 @@ class TransferManager:
         self, settings: Settings, spool: Spool, clock: IReactorTime,
         audit: AuditFn, stats: Stats | None = None,
     ) -> None:
-        self._settings = settings
-        self._stats = stats if stats is not None else Stats()
+        super().__init__(settings, clock, audit, stats)
         self._spool = spool
-        self._clock = clock
-        self._audit = audit
         self._slots = DeferredSemaphore(settings.upload_slots)
         total = settings.spool_size
         #: What the spool holds, against its bounds.
@@ -175,13 +87,6 @@ class TransferManager:
         #: Accepted uploads waiting for a slot, in turn order.
         self._queue: FairQueue[User, Transfer] = FairQueue()
         self._next_id = 1
-        self._closing = False
-        #: Unfinished transfers by number.
-        self.active: dict[int, Transfer] = {}
-        #: Addressees with deliveries streaming or waiting.
-        self._inboxes: dict[User, _Inbox] = {}
-        #: Ended deliveries awaiting their receipt.
-        self.receipts: Receipts[Transfer] = Receipts(clock.seconds)
 
     # figures
 
@@ -194,16 +99,6 @@ class TransferManager:
     def running(self) -> int:
         """Upload slots in use."""
         return self._slots.limit - self._slots.tokens
-
-    @property
-    def deliveries_waiting(self) -> int:
-        """Uploaded files waiting for their addressee's earlier deliveries to end."""
-        return sum(len(inbox.waiting) for inbox in self._inboxes.values())
-
-    @property
-    def delivering(self) -> int:
-        """Files streaming to their addressees."""
-        return sum(inbox.streaming for inbox in self._inboxes.values())
 
     @property
     def spool_used(self) -> int:
@@ -244,13 +139,13 @@ class TransferManager:
             "SENDFILE",
             f"{sender.name} -> {recipient.name}: {name} ({count(size, 'byte')}), "
             f"transfer #{t.id}",
-            {**_fields(t), "size": size},
+            {**audit_fields(t), "size": size},
         )
         if starts_now:
             self._grant(t)
         else:
             t.position = self._queue.add(sender, t)
-            fields = {**_fields(t), "position": t.position, "queued": len(self._queue)}
+            fields = {**audit_fields(t), "position": t.position, "queued": len(self._queue)}
             held = ""
             if self._slots.tokens:  # a slot is free, yet it may not start
                 fields["held_back"] = why = self._why_held(t)
@@ -331,61 +226,6 @@ class TransferManager:
             )
         return t
 
-    def find_offer(self, recipient: User, number: object) -> Transfer:
-        """:raises ChatError: ``bad-transfer`` unless ``number`` is offered to ``recipient``."""
-        n = _number(number)
-        t = self.active.get(n) if n is not None else None
-        if t is None or t.recipient is not recipient or t.state is not State.OFFERED:
-            raise ChatError(
-                ErrorCode.BAD_TRANSFER,
-                f"Transfer {number!r} is not a file offered to you (or its offer expired)",
-            )
-        return t
-
-    def accept(self, t: Transfer) -> None:
-        """The addressee accepted the offered ``t``: deliver it now."""
-        if self.active.get(t.id) is not t or t.state is not State.OFFERED:
-            return
-        self._cancel_idle(t)
-        inbox = self._inboxes.get(t.recipient)
-        if inbox is not None and t.shown_name is not None:
-            inbox.offered.discard(t.shown_name)
-        self._deliver(t)
-
-    def receipt(self, recipient: User, number: object, sha256: object) -> bool:
-        """
-        The addressee's ``received``: tell the sender (``file-received``).
-
-        :returns: whether ``sha256`` matches the file's hash.
-        :raises ChatError: ``bad-transfer``: ``number`` is no delivery to
-            ``recipient`` that ended lately (:mod:`chatnet.receipts`).
-        """
-        n = _number(number)
-        t = self.receipts.get(n) if n is not None else None
-        if t is None or t.recipient is not recipient:
-            running = self.active.get(n) if n is not None else None
-            if running is not None and running.recipient is recipient:
-                raise ChatError(
-                    ErrorCode.BAD_TRANSFER,
-                    f"Transfer {number} has not ended; confirm it after file-end",
-                )
-            raise ChatError(
-                ErrorCode.BAD_TRANSFER,
-                f"Transfer {number!r} is no file delivered to you lately",
-            )
-        self.receipts.forget(t)
-        verified = isinstance(sha256, str) and sha256.lower() == t.sha256
-        if not t.sender_gone:
-            self._send(t.sender, frames.FileReceived(t.id, recipient.name, verified))
-        how = "sha256 verified" if verified else "sha256 MISMATCH"
-        self._audit(
-            "FILE",
-            f"transfer #{t.id} {t.name} from {t.sender.name} received by "
-            f"{recipient.name} ({how})",
-            {**_fields(t), "result": "received", "verified": verified},
-        )
-        return verified
-
     def user_gone(self, user: User) -> None:
         """``user`` went offline: fail what it sends or receives."""
         self._inboxes.pop(user, None)  # start no waiting delivery to it
@@ -439,13 +279,13 @@ class TransferManager:
             "FILE",
             f"transfer #{t.id} {t.name} from {t.sender.name} to {t.recipient.name} "
             f"failed ({state.value}): {reason.value}",
-            {**_fields(t), "result": "failed", "state": state.value, "reason": reason.value},
+            {**audit_fields(t), "result": "failed", "state": state.value, "reason": reason.value},
         )
         if state in _DELIVERY:
             self._delivery_ended(t, state)
         self._dispatch()
 
-    # the slot, the upload, the delivery
+    # the slot and the upload
 
     def _dispatch(self) -> None:
         """Give free slots to waiting uploads, in turn."""
@@ -505,7 +345,7 @@ class TransferManager:
             "FILE-QUEUE",
             f"transfer #{t.id} {t.name} from {t.sender.name} started, waited "
             f"{t.waited:.2f}s (queue size {self.waiting})",
-            {**_fields(t), "waited": t.waited, "queued": self.waiting},
+            {**audit_fields(t), "waited": t.waited, "queued": self.waiting},
         )
         self._send(t.sender, frames.UploadStart(t.id, t.waited))
         self._notify(t, "uploading")
@@ -516,7 +356,7 @@ class TransferManager:
         """The spool refused ``t``'s file: fail it (``cancelled``), saying why in the log."""
         self._audit(
             "FILE", f"transfer #{t.id} {t.name} from {t.sender.name}: {what}: {error}",
-            {**_fields(t), "spool_error": str(error)},
+            {**audit_fields(t), "spool_error": str(error)},
         )
         log.error("spool: transfer {number}: {what}: {error}", number=t.id, what=what, error=error)
         self.fail(t, FailReason.CANCELLED)
@@ -535,7 +375,7 @@ class TransferManager:
             "FILE",
             f"transfer #{t.id} {t.name} from {t.sender.name}: no data for "
             f"{timeout:g}s ({received} of {count(t.size, 'byte')})",
-            {**_fields(t), "idle": timeout, "received": received, "size": t.size},
+            {**audit_fields(t), "idle": timeout, "received": received, "size": t.size},
         )
         self.fail(t, FailReason.SIZE_MISMATCH)
 
@@ -557,146 +397,15 @@ class TransferManager:
             "FILE",
             f"transfer #{t.id} {t.name} from {t.sender.name} uploaded "
             f"({format_size(t.size)} in {seconds:.2f}s)",
-            {**_fields(t), "result": "uploaded", "size": t.size, "seconds": seconds},
+            {**audit_fields(t), "result": "uploaded", "size": t.size, "seconds": seconds},
         )
         inbox = self._inboxes.get(t.recipient)
         if inbox is None:
-            inbox = self._inboxes[t.recipient] = _Inbox()
+            inbox = self._inboxes[t.recipient] = Inbox()
         inbox.waiting.append(t)
         self._next_deliveries(t.recipient, inbox)
         if t.state is State.SPOOLED and self.active.get(t.id) is t:
             self._notify(t, "waiting")
-
-    def _next_deliveries(self, recipient: User, inbox: _Inbox) -> None:
-        """Start waiting deliveries to ``recipient`` while it has room for them."""
-        if inbox.busy:
-            return  # a loop below this call is already at it
-        inbox.busy = True
-        try:
-            limit = self._settings.deliveries_per_user
-            while inbox.waiting and inbox.streaming < limit and not self._closing:
-                t = inbox.waiting.popleft()
-                inbox.streaming += 1
-                if t.recipient.offers:
-                    self._offer(t, inbox)
-                else:
-                    self._deliver(t)
-        finally:
-            inbox.busy = False
-        if not inbox.streaming and not inbox.waiting and self._inboxes.get(recipient) is inbox:
-            del self._inboxes[recipient]
-
-    def _delivery_ended(self, t: Transfer, state: State) -> None:
-        inbox = self._inboxes.get(t.recipient)
-        if inbox is None:
-            return
-        if state is State.DELIVERING or state is State.OFFERED:
-            inbox.streaming -= 1
-        self._next_deliveries(t.recipient, inbox)
-
-    def _offer(self, t: Transfer, inbox: _Inbox) -> None:
-        """Ask the addressee first (``file-offer``); the file waits in the spool."""
-        t.state = State.OFFERED
-        recipient = t.recipient
-        taken = recipient.received_names
-        offered = inbox.offered
-        name = free_name(t.name, lambda n: n in taken or n in offered)
-        offered.add(name)
-        t.shown_name = name
-        t.told = True
-        original = t.name if name != t.name else None
-        self._send(recipient, frames.FileOffer(t.id, t.sender.name, name, t.size, original))
-        timeout = self._settings.offer_timeout
-        t.idle_call = self._clock.callLater(timeout, self._offer_expired, t)
-        self._audit(
-            "FILE",
-            f"transfer #{t.id} {t.name} from {t.sender.name} offered to {recipient.name}",
-            {**_fields(t), "result": "offered"},
-        )
-
-    def _offer_expired(self, t: Transfer) -> None:
-        t.idle_call = None
-        if self.active.get(t.id) is not t or t.state is not State.OFFERED:
-            return
-        timeout = self._settings.offer_timeout
-        self._audit(
-            "FILE",
-            f"transfer #{t.id} {t.name}: {t.recipient.name} did not answer the offer "
-            f"within {timeout:g}s",
-            {**_fields(t), "offer_timeout": timeout},
-        )
-        self.fail(t, FailReason.DECLINED)
-
-    def _notify(self, t: Transfer, state: str, position: int | None = None) -> None:
-        """Tell an addressee that asked for notices of a file on its way (``file-pending``)."""
-        recipient = t.recipient
-        if recipient.notices:
-            t.told = True
-            self._send(recipient, frames.FilePending(
-                t.id, t.sender.name, t.name, t.size, state, position,
-            ))
-
-    def _deliver(self, t: Transfer) -> None:
-        t.state = State.DELIVERING
-        spool = t.spool
-        assert spool is not None
-        sha256 = t.sha256 = spool.sha256
-        recipient = t.recipient
-        name = t.shown_name
-        if name is None or name in recipient.received_names:
-            name = free_name(t.name, recipient.received_names.__contains__)
-        recipient.received_names.add(name)
-        renamed = name != t.name
-        if renamed:
-            self._audit(
-                "FILE",
-                f"name conflict: {recipient.name} already received {t.name}; "
-                f"transfer #{t.id} renamed to {name}",
-                {**_fields(t), "renamed": name},
-            )
-        original = t.name if renamed else None
-        self._send(recipient, frames.FileStart(t.id, t.sender.name, name, t.size, original))
-        t.file_started = True
-        t.reader = spool.open()
-        d = recipient.outbox.send_file(t.id, t.reader)
-        d.addCallbacks(
-            self._streamed, self._stream_stopped, callbackArgs=(t, sha256), errbackArgs=(t,)
-        )
-        d.addErrback(lambda f: log.failure("delivering transfer {t}", f, t=t))
-
-    def _streamed(self, _: object, t: Transfer, sha256: str) -> None:
-        if self.active.get(t.id) is not t:
-            return
-        self._close_reader(t)
-        end = frames.FileEnd(t.id, sha256).wire()
-        t.recipient.outbox.send(end, lambda: self._delivered(t))
-
-    def _stream_stopped(self, failure: Failure, t: Transfer) -> None:
-        # The addressee's connection went away under the FileSender (unless
-        # we stopped the stream ourselves, failing the transfer already).
-        if self.active.get(t.id) is t:
-            self._inboxes.pop(t.recipient, None)  # start no waiting delivery to it
-            self.fail(t, FailReason.RECIPIENT_OFFLINE, tell_recipient=False)
-
-    def _delivered(self, t: Transfer) -> None:
-        if self.active.pop(t.id, None) is None:
-            return
-        self._discard(t)
-        if not self._closing:
-            self.receipts.remember(t)
-        stats = self._stats
-        stats.transfer("delivered")
-        stats.file_bytes_out += t.size
-        if not t.sender_gone:
-            self._send(t.sender, frames.FileDelivered(t.id, t.recipient.name))
-        self._audit(
-            "FILE",
-            f"transfer #{t.id} {t.name} from {t.sender.name} delivered to "
-            f"{t.recipient.name}",
-            {**_fields(t), "result": "delivered", "size": t.size},
-        )
-        self._delivery_ended(t, State.DELIVERING)
-        self._dispatch()  # its spool room may let a held-back upload start
 
     def _discard(self, t: Transfer) -> None:
         self._cancel_idle(t)
@@ -707,36 +416,9 @@ class TransferManager:
             t.held = False
             self.budget.release(t.recipient, t.size)
 
-    @staticmethod
-    def _cancel_idle(t: Transfer) -> None:
-        if t.idle_call is not None:
-            if t.idle_call.active():
-                t.idle_call.cancel()
-            t.idle_call = None
-
-    @staticmethod
-    def _close_reader(t: Transfer) -> None:
-        if t.reader is not None:
-            t.reader.close()
-            t.reader = None
-
-    @staticmethod
-    def _send(user: User, event: Event) -> None:
-        user.outbox.send(event.wire())
-
 
 _DELIVERY = frozenset({State.SPOOLED, State.OFFERED, State.DELIVERING})
 
 
-def _number(value: object) -> int | None:
-    """``value`` if it is a transfer number's type (an int, not a bool)."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def _not_queued(t: Transfer) -> bool:
     return t.state is not State.QUEUED
-
-
-def _fields(t: Transfer) -> dict[str, object]:
-    """The fields every FILE, FILE-QUEUE and SENDFILE event of ``t`` carries."""
-    return {"transfer": t.id, "name": t.name, "from": t.sender.name, "to": t.recipient.name}
