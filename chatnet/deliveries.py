@@ -39,7 +39,7 @@ from chatnet.model import User
 from chatnet.names import free_name
 from chatnet.receipts import Receipts
 from chatnet.stats import Stats
-from chatnet.transfer import State, Transfer, audit_fields
+from chatnet.transfer_state import State, Transfer, audit_fields
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime

@@ -33,8 +33,8 @@ Transfer life::
        \\________________\\______________________\\________________\\________________\\--> (failed)
 
 Delivery, offers and receipts are :mod:`chatnet.deliveries`; the
-:class:`~chatnet.transfer.Transfer` record and its states are
-:mod:`chatnet.transfer`.
+:class:`~chatnet.transfer_state.Transfer` record and its states are
+:mod:`chatnet.transfer_state`.
 
 Nothing here touches a socket: senders and addressees are
 :class:`~chatnet.model.User` objects, whose outbox is a
@@ -57,7 +57,7 @@ from chatnet.interfaces import AuditFn
 from chatnet.model import User
 from chatnet.spool import Spool, SpoolBudget
 from chatnet.stats import Stats
-from chatnet.transfer import State, Transfer, audit_fields
+from chatnet.transfer_state import State, Transfer, audit_fields
 from chatnet.validation import count, format_size
 
 log = Logger()

@@ -20,7 +20,7 @@ from twisted.logger import ILogObserver, globalLogPublisher
 
 from chatnet.testing import FakeClient
 from chatnet.testing import TestServer as Server
-from chatnet.transfer import State
+from chatnet.transfer_state import State
 
 NAMES = ["ann", "bob", "cy", "dee", "ed", "ann"]  # one name twice: taken
 ROOMS = ["r1", "r2", "r3"]
