@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import re
 import signal
+import sys
 from collections.abc import Callable
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import Service
@@ -42,6 +44,31 @@ if TYPE_CHECKING:
 log = Logger()
 
 SHUTDOWN_MESSAGE = "The server is shutting down"
+
+
+class CannotStart(Exception):
+    """
+    The server cannot start for a reason an operator can fix (a port in
+    use, an audit log that cannot be opened); its message says which.
+
+    An ``Exception``, not ``SystemExit``: twistd reports an ``Exception``
+    from a daemon's start to the waiting parent (``An error has occurred``)
+    and waits for ever on anything else.  :func:`quiet_cannot_start` keeps
+    the traceback off the screen.
+    """
+
+
+def quiet_cannot_start() -> None:
+    """Print a :class:`CannotStart` that ends the process as its one line, not a traceback."""
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        if isinstance(value, CannotStart):
+            print(value, file=sys.stderr)
+        else:
+            previous(kind, value, tb)
+
+    sys.excepthook = hook
 
 
 def cannot_listen(error: BaseException) -> str:
@@ -130,7 +157,7 @@ class ChatService(Service):
             self._observer = open_observer(self.audit_log, reactor, self.audit_format)
         except OSError as e:
             self.spool.close()
-            raise SystemExit(
+            raise CannotStart(
                 f"chatnet: cannot open the audit log {self.audit_log}: {e.strerror or e}"
             ) from None
         except BaseException:
@@ -167,7 +194,7 @@ class ChatService(Service):
             if isinstance(e, (CannotListenError, OSError, ImportError)):
                 # An operator's mistake (port in use, no such interface or
                 # folder, TLS extra missing): one line, not a traceback.
-                raise SystemExit(f"chatnet: {cannot_listen(e)}") from None
+                raise CannotStart(f"chatnet: {cannot_listen(e)}") from None
             raise
         self._audit_spool(transfers)
         Service.privilegedStartService(self)

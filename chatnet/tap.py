@@ -23,7 +23,7 @@ from chatnet._version import __version__
 from chatnet.accounts import Accounts, AccountsError, mode_warning
 from chatnet.audit import FORMATS
 from chatnet.config import MAX_ROOM_CAPACITY, MAX_TEXT_LIMIT, MIB, Settings
-from chatnet.service import ChatService
+from chatnet.service import ChatService, quiet_cannot_start
 
 _log = Logger()
 
@@ -315,6 +315,7 @@ def warnings(options: Options) -> list[str]:
 def makeService(options: Options) -> ChatService:
     """Build the service for ``twistd chatnet``."""
     _honour_sigint()
+    quiet_cannot_start()
     for warning in warnings(options):
         _log.warn("chatnet: warning: {warning}", warning=warning)
     return ChatService(

@@ -11,7 +11,7 @@ from twisted.internet import reactor
 from twisted.internet.error import ConnectionRefusedError
 
 from chatnet.config import Settings
-from chatnet.service import ChatService
+from chatnet.service import CannotStart, ChatService
 from integration.helpers import LiveServer, connect
 
 
@@ -24,7 +24,7 @@ def test_busy_port_fails_at_start(tmp_path: Path) -> None:
         service = ChatService(f"tcp:{port}:interface=127.0.0.1", Settings(),
                               audit_log=str(tmp_path / "server.log"),
                               spool_dir=str(tmp_path / "spool"), reactor=reactor)
-        with pytest.raises(SystemExit) as info:
+        with pytest.raises(CannotStart) as info:
             service.privilegedStartService()
     assert str(info.value) == f"chatnet: cannot listen on 127.0.0.1:{port}: Address already in use"
     assert not service.running

@@ -155,3 +155,28 @@ def test_port_in_use_is_one_line_not_a_traceback(tmp_path: Path) -> None:
             proc.kill()
     finally:
         holder.close()
+
+
+def test_port_in_use_when_daemonized_is_reported_by_the_parent(tmp_path: Path) -> None:
+    """Without -n the waiting parent says why and exits 1 (it would wait for ever on SystemExit)."""
+    from support.processes import TWISTD
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        argv = [sys.executable, "-c", TWISTD, "--pidfile", str(tmp_path / "twistd.pid"),
+                "--logfile", str(tmp_path / "twistd.log"), "chatnet",
+                "--port", f"tcp:{port}:interface=127.0.0.1",
+                "--audit-log", str(tmp_path / "server.log"), "--spool-dir", str(tmp_path / "spool")]
+        result = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                                stdin=subprocess.DEVNULL)
+        assert result.returncode == 1, result
+        assert "An error has occurred" in result.stderr and "cannot listen" in result.stderr, result
+        log = (tmp_path / "twistd.log").read_text()
+        assert f"chatnet: cannot listen on 127.0.0.1:{port}: Address already in use" in log, log
+        assert "Traceback" not in log, log
+        assert not (tmp_path / "twistd.pid").exists()
+    finally:
+        holder.close()

@@ -17,7 +17,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
 
 from chatnet.config import Settings
-from chatnet.service import ChatService
+from chatnet.service import CannotStart, ChatService
 from chatnet.spool import SpoolError
 from chatnet.testing import FakeClient
 
@@ -250,12 +250,12 @@ def test_default_listen_backlog() -> None:
 
 
 def test_an_audit_log_that_cannot_be_opened_stops_the_start_in_one_line(tmp_path: Path) -> None:
-    """The audit log's folder missing: SystemExit with a message an operator can act on."""
+    """The audit log's folder missing: CannotStart with a message an operator can act on."""
     service = ChatService(
         "tcp:0", Settings(), audit_log=str(tmp_path / "gone" / "server.log"),
         spool_dir=str(tmp_path / "spool"), reactor=MemoryReactorClock(),
     )
-    with pytest.raises(SystemExit) as info:
+    with pytest.raises(CannotStart) as info:
         service.privilegedStartService()
     assert str(info.value) == (
         f"chatnet: cannot open the audit log {tmp_path / 'gone' / 'server.log'}: "
