@@ -37,7 +37,8 @@ LINE_MODE_RETRY_FOR = 300.0
 EPILOG = """\
 commands: /join <room>, /leave, /broadcast <message> (or plain text),
 /whisper <user> <message>, /sendfile <file> <user>, /cancel <transfer>,
-/rooms, /who [room], /users, /reconnect, /help, /exit
+/accept <transfer>, /decline <transfer>, /rooms, /who [room], /users,
+/reconnect, /help, /exit
 
 servers: HOST [PORT] (the default is 127.0.0.1 8080), or several as
 host:port words, tried in this order: at start, and again whenever the
