@@ -64,8 +64,9 @@ class ChunkSender(FileSender):
 
     CHUNK_SIZE = codec.MAX_DATA
 
-    def __init__(self, transfer: int) -> None:
+    def __init__(self, transfer: int, chunk: int = codec.MAX_DATA) -> None:
         self.transfer = transfer
+        self.CHUNK_SIZE = chunk
 
     def beginFileTransfer(
         self, file: Readable, consumer: IConsumer, transform: None = None
@@ -277,9 +278,12 @@ class Outbound:
             self.abort()
             self._on_overflow(f"{unsent} bytes unsent")
 
-    def send_file(self, transfer: int, file: Readable) -> Deferred[bytes]:
+    def send_file(
+        self, transfer: int, file: Readable, chunk: int = codec.MAX_DATA
+    ) -> Deferred[bytes]:
         """
-        Stream ``file`` as data frames of ``transfer``.
+        Stream ``file`` as data frames of ``transfer``, of ``chunk`` bytes
+        each (the last may be shorter).
 
         :returns: fires when the last chunk was handed to the transport;
             fails if the stream is cancelled or the connection goes away.
@@ -289,7 +293,7 @@ class Outbound:
             self._by_transfer = {}
             self._streams = deque()
         self._by_transfer[transfer] = stream
-        d = ChunkSender(transfer).beginFileTransfer(file, stream)
+        d = ChunkSender(transfer, chunk).beginFileTransfer(file, stream)
         if self._closed:
             self._stop_stream(stream)
         else:

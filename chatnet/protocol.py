@@ -67,6 +67,8 @@ class ChatServerProtocol(fastpath.FramingReceiver):
         hub = factory.hub
         if factory.fast_path:
             fastpath.adopt(self)
+        # A small unsent backlog: chat is not stuck behind file data.
+        fastpath.limit_backlog(self.transport)
         # Reading pauses for reasons: a request waiting for its answer (the
         # session, through the outbound) and the flood limit, without fighting.
         self.reading = ReadGate(self)

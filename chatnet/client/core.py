@@ -33,7 +33,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITransport
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from chatnet import frames, validation
+from chatnet import fastpath, frames, validation
 from chatnet.client.advice import lost_text, no_login_reply, not_chatnet
 from chatnet.client.commands import (
     Command,
@@ -100,7 +100,7 @@ class ClientCore:
         self._outbound: Outbound | None = None
         self.roster = Roster()
         self.replies = Replies()
-        self.outgoing = Uploads(clock, self.emit, self.request)
+        self.outgoing = Uploads(clock, self.emit, self.request, self._unsent)
         self.incoming = Downloads(downloads, clock.seconds, self.emit)
         self.shutdown_message: str | None = None
         self._closed_waiters: list[Deferred[Disconnected]] = []
@@ -212,6 +212,10 @@ class ClientCore:
         # Our own unsent requests are never "a slow consumer" to drop.
         self._outbound = Outbound(transport, self.clock, max_output=sys.maxsize)
         self.outgoing.connected(self._outbound)
+
+    def _unsent(self) -> int:
+        """Bytes written that have not left this machine yet (0: cannot tell)."""
+        return fastpath.unsent(self.transport) if self.transport is not None else 0
 
     @property
     def never_answered(self) -> bool:

@@ -14,7 +14,7 @@ from twisted.internet.protocol import Factory
 from twisted.protocols.basic import Int32StringReceiver
 from twisted.python.failure import Failure
 
-from chatnet import frames
+from chatnet import fastpath, frames
 from chatnet.client.core import ClientCore
 
 _DONE = Failure(ConnectionDone())
@@ -31,6 +31,9 @@ class ClientProtocol(Int32StringReceiver):
         self.core = core
 
     def connectionMade(self) -> None:
+        # A small unsent backlog: a chat line or /cancel typed during an
+        # upload is not stuck behind megabytes of file data.
+        fastpath.limit_backlog(self.transport)
         self.core.connected(self.transport)
 
     def stringReceived(self, payload: bytes) -> None:
