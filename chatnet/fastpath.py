@@ -313,7 +313,9 @@ _NOTSENT_LOWAT_OPTION: int | None = getattr(
 )
 
 
-def limit_backlog(transport: object) -> bool:
+def limit_backlog(
+    transport: object, lowat: int = NOTSENT_LOWAT, buffer: int | None = BUFFER_SIZE
+) -> bool:
     """
     Keep the unsent output of a TCP connection small, so that what is
     written now (a chat frame) does not wait behind megabytes of file data
@@ -324,10 +326,10 @@ def limit_backlog(transport: object) -> bool:
 
     :returns: whether the socket option was set.
     """
-    if isinstance(transport, abstract.FileDescriptor) and isinstance(
+    if buffer is not None and isinstance(transport, abstract.FileDescriptor) and isinstance(
         getattr(transport, "bufferSize", None), int
     ):
-        transport.bufferSize = BUFFER_SIZE
+        transport.bufferSize = buffer
     get_handle = getattr(transport, "getHandle", None)
     option = _NOTSENT_LOWAT_OPTION
     if get_handle is None or option is None:
@@ -336,7 +338,7 @@ def limit_backlog(transport: object) -> bool:
     if not isinstance(handle, socket.socket) or handle.type != socket.SOCK_STREAM:
         return False
     try:
-        handle.setsockopt(socket.IPPROTO_TCP, option, NOTSENT_LOWAT)
+        handle.setsockopt(socket.IPPROTO_TCP, option, lowat)
     except OSError:  # an older kernel
         return False
     return True

@@ -67,8 +67,11 @@ class ChatServerProtocol(fastpath.FramingReceiver):
         hub = factory.hub
         if factory.fast_path:
             fastpath.adopt(self)
-        # A small unsent backlog: chat is not stuck behind file data.
-        fastpath.limit_backlog(self.transport)
+        # A small unsent backlog in the kernel: chat is not stuck behind
+        # megabytes of file data.  (Twisted's buffer keeps its size: a file
+        # chunk pauses the producer anyway, and a smaller one costs
+        # loopback file speed.)
+        fastpath.limit_backlog(self.transport, buffer=None)
         # Reading pauses for reasons: a request waiting for its answer (the
         # session, through the outbound) and the flood limit, without fighting.
         self.reading = ReadGate(self)

@@ -12,7 +12,6 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 import pytest_twisted
 from support.slowlink import RATE, SlowLink
 from twisted.internet import reactor
@@ -23,8 +22,6 @@ from chatnet.client.core import ClientCore
 from chatnet.client.events import ClientEvent, TransferEvent
 from chatnet.client.protocol import connect
 from integration.helpers import LiveServer
-
-pytestmark = pytest.mark.slow
 
 #: The contract's target for chat and cancel during an upload over the link.
 LIVE = 0.5

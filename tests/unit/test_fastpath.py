@@ -224,3 +224,49 @@ def test_the_grep_finds_what_it_should() -> None:
         assert PRIVATE.search(line), line
     assert not PRIVATE.search("if type(x).__class__ == y")
     assert not PRIVATE.search("twisted.__version__")
+
+
+def test_limit_backlog_sets_the_low_water_mark_and_the_buffer() -> None:
+    """TCP_NOTSENT_LOWAT on the socket (where the platform has it) and a small bufferSize."""
+    import socket
+
+    from twisted.internet import abstract
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    sock = socket.create_connection(listener.getsockname())
+    try:
+
+        class Transport(abstract.FileDescriptor):
+            connected = True
+
+            def getHandle(self) -> socket.socket:
+                return sock
+
+            def startWriting(self) -> None:  # no reactor here
+                pass
+
+        transport = Transport()
+        set_option = fastpath.limit_backlog(transport)
+        assert transport.bufferSize == fastpath.BUFFER_SIZE
+        option = fastpath._NOTSENT_LOWAT_OPTION
+        if option is not None:
+            assert set_option
+            assert sock.getsockopt(socket.IPPROTO_TCP, option) == fastpath.NOTSENT_LOWAT
+        assert fastpath.unsent(transport) == 0
+        transport.write(b"x" * 100)  # buffered by Twisted, not yet sent
+        assert fastpath.unsent(transport) == 100
+        keep = Transport()
+        fastpath.limit_backlog(keep, buffer=None)
+        assert keep.bufferSize == abstract.FileDescriptor.bufferSize
+    finally:
+        sock.close()
+        listener.close()
+
+
+def test_limit_backlog_leaves_other_transports_alone() -> None:
+    from twisted.internet.testing import StringTransport
+
+    assert fastpath.limit_backlog(StringTransport()) is False
+    assert fastpath.unsent(StringTransport()) == 0
