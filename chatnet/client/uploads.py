@@ -219,7 +219,7 @@ class Uploads:
             self._emit(TransferEvent("progress", upload))
 
         def written(_: object) -> None:
-            if upload.done_bytes < upload.size and not upload.finished:
+            if handed < upload.size and not upload.finished:
                 # The file shrank since it was offered: the server would wait.
                 self._request(frames.Cancel(transfer=transfer)).addErrback(lambda f: None)
                 upload.reason = "the file changed while it was being sent"

@@ -19,7 +19,7 @@ from twisted.python.failure import Failure
 from chatnet import frames
 from chatnet.client.commands import SendFile
 from chatnet.client.events import LocalError
-from chatnet.client.uploads import inspect_file
+from chatnet.client.uploads import UPLOAD_CHUNK, inspect_file
 from chatnet.errors import ChatError
 
 CHUNK = 2**14
@@ -168,7 +168,7 @@ def test_two_uploads_interleave_and_chat_goes_first(tmp_path: Any) -> None:
            {"type": "upload-start", "transfer": 2, "waited": 0})
     order: list[Any] = []
     sent: list[raw.Frame] = []
-    for turn in range(8):
+    for turn in range(2 + 2 * len(a) // UPLOAD_CHUNK + 2):  # 16 KiB upload frames
         if turn == 2:
             h.core.request(frames.Broadcast(text="still chatting"))  # queued: paused
         chunk = parse_stream(pipe.drain())
