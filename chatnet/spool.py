@@ -20,6 +20,10 @@ The spool folder is the server's own, and nobody else may touch it:
   cannot share it, and files left by a server that was killed are removed
   at start (:attr:`Spool.cleaned`), never reused.  Only names of the
   server's own pattern, ``chatnet-upload-<number>.part``, are touched.
+  Without ``--spool-dir`` each run has a new private temporary folder, so at
+  start the server also removes the temporary spools that killed servers
+  left behind (:func:`sweep_abandoned`: unlocked, a minute old, holding only
+  spool files).
 
 Pure: imports nothing from Twisted.
 """
@@ -33,6 +37,7 @@ import re
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Hashable
 from pathlib import Path
 from typing import BinaryIO
@@ -102,8 +107,10 @@ class Spool:
     PREFIX = "chatnet-upload-"
 
     def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+        swept = (0, 0)
         if directory is None:
-            self.path = Path(tempfile.mkdtemp(prefix="chatnet-spool-"))
+            swept = sweep_abandoned(Path(tempfile.gettempdir()))
+            self.path = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
             self._owned = True
         else:
             self.path = Path(directory)
@@ -111,8 +118,11 @@ class Spool:
             self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._owned = False
         self._fd: int | None = self._open_folder()
-        #: ``(files, bytes)`` left by an earlier server and removed at start.
-        self.cleaned = self._clean()
+        #: ``(files, bytes)`` left by an earlier server and removed at start
+        #: (with a private temporary spool: from the abandoned ones of killed
+        #: servers, see :func:`sweep_abandoned`).
+        files, size = self._clean()
+        self.cleaned = (files + swept[0], size + swept[1])
 
     def _open_folder(self) -> int:
         shown = str(self.path)
@@ -198,6 +208,62 @@ class Spool:
     def _unlink(self, name: str) -> None:
         if self._fd is not None:
             _unlink(name, self._fd)
+
+
+#: The private temporary spool folders: ``chatnet-spool-XXXXXXXX`` in the temp folder.
+TEMP_PREFIX = "chatnet-spool-"
+#: A temporary spool untouched this long, and unlocked, was a killed server's.
+ABANDONED_AFTER = 60.0
+
+
+def sweep_abandoned(folder: Path, now: float | None = None) -> tuple[int, int]:
+    """
+    Remove the private temporary spools that killed servers left in
+    ``folder`` (a server that stops removes its own): folders named
+    ``chatnet-spool-*``, of this user, mode 0700, that no server has locked,
+    untouched for :data:`ABANDONED_AFTER` seconds and holding only spool
+    files.  Anything else is left alone.
+
+    :returns: ``(files, bytes)`` removed.
+    """
+    files = size = 0
+    now = time.time() if now is None else now
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0, 0
+    for name in names:
+        if not name.startswith(TEMP_PREFIX):
+            continue
+        try:
+            fd = os.open(folder / name, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW | _CLOEXEC)
+        except OSError:
+            continue  # not a folder, a link, not ours to open
+        try:
+            st = os.fstat(fd)
+            if (st.st_uid != os.getuid() or stat.S_IMODE(st.st_mode) != 0o700
+                    or now - st.st_mtime < ABANDONED_AFTER):
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a running server's
+            entries = os.listdir(fd)
+            if any(SPOOL_NAME.fullmatch(entry) is None for entry in entries):
+                continue
+            for entry in entries:
+                est = os.stat(entry, dir_fd=fd, follow_symlinks=False)
+                if stat.S_ISREG(est.st_mode):
+                    size += est.st_size
+                _unlink(entry, fd)
+                files += 1
+            try:
+                os.rmdir(folder / name)
+            except OSError:
+                pass
+        finally:
+            os.close(fd)
+    return files, size
 
 
 def _unlink(name: str, fd: int) -> None:

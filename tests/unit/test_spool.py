@@ -223,3 +223,39 @@ def test_remove_after_close_is_harmless(tmp_path: Path) -> None:
     f.remove()
     spool.close()
     assert spool.leftovers() == []
+
+
+def _abandoned(parent: Path, name: str, files: dict[str, bytes], age: float = 3600) -> Path:
+    """A temporary spool as a killed server leaves it: private, unlocked, untouched for ``age``."""
+    folder = parent / name
+    folder.mkdir(mode=0o700)
+    for entry, data in files.items():
+        (folder / entry).write_bytes(data)
+    old = folder.stat().st_mtime - age
+    os.utime(folder, (old, old))
+    return folder
+
+
+def test_killed_servers_temporary_spools_are_swept_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a spool folder: abandoned temporary spools go; live, recent or foreign ones stay."""
+    from chatnet.spool import sweep_abandoned
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    gone = _abandoned(tmp_path, "chatnet-spool-dead", {"chatnet-upload-7.part": b"x" * 10,
+                                                       "chatnet-upload-8.part": b""})
+    recent = _abandoned(tmp_path, "chatnet-spool-new", {"chatnet-upload-1.part": b"y"}, age=0)
+    foreign = _abandoned(tmp_path, "chatnet-spool-mine", {"notes.txt": b"keep"})
+    other = _abandoned(tmp_path, "other-spool-x", {"chatnet-upload-2.part": b"z"})
+    live = Spool(_abandoned(tmp_path, "chatnet-spool-live", {}))  # locked by a running server
+    os.utime(live.path, (0, 0))
+    assert sweep_abandoned(tmp_path) == (2, 10)
+    assert not gone.exists()
+    assert recent.exists() and foreign.exists() and other.exists() and live.path.exists()
+
+    _abandoned(tmp_path, "chatnet-spool-dead2", {"chatnet-upload-3.part": b"abc"})
+    spool = Spool()  # a private temporary spool sweeps first and says so
+    assert spool.cleaned == (1, 3) and not (tmp_path / "chatnet-spool-dead2").exists()
+    spool.close()
+    live.close()
