@@ -232,4 +232,6 @@ def show(value: Any) -> str:
     if isinstance(value, str):
         text = value if len(value) <= 40 else value[:37] + "..."
         return repr(text)
+    if value is None:  # the field is missing (or null)
+        return "(none given)"
     return f"of type {type(value).__name__}"

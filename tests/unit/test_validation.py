@@ -183,6 +183,7 @@ def test_fold_and_show() -> None:
     assert validation.fold("GroupA") == "groupa"
     assert validation.show("x" * 50) == repr("x" * 37 + "...")
     assert validation.show(3) == "of type int"
+    assert validation.show(None) == "(none given)"  # not "of type NoneType"
     assert validation.format_size(3 * MIB) == "3.0 MiB"
     assert validation.format_size(512) == "512 B"
 
