@@ -126,6 +126,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             validation.check_username(args.username)
         except ChatError as e:
             parser.error(e.message)
+    if os.path.exists(args.downloads) and not os.path.isdir(args.downloads):
+        parser.error(f"--downloads {args.downloads!r}: not a folder")
     if args.ca is not None:
         if not os.path.isfile(args.ca):
             parser.error(f"--ca {args.ca!r}: no such file")

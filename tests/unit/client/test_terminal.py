@@ -78,3 +78,14 @@ def test_ipv6_servers() -> None:
     """A bare IPv6 address, with or without a zone, or in brackets with a port."""
     servers = terminal.parse_args(["::1", "fe80::1%lo", "[::1]:9000"]).server_list
     assert [(s.host, s.port) for s in servers] == [("::1", 8080), ("fe80::1%lo", 8080), ("::1", 9000)]
+
+
+def test_downloads_that_is_a_file_is_refused(tmp_path: Any, capsys: Any) -> None:
+    """``--downloads`` naming a file: status 2 at once, not a discarded download later."""
+    taken = tmp_path / "notes.txt"
+    taken.write_text("x")
+    with pytest.raises(SystemExit) as info:
+        terminal.parse_args(["--downloads", str(taken)])
+    assert info.value.code == 2
+    assert f"--downloads {str(taken)!r}: not a folder" in capsys.readouterr().err
+    assert terminal.parse_args(["--downloads", str(tmp_path / "new")]).downloads == str(tmp_path / "new")
