@@ -21,6 +21,7 @@ import hashlib
 import os
 import re
 import tempfile
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -40,14 +41,24 @@ MAX_TRIES = 100_000
 
 # C0 controls, DEL, C1 controls, and the path separators of every platform.
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\:]")
+# Unicode categories that show as nothing or reorder what follows: other
+# controls, format characters (bidi overrides and isolates, zero-width
+# characters), lone surrogates, line and paragraph separators.
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def _visible(name: str) -> str:
+    """``name`` with every invisible or reordering character made ``_``."""
+    return "".join("_" if unicodedata.category(c) in _HIDDEN else c for c in name)
 
 
 def sanitise(name: object) -> str:
     """
     A base name that is safe to create inside the downloads folder.
 
-    Path components are dropped (only the last one is kept), control
-    characters and separators become ``_``, leading dots and spaces are
+    Path components are dropped (only the last one is kept), control,
+    bidi and other invisible characters (``photo\u202egnp.exe``, which
+    ``ls`` would show as ``photoexe.png``) and separators become ``_``, leading dots and spaces are
     removed (no hidden files, no ``..``), and the result is cut to
     255 bytes of UTF-8 keeping the extension.
 
@@ -57,7 +68,7 @@ def sanitise(name: object) -> str:
     if not isinstance(name, str):
         return FALLBACK_NAME
     base = re.split(r"[/\\]", name)[-1]
-    base = _UNSAFE.sub("_", base).strip(" ")
+    base = _visible(_UNSAFE.sub("_", base)).strip(" ")
     base = base.lstrip(". ")
     base = base.encode("utf-8", "replace").decode("utf-8")
     if not base:

@@ -30,6 +30,10 @@ from chatnet.client.downloads import sanitise
         (42, "download"),
         ("  spaced name.txt ", "spaced name.txt"),
         ("h\u00e9llo.txt", "h\u00e9llo.txt"),
+        ("photo\u202egnp.exe", "photo_gnp.exe"),
+        ("a\u200bb\u2066c\ufeff.txt", "a_b_c_.txt"),
+        ("line\u2028sep.txt", "line_sep.txt"),
+        ("caf\u00e9 \U0001f389.txt", "caf\u00e9 \U0001f389.txt"),
     ],
 )
 def test_sanitise(name: object, expected: str) -> None:
