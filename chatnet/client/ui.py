@@ -144,6 +144,10 @@ class ChatView:
         self.asking_password_for: str | None = None
         self.logged_in = False
         self.confirming = False
+        #: Why the last attempt to reconnect failed, shown once: the same
+        #: failure again only updates the status bar's countdown, so a long
+        #: outage does not push the conversation out of the scrollback.
+        self._failed_why: str | None = None
         #: Files offered to us, waiting for y or n (the first is asked).
         self.offers: deque[Transfer] = deque()
         self.loop: urwid.MainLoop | None = None
@@ -248,8 +252,13 @@ class ChatView:
                 self.add(render.transfer_event(event.kind, event.transfer, event.frame))
                 self._offer_changed(event.kind, event.transfer)
         elif isinstance(event, Reconnecting):
+            if event.why == self._failed_why:
+                self.redraw()
+                return
+            self._failed_why = event.why
             self.add(render.Line(render.ERROR, f"[disconnected] {event.text}"))
         elif isinstance(event, Reconnected):
+            self._failed_why = None
             self.where = event.server
             self.add(render.Line(render.SUCCESS, f"[ok] {event.text}"))
             self.core.execute(parse("/users")).addErrback(lambda f: None)

@@ -88,6 +88,32 @@ def test_full_screen_keeps_the_window_and_shows_what_failed(tmp_path: Any) -> No
     assert "/reconnect: not disconnected" in screen(view)
 
 
+def test_full_screen_says_a_repeated_failure_once(tmp_path: Any) -> None:
+    """
+    A server that stays down is said to refuse once, not at every attempt:
+    the countdown is in the status bar, and the conversation stays on screen.
+    """
+    net, view, finished = logged_in_view(tmp_path)
+    net.up = set()
+    net.drop(ConnectionDone())
+    for _ in range(6):
+        net.clock.advance(31)
+    shown = screen(view, rows=60).replace("\n         ", " ")
+    assert shown.count("connection refused (is the server running?)") == 1
+    assert "[disconnected] the server closed the connection" in shown
+    assert "DISCONNECTED, retry in" in shown
+    net.up = {A}
+    net.clock.advance(31)
+    (login,) = net.requests()
+    feed(net, {"type": "ok", "id": login["id"], "username": "alice", "server": "s", "limits": {}})
+    net.answer("join", room="groupA", members=["alice"])
+    net.up = set()
+    net.drop(ConnectionDone())
+    net.clock.advance(31)
+    shown = screen(view, rows=60).replace("\n         ", " ")
+    assert shown.count("connection refused (is the server running?)") == 2  # a new outage
+
+
 def test_full_screen_before_login_still_ends(tmp_path: Any) -> None:
     """No name yet: nothing to restore; the loss ends the screen as before."""
     net = Net(tmp_path, A)
