@@ -143,6 +143,8 @@ class Link:
 
     def status(self) -> str | None:
         """The status bar's mark while disconnected, else ``None``."""
+        if self.gave_up is not None and self.state == "stopped" and not self.core.is_connected:
+            return "DISCONNECTED, gave up (/reconnect tries again)"
         if not self.reconnecting:
             return None
         due = None
@@ -176,8 +178,13 @@ class Link:
         self.policy.connected()
 
     def retry_now(self) -> bool:
-        """``/reconnect`` or Ctrl+R: try at once; false when not disconnected."""
-        if self.state != "waiting":
+        """
+        ``/reconnect`` or Ctrl+R: try at once, also after giving up (the
+        server may have been fixed); false when not disconnected.
+        """
+        if self.state == "stopped" and self.gave_up is not None and self._restore is not None:
+            self.gave_up = None
+        elif self.state != "waiting":
             return False
         self._schedule(self.policy.retry_now(), "asked to retry")
         return True

@@ -263,7 +263,7 @@ class ChatView:
             self.add(render.Line(render.SUCCESS, f"[ok] {event.text}"))
             self.core.execute(parse("/users")).addErrback(lambda f: None)
         elif isinstance(event, GaveUp):
-            self.add(render.error_line(f"{event.why}. Ctrl+C leaves."))
+            self.add(render.error_line(f"{event.why}. /reconnect tries again; Ctrl+C leaves."))
         elif isinstance(event, Disconnected):
             if self.link is not None and (self.link.reconnecting or self.link.gave_up):
                 self.redraw()  # the window stays; the status bar says disconnected

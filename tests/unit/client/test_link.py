@@ -100,6 +100,14 @@ def test_login_refused_gives_up(tmp_path: Any) -> None:
     (gave_up,) = net.of(GaveUp)
     assert gave_up.login_refused and "Wrong password" in gave_up.why
     assert result_of(up) is False and not net.link.reconnecting
+    assert net.link.status() == "DISCONNECTED, gave up (/reconnect tries again)"
+
+    # /reconnect after giving up tries again (the accounts may have been fixed)
+    assert net.link.retry_now()
+    net.clock.advance(0)
+    assert net.link.status() is not None and "gave up" not in net.link.status()
+    net.answer("login", username="alice", server="s", limits={})
+    assert net.link.state == "up" and net.link.status() is None
 
 
 def test_gives_up_after_the_limit(tmp_path: Any) -> None:
