@@ -105,7 +105,8 @@ def test_login_refused_gives_up(tmp_path: Any) -> None:
     # /reconnect after giving up tries again (the accounts may have been fixed)
     assert net.link.retry_now()
     net.clock.advance(0)
-    assert net.link.status() is not None and "gave up" not in net.link.status()
+    status = net.link.status()
+    assert status is not None and "gave up" not in status
     net.answer("login", username="alice", server="s", limits={})
     assert net.link.state == "up" and net.link.status() is None
 
