@@ -84,3 +84,41 @@ async def test_chat_and_cancel_stay_live_during_an_upload(tmp_path: Path) -> Non
         await link.stop()
 
 
+
+
+@pytest_twisted.ensureDeferred
+async def test_chat_stays_live_during_a_download(tmp_path: Path) -> None:
+    """
+    The other way: the server's data frames to a client behind the slow link.
+    The server keeps 64 KiB frames and Twisted's 64 KiB buffer (loopback file
+    speed needs them), so a chat line waits about 1 s here (3 s without the
+    low-water mark, and megabytes' worth before the kernel's buffer was
+    bounded); the bound guards that.
+    """
+    server = LiveServer(tmp_path)
+    link = SlowLink(reactor, server.port)
+    link.listen()
+    core = ClientCore(reactor, str(tmp_path / "dl"))
+    try:
+        alice = await server.client("alice", room="r")
+        await connect(reactor, core, "127.0.0.1", link.port)
+        await core.login("bob")
+        await core.execute(parse("/join r"))
+        data = os.urandom(3 * 1024 * 1024)
+        reply = await alice.request("sendfile", to="bob", name="big.bin", size=len(data))
+        t = reply["transfer"]
+        await alice.event("upload-start", transfer=t)
+        for i in range(0, len(data), 65536):
+            alice.send_data(t, data[i:i + 65536])
+        await when(core, lambda e: isinstance(e, TransferEvent) and e.kind == "progress"
+                   and e.transfer.done_bytes > 2 * RATE)
+        said = reactor.seconds()
+        heard = when(core, lambda e: getattr(getattr(e, "frame", None), "text", None) == "psst")
+        alice.send(type="broadcast", id="m", text="psst")
+        chat = await heard - said
+        print(f"download over {RATE} B/s: chat line {chat:.3f}s")
+        assert chat < 1.5, chat
+    finally:
+        core.close()
+        await server.stop()
+        await link.stop()

@@ -29,8 +29,7 @@ HELD = 4 * 1024
 SOCKET_BUFFER = 8 * 1024
 
 
-def _small_buffers(transport: Any) -> None:
-    handle = getattr(transport, "socket", None) or getattr(transport, "getHandle", lambda: None)()
+def _small_buffers(handle: object) -> None:
     if isinstance(handle, socket.socket):
         handle.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
         handle.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
@@ -88,8 +87,6 @@ class _Side(protocol.Protocol):
         self.outgoing = outgoing
 
     def connectionMade(self) -> None:
-        if self.outgoing:  # (the accepted side has them from the listening socket)
-            _small_buffers(self.transport)
         self.link.side_up(self)
 
     def dataReceived(self, data: bytes) -> None:
@@ -121,9 +118,15 @@ class _Link:
             self.client = side
             self.up = _Pipe(side.transport, self.proxy.rate)
             side.transport.pauseProducing()  # until the server side is up
-            factory = protocol.ClientFactory()
-            factory.buildProtocol = lambda addr: _Side(self, True)  # type: ignore[method-assign]
-            self.proxy.reactor.connectTCP("127.0.0.1", self.proxy.target, factory)
+            # Small buffers before connecting, so the window fits them from
+            # the start; then the reactor adopts the connected socket.
+            sock = socket.socket()
+            _small_buffers(sock)
+            sock.connect(("127.0.0.1", self.proxy.target))  # loopback: at once
+            sock.setblocking(False)
+            factory = protocol.Factory.forProtocol(lambda: _Side(self, True))
+            self.proxy.reactor.adoptStreamConnection(sock.fileno(), socket.AF_INET, factory)
+            sock.close()  # the reactor has its own copy of the descriptor
         self.proxy.links.add(self)
 
     def pipe_from(self, side: _Side) -> _Pipe:
@@ -170,7 +173,7 @@ class SlowLink(protocol.Factory):
         self._listening = self.reactor.listenTCP(0, self, interface="127.0.0.1")
         # Set before any connection: accepted sockets inherit them, and the
         # window they advertise from the start fits them.
-        _small_buffers(self._listening)
+        _small_buffers(cast(Any, self._listening).socket)
         self.port = cast(Any, self._listening.getHost()).port
         self._last = self.reactor.seconds()
         self._loop.start(TICK, now=False)
