@@ -22,7 +22,8 @@
  *            --rate messages/s (open loop); send-to-delivery latency.
  *   files    --senders U send --files-per-sender files of --file-size bytes
  *            each to U receivers; bytes verified against the generator's
- *            pattern.
+ *            pattern; after "done", a "sha256" event checks the sha256 of
+ *            every file-end against the pattern's.
  *   soak     --clients slots churn: connect, join, talk, send files, leave
  *            or drop, reconnect, for --duration seconds.
  *
@@ -145,6 +146,8 @@ static uint64_t lat_k; /* latency: messages scheduled so far */
 static uint64_t f_started, f_uploaded, f_rx_ok, f_rx_bad, f_delivered, f_failed,
     f_aborted, f_bytes, f_corrupt, f_last_end;
 static uint64_t file_t0[MAX_FILES * 16];
+/* files: the sha256 each file-end carried, per sender and file number */
+static char file_sha[MAX_FILES * 16][65];
 static uint64_t file_lat_sum, file_lat_max;
 /* soak */
 static uint64_t s_connects, s_logins, s_graceful, s_drops, s_msgs, s_files;
@@ -577,6 +580,101 @@ static void got_text(struct conn *r, const char *p, size_t n)
     }
 }
 
+/* ---- sha256 (FIPS 180-4), to check the server's file-end hashes ---- */
+struct sha256 {
+    uint32_t h[8];
+    uint8_t buf[64];
+    uint64_t len;
+    size_t fill;
+};
+
+static const uint32_t SHA_K[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+    0xc67178f2};
+
+#define ROR32(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+
+static void sha256_block(struct sha256 *s, const uint8_t *p)
+{
+    uint32_t w[64], a, b, c, d, e, f, g, h;
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (int i = 16; i < 64; i++) {
+        uint32_t s0 = ROR32(w[i - 15], 7) ^ ROR32(w[i - 15], 18) ^ (w[i - 15] >> 3);
+        uint32_t s1 = ROR32(w[i - 2], 17) ^ ROR32(w[i - 2], 19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    a = s->h[0], b = s->h[1], c = s->h[2], d = s->h[3];
+    e = s->h[4], f = s->h[5], g = s->h[6], h = s->h[7];
+    for (int i = 0; i < 64; i++) {
+        uint32_t t1 = h + (ROR32(e, 6) ^ ROR32(e, 11) ^ ROR32(e, 25)) + ((e & f) ^ (~e & g)) +
+                      SHA_K[i] + w[i];
+        uint32_t t2 = (ROR32(a, 2) ^ ROR32(a, 13) ^ ROR32(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+        h = g, g = f, f = e, e = d + t1, d = c, c = b, b = a, a = t1 + t2;
+    }
+    s->h[0] += a, s->h[1] += b, s->h[2] += c, s->h[3] += d;
+    s->h[4] += e, s->h[5] += f, s->h[6] += g, s->h[7] += h;
+}
+
+static void sha256_init(struct sha256 *s)
+{
+    static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    memcpy(s->h, h0, sizeof h0);
+    s->len = 0, s->fill = 0;
+}
+
+static void sha256_update(struct sha256 *s, const uint8_t *p, size_t n)
+{
+    s->len += n;
+    while (n) {
+        if (s->fill == 0 && n >= 64) {
+            sha256_block(s, p);
+            p += 64, n -= 64;
+            continue;
+        }
+        size_t k = 64 - s->fill < n ? 64 - s->fill : n;
+        memcpy(s->buf + s->fill, p, k);
+        s->fill += k, p += k, n -= k;
+        if (s->fill == 64) sha256_block(s, s->buf), s->fill = 0;
+    }
+}
+
+/* the digest as 64 lower-case hex digits and a NUL */
+static void sha256_hex(struct sha256 *s, char out[65])
+{
+    uint64_t bits = s->len * 8;
+    uint8_t pad[72] = {0x80};
+    size_t padn = (s->fill < 56 ? 56 : 120) - s->fill;
+    for (int i = 0; i < 8; i++) pad[padn + i] = (uint8_t)(bits >> (56 - 8 * i));
+    sha256_update(s, pad, padn + 8);
+    for (int i = 0; i < 8; i++) snprintf(out + 8 * i, 9, "%08x", s->h[i]);
+}
+
+/* sha256 of the first n bytes of a pattern */
+static void pattern_sha256(uint64_t seed, uint64_t n, char out[65])
+{
+    static uint8_t tmp[65536];
+    struct sha256 s;
+    sha256_init(&s);
+    for (uint64_t off = 0; off < n;) {
+        size_t k = n - off < sizeof tmp ? (size_t)(n - off) : sizeof tmp;
+        pattern(seed, off, tmp, k);
+        sha256_update(&s, tmp, k);
+        off += k;
+    }
+    sha256_hex(&s, out);
+}
+
 /* ---- files ---- */
 static uint64_t file_seed_of(int sender, int fileno)
 {
@@ -779,6 +877,13 @@ static void chatnet_frame(struct conn *c, const char *p, size_t n)
         f_last_end = t;
         if (scen == S_FILES && x->sender >= 0 && x->sender < nconns && x->fileno >= 0 &&
             x->fileno < MAX_FILES) {
+            if (x->sender < 16) {
+                const char *h;
+                size_t hn = jstr(p, n, "sha256", &h);
+                char *slot = file_sha[x->sender * MAX_FILES + x->fileno];
+                if (hn == 64) memcpy(slot, h, 64), slot[64] = 0;
+                else snprintf(slot, 65, "?");
+            }
             uint64_t t0 = file_t0[x->sender * MAX_FILES + x->fileno];
             if (t0 && t > t0) {
                 file_lat_sum += t - t0;
@@ -1220,10 +1325,34 @@ static void go(void)
     set_timer(10000000ull); /* 10 ms */
 }
 
+/* files: after "done" (outside the measured span and the runner's CPU
+   window), the sha256 of every file sent, against the file-end hashes */
+static void print_sha256(void)
+{
+    uint64_t ok = 0, bad = 0, missing = 0;
+    char want[65];
+    for (int i = 0; i < senders && i < 16; i++)
+        for (int f = 0; f < files_per_sender; f++) {
+            const char *got = file_sha[i * MAX_FILES + f];
+            if (!got[0]) {
+                missing++;
+                continue;
+            }
+            pattern_sha256(file_seed_of(i, f), file_size, want);
+            if (strcmp(got, want) == 0) ok++;
+            else bad++;
+        }
+    printf("{\"event\":\"sha256\",\"sha256_ok\":%llu,\"sha256_bad\":%llu,"
+           "\"sha256_missing\":%llu}\n",
+           (unsigned long long)ok, (unsigned long long)bad, (unsigned long long)missing);
+    fflush(stdout);
+}
+
 static void finish(void)
 {
     phase = PH_DONE;
     print_done();
+    if (scen == S_FILES) print_sha256();
     if (autogo) {
         fflush(stdout);
     }
@@ -1346,7 +1475,9 @@ static void usage(void)
             "  [--files-per-sender F] [--chunk BYTES] [--concurrency C]\n"
             "  [--prefix NAME] [--drain-timeout S] [--seed N] [--auto]\n"
             "  [--eager N]  latency: time members 1..N of each room, drain the rest\n"
-            "               every 100 ms (keeps the generator's CPU low)\n");
+            "               every 100 ms (keeps the generator's CPU low)\n"
+            "       loadgen --pattern SEED:SIZE | --pattern-sha256 SEED:SIZE\n"
+            "               a file's bytes, or their sha256 (to test the generator)\n");
     exit(2);
 }
 
@@ -1365,6 +1496,7 @@ int main(int argc, char **argv)
         {"drain-timeout", 1, 0, 'D'}, {"seed", 1, 0, 'S'},
         {"auto", 0, 0, 'a'},          {"help", 0, 0, '?'},
         {"eager", 1, 0, 'E'},
+        {"pattern", 1, 0, 'G'},       {"pattern-sha256", 1, 0, 'H'},
         {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -1398,6 +1530,25 @@ int main(int argc, char **argv)
         case 'S': seed0 = (unsigned)atoi(optarg); break;
         case 'a': autogo = 1; break;
         case 'E': eager = atoi(optarg); break;
+        case 'G': /* --pattern SEED:SIZE: write those bytes to stdout (tests) */
+        case 'H': { /* --pattern-sha256 SEED:SIZE: print their sha256 (tests) */
+            unsigned long long pseed = 0, psize = 0;
+            if (sscanf(optarg, "%llu:%llu", &pseed, &psize) != 2) usage();
+            if (o == 'H') {
+                char hex[65];
+                pattern_sha256(pseed, psize, hex);
+                printf("%s\n", hex);
+            } else {
+                static uint8_t tmp[65536];
+                for (uint64_t off = 0; off < psize;) {
+                    size_t k = psize - off < sizeof tmp ? (size_t)(psize - off) : sizeof tmp;
+                    pattern(pseed, off, tmp, k);
+                    fwrite(tmp, 1, k, stdout);
+                    off += k;
+                }
+            }
+            return 0;
+        }
         default: usage();
         }
     }

@@ -142,12 +142,26 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
     "latency": [("msgs_per_s", "msg/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"),
                 ("p999_ms", "p99.9 ms"), ("max_ms", "max ms"), ("exact", "exact")],
     "files": [("files", "files"), ("mb_per_s", "MB/s"), ("span_s", "wall s"),
-              ("intact", "intact"), ("peak_rss_delta_mib", "peak +MiB")],
+              ("intact", "intact"), ("sha256_match", "sha256"),
+              ("peak_rss_delta_mib", "peak +MiB")],
     "soak": [("rss_start_mib", "RSS start"), ("rss_end_mib", "RSS end"),
              ("rss_growth_pct", "growth %"), ("rss_late_growth_pct", "2nd half %"),
              ("fds_leaked", "fd leak"),
              ("spool_left", "spool left"), ("connects", "connects")],
 }
+
+
+def files_exact(r: dict[str, Any]) -> bool:
+    """
+    A files case delivered every file whole: each byte as sent (``intact``)
+    and the sha256 of every ``file-end`` the sha256 of the bytes sent.
+    """
+    return bool(r.get("intact")) and bool(r.get("sha256_match"))
+
+
+def sha256_match(files: int | None, ok: int | None, bad: int | None) -> bool:
+    """Every one of ``files`` had its ``file-end`` sha256 checked, and none differed."""
+    return bool(files) and ok == files and not bad
 
 
 def row_text(r: dict[str, Any]) -> str:
@@ -274,9 +288,11 @@ def targets(results: Sequence[dict[str, Any]], quick: bool = False) -> list[Verd
     for r in files:
         if not _usable(r):
             continue
-        out.append(Verdict(f"files {r['case']}: >= 400 MB/s, bytes intact",
-                           f"{r['mb_per_s']:.0f} MB/s, {'intact' if r.get('intact') else 'CORRUPT/INCOMPLETE'}",
-                           r["mb_per_s"] >= 400 and bool(r.get("intact"))))
+        whole = ("intact, sha256 matched" if files_exact(r)
+                 else "CORRUPT/INCOMPLETE" if not r.get("intact") else "SHA256 MISMATCH/UNCHECKED")
+        out.append(Verdict(f"files {r['case']}: >= 400 MB/s, bytes and sha256 intact",
+                           f"{r['mb_per_s']:.0f} MB/s, {whole}",
+                           r["mb_per_s"] >= 400 and files_exact(r)))
     big = _find(results, "files", "8 senders")
     small = _find(results, "files", "8 senders small")
     if _usable(big) and _usable(small):

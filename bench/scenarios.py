@@ -314,6 +314,8 @@ def _files(plan: Plan, case: str, senders: int, per: int, size: int,
             peak = sampler.stop()
             if spy:
                 spy.wait(timeout=60)
+            # outside the measured window: the generator hashes what it sent
+            hashes = lg.wait("sha256", 300)
         finally:
             lg.quit()
         time.sleep(0.5)
@@ -324,7 +326,10 @@ def _files(plan: Plan, case: str, senders: int, per: int, size: int,
                  rss_before_mib=s0.rss / MIB, peak_rss_delta_mib=(max(peak, s1.rss) - s0.rss) / MIB,
                  spool_left=server.spool_files() if isinstance(server, ChatnetServer) else None)
         r["other_cpu"], r["softirq_cpu"] = report.other_load(m0, m1, r["server_cpu"], r["gen_cpu"])
-        r["ok"] = bool(done.get("intact"))
+        r.update({k: hashes.get(k) for k in ("sha256_ok", "sha256_bad", "sha256_missing")})
+        r["sha256_match"] = report.sha256_match(done.get("files"), hashes.get("sha256_ok"),
+                                                hashes.get("sha256_bad"))
+        r["ok"] = report.files_exact(r)
         return _finish(r, server)
 
 

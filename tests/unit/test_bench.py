@@ -5,6 +5,9 @@ command line).  The benchmarks themselves never run as tests.
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -112,7 +115,10 @@ def test_targets_met_and_missed() -> None:
         result("fanout", "1x15", deliveries_per_s=290_000.0, exact=True, audit_ok=True),
         result("latency", "1000/s", p99_ms=1.5),
         result("latency", "4000/s", p99_ms=12.0, server_cpu=0.8),
-        result("files", "1 sender", file_size=3 * MIB, mb_per_s=450.0, intact=True),
+        result("files", "1 sender", file_size=3 * MIB, mb_per_s=450.0, intact=True,
+               sha256_match=True),
+        result("files", "8 senders", file_size=3 * MIB, mb_per_s=450.0, intact=True,
+               sha256_match=False),
         result("soak", "300s", rss_growth_pct=3.0, fds_leaked=0, spool_left=0),
     ]
     verdicts = {v.target: v.met for v in report.targets(results)}
@@ -123,7 +129,8 @@ def test_targets_met_and_missed() -> None:
     assert verdicts["latency 1,000 msg/s: p99 <= 2 ms"] is True
     assert verdicts["latency 4,000 msg/s: server < 0.9 core"] is True
     assert verdicts["latency 4,000 msg/s: p99 <= 10 ms"] is False
-    assert verdicts["files 1 sender: >= 400 MB/s, bytes intact"] is True
+    assert verdicts["files 1 sender: >= 400 MB/s, bytes and sha256 intact"] is True
+    assert verdicts["files 8 senders: >= 400 MB/s, bytes and sha256 intact"] is False
     assert verdicts["soak: RSS within 10 % of start after warm-up"] is True
 
 
@@ -194,3 +201,30 @@ def test_benchmarks_switch_the_protective_limits_off(tmp_path: Path) -> None:
     (tmp_path / "chatnet").mkdir()
     (tmp_path / "chatnet" / "tap.py").write_text('["max-clients", None, 1]')
     assert unlimited(tmp_path) == []  # an older checkout without them
+
+
+@pytest.mark.parametrize(("files", "ok", "bad", "match"), [
+    (160, 160, 0, True),
+    (160, 159, 1, False),
+    (160, 159, 0, False),  # one file-end without a hash, or none at all
+    (0, 0, 0, False),
+    (160, None, None, False),
+])
+def test_sha256_match_needs_every_file(files: int, ok: int | None, bad: int | None,
+                                       match: bool) -> None:
+    assert report.sha256_match(files, ok, bad) is match
+
+
+@pytest.mark.skipif(not (shutil.which("cc") or shutil.which("gcc")), reason="no C compiler")
+@pytest.mark.parametrize("size", [0, 1, 55, 56, 63, 64, 65, 65536 + 7])
+def test_loadgen_sha256_is_hashlib_sha256(tmp_path: Path, size: int) -> None:
+    """The generator's sha256 of a file's pattern, which it checks file-end against, is sha256."""
+    from bench.procs import build_loadgen
+
+    loadgen = build_loadgen()
+    data = subprocess.run([str(loadgen), "--pattern", f"7:{size}"], capture_output=True,
+                          check=True).stdout
+    assert len(data) == size
+    digest = subprocess.run([str(loadgen), "--pattern-sha256", f"7:{size}"], capture_output=True,
+                            text=True, check=True).stdout.strip()
+    assert digest == hashlib.sha256(data).hexdigest()
