@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,10 @@ async def test_slow_consumer_closed_others_unaffected(tmp_path: Path) -> None:
         sender = await server.client("sender", room="r")
         fast = await server.client("fast", room="r")
         slow = await connect(server.port, "slow")
+        # A fixed, small receive buffer: autotuned, it may take tens of MiB
+        # (tcp_rmem's maximum is 32 MiB on some machines) before the server's
+        # output backs up at all.
+        slow.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         await slow.login("slow")
         await slow.request("join", room="r")
         slow.transport.pauseProducing()  # stops reading; the server's buffers fill
