@@ -72,6 +72,10 @@ CLOSE_GRACE = 2.0
 #: Seconds a sent file keeps the core :meth:`~ClientCore.busy` while the
 #: addressee's receipt (``file-received``) may still come.
 RECEIPT_WAIT = 10.0
+#: After one of our uploads failed (``/cancel``), the data frames already on
+#: their way are refused by the server with ``bad-transfer`` and no ``id``;
+#: for this long such errors are echoes of that failure, not news.
+IN_FLIGHT_ECHO = 10.0
 
 
 class ClientCore:
@@ -515,8 +519,20 @@ class ClientCore:
             self.shutdown_message = frame.message
         elif isinstance(frame, frames.Message | frames.WhisperEvent):
             self.roster.heard_from(frame.sender)
+        if isinstance(frame, frames.ErrorReply) and self._echo_of_failed_upload(frame):
+            return
         if isinstance(frame, frames.Event | frames.ErrorReply):
             self.emit(ServerEvent(frame))
+
+    def _echo_of_failed_upload(self, frame: frames.ErrorReply) -> bool:
+        """An id-less ``bad-transfer`` just after one of our uploads failed."""
+        if frame.code != ErrorCode.BAD_TRANSFER:
+            return False
+        now = self.clock.seconds()
+        return any(
+            u.state == "failed" and u.finished_at is not None and now - u.finished_at < IN_FLIGHT_ECHO
+            for u in self.uploads.values()
+        )
 
     # -- the end ------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from twisted.python.failure import Failure
 
 from chatnet import frames
 from chatnet.client.commands import SendFile
-from chatnet.client.events import LocalError
+from chatnet.client.events import LocalError, ServerEvent
 from chatnet.client.uploads import UPLOAD_CHUNK, inspect_file
 from chatnet.errors import ChatError
 
@@ -228,6 +228,38 @@ def test_cancel_running_upload(tmp_path: Any) -> None:
     assert (upload.state, upload.reason) == ("failed", "cancelled")
     assert result_of(upload.done) is upload
     assert not h.core.busy()
+
+
+def test_data_in_flight_after_cancel_is_no_news(tmp_path: Any) -> None:
+    """
+    The server refuses, without an ``id``, the data frames that were already
+    on their way when the upload was cancelled: those ``bad-transfer``
+    errors are not shown ("Transfer 5 is not an upload of yours" right
+    after "cancelled" confused people); --json still prints them, and a
+    later one is shown again.
+    """
+    h = connected(str(tmp_path / "dl"))
+    (tmp_path / "f").write_bytes(os.urandom(frames.MAX_DATA * 4))
+    offer(h, str(tmp_path / "f"), transfer=5)
+    h.feed({"type": "upload-start", "transfer": 5, "waited": 0})
+    json: list[Any] = []
+    h.core.on_frame(json.append)
+    d = h.core.cancel(5)
+    (req,) = [r for r in h.requests() if r["type"] == "cancel"]
+    h.reply(req, transfer=5)
+    h.feed({"type": "file-failed", "transfer": 5, "reason": "cancelled"})
+    result_of(d)
+    del h.events[:]
+    echo = {"type": "error", "code": "bad-transfer",
+            "message": "Transfer 5 is not an upload of yours"}
+    h.feed(echo, echo)
+    assert [e for e in h.events if isinstance(e, ServerEvent)] == []
+    assert [f["type"] for f in json].count("error") == 2
+    h.clock.advance(60)
+    h.feed(echo)
+    shown = [e.frame for e in h.events if isinstance(e, ServerEvent)]
+    assert [f.message for f in shown if isinstance(f, frames.ErrorReply)] == [
+        "Transfer 5 is not an upload of yours"]
 
 
 def test_lost_connection_fails_uploads(tmp_path: Any) -> None:
