@@ -322,10 +322,17 @@ def limit_backlog(
     already handed over: ``TCP_NOTSENT_LOWAT`` on its socket where the
     platform has it, and a small ``bufferSize`` (the public attribute of
     ``twisted.internet.abstract.FileDescriptor`` past which Twisted pauses
-    the producer).  Other transports (TLS, in-memory) are left alone.
+    the producer).  Under TLS (a wrapper such as ``TLSMemoryBIOProtocol``,
+    whose handle is no socket) the TCP transport it wraps is limited;
+    other transports (in-memory) are left alone.
 
     :returns: whether the socket option was set.
     """
+    inner = getattr(transport, "transport", None)
+    if inner is not None and not isinstance(transport, abstract.FileDescriptor):
+        get_handle = getattr(transport, "getHandle", None)
+        if get_handle is None or not isinstance(get_handle(), socket.socket):
+            return limit_backlog(inner, lowat, buffer)
     if buffer is not None and isinstance(transport, abstract.FileDescriptor) and isinstance(
         getattr(transport, "bufferSize", None), int
     ):

@@ -260,6 +260,23 @@ def test_limit_backlog_sets_the_low_water_mark_and_the_buffer() -> None:
         keep = Transport()
         fastpath.limit_backlog(keep, buffer=None)
         assert keep.bufferSize == abstract.FileDescriptor.bufferSize
+
+        class TLSWrapper:
+            """Like TLSMemoryBIOProtocol: its handle is the TLS connection."""
+
+            def __init__(self, below: Transport) -> None:
+                self.transport = below
+
+            def getHandle(self) -> object:
+                return object()
+
+        if option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, 1 << 20)  # undo the call above
+        below = Transport()
+        assert fastpath.limit_backlog(TLSWrapper(below)) is (option is not None)
+        assert below.bufferSize == fastpath.BUFFER_SIZE
+        if option is not None:
+            assert sock.getsockopt(socket.IPPROTO_TCP, option) == fastpath.NOTSENT_LOWAT
     finally:
         sock.close()
         listener.close()
