@@ -48,7 +48,13 @@ def tap(name: str, client: FakeClient) -> None:
             show(f"server -> {name}", bytes(buffer[4 : 4 + n]))
             del buffer[: 4 + n]
 
+    def write_sequence_and_show(data: list[bytes]) -> None:
+        # file data goes out as a header and a chunk, without joining them
+        for part in data:
+            write_and_show(part)
+
     transport.write = write_and_show  # type: ignore[method-assign]
+    transport.writeSequence = write_sequence_and_show  # type: ignore[method-assign]
 
 
 def send(name: str, client: FakeClient, payload: bytes) -> None:
