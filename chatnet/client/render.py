@@ -212,10 +212,17 @@ def transfer_event(kind: str, t: Any, frame: frames.Control | None = None) -> Li
         return Line(FILE, f"[file] {peer} offers {name} ({size}){renamed}: "
                           f"/accept {number} or /decline {number}")
     if kind == "withdrawn":  # announced or offered, never started
+        if t.reason == "declined":  # not by us (that is "declined"): unanswered
+            return Line(NOTICE, f"[file] {name} from {peer} will not come: "
+                                "the offer expired unanswered")
         reason = escape(REASONS.get(t.reason or "", t.reason))
         return Line(ERROR, f"[file] {name} from {peer} will not come: {reason}")
     if kind == "declined":
         return Line(NOTICE, f"[file] declined {name} from {peer}")
+    if kind == "failed" and t.reason == "cancelled":  # our own /cancel: no error
+        return Line(NOTICE, f"[file] {name} to {peer} cancelled")
+    if kind == "failed" and t.reason == "declined":  # an answer, not an error
+        return Line(NOTICE, f"[file] {peer} declined {name} (or did not answer in time)")
     if kind == "failed":
         reason = escape(REASONS.get(t.reason or "", t.reason))
         return Line(ERROR, f"[error] sending {name} to {peer} failed: {reason}")

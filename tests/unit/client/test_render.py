@@ -71,6 +71,14 @@ def download(**kw: Any) -> Download:
         ("delivered", upload(), "[file] report.pdf sent to bob"),
         ("failed", upload(reason="recipient-offline"),
          "[error] sending report.pdf to bob failed: the recipient went offline"),
+        # our own /cancel and a declined offer are answers, not errors
+        ("failed", upload(reason="cancelled"), "[file] report.pdf to bob cancelled"),
+        ("failed", upload(reason="declined"),
+         "[file] bob declined report.pdf (or did not answer in time)"),
+        # an offer we did not decline (that is "declined") was left unanswered
+        ("withdrawn", download(reason="declined"),
+         "[file] report.pdf from alice will not come: the offer expired unanswered"),
+        ("withdrawn", download(reason="cancelled"), "[file] report.pdf from alice will not come: cancelled"),
         ("receiving", download(), "[file] receiving report.pdf from alice (2.1 KiB)"),
         ("receiving", download(original="r.pdf"),
          "[file] receiving report.pdf from alice (2.1 KiB) (sent as r.pdf)"),
