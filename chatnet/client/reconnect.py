@@ -64,6 +64,11 @@ def parse_servers(words: Sequence[str], default_host: str, default_port: int) ->
         return [Server(_host_of(words[0]), _check_port(int(words[1])))]
     servers = []
     for word in words:
+        if word.isdigit():  # a port where a host belongs (it would resolve as 0.0.x.y)
+            raise ValueError(
+                f"{word!r} is a port, not a host: give several servers as host:port "
+                "(HOST PORT is for one server)"
+            )
         port = _port_of(word)
         servers.append(Server(_host_of(word), default_port if port is None else port))
     return servers

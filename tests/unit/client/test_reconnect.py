@@ -147,6 +147,9 @@ def test_parse_servers(words: list[str], expected: list[str]) -> None:
         (["h:1", "h:70000"], "port 70000 is out of range"),
         (["h:1", ":2"], "':2': no host"),
         (["[::1]x"], "expected [address]:port"),
+        # HOST PORT mixed with host:port: the port is no host
+        (["127.0.0.1", "8081", "h:2"], "'8081' is a port, not a host"),
+        (["8081"], "'8081' is a port, not a host: give several servers as host:port"),
     ],
 )
 def test_parse_servers_refuses(words: list[str], message: str) -> None:
