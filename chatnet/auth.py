@@ -69,7 +69,29 @@ class AccountsChecker:
     def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[bytes | tuple[()]]:
         username = _text(credentials.username)
         password = _text(credentials.password)
-        d = self._slots.run(self._run, in_background, self.accounts.verify, username, password)
+
+        def check(_: object) -> Deferred[bool]:
+            # The check runs to its end and holds its slot until then, even if
+            # the one who asked is gone (its Deferred cancelled): a thread
+            # cannot be stopped, and freeing the slot early would let more
+            # checks run at once than CHECKS_AT_ONCE.
+            work = maybeDeferred(self._run, in_background, self.accounts.verify, username, password)
+            answer: Deferred[bool] = Deferred()
+
+            def settle(result: bool | Failure) -> None:
+                self._slots.release()
+                if answer.called:  # cancelled: nobody wants it
+                    return
+                if isinstance(result, Failure):
+                    answer.errback(result)
+                else:
+                    answer.callback(result)
+
+            work.addBoth(settle)
+            return answer
+
+        # Cancelled while it waits for a slot, the check never runs.
+        d = self._slots.acquire().addCallback(check)
 
         def decide(right: bool) -> bytes | tuple[()]:
             if not right:

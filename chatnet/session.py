@@ -99,9 +99,8 @@ class Session(LoginRequests, RoomRequests, FileRequests):
         """
         if self.state is State.CLOSED:
             return
-        held = self._held
-        if held is not None:
-            held.append(frame)
+        if self._held is not None:
+            self._hold(frame)
             return
         self._handle(frame)
         if self._held is not None and self._waiting is None:  # answered at once
@@ -198,7 +197,7 @@ class Session(LoginRequests, RoomRequests, FileRequests):
         hub = self.hub
         if self not in hub.sessions:
             return
-        self._waiting = None  # an answer still to come finds nobody
+        self._stop_waiting()  # an answer still to come finds nobody
         self._held = None
         self._log_refused()
         if self._online:

@@ -44,11 +44,13 @@ class State(enum.Enum):
 class _Wait:
     """One request waiting for its answer (see :meth:`Session.wait`)."""
 
-    __slots__ = ("later",)
+    __slots__ = ("later", "cancel")
 
     def __init__(self) -> None:
-        #: Whether the answer did not come at once (reading was paused).
+        #: Whether the answer did not come at once.
         self.later = False
+        #: Stops the question when the connection goes (a cancellable wait).
+        self.cancel: Callable[[], object] | None = None
 
 
 class SessionBase:
@@ -120,6 +122,7 @@ class SessionBase:
         then: Callable[[T], None],
         ident: Any,
         undo: Callable[[T], None] | None = None,
+        cancellable: bool = False,
     ) -> None:
         """
         Finish the request being handled when ``later`` gives its answer.
@@ -127,9 +130,11 @@ class SessionBase:
         A handler that needs an answer it cannot have at once (a password
         check in a thread, the cluster's shared state) calls this and
         returns.  Until the answer comes, frames from this connection are
-        held, and the connection's reading is paused so they stay few; then
-        ``then(result)`` finishes the request (a :class:`ChatError` it
-        raises, or a failed ``later``, is the request's error reply, with
+        held: the first one held pauses the connection's reading, so they
+        stay few (what came in the same read stays unparsed bytes).  Reading
+        goes on until then, so a client that asked and went away is noticed
+        at once.  ``then(result)`` finishes the request (a :class:`ChatError`
+        it raises, or a failed ``later``, is the request's error reply, with
         ``ident``) and the held frames are handled in order.  Replies
         therefore keep the order of the requests, and nothing overtakes a
         waiting request.
@@ -137,7 +142,10 @@ class SessionBase:
         If the connection is closed or lost before the answer, ``then`` is
         never called: ``undo(result)``, if given, takes back whatever the
         answer did elsewhere (a name registered in the cluster), and a
-        failure is dropped.  One request waits at a time.
+        failure is dropped.  ``cancellable``: a question with no effect
+        elsewhere (a password check) is cancelled instead (``later.cancel()``),
+        so a client that went away costs no more work.  One request waits at
+        a time.
         """
         assert self._waiting is None, "one request waits at a time"
         waiting = self._waiting = _Wait()
@@ -149,9 +157,25 @@ class SessionBase:
         )
         if self._waiting is waiting:  # not answered at once
             waiting.later = True
-            if not self._paused:
-                self._paused = True
-                self.outbox.pause_reading()
+            if cancellable:
+                waiting.cancel = getattr(later, "cancel", None)
+
+    def _hold(self, frame: FromClient) -> None:
+        """Keep ``frame`` until the waiting request is answered; stop reading."""
+        assert self._held is not None
+        self._held.append(frame)
+        if not self._paused and self.state is not State.CLOSED:
+            self._paused = True
+            self.outbox.pause_reading()
+
+    def _stop_waiting(self) -> None:
+        """The connection is gone: the answer finds nobody; cancel the question if it may be."""
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None and waiting.cancel is not None:
+            try:
+                waiting.cancel()
+            except Exception:
+                _log.failure("while cancelling a question for {who}", who=self.who)
 
     def _answered(
         self, waiting: _Wait, then: Callable[[T], None], undo: Callable[[T], None] | None,

@@ -67,7 +67,7 @@ class LoginRequests(SessionBase):
                 throttle.failed(record, address, account, hub.now())
                 self._login_refused(req, name, _WRONG_PASSWORD)
 
-        self.wait(auth.check(name, password), checked, req.id)
+        self.wait(auth.check(name, password), checked, req.id, cancellable=True)
 
     def _login_failed(self, given: object, error: ChatError) -> None:
         """The ``LOGIN-FAILED`` line of a refused login, and its count."""

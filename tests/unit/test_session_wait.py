@@ -34,6 +34,7 @@ class Slow:
         self.pending: list[Deferred[str]] = []
         self.undone: list[str] = []
         self.answer_at_once: str | None = None
+        self.cancellable = False
 
     def __call__(self, session: Session, req: Request) -> None:
         if self.answer_at_once is not None:
@@ -47,7 +48,7 @@ class Slow:
                 raise ChatError(ErrorCode.ROOM_FULL, "no")
             session._reply(frames.Ok(req.id, {"answer": answer}))
 
-        session.wait(d, then, req.id, undo=self.undone.append)
+        session.wait(d, then, req.id, undo=self.undone.append, cancellable=self.cancellable)
 
 
 @pytest.fixture
@@ -107,14 +108,20 @@ def test_data_frames_do_not_overtake(server: Server, slow: Slow) -> None:
     assert [(f.get("id"), f.get("code")) for f in frames] == [(1, None), (None, "bad-transfer")]
 
 
-def test_reading_paused_while_waiting(server: Server, slow: Slow) -> None:
-    """The transport is paused while a request waits, and resumed after."""
+def test_reading_paused_while_frames_are_held(server: Server, slow: Slow) -> None:
+    """
+    While a request waits, reading goes on until a frame must be held (so a
+    client that asked and left is noticed); then it pauses until the answer.
+    """
     (a,) = logged_in(server, "alice")
     assert a.transport.producerState == "producing"
     a.send({"type": "who", "id": 1})
+    assert a.transport.producerState == "producing"
+    a.send({"type": "ping", "id": 2})
     assert a.transport.producerState == "paused"
     slow.pending[0].callback("x")
     assert a.transport.producerState == "producing"
+    assert [i for i, _ in replies(a)] == [1, 2]
 
 
 def test_frames_in_the_same_read_stay_unparsed(server: Server, slow: Slow) -> None:
@@ -128,7 +135,7 @@ def test_frames_in_the_same_read_stay_unparsed(server: Server, slow: Slow) -> No
     )
     a.protocol.dataReceived(chunk)
     session = a.protocol.session
-    assert not session._held  # nothing decoded while the request waits
+    assert session._held is not None and len(session._held) <= 1  # the rest stays bytes
     assert a.frames() == []
     slow.pending[0].callback("x")
     assert [i for i, _ in replies(a)] == list(range(1, 50))
@@ -196,6 +203,24 @@ def test_lost_while_waiting_is_undone(server: Server, slow: Slow, observe_errors
     assert a.frames() == []
     assert server.hub.directory.usernames() == []
     assert "r" not in [r["name"] for r in server.hub.directory.room_list()]
+
+
+def test_lost_while_waiting_is_noticed_and_cancels(
+    server: Server, slow: Slow, observe_errors: list[Any]
+) -> None:
+    """
+    A client that asks and leaves is noticed at once (reading was not
+    paused), and a cancellable question (a password check) is cancelled.
+    """
+    slow.cancellable = True
+    (a,) = logged_in(server, "alice")
+    a.send({"type": "who", "id": 1})
+    assert a.transport.producerState == "producing"
+    d = slow.pending[0]
+    a.lose()
+    assert d.called  # cancelled: CancelledError, consumed
+    assert observe_errors == [] and slow.undone == []
+    assert server.hub.directory.usernames() == []
 
 
 def test_failure_after_loss_is_dropped(server: Server, slow: Slow, observe_errors: list[Any]) -> None:
