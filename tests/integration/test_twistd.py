@@ -19,7 +19,10 @@ import pytest
 from support.processes import LISTENING, Process, start_server
 from support.wire import Wire
 
+import twisted
+
 GRACE = 2.0
+TWISTED = tuple(int(part) for part in twisted.__version__.split(".")[:2])
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -175,7 +178,10 @@ def test_port_in_use_when_daemonized_is_reported_by_the_parent(tmp_path: Path) -
         assert result.returncode == 1, result
         assert "An error has occurred" in result.stderr and "cannot listen" in result.stderr, result
         log = (tmp_path / "twistd.log").read_text()
-        assert f"chatnet: cannot listen on 127.0.0.1:{port}: Address already in use" in log, log
+        # Twisted 24.7's daemonized child does not copy the error into its
+        # log file (the parent still reports it, above); later ones do.
+        if TWISTED >= (25,):
+            assert f"chatnet: cannot listen on 127.0.0.1:{port}: Address already in use" in log, log
         assert "Traceback" not in log, log
         assert not (tmp_path / "twistd.pid").exists()
     finally:
