@@ -3,7 +3,7 @@ The chatnet terminal client.
 
 :mod:`chatnet.client.core` speaks the protocol and knows nothing of
 terminals; :mod:`chatnet.client.lines` (line mode) and
-:mod:`chatnet.client.ui` (full screen) are its two front ends, started by
+:mod:`chatnet.client.fullscreen` (full screen) are its two front ends, started by
 :func:`chatnet.client.terminal.main`.
 """
 

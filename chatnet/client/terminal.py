@@ -166,7 +166,7 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
         _fail(e.message)
     password = os.environ.get("CHATNET_PASSWORD")
     if full_screen:
-        from chatnet.client.ui import run_interactive
+        from chatnet.client.fullscreen import run_interactive
 
         status = await run_interactive(
             reactor, core, link=link, username=args.username, password=password,

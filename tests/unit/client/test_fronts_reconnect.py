@@ -12,8 +12,8 @@ from support.links import A, Net, opened
 from twisted.internet.defer import Deferred, DeferredQueue, ensureDeferred
 from twisted.internet.error import ConnectionDone
 
+from chatnet.client.chat_view import ChatView
 from chatnet.client.lines import EXIT_LOGIN, EXIT_LOST, EXIT_OK, EXIT_SHUTDOWN, LineMode
-from chatnet.client.ui import ChatView
 
 
 def screen(view: ChatView, cols: int = 110, rows: int = 24) -> str:

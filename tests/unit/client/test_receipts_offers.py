@@ -11,10 +11,10 @@ from typing import Any
 from support.client_harness import connected, result_of
 
 from chatnet.client import render
+from chatnet.client.chat_view import ChatView
 from chatnet.client.transfers import SPEED_WINDOW, Transfer
-from chatnet.client.ui import ChatView
 
-from .test_ui import View
+from .test_chat_view import View
 from .test_uploads import offer
 
 DATA = b"hello world"

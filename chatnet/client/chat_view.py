@@ -1,22 +1,23 @@
 """
-The full-screen interface: urwid on the Twisted reactor.
+The full-screen view: what the screen shows and what typed lines do.
 
 A scrolling message pane with timestamps and colours (and the room's
 members beside it on a wide screen), a progress bar per transfer, a status
 bar, and an input line with history and Tab completion; lines that mention
-you and whispers are highlighted and ring the bell (``--bell``).  The
-widgets are in :mod:`chatnet.client.screen`.
-urwid's ``TwistedEventLoop`` lets the screen and the chat connection share
-one reactor, so there are no threads; the core's events schedule a redraw
-(network events redraw without a key being pressed).
+you and whispers are highlighted and ring the bell (``--bell``).
+:class:`ChatView` is fed by a :class:`~chatnet.client.core.ClientCore`; the
+core's events schedule a redraw (network events redraw without a key being
+pressed).  Its parts live beside it: the widgets in
+:mod:`chatnet.client.screen`, the input line in
+:mod:`chatnet.client.input_line`, the login's questions in
+:mod:`chatnet.client.login_prompts`, the questions about offered files in
+:mod:`chatnet.client.offer_questions`; :mod:`chatnet.client.fullscreen`
+runs it on the terminal.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import glob
-import os
-import signal
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -40,12 +41,14 @@ from chatnet.client.events import (
     ServerEvent,
     TransferEvent,
 )
+from chatnet.client.input_line import InputLine, file_paths
 from chatnet.client.lines import EXIT_CONNECT, EXIT_LOST, EXIT_OK, EXIT_SHUTDOWN
 from chatnet.client.link import Link
-from chatnet.client.login import LoggedIn, Outcome, Then, log_in
+from chatnet.client.login import log_in
+from chatnet.client.login_prompts import LoginPrompts
+from chatnet.client.offer_questions import OfferQuestions
 from chatnet.client.screen import (
     MENTION,
-    PALETTE,
     WHISPER_TO_ME,
     MessagePane,
     StatusBar,
@@ -55,7 +58,9 @@ from chatnet.client.screen import (
 )
 from chatnet.client.transfers import Transfer
 from chatnet.errors import ChatError
-from chatnet.validation import count, format_size
+from chatnet.validation import count
+
+__all__ = ["KEEP_FINISHED", "REDRAW_DELAY", "ChatView", "InputLine"]
 
 log = Logger()
 
@@ -65,52 +70,7 @@ KEEP_FINISHED = 5.0
 REDRAW_DELAY = 0.05
 
 
-class InputLine(urwid.Edit):
-    """The input line: Enter submits, Up/Down walk history, Tab completes."""
-
-    def __init__(self, view: ChatView) -> None:
-        super().__init__(("prompt", "Username: "))
-        self.view = view
-        self.history: list[str] = []
-        self.position = 0
-        self.draft = ""
-
-    def keypress(self, size: tuple[()] | tuple[int] | tuple[int, int], key: str) -> str | None:
-        if key == "enter":
-            text = self.edit_text
-            self.set_edit_text("")
-            if text.strip() and self.view.asking_password_for is None:  # never a password
-                self.history.append(text)
-            self.position = len(self.history)
-            self.view.submit(text)
-            return None
-        if key in ("up", "down"):
-            self._walk(-1 if key == "up" else 1)
-            return None
-        if key == "tab":
-            self.view.complete()
-            return None
-        if key in ("end", "ctrl end"):  # the newest message, and the line's end
-            self.view.to_end()
-        if key == "ctrl u":
-            self.set_edit_text(self.edit_text[self.edit_pos :])
-            self.set_edit_pos(0)
-            return None
-        assert len(size) == 1, "a flow widget"
-        return super().keypress(size, key)
-
-    def _walk(self, step: int) -> None:
-        if not self.history:
-            return
-        if self.position == len(self.history):
-            self.draft = self.edit_text
-        self.position = min(max(self.position + step, 0), len(self.history))
-        text = self.draft if self.position == len(self.history) else self.history[self.position]
-        self.set_edit_text(text)
-        self.set_edit_pos(len(text))
-
-
-class ChatView:
+class ChatView(OfferQuestions, LoginPrompts):
     """
     The widgets and what they show; fed by a :class:`ClientCore`.
 
@@ -296,42 +256,6 @@ class ChatView:
 
     # -- input --------------------------------------------------------------
 
-    def _offer_changed(self, kind: str, t: Transfer) -> None:
-        """Ask about offered files one at a time; forget those that went."""
-        if kind == "offered" and self.core.offers:
-            self.offers.append(t)
-            if len(self.offers) == 1:
-                self._ask_offer()
-        elif t in self.offers and t.state != "offered":
-            first = self.offers[0] is t
-            self.offers.remove(t)
-            if first:
-                self._ask_offer()
-
-    def _ask_offer(self) -> None:
-        """Put the question about the first offered file on the input line."""
-        if not self.offers:
-            self.input.set_caption(("prompt", "> " if self.logged_in else "Username: "))
-            return
-        t = self.offers[0]
-        question = (f"{render.escape(t.peer)} offers {render.escape(t.name)} "
-                    f"({format_size(t.size)}): accept? [y/N] ")
-        self.input.set_caption(("prompt", question))
-
-    def _answer_offer(self, text: str) -> bool:
-        """A line typed while a file is offered: y accepts, n or nothing declines."""
-        answer = text.strip().lower()
-        if answer not in ("y", "yes", "n", "no", ""):
-            return False  # an ordinary line: the question stays
-        t = self.offers.popleft()
-        assert t.transfer is not None
-        if answer in ("y", "yes"):
-            self.core.accept(t.transfer).addErrback(self._failed)
-        else:
-            self.core.decline(t.transfer).addErrback(self._failed)
-        self._ask_offer()
-        return True
-
     def submit(self, text: str) -> None:
         self.hint.set_text(("hint", ""))
         if self.offers and self.logged_in and not self.confirming and self._answer_offer(text):
@@ -417,82 +341,13 @@ class ChatView:
             log.failure("command failed", failure)
             self.error(f"internal error: {failure.getErrorMessage()}")
 
-    # -- login (the flow is chatnet.client.login's; this says how to ask) --
-
-    asks_again = True
-    asks_password = True
-
-    def ask_username(self) -> Deferred[str | None]:
-        self.input.set_caption(("prompt", "Username: "))
-        return self._ask()
-
-    def ask_password(self, username: str) -> Deferred[str | None]:
-        # The server has accounts: ask for the password, unechoed.
-        self.asking_password_for = username
-        self.input.set_mask("*")
-        self.input.set_caption(("prompt", f"Password for {username}: "))
-        return self._ask()
-
-    def refused(self, error: ChatError | LocalError, then: Then, username: str) -> None:
-        if then is Then.PASSWORD:
-            self.error(f"{error.message}. Type the password for {username} "
-                       "(or just Enter to choose another username):")
-        else:
-            # The reason alone ("... is already taken; choose another"): the
-            # prompt under it asks for the name.
-            self.error(error.message)
-
-    def _ask(self) -> Deferred[str | None]:
-        self._asking = Deferred()
-        self._next_turn()
-        return self._asking
-
-    def _next_turn(self) -> None:
-        turn, self._turn = self._turn, None
-        if turn is not None:
-            turn.callback(None)
-
-    def _answer_login(self, text: str) -> Deferred[None] | None:
-        """A line typed before login: the answer to what the flow asked."""
-        asking, self._asking = self._asking, None
-        if asking is None:
-            return None
-        if self.asking_password_for is not None:
-            self.asking_password_for = None
-            self.input.set_mask(None)
-            if text:
-                self.password = text
-            else:
-                self.add(render.Line(render.NOTICE, "Choose a username:"))
-        if text.strip():
-            self.input.set_caption(("prompt", "Logging in... "))
-        self._turn = Deferred()
-        asking.callback(text)
-        return self._turn
-
-    def _login_ended(self, outcome: Outcome) -> None:
-        if isinstance(outcome, LoggedIn):
-            reply = outcome.reply
-            self.logged_in = True
-            self.input.set_caption(("prompt", "> "))
-            self.add(render.Line(
-                render.SUCCESS,
-                f"[ok] logged in as {reply.username} on {reply.server}. "
-                "Try /rooms, /join <room>, /help.",
-            ))
-            if self.link is not None:
-                self.link.logged_in(reply.username or self.core.username or "", outcome.password)
-            self.core.execute(parse("/users")).addErrback(lambda f: None)
-            self.update_status()
-        self._next_turn()
-
     def complete(self) -> None:
         text = self.input.edit_text[: self.input.edit_pos]
         rest = self.input.edit_text[self.input.edit_pos :]
         # Names from the server go into the line only when they are harmless.
         users = [u for u in self.core.users if render.escape(u) == u]
         rooms = [r for r in self.core.rooms if render.escape(r) == r]
-        result = complete(text, users, rooms, _paths)
+        result = complete(text, users, rooms, file_paths)
         new = result.apply(text)
         self.input.set_edit_text(new + rest)
         self.input.set_edit_pos(len(new))
@@ -562,55 +417,3 @@ def _what_was_said(frame: Any) -> tuple[str | None, str | None, str | None]:
     if isinstance(frame, frames.Message | frames.WhisperEvent):
         return frame.TYPE, frame.sender, frame.text
     return None, None, None
-
-
-def _paths(prefix: str) -> list[str]:
-    expanded = os.path.expanduser(prefix)
-    found = []
-    for path in glob.glob(glob.escape(expanded) + "*")[:200]:
-        shown = prefix + path[len(expanded):]
-        found.append(shown + "/" if os.path.isdir(path) else shown)
-    return found
-
-
-def run_interactive(
-    reactor: Any, core: ClientCore, link: Link, username: str | None = None,
-    password: str | None = None, bell: str = alerts.DEFAULT_BELL,
-) -> Deferred[int]:
-    """Take over the terminal until the user leaves; fires with the status."""
-    done: Deferred[int] = Deferred()
-    view: ChatView
-
-    def finish(status: int) -> None:
-        if done.called:
-            return
-        view.stop()
-        loop.stop()
-        reason = core.gone.reason if core.gone is not None else ""
-        if status != EXIT_OK and reason:
-            os.write(2, f"chatnet-client: {render.escape(reason)}\n".encode())
-        done.callback(status)
-
-    def restore() -> None:  # SIGTERM or a reactor stop: give the terminal back
-        if not done.called:
-            view.stop()
-            loop.stop()
-
-    view = ChatView(core, str(link.server), finish, username, password, bell=bell, link=link)
-    screen = urwid.display.raw.Screen()
-    loop = urwid.MainLoop(
-        view.frame, PALETTE, screen=screen, handle_mouse=False,
-        unhandled_input=view.keypress,
-        event_loop=urwid.TwistedEventLoop(reactor=reactor, manage_reactor=False),
-    )
-    view.loop = loop
-    loop.start()
-    # After start: stop() restores the terminal settings saved by start().
-    screen.tty_signal_keys(intr="undefined")  # Ctrl+C is a key: confirm first
-    reactor.addSystemEventTrigger("before", "shutdown", restore)
-    # SIGINT from outside the terminal (kill -INT) quits like Ctrl+C does.
-    signal.signal(signal.SIGINT, lambda *_: reactor.callFromThread(view.keypress, "ctrl c"))
-    view.tick()
-    if core.gone is not None:
-        view.on_event(core.gone)
-    return done

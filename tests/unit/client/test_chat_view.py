@@ -1,4 +1,4 @@
-"""Tests for :mod:`chatnet.client.ui`: the full-screen view without a terminal."""
+"""Tests for :mod:`chatnet.client.chat_view`: the full-screen view without a terminal."""
 
 from typing import Any
 
@@ -7,10 +7,10 @@ from support.client_harness import Harness, connected
 from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 
+from chatnet.client.chat_view import ChatView
 from chatnet.client.lines import EXIT_OK, EXIT_SHUTDOWN
 from chatnet.client.render import progress_texts
 from chatnet.client.screen import TransferBar
-from chatnet.client.ui import ChatView
 from chatnet.client.uploads import Upload
 
 
