@@ -28,12 +28,15 @@ from twisted.internet.defer import Deferred, DeferredSemaphore, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
 from chatnet.accounts import Accounts
 from chatnet.hub import Hub
 from chatnet.validation import fold
+
+_log = Logger()
 
 #: Password checks running at once.  Each argon2 check takes its hash's
 #: memory (64 MiB with argon2-cffi's defaults) and a core for its time.
@@ -166,8 +169,11 @@ def in_background(f: Callable[..., _T], *args: Any) -> _T:
         tid = threading.get_native_id()
         try:
             os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + NICENESS))
-        except OSError:  # pragma: no cover - e.g. a seccomp filter
-            pass
+        except OSError as e:  # e.g. a seccomp filter (systemd's @resources)
+            _log.warn(
+                "password checks run at the server's own priority: cannot lower it ({why})",
+                why=e.strerror,
+            )
     return f(*args)
 
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.processes import LISTENING, ROOT, TWISTD, Process
+from support.processes import ROOT, TWISTD, Process
 from support.wire import Wire
 
 from chatnet.tap import Options
@@ -32,25 +32,38 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def socket_unit_listens_on() -> str:
+    return unit("chatnet.socket")["Socket"]["ListenStream"]
+
+
 @pytest.mark.skipif(ACTIVATE is None, reason="systemd-socket-activate is not installed "
                     "(Debian: apt-get install systemd)")
-def test_socket_activation(tmp_path: Path) -> None:
-    """The server takes the socket systemd made, answers on it, and stops cleanly on SIGTERM."""
+@pytest.mark.parametrize("family", ["INET", "INET6"])
+def test_socket_activation(tmp_path: Path, family: str) -> None:
+    """
+    The server takes the socket systemd made (IPv4, or the unit's own
+    ``[::]`` dual-stack one), answers on it, logs the peer's true address
+    (the per-address limits key on it), and stops cleanly on SIGTERM.
+    """
     assert ACTIVATE is not None
+    if family == "INET6":
+        assert socket_unit_listens_on().startswith("[::]:")
     for _attempt in range(3):  # the port picked may be taken by someone else meanwhile
         port = free_port()
+        listen = f"127.0.0.1:{port}" if family == "INET" else f"[::]:{port}"
+        listening = rf"127\.0\.0\.1:{port}" if family == "INET" else rf"\[::\]:{port}"
         # --fdname: systemd itself always names the sockets it passes, and
         # Twisted ignores unnamed ones (LISTEN_FDNAMES missing).
         # It hands the server only the environment it is told to.
         env = [f"--setenv={name}" for name in ("PYTHONPATH", "PATH", "HOME", "TMPDIR", "LANG")
                if name in os.environ]
-        argv = [ACTIVATE, "-l", f"127.0.0.1:{port}", "--fdname=chatnet", *env,
+        argv = [ACTIVATE, "-l", listen, "--fdname=chatnet", *env,
                 "--setenv=PYTHONUNBUFFERED=1", sys.executable, "-c", TWISTD, "-n", "--pidfile=", "chatnet",
-                "--port", "systemd:domain=INET:index=0",
+                "--port", f"systemd:domain={family}:index=0",
                 "--audit-log", str(tmp_path / "server.log"), "--spool-dir", str(tmp_path / "spool")]
         proc = Process(argv, tmp_path, "socket-activated server", stdin=subprocess.DEVNULL)
         try:
-            proc.err.wait_for(rf"Listening on 127\.0\.0\.1:{port}", timeout=20)
+            proc.err.wait_for(rf"Listening on {listening}", timeout=20)
         except AssertionError:
             proc.kill()
             continue
@@ -59,7 +72,7 @@ def test_socket_activation(tmp_path: Path) -> None:
         pytest.fail("systemd-socket-activate could not listen on a free port")
     try:
         wire = Wire(port)  # the first connection starts the server, which accepts it
-        assert int(proc.out.wait_for(LISTENING.pattern).group(1)) == port, proc.describe()
+        proc.out.wait_for(rf"chatnet listening on {listening}")
         wire.login("alice")
         wire.send(type="join", id="j", room="r")
         wire.until("ok", id="j")
@@ -67,7 +80,13 @@ def test_socket_activation(tmp_path: Path) -> None:
         assert {"type": "shutdown", "message": "The server is shutting down"} in wire.rest()
         assert proc.wait(timeout=15) in (0, -signal.SIGTERM), proc.describe()
         log = (tmp_path / "server.log").read_text()
-        assert f"listening on 127.0.0.1:{port}" in log and "[SHUTDOWN]" in log
+        assert "[SHUTDOWN]" in log
+        if family == "INET":
+            assert f"listening on 127.0.0.1:{port}" in log
+            assert "connection from 127.0.0.1:" in log, log
+        else:
+            assert f"listening on [::]:{port}" in log, log
+            assert "connection from [::ffff:127.0.0.1]:" in log, log
     finally:
         proc.kill()
 
@@ -97,7 +116,7 @@ def test_service_unit_options_are_chatnet_options() -> None:
     """Every chatnet option in ExecStart exists and takes its value (the socket aside)."""
     argv = shlex.split(unit("chatnet.service")["Service"]["ExecStart"])
     chatnet = argv[argv.index("chatnet") + 1:]
-    assert chatnet[chatnet.index("--port") + 1] == "systemd:domain=INET:index=0"
+    assert chatnet[chatnet.index("--port") + 1] == "systemd:domain=INET6:index=0"
     chatnet[chatnet.index("--port") + 1] = "tcp:0"
     Options().parseOptions(chatnet)
     assert "--spool-dir" in chatnet and "/var/lib/chatnet/spool" in chatnet
