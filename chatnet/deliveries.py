@@ -40,6 +40,7 @@ from chatnet.names import free_name
 from chatnet.receipts import Receipts
 from chatnet.stats import Stats
 from chatnet.transfer_state import State, Transfer, audit_fields
+from chatnet.validation import show
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
@@ -104,7 +105,7 @@ class Deliveries:
         if t is None or t.recipient is not recipient or t.state is not State.OFFERED:
             raise ChatError(
                 ErrorCode.BAD_TRANSFER,
-                f"Transfer {number!r} is not a file offered to you (or its offer expired)",
+                f"{transfer_named(number)} is not a file offered to you (or its offer expired)",
             )
         return t
 
@@ -137,7 +138,7 @@ class Deliveries:
                 )
             raise ChatError(
                 ErrorCode.BAD_TRANSFER,
-                f"Transfer {number!r} is no file delivered to you lately",
+                f"{transfer_named(number)} is no file delivered to you lately",
             )
         self.receipts.forget(t)
         verified = isinstance(sha256, str) and sha256.lower() == t.sha256
@@ -322,3 +323,12 @@ class Deliveries:
 def _number(value: object) -> int | None:
     """``value`` if it is a transfer number's type (an int, not a bool)."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def transfer_named(value: object) -> str:
+    """``Transfer 7`` (or ``'7'``, ...), for an error message; says when none was given."""
+    if value is None:
+        return "Transfer (no number given in 'transfer')"
+    if _number(value) is not None:
+        return f"Transfer {value}"
+    return f"Transfer {show(value)}"

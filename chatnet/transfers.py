@@ -49,7 +49,7 @@ from twisted.logger import Logger
 
 from chatnet import frames
 from chatnet.config import Settings
-from chatnet.deliveries import Deliveries, Inbox
+from chatnet.deliveries import Deliveries, Inbox, transfer_named
 from chatnet.errors import ChatError, ErrorCode, FailReason
 from chatnet.fairqueue import FairQueue
 from chatnet.frames import DataFrame
@@ -222,7 +222,7 @@ class TransferManager(Deliveries):
         if t is None or t.sender is not sender or t.sender_gone:
             raise ChatError(
                 ErrorCode.BAD_TRANSFER,
-                f"Transfer {number!r} is not an unfinished transfer of yours",
+                f"{transfer_named(number)} is not an unfinished transfer of yours",
             )
         return t
 

@@ -238,6 +238,17 @@ def test_cancel_refused(server: Server) -> None:
     assert server.transfers.active.keys() == {t}
 
 
+def test_transfer_errors_say_what_was_given(server: Server) -> None:
+    """No number: the message says none was given, not "Transfer None"."""
+    (a,) = logged_in(server, "alice")
+    for request in ("cancel", "accept", "decline", "received"):
+        reply = a.request(request)
+        assert reply["code"] == "bad-transfer"
+        assert "no number given" in reply["message"] and "None" not in reply["message"], reply
+    assert "Transfer 'x\\x1b'" in a.request("cancel", transfer="x\x1b")["message"]
+    assert a.request("cancel", transfer=99)["message"].startswith("Transfer 99 ")
+
+
 def test_cancel_while_delivering(server: Server) -> None:
     """Cancel after upload-done (still delivering) aborts the delivery on both sides."""
     a, b = logged_in(server, "alice", "bob")
