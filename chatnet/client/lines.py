@@ -42,6 +42,7 @@ from chatnet.client.events import (
 )
 from chatnet.client.link import Link
 from chatnet.client.login import Closed, LoggedIn, NoInput, Then, log_in
+from chatnet.client.reconnect import RepeatFilter
 from chatnet.errors import ChatError
 
 EXIT_OK = 0
@@ -110,8 +111,13 @@ class LineMode:
         username: str | None = None,
         password: str | None = None,
         link: Link | None = None,
+        terminal: bool = True,
     ) -> None:
         self.core = core
+        #: Whether stdin is a terminal: a pipe cannot type ``/reconnect``, so
+        #: it is not offered, and a repeated failure is said once.
+        self.terminal = terminal
+        self._repeats = RepeatFilter()
         self.link = link
         self.lines = lines
         self.out = out
@@ -171,8 +177,13 @@ class LineMode:
             if self.as_json:
                 self._print_json({"type": "reconnecting", "why": event.why,
                                   "server": event.server, "delay": round(event.delay, 3)})
-            self.show(render.Line(render.ERROR, f"[disconnected] {event.text}"))
+            text: str | None = event.text
+            if not self.terminal:
+                text = self._repeats.text(event.why, event.server, event.delay)
+            if text is not None:
+                self.show(render.Line(render.ERROR, f"[disconnected] {text}"))
         elif isinstance(event, Reconnected):
+            self._repeats.reset()
             if self.as_json:
                 self._print_json({"type": "reconnected", "server": event.server,
                                   "username": event.username, "room": event.room})
@@ -333,7 +344,7 @@ def run_line_mode(reactor: Any, core: ClientCore, **options: Any) -> Deferred[in
     if sys.stdin.isatty() and options.get("username") is None:
         sys.stderr.write("Username: ")
         sys.stderr.flush()
-    mode = LineMode(core, queue, **options)
+    mode = LineMode(core, queue, terminal=sys.stdin.isatty(), **options)
 
     def interrupted() -> None:
         if mode.interrupted:

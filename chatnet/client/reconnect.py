@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "FINAL_REFUSALS", "Attempt", "Backoff", "GiveUp", "Policy", "Restore", "Server", "Step",
-    "parse_servers", "reconnected_text", "waiting_text",
+    "RepeatFilter", "parse_servers", "reconnected_text", "waiting_text",
 ]
 
 
@@ -278,6 +278,36 @@ def waiting_text(why: str, step: Attempt) -> str:
     if step.delay < 0.05:
         return f"{why}; reconnecting to {step.server} now"
     return f"{why}; reconnecting to {step.server} in {_seconds(step.delay)} (/reconnect to try now)"
+
+
+class RepeatFilter:
+    """
+    What a front end that cannot take ``/reconnect`` (line mode reading a
+    pipe) says of each scheduled attempt: the first failure and every new
+    reason in full, the same reason again only once the wait has doubled
+    since it was last said, and nothing otherwise.
+    """
+
+    def __init__(self) -> None:
+        self._why: str | None = None
+        self._said_delay = 0.0
+
+    def reset(self) -> None:
+        """The connection is back: the next failure is new."""
+        self._why = None
+        self._said_delay = 0.0
+
+    def text(self, why: str, server: str, delay: float) -> str | None:
+        """The line to show for an attempt in ``delay`` seconds, or ``None``."""
+        when = "now" if delay < 0.05 else f"in {_seconds(delay)}"
+        if why != self._why:
+            self._why, self._said_delay = why, delay
+            return f"{why}; reconnecting to {server} {when}"
+        if delay < 2 * self._said_delay or delay < 0.05:
+            return None
+        self._said_delay = delay
+        still = f"still {why}" if why.startswith("cannot ") else f"again: {why}"
+        return f"{still}; next try {when}"
 
 
 def reconnected_text(server: Server, username: str, room: str | None, rejoined: str | None) -> str:

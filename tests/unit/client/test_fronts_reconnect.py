@@ -125,13 +125,14 @@ def test_full_screen_before_login_still_ends(tmp_path: Any) -> None:
 
 
 class Lines:
-    def __init__(self, tmp_path: Any, **options: Any) -> None:
+    def __init__(self, tmp_path: Any, terminal: bool = True, **options: Any) -> None:
         self.net = Net(tmp_path, A, **options)
         opened(self.net)
         self.lines: DeferredQueue[Any] = DeferredQueue()
         self.out, self.err = io.StringIO(), io.StringIO()
         mode = LineMode(self.net.core, self.lines, out=self.out, err=self.err,
-                        username="alice", link=self.net.link)
+                        username="alice", link=self.net.link, terminal=terminal)
+        self.mode = mode
         self.done: Deferred[int] = ensureDeferred(mode.run())
         self.net.answer("login", username="alice", server="s", limits={})
 
@@ -165,6 +166,40 @@ def test_line_mode_waits_and_carries_on(tmp_path: Any) -> None:
     r.net.answer("exit")
     r.net.drop(ConnectionDone())
     assert result_of(r.done) == EXIT_OK
+
+
+def test_line_mode_from_a_pipe_says_a_repeated_failure_once(tmp_path: Any) -> None:
+    """
+    Stdin is not a terminal: ``/reconnect`` is not offered, and a server that
+    stays down is said once per doubling of the wait, not at every attempt.
+    """
+    r = Lines(tmp_path, terminal=False)
+    r.net.up = set()
+    r.net.drop()
+    for _ in range(8):
+        r.net.clock.advance(31)
+    shown = [line for line in r.output if line.startswith("[disconnected]")]
+    assert shown == [
+        "[disconnected] the connection to the server was lost; reconnecting to a:1 in 1.0 s",
+        "[disconnected] cannot connect to a:1: connection refused (is the server running?); "
+        "reconnecting to a:1 in 2.0 s",
+        "[disconnected] still cannot connect to a:1: connection refused (is the server "
+        "running?); next try in 4.0 s",
+        "[disconnected] still cannot connect to a:1: connection refused (is the server "
+        "running?); next try in 8.0 s",
+        "[disconnected] still cannot connect to a:1: connection refused (is the server "
+        "running?); next try in 16 s",
+    ]
+    assert "/reconnect" not in r.out.getvalue()
+    r.net.up = {A}
+    r.net.clock.advance(31)
+    r.net.answer("login", username="alice", server="s", limits={})
+    assert r.output[-1] == "[ok] reconnected to a:1 as alice"
+    r.net.up = set()
+    r.net.drop()
+    r.net.clock.advance(1.0)
+    assert r.output[-1] == ("[disconnected] cannot connect to a:1: connection refused (is the "
+                            "server running?); reconnecting to a:1 in 2.0 s")  # a new outage
 
 
 def test_line_mode_cut_line_is_reported(tmp_path: Any) -> None:
