@@ -24,6 +24,7 @@ import threading
 from typing import Any, TextIO
 
 from twisted.internet.defer import Deferred, DeferredQueue, ensureDeferred
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import deferLater
 
 from chatnet.client import render
@@ -52,6 +53,7 @@ EXIT_LOGIN = 4
 EXIT_SHUTDOWN = 5
 EXIT_LOST = 6
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 #: Put in the line queue when the connection closes.
 CLOSED = object()
@@ -125,7 +127,11 @@ class LineMode:
         self.as_json = as_json
         self.username = username
         self.password = password
+        #: Whether the user stopped the client (Ctrl+C, SIGTERM): the end of
+        #: the connection is then neither a loss nor restored.
         self.interrupted = False
+        self._leave_status = EXIT_INTERRUPTED
+        self._cut_off: IDelayedCall | None = None
         core.subscribe(self._event)
         if as_json:
             core.on_frame(self._print_json)
@@ -308,12 +314,35 @@ class LineMode:
             await deferLater(self.core.clock, pause, lambda: None)
         return await self.core.execute(command)
 
+    def leave(self, how: str = "interrupted", status: int = EXIT_INTERRUPTED) -> None:
+        """
+        The user stops the client (Ctrl+C, SIGTERM): say ``exit`` and end
+        with ``status`` once the server closed the connection (or after 2 s);
+        the end of the connection is then no loss, and is not restored.  A
+        second time drops the connection at once.
+        """
+        if self.interrupted:
+            self.core.close()
+            return
+        self.interrupted = True
+        self._leave_status = status
+        if self.link is not None:
+            self.link.stop()
+        self._print(f"chatnet-client: {how}, leaving", self.err)
+        if not self.core.is_connected:  # reconnecting: that stopped, leave now
+            self.lines.put(CLOSED)
+            return
+        self.core.exit()
+        self._cut_off = self.core.clock.callLater(2, self.core.close)
+
     def _gone_status(self) -> int:
         gone = self.core.gone
         if self.link is not None:
             self.link.stop()
         if self.interrupted:
-            return EXIT_INTERRUPTED
+            if self._cut_off is not None and self._cut_off.active():
+                self._cut_off.cancel()
+            return self._leave_status
         gave_up = self.link.gave_up if self.link is not None else None
         if gave_up is not None:
             self._print(f"chatnet-client: {gave_up.why}", self.err)
@@ -336,8 +365,9 @@ def run_line_mode(reactor: Any, core: ClientCore, **options: Any) -> Deferred[in
     """
     Start the stdin reader and a :class:`LineMode`; fires with the status.
 
-    Ctrl+C (SIGINT) leaves cleanly with ``exit`` and status 130; a second
-    one, or a server that does not answer within 2 s, drops the connection.
+    Ctrl+C (SIGINT) leaves cleanly with ``exit`` and status 130, SIGTERM
+    with status 143; a second one, or a server that does not answer within
+    2 s, drops the connection.
     """
     queue: DeferredQueue[Any] = DeferredQueue()
     read_lines(reactor, queue)
@@ -346,20 +376,13 @@ def run_line_mode(reactor: Any, core: ClientCore, **options: Any) -> Deferred[in
         sys.stderr.flush()
     mode = LineMode(core, queue, terminal=sys.stdin.isatty(), **options)
 
-    def interrupted() -> None:
-        if mode.interrupted:
-            core.close()
-            return
-        mode.interrupted = True
-        mode._print("chatnet-client: interrupted, leaving", mode.err)
-        if not core.is_connected:  # reconnecting: stop that and leave
-            link = options.get("link")
-            if link is not None:
-                link.stop()
-            queue.put(CLOSED)
-            return
-        core.exit()
-        reactor.callLater(2, core.close)
+    def stopping() -> None:  # the reactor stops: the connection's end is no loss
+        link = options.get("link")
+        if link is not None:
+            link.stop()
 
-    signal.signal(signal.SIGINT, lambda *_: reactor.callFromThread(interrupted))
+    signal.signal(signal.SIGINT, lambda *_: reactor.callFromThread(mode.leave))
+    signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(
+        mode.leave, "stopped (SIGTERM)", EXIT_TERMINATED))
+    reactor.addSystemEventTrigger("before", "shutdown", stopping)
     return ensureDeferred(mode.run())

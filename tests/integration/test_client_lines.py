@@ -196,3 +196,20 @@ def test_offers_in_line_mode(server: Server, tmp_path: Path) -> None:
     finally:
         alice.kill()
         bob.kill()
+
+
+def test_sigterm_leaves_cleanly(server: Server, tmp_path: Path) -> None:
+    """SIGTERM in line mode: exit, status 143, and nothing said lost or reconnecting."""
+    import signal
+
+    dave = start_client(server.port, "-u", "dave", cwd=tmp_path / "dave", name="dave")
+    try:
+        dave.out.wait_for(r"^\[ok\] logged in as dave")
+        dave.proc.send_signal(signal.SIGTERM)
+        assert dave.wait() == 143, dave.describe()
+        assert "stopped" in dave.err.text
+        assert "lost" not in dave.err.text and "disconnected" not in dave.out.text
+    finally:
+        dave.kill()
+    server.stop()
+    assert "left cleanly" in server.log_path.read_text().split("dave (127.0.0.1")[1]

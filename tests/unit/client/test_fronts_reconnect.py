@@ -13,7 +13,15 @@ from twisted.internet.defer import Deferred, DeferredQueue, ensureDeferred
 from twisted.internet.error import ConnectionDone
 
 from chatnet.client.chat_view import ChatView
-from chatnet.client.lines import EXIT_LOGIN, EXIT_LOST, EXIT_OK, EXIT_SHUTDOWN, LineMode
+from chatnet.client.lines import (
+    EXIT_INTERRUPTED,
+    EXIT_LOGIN,
+    EXIT_LOST,
+    EXIT_OK,
+    EXIT_SHUTDOWN,
+    EXIT_TERMINATED,
+    LineMode,
+)
 
 
 def screen(view: ChatView, cols: int = 110, rows: int = 24) -> str:
@@ -200,6 +208,31 @@ def test_line_mode_from_a_pipe_says_a_repeated_failure_once(tmp_path: Any) -> No
     r.net.clock.advance(1.0)
     assert r.output[-1] == ("[disconnected] cannot connect to a:1: connection refused (is the "
                             "server running?); reconnecting to a:1 in 2.0 s")  # a new outage
+
+
+def test_line_mode_stopped_by_the_user_is_no_loss(tmp_path: Any) -> None:
+    """
+    SIGTERM: ``exit`` is said, and the connection's end (here cut, as the
+    reactor's shutdown would) is neither announced as lost nor restored.
+    """
+    r = Lines(tmp_path)
+    r.mode.leave("stopped (SIGTERM)", EXIT_TERMINATED)
+    (req,) = r.net.requests()
+    assert req["type"] == "exit"
+    r.net.drop()
+    assert result_of(r.done) == EXIT_TERMINATED
+    assert r.err.getvalue() == "chatnet-client: stopped (SIGTERM), leaving\n"
+    assert not any(line.startswith("[disconnected]") for line in r.output)
+    assert not r.net.clock.getDelayedCalls()
+
+    # Ctrl+C, the server never answers: cut off after 2 s, still no loss.
+    r = Lines(tmp_path)
+    r.mode.leave()
+    r.net.clock.advance(2)
+    r.net.drop()
+    assert result_of(r.done) == EXIT_INTERRUPTED
+    assert "lost" not in r.err.getvalue() and "reconnecting" not in r.out.getvalue()
+    assert r.net.tried.count(A) == 1  # not connected again
 
 
 def test_line_mode_cut_line_is_reported(tmp_path: Any) -> None:
