@@ -30,6 +30,7 @@ from twisted.internet.task import deferLater
 from chatnet.client import render
 from chatnet.client.commands import Exit, Help, ParseError, Reconnect, parse
 from chatnet.client.core import ClientCore
+from chatnet.client.core_connection import RECEIPT_WAIT
 from chatnet.client.events import (
     ClientEvent,
     ConnectionClosed,
@@ -297,11 +298,30 @@ class LineMode:
                 elif isinstance(command, Help):
                     self._print(item.text, self.err)
         # End of input: let our own work finish, then leave cleanly.
+        ended = self.core.clock.seconds()
         await self.core.when_idle()
         if not self.core.is_connected:
             return self._gone_status()
+        self._unconfirmed(ended)
         await self.core.exit()
         return EXIT_OK
+
+    def _unconfirmed(self, since: float) -> None:
+        """
+        Say which files waited for at the end of input were delivered (every
+        byte written to the addressee's connection) but never confirmed
+        (``file-received``).
+        """
+        for upload in self.core.uploads.values():
+            if upload.state != "delivered" or upload.delivered_at is None:
+                continue
+            if upload.delivered_at + RECEIPT_WAIT <= since:
+                continue  # long done: it was not waited for
+            line = render.unconfirmed_line(upload.peer, upload.name, RECEIPT_WAIT)
+            if self.as_json:
+                self._print(line.text, self.err)
+            else:
+                self.show(line)
 
     async def _execute(self, command: Any) -> Any:
         """Run ``command``; a ``rate-limited`` refusal is retried after a pause."""

@@ -179,6 +179,15 @@ def server_event(
     ))
 
 
+def unconfirmed_line(peer: str, name: str, waited: float) -> Line:
+    """
+    A sent file whose receipt never came: all its bytes reached the
+    addressee's connection (``file-delivered``), no more is known.
+    """
+    return Line(FILE, f"[file] {escape(peer)} has not confirmed receiving {escape(name)}: "
+                      f"no receipt came within {waited:.0f} s (it was sent in full)")
+
+
 def transfer_event(kind: str, t: Any, frame: frames.Control | None = None) -> Line | None:
     """
     A :class:`~chatnet.client.events.TransferEvent` as a line (``None`` for

@@ -168,6 +168,31 @@ def test_eof_waits_for_a_receipt_only_so_long(tmp_path: Any) -> None:
     assert r.h.requests() == []
     r.h.clock.advance(0.1)
     assert r.finish() == EXIT_OK
+    assert r.output[-2:] == [
+        "[file] f.txt sent to bob",
+        "[file] bob has not confirmed receiving f.txt: no receipt came within 10 s "
+        "(it was sent in full)",
+    ]
+
+
+def test_eof_confirmed_and_old_files_are_not_said_unconfirmed(tmp_path: Any) -> None:
+    """Only the files waited for at the end of input and never confirmed are named."""
+    (tmp_path / "f.txt").write_bytes(b"abc")
+    r = Run(tmp_path, username="alice")
+    r.login()
+    for transfer in (1, 2):
+        r.type(f"/sendfile {tmp_path / 'f.txt'} bob")
+        r.answer("sendfile", transfer=transfer, position=0)
+        r.h.feed({"type": "upload-start", "transfer": transfer, "waited": 0})
+        r.h.clock.advance(0)
+        r.h.sent()
+        r.h.feed({"type": "upload-done", "transfer": transfer, "waited": 0, "seconds": 0})
+        r.h.feed({"type": "file-delivered", "transfer": transfer, "to": "bob"})
+        r.h.clock.advance(15 if transfer == 1 else 0)  # 1: long done, never confirmed
+    r.h.feed({"type": "file-received", "transfer": 2, "to": "bob", "verified": True})
+    r.type(None)
+    assert r.finish() == EXIT_OK
+    assert not any("not confirmed" in line for line in r.output)
 
 
 def test_exit_command(tmp_path: Any) -> None:
