@@ -220,7 +220,10 @@ class Link:
             self.shut_down = self.core.shutdown_message is not None
             self._restore = Restore(self._restore.username, self._restore.password,
                                     self.core.room)
-            self._schedule(self.policy.lost(), event.reason)
+            # The server's message was shown with its ``shutdown`` event:
+            # not again in each line about the reconnect.
+            why = "the server shut down" if self.shut_down else event.reason
+            self._schedule(self.policy.lost(), why)
         elif self.state == "logging-in":
             planned, self._planned = self._planned, None
             step, why = planned or (self.policy.failed(), event.reason)

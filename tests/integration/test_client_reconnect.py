@@ -160,7 +160,8 @@ def test_full_screen_stays_and_reconnects(servers: list[Server], tmp_path: Path)
 
         second.stop()  # a clean stop this time: its message stays on screen
         ui.wait_for(r"\[server\] shutting down: ")
-        ui.wait_for(r"\[disconnected\] Server shut down: ")
+        ui.wait_for(r"\[disconnected\] the server shut down; reconnecting")
+        assert "Server shut down" not in ui.screen(), ui.screen()  # its message once
         ui.wait_for(r"^ DISCONNECTED")
         assert "before the crash" in ui.screen() and "welcome" in ui.screen()
         ui.send("C-c")
