@@ -29,7 +29,7 @@ Pure: imports nothing from Twisted.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from chatnet.validation import fold
@@ -224,29 +224,69 @@ def vanished(values: Sequence[object]) -> tuple[Vanished, ...]:
 
 @dataclass(frozen=True)
 class Address:
-    """Where Redis is: from ``redis://[:password@]host[:port][/db]``."""
+    """
+    Where Redis is: from ``redis://[[user]:password@]host[:port][/db]``, or
+    ``rediss://`` for TLS.
+    """
 
     host: str = "127.0.0.1"
     port: int = 6379
     db: int = 0
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
+    #: TLS (``rediss://``): the server's certificate is checked against
+    #: ``host`` and the system's trusted authorities.
+    tls: bool = False
+    #: The ACL user (Redis 6+) to ``AUTH`` as; ``None``: the default user.
+    username: str | None = None
+
+    def __str__(self) -> str:
+        """The URL without the password (safe to log)."""
+        scheme = "rediss" if self.tls else "redis"
+        user = f"{self.username}@" if self.username else ""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{user}{host}:{self.port}/{self.db}"
+
+
+#: The URL schemes :func:`parse_url` takes, and whether each means TLS.
+SCHEMES = {"redis": False, "rediss": True}
 
 
 def parse_url(url: str) -> Address:
     """
-    An :class:`Address` from a ``redis://`` URL.
+    An :class:`Address` from a ``redis://`` or ``rediss://`` (TLS) URL:
+    ``redis://[[user]:password@]host[:port][/db]``, the user and password
+    percent-encoded where they need it.
 
-    :raises ValueError: for another scheme (``rediss://`` is not done yet),
-        a bad port or a bad database number.
+    :raises ValueError: for another scheme, no host, a bad port or a bad
+        database number, or a query or fragment (options that would be
+        ignored).
     """
-    parts = urlsplit(url)
-    if parts.scheme != "redis":
-        raise ValueError(f"not a redis:// URL: {url!r}")
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        raise ValueError(f"not a redis:// or rediss:// URL: {redact(url)!r}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"options in a Redis URL are not supported: {redact(url)!r}")
     path = parts.path.strip("/")
     try:
-        port = parts.port or 6379
+        port = 6379 if parts.port is None else parts.port
         db = int(path) if path else 0
     except ValueError:
-        raise ValueError(f"bad port or database in {url!r}") from None
+        raise ValueError(f"bad port or database in {redact(url)!r}") from None
+    if not 0 < port < 65536 or db < 0:
+        raise ValueError(f"bad port or database in {redact(url)!r}")
+    if not parts.hostname:
+        raise ValueError(f"no host in {redact(url)!r}")
     password = unquote(parts.password) if parts.password else None
-    return Address(parts.hostname or "127.0.0.1", port, db, password)
+    username = unquote(parts.username) if parts.username else None
+    return Address(parts.hostname, port, db, password, SCHEMES[scheme], username)
+
+
+def redact(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***`` (for messages and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()

@@ -66,9 +66,29 @@ def test_replies_read_into_values() -> None:
 def test_redis_urls() -> None:
     assert keys.parse_url("redis://127.0.0.1:6380/2") == Address("127.0.0.1", 6380, 2)
     assert keys.parse_url("redis://:s%40cret@db") == Address("db", 6379, 0, "s@cret")
-    for bad in ("http://x", "redis://x:port", "redis://x/db"):
+    for bad in ("http://x", "redis://x:port", "redis://x/db", "redis://", "redis://x:0",
+                "redis://x/-1", "redis://x/0?timeout=1", "redis://x:70000"):
         with pytest.raises(ValueError):
             keys.parse_url(bad)
+
+
+def test_redis_urls_tls_and_acl_users() -> None:
+    """rediss:// is TLS; a user name is an ACL user; IPv6 hosts in brackets."""
+    assert keys.parse_url("rediss://h:6380/1") == Address("h", 6380, 1, tls=True)
+    assert keys.parse_url("REDISS://bob:p%2Fw@h") == Address("h", 6379, 0, "p/w", True, "bob")
+    assert keys.parse_url("redis://[::1]:7000") == Address("::1", 7000)
+    assert keys.parse_url("redis://default:pw@h").username == "default"
+
+
+def test_redis_urls_never_show_the_password() -> None:
+    """Errors, str() and repr() of an address leave the password out."""
+    address = keys.parse_url("rediss://bob:hunter2@h:1/2")
+    assert "hunter2" not in repr(address) and str(address) == "rediss://bob@h:1/2"
+    assert keys.redact("redis://:hunter2@h") == "redis://:***@h"
+    assert keys.redact("redis://h") == "redis://h"
+    with pytest.raises(ValueError) as info:
+        keys.parse_url("redis://:hunter2@h:port")
+    assert "hunter2" not in str(info.value) and "***" in str(info.value)
 
 
 def test_scripts_share_the_prelude_and_differ() -> None:
