@@ -14,8 +14,9 @@ from typing import Any
 
 from chatnet.admission import Admission, RefusalLog
 from chatnet.config import Settings
-from chatnet.interfaces import AuditFn, Authenticator, SessionHandle, Transfers
+from chatnet.interfaces import AuditFn, Authenticator, SessionHandle, Shared, Transfers
 from chatnet.model import Directory
+from chatnet.shared_state import LocalShared
 from chatnet.stats import Stats
 from chatnet.throttle import LoginThrottle
 
@@ -47,9 +48,14 @@ class Hub:
     admission: Admission = field(init=False)
     #: Which refused connections are logged one by one.
     refusals: RefusalLog = field(init=False, default_factory=RefusalLog)
+    #: The users and rooms every node shares: by default this server's
+    #: ``directory`` alone (a cluster node sets its own).
+    shared: Shared = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         self.admission = Admission(self.settings)
+        if self.shared is None:
+            self.shared = LocalShared(self.directory, self.settings.max_text)
 
     def sweep(self, everything: bool = False) -> None:
         """

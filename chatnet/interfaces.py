@@ -12,6 +12,9 @@ checked, not only described.
   (:class:`~chatnet.transfers.TransferManager`).
 * :class:`SessionHandle`: what the server does with each session it keeps
   (:class:`~chatnet.session.Session`).
+* :class:`Shared`: the users and rooms every node shares
+  (:class:`~chatnet.shared_state.LocalShared` on one server,
+  :class:`~chatnet.cluster.shared.ClusterShared` in a cluster).
 
 Pure: imports nothing from ``twisted.internet``.
 """
@@ -23,7 +26,7 @@ from typing import Any, Protocol, TypeVar
 
 from chatnet.errors import FailReason
 from chatnet.frames import DataFrame
-from chatnet.model import FileOutbox, User
+from chatnet.model import FileOutbox, Joined, Left, Room, RoomsPage, User, UsersPage
 
 
 class AuditFn(Protocol):
@@ -179,3 +182,57 @@ class SessionHandle(Protocol):
 
     def close(self, reason: str) -> None:
         """Close the connection once what is queued has been sent."""
+
+
+class Shared(Protocol):
+    """
+    The state every node shares, as a session asks it (see
+    :mod:`chatnet.shared_state`): each answer is the value itself or a
+    :class:`Later` of it; errors are :class:`~chatnet.errors.ChatError`.
+    """
+
+    #: Whether every answer comes at once (a single server).
+    local: bool
+
+    def enter(self, user: User) -> Later[None] | None:
+        """Put ``user`` online.  ``username-taken``."""
+
+    def exit(self, user: User, clean: bool, quiet: bool = False) -> Left | None | Later[Left | None]:
+        """Take ``user`` offline, out of its room, telling the room unless ``quiet``."""
+
+    def join(self, user: User, name: str) -> Joined | Later[Joined]:
+        """``user`` joins room ``name`` (leaving its room).  ``room-full``."""
+
+    def leave(self, user: User) -> Left | Later[Left]:
+        """``user`` leaves its room.  ``not-in-room``."""
+
+    def broadcast(self, user: User, room: Room, text: str, ts: float) -> int | Later[int]:
+        """``text`` to the other members of ``room`` on every node: how many."""
+
+    def whisper(self, user: User, to: object, text: object, ts: float) -> str | Later[str]:
+        """
+        ``text`` (unchecked) to the user named ``to``, wherever it is: its
+        spelling.  ``no-such-user``, ``invalid-text``.
+        """
+
+    def locate(self, name: object) -> User | Later[User]:
+        """The online user named ``name`` (local, or standing for one on another node)."""
+
+    def who(self, name: object) -> tuple[str, list[str]] | Later[tuple[str, list[str]]]:
+        """A room's spelling and members on every node.  ``no-such-room``."""
+
+    def rooms_page(self, after: str | None, limit: int) -> RoomsPage | Later[RoomsPage]:
+        """A page of the rooms (see PROTOCOL.md section 4)."""
+
+    def users_page(self, after: str | None, limit: int) -> UsersPage | Later[UsersPage]:
+        """A page of the online users."""
+
+    @property
+    def users_online(self) -> int:
+        """Users online (on this node), for the metrics."""
+        ...
+
+    @property
+    def rooms_count(self) -> int:
+        """Rooms with a member (on this node), for the metrics."""
+        ...

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from chatnet.errors import ChatError, ErrorCode
@@ -18,6 +19,8 @@ from chatnet.validation import fold, show
 
 if TYPE_CHECKING:  # only for annotations: loads nothing
     from twisted.internet.defer import Deferred
+
+    from chatnet.frames import RoomInfo
 
 
 class Outbox(Protocol):
@@ -278,3 +281,35 @@ def _discard(keys: list[str], key: str) -> None:
     i = bisect_left(keys, key)
     if i < len(keys) and keys[i] == key:
         del keys[i]
+
+
+# What the shared state answers (see chatnet.shared_state).
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """A join's outcome: the room (its spelling), its members, and the room left."""
+
+    room: str
+    members: list[str]
+    #: members against capacity after the join, for the audit log: ``3/15``
+    occupancy: str
+    #: Already in this room: an ok no-op (nothing changed, nobody told).
+    same: bool = False
+    #: The room left in the same step, and its members after.
+    left: str | None = None
+    left_occupancy: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Left:
+    """A leave's (or logout's) outcome: the room left and its occupancy after."""
+
+    room: str
+    occupancy: str
+    members: int
+
+
+#: A page of rooms: ``(rooms, more)``.
+RoomsPage = tuple[list["RoomInfo"], bool]
+#: A page of usernames: ``(names, more)``.
+UsersPage = tuple[list[str], bool]

@@ -23,10 +23,10 @@ from typing import Any, TypeVar
 from twisted.logger import Logger
 
 from chatnet.errors import ChatError, ErrorCode
-from chatnet.frames import ErrorReply, FromClient, Id, Presence, Reply
+from chatnet.frames import ErrorReply, FromClient, Id, Reply
 from chatnet.hub import Hub
 from chatnet.interfaces import Later, SessionOutbox
-from chatnet.model import Room, User
+from chatnet.model import Left, User
 from chatnet.ratelimit import TokenBucket
 from chatnet.throttle import Record
 
@@ -123,6 +123,7 @@ class SessionBase:
         ident: Any,
         undo: Callable[[T], None] | None = None,
         cancellable: bool = False,
+        refused: Callable[[ChatError], None] | None = None,
     ) -> None:
         """
         Finish the request being handled when ``later`` gives its answer.
@@ -144,8 +145,9 @@ class SessionBase:
         answer did elsewhere (a name registered in the cluster), and a
         failure is dropped.  ``cancellable``: a question with no effect
         elsewhere (a password check) is cancelled instead (``later.cancel()``),
-        so a client that went away costs no more work.  One request waits at
-        a time.
+        so a client that went away costs no more work.  ``refused(error)``,
+        if given, logs a :class:`ChatError` answer its own way (the error
+        reply then writes no ``ERROR`` line).  One request waits at a time.
         """
         assert self._waiting is None, "one request waits at a time"
         waiting = self._waiting = _Wait()
@@ -153,7 +155,7 @@ class SessionBase:
             self._held = deque()
         later.addCallbacks(
             lambda result: self._answered(waiting, then, undo, ident, result),
-            lambda failure: self._answer_failed(waiting, ident, failure),
+            lambda failure: self._answer_failed(waiting, ident, failure, refused),
         )
         if self._waiting is waiting:  # not answered at once
             waiting.later = True
@@ -199,13 +201,18 @@ class SessionBase:
         if waiting.later:
             self._run_held()
 
-    def _answer_failed(self, waiting: _Wait, ident: Any, failure: Any) -> None:
+    def _answer_failed(
+        self, waiting: _Wait, ident: Any, failure: Any,
+        refused: Callable[[ChatError], None] | None = None,
+    ) -> None:
         if self._waiting is not waiting or self.state is State.CLOSED:
             return  # nobody to tell; consumed, not an unhandled error
         self._waiting = None
         error = getattr(failure, "value", failure)
         if isinstance(error, ChatError):
-            self._error(ident, error)
+            if refused is not None:
+                refused(error)
+            self._error(ident, error, audit=refused is None)
         else:
             _log.failure("while waiting for an answer for {who}", failure, who=self.who)
             name = type(error).__name__
@@ -230,9 +237,6 @@ class SessionBase:
         user = self.user
         assert user is not None, "handler ran before login"
         return user
-
-    def _presence(self, room: Room, user: User, event: str) -> None:
-        room.send(Presence(room.name, user.name, event).wire(), exclude=user)
 
     def _reply(self, reply: Reply) -> None:
         """:raises FrameTooLarge: (an ``internal`` error for the caller)."""
@@ -298,6 +302,11 @@ class SessionBase:
         self.outbox.close(self.hub.settings.shutdown_grace)
 
 
-def room_fields(user: User, room: Room) -> dict[str, object]:
+def room_fields(user: User, room: str, members: int) -> dict[str, object]:
     """The fields of a JOIN or LEAVE event."""
-    return {"user": user.name, "room": room.name, "members": len(room.members)}
+    return {"user": user.name, "room": room, "members": members}
+
+
+def left_fields(user: User, left: Left) -> dict[str, object]:
+    """The fields of a LEAVE event."""
+    return room_fields(user, left.room, left.members)

@@ -8,10 +8,14 @@ Pure: imports nothing from ``twisted.internet``.
 
 from __future__ import annotations
 
+from functools import partial
+
 from chatnet import frames
 from chatnet.errors import FailReason
 from chatnet.frames import Ok
+from chatnet.model import User
 from chatnet.session_base import SessionBase
+from chatnet.shared_state import answered_now
 from chatnet.validation import check_extension, check_filename, check_size
 
 
@@ -21,10 +25,16 @@ class FileRequests(SessionBase):
     __slots__ = ()
 
     def _sendfile(self, req: frames.Sendfile) -> None:
+        target = self.hub.shared.locate(req.to)
+        if answered_now(target):
+            self._send_to(req, target)  # type: ignore[arg-type]
+        else:
+            self.wait(target, partial(self._send_to, req), req.id)  # type: ignore[arg-type]
+
+    def _send_to(self, req: frames.Sendfile, target: User) -> None:
         user = self._user()
         hub = self.hub
         settings = hub.settings
-        target = hub.directory.find_user(req.to)
         name = check_filename(req.name)
         check_extension(name, settings.allowed_extensions)
         size = check_size(req.size, settings.max_file_size)

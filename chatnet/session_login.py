@@ -8,13 +8,18 @@ Pure: imports nothing from ``twisted.internet``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
+
+from twisted.logger import Logger
 
 from chatnet import frames
 from chatnet.config import SERVER_NAME
 from chatnet.errors import ChatError, ErrorCode
 from chatnet.frames import Ok
-from chatnet.model import User
-from chatnet.session_base import SessionBase, State, room_fields
+from chatnet.model import Left, User
+from chatnet.session_base import SessionBase, State, left_fields
+from chatnet.shared_state import when
 from chatnet.throttle import address_key
 from chatnet.validation import check_username, fold, show
 
@@ -99,16 +104,31 @@ class LoginRequests(SessionBase):
 
     def _enter(self, req: frames.Login, name: str) -> None:
         """Log in as ``name`` (valid, and the password right if one is needed)."""
-        hub = self.hub
+        user = User(name, self.outbox, self.peer)
+        user.offers = req.offers is True
+        user.notices = req.notices is True
         try:
-            user = User(name, self.outbox, self.peer)
-            hub.directory.add_user(user)
+            answer = self.hub.shared.enter(user)
         except ChatError as e:
             self._login_failed(name, e)
             self._error(req.id, e, audit=False)  # the LOGIN-FAILED line says it all
             return
-        user.offers = req.offers is True
-        user.notices = req.notices is True
+        if answer is None:
+            self._entered(req, user)
+        else:  # a cluster: the name is held once the cluster says so
+            self.wait(answer, lambda _: self._entered(req, user), req.id,
+                      undo=lambda _: self._abandon(user), refused=self._login_failed_as(name))
+
+    def _login_failed_as(self, name: str) -> Callable[[ChatError], None]:
+        return lambda e: self._login_failed(name, e)
+
+    def _abandon(self, user: User) -> None:
+        """The connection went while its name was being held: give the name back."""
+        self.hub.shared.exit(user, clean=False, quiet=True)
+
+    def _entered(self, req: frames.Login, user: User) -> None:
+        hub = self.hub
+        name = user.name
         self.user = user
         self._online = True
         self.state = State.ACTIVE
@@ -133,12 +153,19 @@ class LoginRequests(SessionBase):
         assert user is not None
         self._online = False
         hub = self.hub
-        room = hub.directory.remove_user(user)
-        if room is not None and not hub.shutting_down:
-            self._presence(room, user, "leave" if clean else "disconnect")
-            hub.audit("LEAVE", f"{user.name} left {room.name} ({room.occupancy()})",
-                      room_fields(user, room))
+        quiet = hub.shutting_down
+        when(hub.shared.exit(user, clean, quiet), lambda left: self._left(user, left, quiet),
+             self._failed_quietly)
         hub.transfers.user_gone(user)
 
+    def _left(self, user: User, left: Left | None, quiet: bool) -> None:
+        if left is not None and not quiet:
+            self.hub.audit("LEAVE", f"{user.name} left {left.room} ({left.occupancy})",
+                           left_fields(user, left))
 
+    def _failed_quietly(self, failure: Any) -> None:
+        _log.failure("while taking {who} out", failure, who=self.who)
+
+
+_log = Logger()
 _WRONG_PASSWORD = ChatError(ErrorCode.AUTH_FAILED, "Wrong username or password")
