@@ -44,15 +44,21 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 
 
-def run_scenario(scenario: Scenario, base: Path, timeout: float = 30.0) -> Result:
+def run_scenario(scenario: Scenario, base: Path, timeout: float = 30.0, cluster: int = 0,
+                 server_args: tuple[str, ...] = ()) -> Result:
     """
     Run ``scenario`` in ``base/<NN-title>``, stop its processes, and report.
+
+    With ``cluster`` N it runs against a fresh Redis and N cluster nodes
+    instead of one server, its clients spread over the nodes;
+    ``server_args`` go to every server.
 
     A failure's :attr:`Result.details` hold the error and what every process
     printed; they are also written to ``failure.txt`` in the scenario folder.
     """
     workdir = base / scenario.slug
-    ctx = Context(workdir, timeout=timeout, seed=scenario.number)
+    ctx = Context(workdir, timeout=timeout, seed=scenario.number, cluster=cluster,
+                  server_args=server_args)
     start = time.monotonic()
     try:
         evidence = scenario.run(ctx)

@@ -25,6 +25,8 @@ from typing import TextIO
 from chatnet._version import __version__
 from chatnet.scenarios.checks import SCENARIOS, Scenario, run_scenario
 from chatnet.scenarios.context import Result
+from chatnet.scenarios.processes import NODE_IDS
+from chatnet.scenarios.redis import RedisError, find_redis, redis_version
 
 WIDTH = 28
 
@@ -35,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run chatnet's ten acceptance scenarios with real server and "
         "client processes on loopback, and report PASSED or FAILED for each.",
         epilog="Each scenario starts its own twistd chatnet server on a free "
-        "127.0.0.1 port, in a temporary folder.  Exit status: 0 all passed, "
-        "1 some failed, 2 bad options.",
+        "127.0.0.1 port, in a temporary folder (with --cluster: its own redis-server "
+        "and nodes).  Exit status: 0 all passed, 1 some failed, 2 bad options or no "
+        "redis-server for --cluster.",
     )
     parser.add_argument("--step", action="store_true",
                         help="pause before each scenario (press ENTER), for a live demonstration")
@@ -50,10 +53,32 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the bound on any single wait (default 30)")
     parser.add_argument("--show-log", action="store_true",
                         help="after each scenario, print its server.log (for a demonstration)")
+    parser.add_argument("--cluster", metavar="N", type=_nodes, default=0,
+                        help="run each scenario against a cluster: a fresh redis-server (from "
+                        "PATH, on a free 127.0.0.1 port, nothing saved) and N chatnet nodes "
+                        "using it, the clients spread over the nodes in turn (each also given "
+                        "the others to reconnect to); the checks read every node's log")
+    parser.add_argument("--server-arg", metavar="ARG", action="append", default=[],
+                        help="one more option for every chatnet server or node, e.g. "
+                        "--server-arg=--cluster-lease=2 (repeatable)")
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="print the details of a failure (process output, server.log)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
+
+
+#: The most nodes ``--cluster`` starts (node ids are single letters).
+MAX_NODES = 9
+
+
+def _nodes(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of nodes") from None
+    if not 1 <= n <= MAX_NODES:
+        raise argparse.ArgumentTypeError(f"--cluster takes 1 to {MAX_NODES} nodes, not {n}")
+    return n
 
 
 def _numbers(text: str) -> list[int]:
@@ -107,7 +132,13 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
     """The console script; :returns: the exit status (``sys.exit(main())``)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.cluster:
+        try:
+            args.redis = find_redis()
+        except RedisError as e:
+            parser.exit(2, f"{parser.prog}: --cluster: {e}\n")
     try:
         return run(args, out)
     except BrokenPipeError:  # the report's reader went away (``| head``)
@@ -129,6 +160,10 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         base = Path(tempfile.mkdtemp(prefix="chatnet-scenarios-"))
     out.write(f"chatnet scenarios: chatnet {__version__}, Twisted {_installed('Twisted')}, "
               f"Python {platform.python_version()}\n")
+    if args.cluster:
+        out.write(f"cluster: {args.cluster} node{'s' if args.cluster > 1 else ''} "
+                  f"({', '.join(NODE_IDS[: args.cluster])}) and a redis-server "
+                  f"{redis_version(args.redis)} per scenario\n")
     out.write(f"work folder: {base}\n")
     out.flush()
     results: list[Result] = []
@@ -137,7 +172,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         for scenario in chosen:
             if args.step:
                 pause(out, scenario)
-            result = run_scenario(scenario, base, timeout=args.timeout)
+            result = run_scenario(scenario, base, timeout=args.timeout, cluster=args.cluster,
+                                  server_args=tuple(args.server_arg))
             results.append(result)
             out.write(format_result(result) + "\n")
             if not result.passed:
@@ -146,6 +182,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                     out.write(textwrap.indent(result.details, "    ") + "\n")
             if args.show_log and result.workdir is not None:
                 log = result.workdir / "server" / "server.log"
+                if args.cluster:  # every node's lines, merged, node id first
+                    log = result.workdir / "cluster.log"
                 if log.exists():
                     out.write(textwrap.indent(log.read_text("utf-8", "replace"), "    | "))
             out.flush()

@@ -13,15 +13,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chatnet.scenarios.processes import (
+    NODE_IDS,
     Client,
+    Cluster,
     Peer,
     Process,
     ScenarioFailed,
     Server,
+    Servers,
     start_client,
+    start_nodes,
     start_peer,
     start_server,
 )
+from chatnet.scenarios.redis import RedisError, start_redis
 
 __all__ = ["Context", "Result", "ScenarioFailed", "check", "sha256_file"]
 
@@ -68,34 +73,88 @@ class Context:
     :param workdir: a fresh folder; the server, each client and each peer
         get a subfolder (``server/``, ``alice/``, ...).
     :param timeout: the bound on any single wait, in seconds.
+    :param cluster: 0 for one server; N for a Redis (``redis/``) and N
+        cluster nodes (``node-a/``, ``node-b/``, ...) instead, the clients
+        and peers spread over them in turn.
+    :param server_args: more ``chatnet`` options for every server.
     """
 
-    def __init__(self, workdir: Path, timeout: float = 30.0, seed: int = 0) -> None:
+    def __init__(self, workdir: Path, timeout: float = 30.0, seed: int = 0,
+                 cluster: int = 0, server_args: tuple[str, ...] = ()) -> None:
         self.workdir = workdir
         self.timeout = timeout
         self.random = random.Random(seed)
         self.processes: list[Process] = []
-        self.server: Server | None = None
+        self.server: Servers | None = None
+        self.cluster = cluster
+        self.server_args = server_args
+        #: In a cluster: whether each client is also given the other nodes,
+        #: to reconnect to when its own goes away.
+        self.failover = True
+        self._turn = 0
         workdir.mkdir(parents=True, exist_ok=True)
 
     # processes
 
-    def start_server(self, *options: str) -> Server:
-        """A fresh ``twistd -n chatnet`` in ``workdir/server``."""
-        server = start_server(self.workdir / "server", *options, timeout=self.timeout)
-        self.processes.append(server)
-        self.server = server
-        return server
+    def start_server(self, *options: str) -> Servers:
+        """
+        A fresh ``twistd -n chatnet`` in ``workdir/server``, or, in a cluster
+        run, a fresh ``redis-server`` and the nodes using it.
+        """
+        if not self.cluster:
+            server = start_server(self.workdir / "server", *options, *self.server_args,
+                                  timeout=self.timeout)
+            self.processes.append(server)
+            self.server = server
+            return server
+        try:
+            redis = start_redis(self.workdir / "redis", self.timeout)
+        except RedisError as e:
+            raise ScenarioFailed(f"Redis did not start: {e}") from None
+        folders = [self.workdir / f"node-{n}" for n in NODE_IDS[: self.cluster]]
+        cluster = self.server = Cluster(redis, [])  # stopped by cleanup()
+        try:
+            cluster.nodes = start_nodes(redis, folders, *options, *self.server_args,
+                                        timeout=self.timeout)
+        except ScenarioFailed as e:
+            raise ScenarioFailed(f"{e}\n{redis.describe()}") from None
+        self.processes.extend(cluster.nodes)
+        return cluster
+
+    @property
+    def nodes(self) -> list[Server]:
+        """The server processes: the one server, or every cluster node."""
+        if isinstance(self.server, Cluster):
+            return list(self.server.nodes)
+        return [] if self.server is None else [self.server]
+
+    def spool_dirs(self) -> list[Path]:
+        """Every server's spool folder."""
+        return [node.cwd / "spool" for node in self.nodes]
+
+    def _ports(self, failover: bool) -> list[int]:
+        """
+        The port of the next node in turn (round robin over every client and
+        peer), followed, with ``failover``, by the other nodes' in order.
+        """
+        nodes = self.nodes
+        if not nodes:
+            raise RuntimeError("start the server first")
+        first = self._turn % len(nodes)
+        self._turn += 1
+        ports = [node.port for node in nodes[first:] + nodes[:first]]
+        return ports if failover and self.failover else ports[:1]
 
     def client(self, name: str, *args: str, login: bool = True) -> Client:
         """
         A ``chatnet-client`` whose folder is ``workdir/<name>``; with
         ``login`` it logs in as ``name`` (``-u``) and this waits until it has.
         """
-        server = self._server()
+        ports = self._ports(failover=True)
         if login:
             args = ("-u", name, *args)
-        client = start_client(server.port, self.workdir / name, name, *args)
+        client = start_client(ports, self.workdir / name, name, *args)
+        self._mark(client, ports[0])
         self.processes.append(client)
         if login:
             self.logged_in(client)
@@ -106,16 +165,18 @@ class Context:
 
     def peer(self, name: str, login: bool = True) -> Peer:
         """A raw peer (:mod:`.rawpeer`), logged in as ``name`` with ``login``."""
-        peer = start_peer(self._server().port, self.workdir / name, name)
+        port = self._ports(failover=False)[0]
+        peer = start_peer(port, self.workdir / name, name)
+        self._mark(peer, port)
         self.processes.append(peer)
         if login:
             peer.login(name, self.timeout)
         return peer
 
-    def _server(self) -> Server:
-        if self.server is None:
-            raise RuntimeError("start the server first")
-        return self.server
+    def _mark(self, process: Process, port: int) -> None:
+        for node in self.nodes:
+            if node.port == port:
+                process.node_id = node.node_id
 
     def kill9(self, process: Process) -> None:
         """SIGKILL ``process`` and reap it."""
@@ -149,21 +210,29 @@ class Context:
 
     def cleanup(self) -> None:
         """
-        Stop every process (the server gently, the rest by SIGKILL) and write
-        what each printed to ``output.txt`` in its folder.
+        Stop every process (the servers gently, the rest by SIGKILL, Redis
+        last) and write what each printed to ``output.txt`` in its folder; in
+        a cluster also every node's audit lines, merged, to ``cluster.log``.
         """
+        nodes = self.nodes
         for process in self.processes:
-            if process is not self.server:
+            if process not in nodes:
                 process.stop()
-        server = self.server
-        if server is not None and server.proc.poll() is None:
-            server.signal(signal.SIGTERM)
+        for node in nodes:
+            if node.proc.poll() is None:
+                node.signal(signal.SIGTERM)
+        for node in nodes:
             try:
-                server.wait(self.timeout)
+                node.wait(self.timeout)
             except ScenarioFailed:
                 pass
-        if server is not None:
-            server.stop()
+            node.stop()
+        if isinstance(self.server, Cluster):
+            self.server.redis.stop()
+            try:
+                (self.workdir / "cluster.log").write_text(self.server.merged_log(), "utf-8")
+            except OSError:
+                pass
         for process in self.processes:
             name = "output.txt" if process.cwd.name == process.name else f"{process.name}.txt"
             try:
@@ -172,10 +241,13 @@ class Context:
                 pass
 
     def diagnostics(self) -> str:
-        """What every process printed, and the server's log."""
+        """What every process printed, and the servers' logs."""
         parts = [process.describe() for process in self.processes]
-        if self.server is not None:
+        if isinstance(self.server, Cluster):
+            parts.append(self.server.redis.describe())
+            parts.append("--- every node's audit log, merged (node id first):\n"
+                         + "\n".join(self.server.merged_log().splitlines()[-300:]))
+        elif self.server is not None:
             parts.append(f"--- {self.server.log_path}:\n"
                          + "\n".join(self.server.log_lines()[-300:]))
         return "\n".join(parts)
-

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from chatnet.scenarios.context import Context, check, found, sha256_file
-from chatnet.scenarios.processes import Peer, Server
+from chatnet.scenarios.processes import Cluster, Peer, Servers
 
 #: The contract's default limits.
 SLOTS = 5
@@ -35,14 +35,26 @@ def accepted(ctx: Context, peer: Peer, ident: int) -> dict[str, Any]:
     return reply
 
 
-def max_running(server: Server) -> int:
-    """The most uploads running at once, replayed from ``server.log``."""
+STARTED = re.compile(r"\[FILE-QUEUE\] transfer #\d+ .* started, waited ")
+ENDED = re.compile(r"\[FILE\] transfer #\d+ .* (uploaded \(|failed \((starting|uploading)\))")
+
+
+def max_running(server: Servers) -> int:
+    """
+    The most uploads running at once, replayed from ``server.log``.  In a
+    cluster the nodes' lines are merged by time, to the millisecond: within
+    one millisecond an upload's end on one node is taken to come before a
+    start on another (the slot it freed is what the other took).
+    """
+    lines = server.log_lines()
+    if isinstance(server, Cluster):
+        lines.sort(key=lambda line: (line[:25], 0 if ENDED.search(line) else 1))
     running = peak = 0
-    for line in server.log_lines():
-        if re.search(r"\[FILE-QUEUE\] transfer #\d+ .* started, waited ", line):
+    for line in lines:
+        if STARTED.search(line):
             running += 1
             peak = max(peak, running)
-        elif re.search(r"\[FILE\] transfer #\d+ .* (uploaded \(|failed \((starting|uploading)\))", line):
+        elif ENDED.search(line):
             running -= 1
     return peak
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import chatnet
+from chatnet.scenarios.redis import RedisServer
 
 T = TypeVar("T")
 
@@ -201,6 +202,10 @@ class Process:
     does not reach it), with stdout and stderr collected.
     """
 
+    #: A cluster node's id (``--node-id``), or for a client or peer the id of
+    #: the node it connected to first; "" with a single server.
+    node_id: str = ""
+
     def __init__(self, argv: Sequence[str], cwd: Path, name: str) -> None:
         self.name = name
         self.cwd = cwd
@@ -292,31 +297,18 @@ class Process:
         )
 
 
-class Server(Process):
-    """``twistd -n chatnet`` listening on a free loopback port."""
-
-    port: int
-    log_path: Path
+class AuditLogs:
+    """What a scenario reads of the servers' audit logs: one server's, or every node's."""
 
     def log_lines(self, category: str | None = None, pattern: str = "") -> list[str]:
-        """``server.log`` lines, optionally of one category and matching ``pattern``."""
-        try:
-            text = self.log_path.read_text("utf-8", "replace")
-        except FileNotFoundError:
-            return []
-        lines = text.splitlines()
-        if category is not None:
-            lines = [line for line in lines if f"] [{category}] " in line]
-        if pattern:
-            regex = re.compile(pattern)
-            lines = [line for line in lines if regex.search(line)]
-        return lines
+        """Audit lines, optionally of one category and matching ``pattern``."""
+        raise NotImplementedError
 
     def wait_log(
         self, category: str, pattern: str, timeout: float, count: int = 1
     ) -> list[str]:
         """
-        Wait until ``server.log`` has ``count`` lines of ``category`` matching
+        Wait until the audit log has ``count`` lines of ``category`` matching
         ``pattern``.  The server flushes its log once per reactor turn, so a
         line follows its event within milliseconds; this polls the file.
         """
@@ -335,6 +327,109 @@ class Server(Process):
             delay = min(delay * 2, 0.2)
 
 
+def _select(lines: list[str], category: str | None, pattern: str) -> list[str]:
+    if category is not None:
+        lines = [line for line in lines if f"] [{category}] " in line]
+    if pattern:
+        regex = re.compile(pattern)
+        lines = [line for line in lines if regex.search(line)]
+    return lines
+
+
+class Server(Process, AuditLogs):
+    """``twistd -n chatnet`` listening on a free loopback port."""
+
+    port: int
+    log_path: Path
+
+    def log_records(self) -> list[tuple[str, str]]:
+        """
+        ``(time, line)`` for every line of ``server.log``.  A text log's lines
+        are as written, their time the second they carry; a JSON log's
+        (``--audit-format json``, which cluster nodes write for its
+        milliseconds) are turned into text lines,
+        ``[2026-12-06 03:31:21.042] [JOIN] alice joined groupA (3/15)``.
+        """
+        try:
+            text = self.log_path.read_text("utf-8", "replace")
+        except FileNotFoundError:
+            return []
+        records = []
+        for line in text.splitlines():
+            if not line.startswith("{"):
+                records.append((line[1:20], line))
+                continue
+            try:
+                event = json.loads(line)
+                stamp = str(event["time"]).replace("T", " ").rstrip("Z")
+                text_line = f"[{stamp}] [{event['category']}] " + " ".join(
+                    str(event["text"]).splitlines())
+            except (ValueError, KeyError, TypeError):
+                records.append(("", line))  # a torn last line: kept as it is
+                continue
+            records.append((stamp, text_line))
+        return records
+
+    def log_lines(self, category: str | None = None, pattern: str = "") -> list[str]:
+        """``server.log`` lines, optionally of one category and matching ``pattern``."""
+        return _select([line for _, line in self.log_records()], category, pattern)
+
+
+class Cluster(AuditLogs):
+    """
+    A Redis and the cluster nodes using it.  The audit lines are every
+    node's, merged in time order (to the millisecond; ties keep the nodes'
+    order).
+    """
+
+    def __init__(self, redis: RedisServer, nodes: list[Server]) -> None:
+        self.redis = redis
+        self.nodes = nodes
+
+    @property
+    def ports(self) -> list[int]:
+        return [node.port for node in self.nodes]
+
+    def merged_records(self) -> list[tuple[str, str, str]]:
+        """``(time, node id, line)`` of every node's audit log, in time order."""
+        records = [(stamp, node.node_id, line)
+                   for node in self.nodes for stamp, line in node.log_records()]
+        order = {node.node_id: k for k, node in enumerate(self.nodes)}
+        records.sort(key=lambda r: (r[0], order[r[1]]))
+        return records
+
+    def log_lines(self, category: str | None = None, pattern: str = "") -> list[str]:
+        return _select([line for _, _, line in self.merged_records()], category, pattern)
+
+    def merged_log(self) -> str:
+        """Every node's lines in time order, each after its node's id."""
+        return "".join(f"{node} {line}\n" for _, node, line in self.merged_records())
+
+
+#: The servers a scenario started: one, or a cluster.
+Servers = Server | Cluster
+
+
+def _server_argv(workdir: Path, options: Sequence[str]) -> list[str]:
+    return [
+        sys.executable, "-c", TWISTD, "-n", "--pidfile=", "chatnet",
+        "--port", "tcp:0:interface=127.0.0.1", "--audit-log", str(workdir / "server.log"),
+        "--spool-dir", str(workdir / "spool"), *options,
+    ]
+
+
+def _listening(server: Server, timeout: float) -> Server:
+    try:
+        _, match = server.out.wait_for(LISTENING.pattern, timeout)
+    except ScenarioFailed as e:
+        server.stop()
+        why = str(e).splitlines()[0].split(": ", 1)[-1]
+        what = f"the node {server.node_id}" if server.node_id else "the server"
+        raise ScenarioFailed(f"{what} did not start: {why}\n{server.describe()}") from None
+    server.port = int(match.group(1))
+    return server
+
+
 def start_server(workdir: Path, *options: str, timeout: float) -> Server:
     """
     Start ``twistd -n chatnet`` in ``workdir`` on a free loopback port, its
@@ -342,31 +437,55 @@ def start_server(workdir: Path, *options: str, timeout: float) -> Server:
 
     :param options: more ``chatnet`` plugin options (``--upload-slots 2``).
     """
-    log_path = workdir / "server.log"
-    argv = [
-        sys.executable, "-c", TWISTD, "-n", "--pidfile=", "chatnet",
-        "--port", "tcp:0:interface=127.0.0.1", "--audit-log", str(log_path),
-        "--spool-dir", str(workdir / "spool"), *options,
-    ]
-    server = Server(argv, workdir, "server")
-    server.log_path = log_path
+    server = Server(_server_argv(workdir, options), workdir, "server")
+    server.log_path = workdir / "server.log"
+    return _listening(server, timeout)
+
+
+#: The ids of a cluster's nodes, in order.
+NODE_IDS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def start_nodes(
+    redis: RedisServer, folders: Sequence[Path], *options: str, timeout: float
+) -> list[Server]:
+    """
+    Start one cluster node of ``redis`` in each of ``folders`` (all at once),
+    with the ids ``a``, ``b``, ...; return once every one listens.  Each
+    writes its audit log as JSON lines (for the milliseconds) to its
+    folder's ``server.log``.  A node that does not start stops the others.
+    """
+    nodes = []
+    for node_id, folder in zip(NODE_IDS, folders, strict=False):
+        argv = _server_argv(folder, ["--audit-format", "json", "--cluster", redis.url,
+                                     "--node-id", node_id, *options])
+        node = Server(argv, folder, f"node-{node_id}")
+        node.log_path, node.node_id = folder / "server.log", node_id
+        nodes.append(node)
     try:
-        _, match = server.out.wait_for(LISTENING.pattern, timeout)
-    except ScenarioFailed as e:
-        server.stop()
-        why = str(e).splitlines()[0].split(": ", 1)[-1]
-        raise ScenarioFailed(f"the server did not start: {why}\n{server.describe()}") from None
-    server.port = int(match.group(1))
-    return server
+        for node in nodes:
+            _listening(node, timeout)
+    except ScenarioFailed:
+        for node in nodes:
+            node.stop()
+        raise
+    return nodes
 
 
 class Client(Process):
     """A ``chatnet-client`` in line mode (stdin is a pipe)."""
 
 
-def start_client(port: int, workdir: Path, name: str, *args: str) -> Client:
-    """``chatnet-client 127.0.0.1 PORT *args`` with ``workdir`` as its folder."""
-    argv = [sys.executable, "-c", CLIENT, "127.0.0.1", str(port), *args]
+def start_client(port: int | Sequence[int], workdir: Path, name: str, *args: str) -> Client:
+    """
+    ``chatnet-client 127.0.0.1 PORT *args`` with ``workdir`` as its folder;
+    given several ports, ``127.0.0.1:PORT1 127.0.0.1:PORT2 ...`` (the first is
+    tried first, the others when it goes away).
+    """
+    ports = [port] if isinstance(port, int) else list(port)
+    where = (["127.0.0.1", str(ports[0])] if len(ports) == 1
+             else [f"127.0.0.1:{p}" for p in ports])
+    argv = [sys.executable, "-c", CLIENT, *where, *args]
     return Client(argv, workdir, name)
 
 
