@@ -9,9 +9,13 @@ with a clear message, never a traceback), :func:`makeService` builds the
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 import re
 import signal
+import socket
+import stat
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -22,7 +26,18 @@ from chatnet import spool, validation
 from chatnet._version import __version__
 from chatnet.accounts import Accounts, AccountsError, mode_warning
 from chatnet.audit import FORMATS
-from chatnet.config import MAX_ROOM_CAPACITY, MAX_TEXT_LIMIT, MIB, Settings
+from chatnet.cluster.keys import parse_url, redact
+from chatnet.config import (
+    MAX_ROOM_CAPACITY,
+    MAX_TEXT_LIMIT,
+    MIB,
+    MIN_LEASE,
+    SLOT_SCOPES,
+    ClusterSettings,
+    Settings,
+    check_host,
+    check_node_id,
+)
 from chatnet.service import ChatService, quiet_cannot_start
 
 _log = Logger()
@@ -105,6 +120,18 @@ def _size_or_auto(text: str) -> int | None:
     return None if text.strip().lower() == "auto" else _positive_size(text)
 
 
+def _lease(text: str) -> float:
+    value = _positive_float(text)
+    if value < MIN_LEASE:
+        raise ValueError(
+            f"at least {MIN_LEASE:g} second, not {text} (the lease is renewed every third "
+            "of it, and one Redis reply may take half a second)")
+    return value
+
+
+_lease.coerceDoc = f"At least {MIN_LEASE:g}."  # type: ignore[attr-defined]
+
+
 def _named(name: str, coerce: Callable[[str], Any]) -> Callable[[str], Any]:
     """``coerce`` whose errors name the option (``--max-clients: ...``)."""
 
@@ -127,7 +154,9 @@ class Options(usage.Options):
         "number or any Twisted server endpoint string, e.g. "
         "tcp:8080:interface=127.0.0.1 or "
         "ssl:8443:privateKey=key.pem:certKey=cert.pem. Sizes take binary "
-        "units: 3MiB, 512KiB, or plain bytes."
+        "units: 3MiB, 512KiB, or plain bytes. --cluster redis://HOST:6379/0 makes "
+        "this server one node of a cluster (docs/cluster.rst); the options whose "
+        "help starts with Cluster: need it."
     )
 
     # [long, short, default, doc, coerce]; the coercers are wrapped below so
@@ -139,7 +168,7 @@ class Options(usage.Options):
         ["max-text", None, 4096, "Longest message text, in bytes of UTF-8.", _positive_int],
         ["max-file-size", None, 3 * MIB, "Largest file accepted, in bytes or with a unit (3MiB).", _positive_size],
         ["allow-ext", None, "*", "Allowed file extensions, comma-separated (e.g. txt,pdf,jpg,png); * allows every type."],
-        ["upload-slots", None, 5, "Uploads running at once, server-wide.", _positive_int],
+        ["upload-slots", None, 5, "Uploads running at once, server-wide (in a cluster: see --upload-slots-scope).", _positive_int],
         ["upload-queue", None, 100, "Accepted uploads that may wait for a slot (0: none wait).", _non_negative_int],
         ["upload-queue-per-user", None, 20, "Waiting uploads one user may have; more get queue-full (0: none wait).", _non_negative_int],
         ["addressee-spool-files", None, 16, "Files held in the spool for one addressee (uploading or not yet delivered); more uploads to it wait.", _positive_int],
@@ -164,6 +193,14 @@ class Options(usage.Options):
         ["spool-dir", None, None, "Folder for uploads in progress [default: a private temporary folder]."],
         ["accounts", None, None, "File of username:HASH lines (argon2id hashes, written by chatnet-passwd); when given, login requires a password."],
         ["metrics", None, None, "Serve Prometheus /metrics and /healthz over HTTP on this endpoint (e.g. tcp:9108:interface=127.0.0.1) [default: off].", endpoint_description],
+        ["cluster", None, None, "Run as one node of a cluster whose shared state is in this Redis: redis://[[user]:password@]host[:port][/db], or rediss://... for TLS (needs pip install 'chatnet[cluster]') [default: off, a single server]."],
+        ["node-id", None, None, "Cluster: this node's name, unique among live nodes; 1-64 letters, digits, '_', '.' or '-' [default: the short host name].", check_node_id],
+        ["cluster-lease", None, None, "Cluster: seconds after which a node that stopped renewing its lease (killed, paused, cut off) is presumed dead and its users taken out [default: 10].", _lease],
+        ["cluster-password-file", None, None, "Cluster: file whose one line is the Redis password (read at start; keeps it out of the command line) [default: the --cluster URL's, or none]."],
+        ["cluster-prefix", None, None, "Cluster: what every Redis key and channel of the cluster starts with, so that one Redis can hold several clusters [default: chatnet]."],
+        ["upload-slots-scope", None, None, "Cluster: 'cluster' (--upload-slots and --upload-queue count for the whole cluster) or 'node' (each node has its own) [default: cluster]."],
+        ["cluster-files", None, None, "Cluster: endpoint (tcp: or tcp6:) on which this node serves uploaded files to the other nodes [default: tcp:0:interface=127.0.0.1, any free port on loopback: nodes on one machine only].", endpoint_description],
+        ["cluster-advertise", None, None, "Cluster: host name or address the other nodes connect to for --cluster-files [default: the interface it listens on].", check_host],
     ]
 
     optParameters = [p[:4] + [_named(p[0], p[4])] if len(p) > 4 else p for p in _parameters]
@@ -242,6 +279,13 @@ class Options(usage.Options):
             fast_path=not self["no-fast-path"],
         )
         self._check_endpoint("port")
+        if self["cluster"] is not None:
+            self.settings = dataclasses.replace(self.settings, cluster=self._cluster())
+        else:
+            given = [f"--{o}" for o in CLUSTER_OPTIONS if self[o] is not None]
+            if given:
+                raise usage.UsageError(
+                    f"{', '.join(given)}: only for a cluster node; give --cluster URL too")
         if self["metrics"] is not None:
             self._check_endpoint("metrics")
             try:
@@ -250,6 +294,61 @@ class Options(usage.Options):
                 raise usage.UsageError(
                     "--metrics: needs prometheus_client (pip install 'chatnet[metrics]')"
                 ) from None
+
+    def _cluster(self) -> ClusterSettings:
+        """The cluster settings of ``--cluster`` and its options, each checked."""
+        url = self["cluster"]
+        try:
+            address = parse_url(url)
+        except ValueError as e:
+            raise usage.UsageError(f"--cluster: {e}") from None
+        node_id = self["node-id"]
+        if node_id is None:
+            host = socket.gethostname().split(".")[0]
+            try:
+                node_id = check_node_id(host)
+            except ValueError:
+                raise usage.UsageError(
+                    f"--node-id: needed, since the host name {host!r} is not a valid node id "
+                    "(1-64 letters, digits, '_', '.' or '-')") from None
+        password = None
+        if self["cluster-password-file"] is not None:
+            if address.password is not None:
+                raise usage.UsageError(
+                    f"--cluster-password-file: the --cluster URL ({redact(url)}) carries a "
+                    "password too; give it in one place only")
+            password = read_password(self["cluster-password-file"])
+        scope = self["upload-slots-scope"] or "cluster"
+        if scope not in SLOT_SCOPES:
+            raise usage.UsageError(
+                f"--upload-slots-scope: {scope!r} is not one of {', '.join(SLOT_SCOPES)}")
+        files = self["cluster-files"] or ClusterSettings.files
+        fields: dict[str, Any] = {
+            "url": url.strip(), "node_id": node_id, "password": password, "slots": scope,
+            "files": files, "advertise": self["cluster-advertise"],
+        }
+        if self["cluster-lease"] is not None:
+            fields["lease"] = self["cluster-lease"]
+        if self["cluster-prefix"] is not None:
+            fields["prefix"] = self["cluster-prefix"]
+        try:
+            cluster = ClusterSettings(**fields)
+        except ValueError as e:
+            name, _, why = str(e).partition(": ")
+            option = _CLUSTER_FIELDS.get(name)
+            if option == "cluster-advertise" and self["cluster-advertise"] is None:
+                why = (f"needed, since --cluster-files {files} listens on every interface: "
+                       "give the host name or address the other nodes reach this one at")
+            raise usage.UsageError(f"--{option}: {why}" if option else str(e)) from None
+        self["cluster-files"] = files
+        self._check_endpoint("cluster-files")
+        try:
+            import txredisapi  # noqa: F401
+        except ImportError as e:
+            raise usage.UsageError(
+                f"--cluster: needs txredisapi and pyOpenSSL ({e}): pip install 'chatnet[cluster]'"
+            ) from None
+        return cluster
 
     def _check_endpoint(self, option: str) -> None:
         from twisted.internet import reactor
@@ -280,6 +379,53 @@ class Options(usage.Options):
             ) from None
 
 
+#: The options that only a cluster node takes.
+CLUSTER_OPTIONS = ("node-id", "cluster-lease", "cluster-password-file", "cluster-prefix",
+                   "upload-slots-scope", "cluster-files", "cluster-advertise")
+#: :class:`~chatnet.config.ClusterSettings` fields and the options that set them.
+_CLUSTER_FIELDS = {
+    "url": "cluster", "node_id": "node-id", "lease": "cluster-lease",
+    "password": "cluster-password-file", "prefix": "cluster-prefix",
+    "slots": "upload-slots-scope", "files": "cluster-files", "advertise": "cluster-advertise",
+}
+
+
+def read_password(path: str) -> str:
+    """
+    The password in the file at ``path``: its one line, without surrounding
+    blanks.
+
+    :raises usage.UsageError: the file cannot be read, is empty, or holds
+        more than one line.
+    """
+    option = "--cluster-password-file"
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read(4097)
+    except OSError as e:
+        raise usage.UsageError(f"{option}: cannot read {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise usage.UsageError(f"{option}: {path} is not UTF-8 text") from None
+    password = text.strip()
+    if not password:
+        raise usage.UsageError(f"{option}: {path} is empty; put the Redis password on its one line")
+    if len(text) > 4096:
+        raise usage.UsageError(f"{option}: {path} is too long for a password (over 4 KiB)")
+    if "\n" in password or "\r" in password:
+        raise usage.UsageError(
+            f"{option}: {path} holds more than one line; put the Redis password alone on one line")
+    return password
+
+
+def _open_to_others(path: str) -> int | None:
+    """The file's permission bits when group or others may use it, else ``None``."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    return stat.S_IMODE(mode) if mode & (stat.S_IRWXG | stat.S_IRWXO) else None
+
+
 def _honour_sigint() -> None:
     """
     Make SIGINT stop the server even when it was started with SIGINT ignored.
@@ -295,7 +441,10 @@ def _honour_sigint() -> None:
 
 
 def warnings(options: Options) -> list[str]:
-    """What an operator should hear about at start: accounts kept or sent unsafely."""
+    """
+    What an operator should hear about at start: accounts or the Redis
+    password kept or sent unsafely.
+    """
     found = []
     path = options["accounts"]
     if path:
@@ -309,6 +458,20 @@ def warnings(options: Options) -> list[str]:
                 "passwords travel in clear text; listen with TLS instead "
                 "(--port ssl:8443:privateKey=server.key:certKey=server.crt)"
             )
+    password_file = options["cluster-password-file"]
+    if password_file:
+        mode = _open_to_others(password_file)
+        if mode is not None:
+            found.append(
+                f"the Redis password file {password_file} is open to other users (mode {mode:04o}); "
+                f"make it readable by the server's user only: chmod 600 {password_file}"
+            )
+    cluster = options.settings.cluster
+    if cluster is not None and cluster.password is None and parse_url(cluster.url).password:
+        found.append(
+            "the Redis password is in the --cluster URL, which other users of this machine "
+            "can see in the process list; use --cluster-password-file instead"
+        )
     return found
 
 
