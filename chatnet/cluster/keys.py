@@ -49,6 +49,10 @@ class Fenced(ClusterError):
     """
 
 
+class NameTaken(ClusterError):
+    """Another node holds the name (found when re-asserting after Redis lost its state)."""
+
+
 class NodeIdInUse(ClusterError):
     """A live node already has this id."""
 
@@ -115,6 +119,12 @@ class Join:
     room: str = ""
     members: tuple[str, ...] = ()
     left: str | None = None
+    #: Members the room left still has.
+    left_members: int = 0
+    #: Where the room's sequence stood just after the join (its ``join``
+    #: presence included): the joiner's node follows the room from there.
+    epoch: str = ""
+    offset: int = 0
 
 
 @dataclass(frozen=True)
@@ -192,8 +202,9 @@ def join(reply: object) -> Join:
     head, rest = status(reply)
     if head == "room-full":
         return Join(head)
-    if head in ("ok", "same") and len(rest) >= 2:
-        return Join(head, _text(rest[0]), names(rest[2:]), optional(rest[1]))
+    if head in ("ok", "same") and len(rest) >= 5:
+        return Join(head, _text(rest[0]), names(rest[5:]), optional(rest[1]),
+                    integer(rest[2]), _text(rest[3]), integer(rest[4]))
     raise ClusterError(f"unexpected join reply {reply!r}")
 
 

@@ -10,7 +10,6 @@ Thin: Redis I/O and scheduling only.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -87,9 +86,7 @@ class RoomMessages:
         :raises Fenced: this node's incarnation is no longer live.
         :raises Unavailable: Redis did not answer (it was published or not).
         """
-        reply = await self.node.act(scripts.PUBLISH, fold(room), data, self.stream_length,
-                                    secrets.token_hex(8))
-        return keys.integer(keys.status(reply)[1][1])
+        return (await self.node.publish(room, data))[1]
 
     def follow(self, room: str) -> None:
         """Receive the room's messages from now on (from its head once subscribed)."""

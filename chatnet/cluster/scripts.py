@@ -37,42 +37,75 @@ local function spellings(folded)
   end
   return out
 end
--- Takes user u out of its room; the room goes when empty.  Returns the
--- room's spelling, or false when u was in no room.
-local function leave_room(u)
+-- Appends payload to room r's sequence (the Centrifuge way): the next
+-- offset (INCR), kept in the capped stream under id <offset>-0 and PUBLISHed
+-- as "<epoch>:<offset>:<payload>".  A room without an epoch starts one
+-- (fresh).  Pseudo-rooms '~<node>' (a node's inbox) and '~all' (cluster
+-- events) are sequenced the same way.  Returns epoch, offset.
+local function pub(r, payload, maxlen, fresh)
+  local ek = key('room', r, 'epoch')
+  local epoch = redis.call('GET', ek)
+  if not epoch then
+    epoch = fresh
+    redis.call('SET', ek, epoch)
+  end
+  local offset = redis.call('INCR', key('room', r, 'offset'))
+  redis.call('XADD', key('room', r, 'stream'), 'MAXLEN', '~', maxlen, offset .. '-0', 'd', payload)
+  redis.call('PUBLISH', key('chan', 'room', r), epoch .. ':' .. offset .. ':' .. payload)
+  return epoch, offset
+end
+-- A presence event in room r about user u, for every member but u: the
+-- payload of a room is "<excluded user>\n<frame JSON>".
+local function presence(r, u, event, maxlen, fresh)
+  local name = redis.call('HGET', key('room', r), 'name') or r
+  local uname = redis.call('HGET', key('user', u), 'name') or u
+  return pub(r, u .. '\n' .. cjson.encode({type = 'presence', room = name, user = uname,
+                                           event = event}), maxlen, fresh)
+end
+-- Takes user u out of its room; the room goes when empty, and otherwise
+-- hears event (unless event is '').  Returns the room's spelling and its
+-- members after, or false when u was in no room.
+local function leave_room(u, event, maxlen, fresh)
   local uk = key('user', u)
   local r = redis.call('HGET', uk, 'room')
-  if not r then return false end
-  redis.call('HDEL', uk, 'room')
+  if not r then return false, 0 end
   local rk = key('room', r)
   local mk = key('room', r, 'members')
   local name = redis.call('HGET', rk, 'name') or r
+  if event ~= '' and redis.call('ZCARD', mk) > 1 then
+    presence(r, u, event, maxlen, fresh)
+  end
+  redis.call('HDEL', uk, 'room')
   redis.call('ZREM', mk, u)
-  if redis.call('ZCARD', mk) == 0 then
+  local left = redis.call('ZCARD', mk)
+  if left == 0 then
     redis.call('DEL', rk, mk, key('room', r, 'epoch'), key('room', r, 'offset'),
                key('room', r, 'stream'))
     redis.call('ZREM', key('rooms'), r)
   end
-  return name
+  return name, left
 end
--- Takes user u out entirely; returns its spelling and its room's (or '').
-local function drop_user(u, node)
+-- Takes user u out entirely, telling its room event and every node that
+-- the name is free ('gone' on '~all'); returns its spelling and its room's
+-- (or '').
+local function drop_user(u, node, event, maxlen, fresh)
   local name = redis.call('HGET', key('user', u), 'name') or u
-  local left = leave_room(u) or ''
+  local left = leave_room(u, event, maxlen, fresh) or ''
   redis.call('DEL', key('user', u))
   redis.call('ZREM', key('users'), u)
   redis.call('SREM', key('node', node, 'users'), u)
+  pub('~all', 'gone\n' .. u .. '\n' .. node, maxlen, fresh)
   return name, left
 end
 -- Takes out the users of node that are not of its live incarnation
--- (all of them when it has none); forgets the node when it is dead and
--- empty.  Returns flat user, room pairs.
-local function reap(node)
+-- (all of them when it has none), their rooms hearing 'disconnect'; forgets
+-- the node when it is dead and empty.  Returns flat user, room pairs.
+local function reap(node, maxlen, fresh)
   local current = redis.call('GET', key('node', node, 'lease'))
   local out = {}
   for _, u in ipairs(redis.call('SMEMBERS', key('node', node, 'users'))) do
     if not current or redis.call('HGET', key('user', u), 'inc') ~= current then
-      local name, left = drop_user(u, node)
+      local name, left = drop_user(u, node, 'disconnect', maxlen, fresh)
       table.insert(out, name)
       table.insert(out, left)
     end
@@ -111,14 +144,16 @@ class Script:
         object.__setattr__(self, "sha1", hashlib.sha1(source.encode()).hexdigest())
 
 
-#: ARGV: P, node, lease_ms -> {"ok", incarnation} | {"in-use"}
+#: ARGV: P, node, lease_ms, maxlen, fresh -> {"ok", incarnation} | {"in-use"};
+#: tells every node (``node-joined`` on ``~all``).
 REGISTER = Script("register", r"""
-local node, ms = ARGV[2], ARGV[3]
+local node, ms, maxlen, fresh = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local lk = key('node', node, 'lease')
 if redis.call('EXISTS', lk) == 1 then return {'in-use'} end
 local inc = redis.call('INCR', key('node', node, 'incarnation'))
 redis.call('SET', lk, inc, 'PX', ms)
 redis.call('SADD', key('nodes'), node)
+pub('~all', 'node-joined\n' .. node, maxlen, fresh)
 return {'ok', inc}
 """)
 
@@ -131,21 +166,27 @@ redis.call('PEXPIRE', key('node', node, 'lease'), ms)
 return {'ok'}
 """)
 
-#: ARGV: P, node, inc -> {"ok", user, room, ...} | {"fenced"}: a clean stop
+#: ARGV: P, node, inc, maxlen, fresh -> {"ok", user, room, ...} | {"fenced"}: a clean stop
 #: that releases all the node's users and rooms at once.
 DEREGISTER = Script("deregister", r"""
-local node, inc = ARGV[2], ARGV[3]
+local node, inc, maxlen, fresh = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 if not live(node, inc) then return {'fenced'} end
 redis.call('DEL', key('node', node, 'lease'))
-local out = reap(node)
+local out = reap(node, maxlen, fresh)
+pub('~all', 'node-left\n' .. node .. '\n' .. (#out / 2), maxlen, fresh)
 table.insert(out, 1, 'ok')
 return out
 """)
 
-#: ARGV: P, node -> {user, room, ...}: the users of ``node`` that are not of
+#: ARGV: P, node, maxlen, fresh -> {user, room, ...}: the users of ``node`` that are not of
 #: its live incarnation (all when it is dead), taken out.
 REAP = Script("reap", r"""
-return reap(ARGV[2])
+local node, maxlen, fresh = ARGV[2], ARGV[3], ARGV[4]
+local out = reap(node, maxlen, fresh)
+if #out > 0 then
+  pub('~all', 'node-lost\n' .. node .. '\n' .. (#out / 2), maxlen, fresh)
+end
+return out
 """)
 
 #: ARGV: P -> {node, ...}: registered nodes whose lease has run out.
@@ -160,42 +201,50 @@ table.sort(out)
 return out
 """)
 
-#: ARGV: P, node, inc, user (folded), name -> {"ok"} | {"taken"} | {"fenced"}
+#: ARGV: P, node, inc, user (folded), name, flags -> {"ok"} | {"taken"} | {"fenced"}
 CLAIM = Script("claim", r"""
-local node, inc, u, name = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local node, inc, u, name, flags = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 if not live(node, inc) then return {'fenced'} end
 local uk = key('user', u)
 if redis.call('EXISTS', uk) == 1 then return {'taken'} end
-redis.call('HSET', uk, 'name', name, 'node', node, 'inc', inc)
+redis.call('HSET', uk, 'name', name, 'node', node, 'inc', inc, 'flags', flags or '')
 redis.call('ZADD', key('users'), 0, u)
 redis.call('SADD', key('node', node, 'users'), u)
 return {'ok'}
 """)
 
-#: ARGV: P, node, inc, user -> {"ok", room or ""} | {"not-owner"} | {"fenced"}
+#: ARGV: P, node, inc, user, event ("leave", "disconnect" or "" for none),
+#: maxlen, fresh -> {"ok", room or "", members left} | {"not-owner"} | {"fenced"}
 RELEASE = Script("release", r"""
-local node, inc, u = ARGV[2], ARGV[3], ARGV[4]
+local node, inc, u, event, maxlen, fresh = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 if not live(node, inc) then return {'fenced'} end
 if not owns(u, node, inc) then return {'not-owner'} end
-local _, left = drop_user(u, node)
-return {'ok', left}
+local uk = key('user', u)
+local r = redis.call('HGET', uk, 'room')
+local _, left = drop_user(u, node, event or '', maxlen or 1000, fresh or 'e')
+local count = 0
+if r then count = redis.call('ZCARD', key('room', r, 'members')) end
+return {'ok', left, count}
 """)
 
-#: ARGV: P, node, inc, user, room (folded), room spelling, capacity ->
-#: {"ok"|"same", room, left or "", member, ...} | {"room-full"} |
-#: {"not-owner"} | {"fenced"}.  Leaving the previous room is the same step.
+#: ARGV: P, node, inc, user, room (folded), room spelling, capacity, maxlen,
+#: fresh -> {"ok"|"same", room, left or "", left's members after, epoch,
+#: offset, member, ...} | {"room-full"} | {"not-owner"} | {"fenced"}.  The
+#: presence events (``leave`` in the room left, ``join``) are in the same step.  Leaving the previous room is the same step.
 JOIN = Script("join", r"""
 local node, inc, u, r, spelling = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local capacity = tonumber(ARGV[7])
+local maxlen, fresh = ARGV[8] or 1000, ARGV[9] or 'e'
 if not live(node, inc) then return {'fenced'} end
 if not owns(u, node, inc) then return {'not-owner'} end
 local uk = key('user', u)
 local rk = key('room', r)
 local mk = key('room', r, 'members')
-local status, left = 'same', ''
+local status, left, left_count = 'same', '', 0
 if redis.call('HGET', uk, 'room') ~= r then
   if redis.call('ZCARD', mk) >= capacity then return {'room-full'} end
-  left = leave_room(u) or ''
+  left, left_count = leave_room(u, 'leave', maxlen, fresh)
+  left = left or ''
   if redis.call('EXISTS', rk) == 0 then
     redis.call('HSET', rk, 'name', spelling)
     redis.call('ZADD', key('rooms'), 0, r)
@@ -203,23 +252,29 @@ if redis.call('HGET', uk, 'room') ~= r then
   redis.call('ZADD', mk, 0, u)
   redis.call('HSET', uk, 'room', r)
   status = 'ok'
+  if redis.call('ZCARD', mk) > 1 then
+    presence(r, u, 'join', maxlen, fresh)
+  end
 end
-local out = {status, redis.call('HGET', rk, 'name'), left}
+local epoch = redis.call('GET', key('room', r, 'epoch')) or ''
+local offset = tonumber(redis.call('GET', key('room', r, 'offset')) or '0')
+local out = {status, redis.call('HGET', rk, 'name'), left, left_count, epoch, offset}
 for _, name in ipairs(spellings(redis.call('ZRANGE', mk, 0, -1))) do
   table.insert(out, name)
 end
 return out
 """)
 
-#: ARGV: P, node, inc, user -> {"ok", room} | {"not-in-room"} |
+#: ARGV: P, node, inc, user, maxlen, fresh -> {"ok", room, members after} | {"not-in-room"} |
 #: {"not-owner"} | {"fenced"}
 LEAVE = Script("leave", r"""
 local node, inc, u = ARGV[2], ARGV[3], ARGV[4]
+local maxlen, fresh = ARGV[5] or 1000, ARGV[6] or 'e'
 if not live(node, inc) then return {'fenced'} end
 if not owns(u, node, inc) then return {'not-owner'} end
-local left = leave_room(u)
+local left, count = leave_room(u, 'leave', maxlen, fresh)
 if not left then return {'not-in-room'} end
-return {'ok', left}
+return {'ok', left, count}
 """)
 
 #: ARGV: P, room (folded) -> {"ok", room, member, ...} | {"no-such-room"}
@@ -256,24 +311,21 @@ end
 return out
 """)
 
-#: ARGV: P, node, inc, room (folded), payload, maxlen, new epoch ->
-#: {"ok", epoch, offset} | {"fenced"}.  The Centrifuge way: the offset is
+#: ARGV: P, node, inc, room (folded), payload, maxlen, new epoch, sender ->
+#: {"ok", epoch, offset, delivered} | {"fenced"} (delivered: the room's
+#: members but the sender, on every node).  The Centrifuge way: the offset is
 #: INCR'd, the payload goes into the capped stream under id <offset>-0 and
 #: is PUBLISHed as "<epoch>:<offset>:<payload>", all in one step.
 PUBLISH = Script("publish", r"""
 local node, inc, r, payload = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local maxlen, fresh = ARGV[6], ARGV[7]
+local maxlen, fresh, sender = ARGV[6], ARGV[7], ARGV[8] or ''
 if not live(node, inc) then return {'fenced'} end
-local ek = key('room', r, 'epoch')
-local epoch = redis.call('GET', ek)
-if not epoch then
-  epoch = fresh
-  redis.call('SET', ek, epoch)
+local epoch, offset = pub(r, payload, maxlen, fresh)
+local delivered = redis.call('ZCARD', key('room', r, 'members'))
+if sender ~= '' and redis.call('ZSCORE', key('room', r, 'members'), sender) then
+  delivered = delivered - 1
 end
-local offset = redis.call('INCR', key('room', r, 'offset'))
-redis.call('XADD', key('room', r, 'stream'), 'MAXLEN', '~', maxlen, offset .. '-0', 'd', payload)
-redis.call('PUBLISH', key('chan', 'room', r), epoch .. ':' .. offset .. ':' .. payload)
-return {'ok', epoch, offset}
+return {'ok', epoch, offset, delivered}
 """)
 
 #: ARGV: P, room (folded) -> {epoch or "", offset}: where the room's sequence is.
@@ -284,5 +336,56 @@ local offset = tonumber(redis.call('GET', key('room', r, 'offset')) or '0')
 return {epoch, offset}
 """)
 
+#: ARGV: P, node, inc, user (folded), frame JSON, maxlen, fresh ->
+#: {"ok", spelling, node} | {"no-such-user"} | {"fenced"}: a frame for the
+#: user wherever it is, through its node's inbox ("~<node>"), in order.
+TO_USER = Script("to-user", r"""
+local node, inc, u, frame, maxlen, fresh = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+if not live(node, inc) then return {'fenced'} end
+local h = redis.call('HMGET', key('user', u), 'name', 'node')
+if not h[1] then return {'no-such-user'} end
+pub('~' .. h[2], 'frame\n' .. u .. '\n\n' .. frame, maxlen, fresh)
+return {'ok', h[1], h[2]}
+""")
+
+#: ARGV: P, user (folded) -> {"ok", spelling, node, flags} | {"no-such-user"}
+LOCATE = Script("locate", r"""
+local h = redis.call('HMGET', key('user', ARGV[2]), 'name', 'node', 'flags')
+if not h[1] then return {'no-such-user'} end
+return {'ok', h[1], h[2], h[3] or ''}
+""")
+
+#: ARGV: P, node, inc, user (folded), name, flags, room (folded or ""),
+#: room spelling, capacity, maxlen, fresh -> {"ok", room joined or ""} |
+#: {"taken"} | {"fenced"}: a user of this node held again after Redis lost
+#: its state (claim, then join its room when there is space, with presence).
+REASSERT = Script("reassert", r"""
+local node, inc, u, name, flags = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local r, spelling, capacity = ARGV[7], ARGV[8], tonumber(ARGV[9])
+local maxlen, fresh = ARGV[10], ARGV[11]
+if not live(node, inc) then return {'fenced'} end
+local uk = key('user', u)
+local h = redis.call('HMGET', uk, 'node', 'inc')
+if h[1] and not (h[1] == node and h[2] == inc) then return {'taken'} end
+if not h[1] then
+  redis.call('HSET', uk, 'name', name, 'node', node, 'inc', inc, 'flags', flags)
+  redis.call('ZADD', key('users'), 0, u)
+  redis.call('SADD', key('node', node, 'users'), u)
+end
+if r == '' then return {'ok', ''} end
+local mk = key('room', r, 'members')
+if redis.call('HGET', uk, 'room') == r then return {'ok', spelling} end
+if redis.call('ZCARD', mk) >= capacity then return {'ok', ''} end
+local rk = key('room', r)
+if redis.call('EXISTS', rk) == 0 then
+  redis.call('HSET', rk, 'name', spelling)
+  redis.call('ZADD', key('rooms'), 0, r)
+end
+redis.call('ZADD', mk, 0, u)
+redis.call('HSET', uk, 'room', r)
+if redis.call('ZCARD', mk) > 1 then presence(r, u, 'join', maxlen, fresh) end
+return {'ok', redis.call('HGET', rk, 'name')}
+""")
+
 ALL = (REGISTER, RENEW, DEREGISTER, REAP, DEAD_NODES, CLAIM, RELEASE, JOIN, LEAVE,
-       MEMBERS, USERS, ROOMS, PUBLISH, POSITION)
+       MEMBERS, USERS, ROOMS, PUBLISH, POSITION, TO_USER, LOCATE, REASSERT)

@@ -6,6 +6,7 @@ and reaping a dead node.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest_twisted
@@ -38,8 +39,8 @@ async def test_names_are_unique_case_insensitively_across_nodes(cluster: Cluster
     assert await a.claim("Alice")
     assert not await b.claim("alice")
     assert not await a.claim("ALICE")
-    assert await b.release("alice") == (False, None)  # not b's to give back
-    assert await a.release("aLiCe") == (True, None)
+    assert await b.release("alice") == (False, None, 0)  # not b's to give back
+    assert await a.release("aLiCe") == (True, None, 0)
     assert await b.claim("alice")
 
 
@@ -69,30 +70,36 @@ async def test_sixteen_joins_at_once_to_a_room_of_fifteen(cluster: Cluster) -> N
     assert room is not None and room[0] == "Lobby" and len(room[1]) == 15
 
 
+def _seen(join: Join) -> Join:
+    """A join's outcome without where the room's sequence stood (checked elsewhere)."""
+    return dataclasses.replace(join, epoch="", offset=0)
+
+
 @pytest_twisted.ensureDeferred
 async def test_join_switch_leave(cluster: Cluster) -> None:
     a, b = await nodes(cluster, "a", "b")
     for node, name in ((a, "alice"), (b, "Bob"), (b, "carol")):
         assert await node.claim(name)
-    assert await a.join("alice", "Lobby", 2) == Join("ok", "Lobby", ("alice",))
-    assert await b.join("Bob", "LOBBY", 2) == Join("ok", "Lobby", ("alice", "Bob"))
+    assert _seen(await a.join("alice", "Lobby", 2)) == Join("ok", "Lobby", ("alice",))
+    assert _seen(await b.join("Bob", "LOBBY", 2)) == Join("ok", "Lobby", ("alice", "Bob"))
     # joining the room you are in: an ok no-op
-    assert await a.join("alice", "lobby", 2) == Join("same", "Lobby", ("alice", "Bob"))
+    assert _seen(await a.join("alice", "lobby", 2)) == Join("same", "Lobby", ("alice", "Bob"))
     # full: carol stays where she was (nowhere)
     assert await b.join("carol", "lobby", 2) == Join("room-full")
-    assert await b.join("carol", "Den", 2) == Join("ok", "Den", ("carol",))
+    assert _seen(await b.join("carol", "Den", 2)) == Join("ok", "Den", ("carol",))
     assert await b.join("carol", "Lobby", 2) == Join("room-full")
     assert await b.members("den") == ("Den", ("carol",))
     # a switch leaves the old room in the same step
-    assert await b.join("Bob", "den", 2) == Join("ok", "Den", ("Bob", "carol"), left="Lobby")
+    assert _seen(await b.join("Bob", "den", 2)) == Join("ok", "Den", ("Bob", "carol"), left="Lobby",
+                                                     left_members=1)
     assert await a.members("lobby") == ("Lobby", ("alice",))
-    assert await a.leave("alice") == "Lobby"
+    assert await a.leave("alice") == ("Lobby", 0)
     assert await a.leave("alice") is None
     assert await a.members("lobby") is None  # an empty room disappears
     # the next one to create it chooses its spelling
     assert (await a.join("alice", "LOBBY", 2)).room == "LOBBY"
     # releasing a name takes its user out of its room
-    assert await b.release("carol") == (True, "Den")
+    assert await b.release("carol") == (True, "Den", 1)
     assert await b.members("den") == ("Den", ("Bob",))
 
 

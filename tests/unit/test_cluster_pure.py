@@ -44,9 +44,11 @@ def test_key_layout_folds_names() -> None:
 
 
 def test_replies_read_into_values() -> None:
-    assert keys.join(["ok", "Lobby", "", "alice", "Bob"]) == Join("ok", "Lobby", ("alice", "Bob"))
-    assert keys.join(["same", "Lobby", "", "alice"]).status == "same"
-    assert keys.join(["ok", "Lobby", "Old", "alice"]).left == "Old"
+    assert keys.join(["ok", "Lobby", "", 0, "e1", 7, "alice", "Bob"]) == Join(
+        "ok", "Lobby", ("alice", "Bob"), None, 0, "e1", 7)
+    assert keys.join(["same", "Lobby", "", 0, "e1", 3, "alice"]).status == "same"
+    switched = keys.join(["ok", "Lobby", "Old", 2, "e1", 1, "alice"])
+    assert (switched.left, switched.left_members) == ("Old", 2)
     assert keys.join(["room-full"]) == Join("room-full")
     with pytest.raises(Fenced):
         keys.join(["fenced"])
