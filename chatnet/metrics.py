@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import (
@@ -42,6 +43,51 @@ from chatnet.stats import Histogram
 
 #: A health check: ``None`` while all is well, else why not (one line).
 HealthCheck = Callable[[], "str | None"]
+
+
+class ClusterStatus(Protocol):
+    """
+    What cluster mode tells ``/metrics`` and ``/healthz`` about this node's
+    link to the cluster, read at each scrape or probe.
+    """
+
+    @property
+    def up(self) -> bool:
+        """Whether the node is registered (its lease live) and Redis answers."""
+
+    @property
+    def why(self) -> str:
+        """While not :attr:`up`: why not, in one line (``Redis not answering``)."""
+
+
+class ClusterCollector(Collector):
+    """``chatnet_cluster_up``: 1 while ``cluster`` is up, else 0."""
+
+    def __init__(self, cluster: ClusterStatus) -> None:
+        self._cluster = cluster
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "chatnet_cluster_up",
+            "1 while this node is registered in the cluster and Redis answers, else 0.",
+            value=1 if self._cluster.up else 0,
+        )
+
+
+def cluster_health(cluster: ClusterStatus) -> HealthCheck:
+    """
+    The ``/healthz`` check of cluster mode: fails, with ``cluster
+    unavailable: why``, while ``cluster`` is not up (a node that cannot
+    reach the cluster serves nobody: take it out of the load balancer).
+    """
+
+    def check() -> str | None:
+        if cluster.up:
+            return None
+        why = " ".join(str(cluster.why).split())
+        return f"cluster unavailable: {why}" if why else "cluster unavailable"
+
+    return check
 
 
 class ChatCollector(Collector):
@@ -162,13 +208,18 @@ def _add_histogram(family: HistogramMetricFamily, labels: list[str], h: Histogra
     family.add_metric(labels, [(b, float(n)) for b, n in h.cumulative()], h.sum)
 
 
-def make_registry(hub: Hub) -> CollectorRegistry:
-    """A registry of one server's metrics, with the standard collectors."""
+def make_registry(hub: Hub, cluster: ClusterStatus | None = None) -> CollectorRegistry:
+    """
+    A registry of one server's metrics, with the standard collectors; with
+    ``cluster`` (cluster mode), ``chatnet_cluster_up`` too.
+    """
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
     registry.register(ChatCollector(hub))
+    if cluster is not None:
+        registry.register(ClusterCollector(cluster))
     return registry
 
 
@@ -192,8 +243,8 @@ class HealthPage(Resource):
     ``503 {"status": "unavailable", "reason": "..."}`` naming the first
     that fails.
 
-    :param checks: called on every request, in order (a cluster adds one
-        for "cluster reachable").
+    :param checks: called on every request, in order (a cluster adds
+        :func:`cluster_health`).
     """
 
     isLeaf = True

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest_twisted
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Protocol
@@ -15,15 +13,17 @@ from twisted.python.failure import Failure
 from twisted.web.client import Agent
 
 from chatnet.config import Settings
+from chatnet.metrics import ClusterCollector, cluster_health
 from chatnet.service import ChatService
 from integration.helpers import logged_in
 
 
-class ClusterUp(Collector):
-    """What a cluster would add to the registry."""
+@dataclass
+class FakeCluster:
+    """What the cluster runtime shows the metrics: ``up``, and ``why`` while down."""
 
-    def collect(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily("chatnet_cluster_up", "Whether the cluster is reachable.", value=1)
+    up: bool = True
+    why: str = ""
 
 
 def start(tmp_path: Path) -> ChatService:
@@ -65,15 +65,20 @@ async def test_two_servers_one_process(tmp_path: Path) -> None:
     try:
         assert one.port is not None
         client = await logged_in(one.port.getHost().port, "alice")  # type: ignore[attr-defined]
-        one.registry.register(ClusterUp())
+        cluster = FakeCluster()
+        one.registry.register(ClusterCollector(cluster))
         code, body = await get(one, "/metrics")
         assert code == 200
         assert b"chatnet_users_online 1.0" in body and b"chatnet_cluster_up 1.0" in body
         code, body = await get(two, "/metrics")
         assert b"chatnet_users_online 0.0" in body and b"chatnet_cluster_up" not in body
         assert b"process_cpu_seconds_total" in body
-        one.health_checks.append(lambda: "cluster unreachable")
-        assert await get(one, "/healthz") == (503, b'{"status": "unavailable", "reason": "cluster unreachable"}\n')
+        one.health_checks.append(cluster_health(cluster))
+        assert await get(one, "/healthz") == (200, b'{"status": "ok"}\n')
+        cluster.up, cluster.why = False, "Redis not answering"
+        assert await get(one, "/healthz") == (
+            503, b'{"status": "unavailable", "reason": "cluster unavailable: Redis not answering"}\n')
+        assert b"chatnet_cluster_up 0.0" in (await get(one, "/metrics"))[1]
         assert await get(two, "/healthz") == (200, b'{"status": "ok"}\n')
         client.transport.loseConnection()
     finally:

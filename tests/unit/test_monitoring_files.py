@@ -20,12 +20,19 @@ CONTRIB = Path(__file__).resolve().parents[2] / "contrib"
 METRIC = re.compile(r"\b((?:chatnet|process|python)_[a-z_]+)\b")
 
 
+class _Cluster:
+    """A cluster node's status, so that the cluster's metrics are exposed too."""
+
+    up = True
+    why = ""
+
+
 @pytest.fixture(scope="module")
 def exposed() -> set[str]:
-    """Every sample name a real scrape shows after a login (so a request was timed)."""
+    """Every sample name a real scrape of a cluster node shows after a login (so a request was timed)."""
     server = make_server()
     server.connect().login("alice")
-    text = generate_latest(make_registry(server.hub)).decode()
+    text = generate_latest(make_registry(server.hub, cluster=_Cluster())).decode()
     return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
 
 
