@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IReactorTime
@@ -39,6 +39,7 @@ from chatnet.transfers import TransferManager
 from chatnet.validation import format_size
 
 if TYPE_CHECKING:
+    from chatnet.cluster.shared import ClusterShared
     from chatnet.metrics import HealthCheck
 
 log = Logger()
@@ -147,6 +148,9 @@ class ChatService(Service):
         #: What ``/healthz`` asks, in order; see :class:`chatnet.metrics.HealthPage`.
         self.health_checks: list[HealthCheck] = [self._serving]
         self._sweeper: LoopingCall | None = None
+        #: In cluster mode (``settings.cluster``): this node's view of the cluster.
+        self.cluster: ClusterShared | None = None
+        self._incarnation: int | None = None
 
     def privilegedStartService(self) -> None:
         """Open the spool and log, and listen (raising at once if we cannot)."""
@@ -167,10 +171,20 @@ class ChatService(Service):
         settings = self.settings
         stats = Stats(time_requests=self.metrics is not None)
         transfers = TransferManager(settings, self.spool, reactor, audit, stats)
+        directory = Directory(settings.room_capacity)
         self.hub = Hub(
-            settings, Directory(settings.room_capacity), transfers, audit,
+            settings, directory, transfers, audit,
             now=reactor.seconds, stats=stats, audit_fields=self.audit_format == "json",
         )
+        if settings.cluster is not None:
+            from chatnet.cluster.shared import ClusterShared
+
+            self.cluster = ClusterShared(
+                directory, settings, settings.cluster, settings.cluster.address(), reactor,
+                audit, self._close_users,
+            )
+            self.cluster.user_gone = transfers.user_gone
+            self.hub.shared = self.cluster
         self._sweeper = (
             auth.install(self.hub, settings.accounts, reactor)
             if settings.accounts is not None else None
@@ -181,12 +195,20 @@ class ChatService(Service):
             if self.metrics is not None:
                 from chatnet.metrics import make_registry, make_site
 
-                self.registry = make_registry(self.hub)
+                if self.cluster is not None:
+                    from chatnet.metrics import cluster_health
+
+                    self.health_checks.append(cluster_health(self.cluster))
+                self.registry = make_registry(self.hub, self.cluster)
                 site = make_site(self.registry, self.health_checks)
                 self._listen(self.metrics, site, self._metrics_listening)
+            if self.cluster is not None:
+                self._incarnation = self._register(self.cluster)
         except BaseException as e:
             if self.port is not None:
                 self.port.stopListening()
+            if self.metrics_port is not None:
+                self.metrics_port.stopListening()
             if self._sweeper is not None:
                 self._sweeper.stop()
             self._close_files()
@@ -198,6 +220,34 @@ class ChatService(Service):
             raise
         self._audit_spool(transfers)
         Service.privilegedStartService(self)
+
+    def _register(self, cluster: ClusterShared) -> int:
+        """
+        Register this node in its cluster before serving anyone: its
+        incarnation.  :raises CannotStart: the cluster cannot be reached or
+        a live node has this id.
+        """
+        from chatnet.cluster import startup
+        from chatnet.cluster.keys import Keys, NodeIdInUse
+
+        settings = cluster.cluster
+        try:
+            incarnation = startup.register(
+                settings.address(), Keys(settings.prefix), settings.node_id, settings.lease)
+        except (startup.Unreachable, NodeIdInUse) as e:
+            raise CannotStart(f"chatnet: {e}") from None
+        log.info("chatnet node {node} joined the cluster at {where} (incarnation {inc}, "
+                 "lease {lease:g}s)", node=settings.node_id, where=str(settings.address()),
+                 inc=incarnation, lease=settings.lease)
+        return incarnation
+
+    def _close_users(self, keys: set[str] | None, reason: str) -> None:
+        """Close the connections of the local users ``keys`` (``None``: every connection)."""
+        assert self.hub is not None
+        for session in list(self.hub.sessions):
+            user = getattr(session, "user", None)
+            if keys is None or (user is not None and user.key in keys):
+                session.close(reason)
 
     def _audit_spool(self, transfers: TransferManager) -> None:
         """Say what was cleaned from the spool at start (audit log), and its bounds (twistd's log)."""
@@ -254,8 +304,14 @@ class ChatService(Service):
         if self.factory is None:
             self.privilegedStartService()
         Service.startService(self)
+        if self.cluster is not None:
+            self.cluster.start(self._incarnation).addErrback(self._cluster_failed)
         if self.handle_sighup and hasattr(signal, "SIGHUP"):
             self._previous_hup = signal.signal(signal.SIGHUP, self._sighup)
+
+    def _cluster_failed(self, failure: Failure) -> None:
+        log.failure("chatnet could not join the cluster; stopping", failure)
+        self._reactor.stop()
 
     def _sighup(self, signum: int, frame: object) -> None:
         # A signal handler runs between two bytecodes of whatever the reactor
@@ -338,16 +394,25 @@ class ChatService(Service):
         for session in sessions:
             session.shutdown(SHUTDOWN_MESSAGE)
         failed = hub.transfers.shutdown()
+        # A cluster node leaves at once: the others tell its users' rooms.
+        leaving: Deferred[None] = self.cluster.stop() if self.cluster is not None else succeed(None)
+        leaving.addErrback(lambda f: log.failure("while leaving the cluster", f))
         for session in sessions:
             session.close("disconnected by server shutdown")
         done: Deferred[None] = Deferred()
         clock: IReactorTime = self._reactor
 
+        finishing: list[bool] = []
+
         def finish() -> None:
-            if done.called:
+            if finishing:
                 return
+            finishing.append(True)
             if backstop.active():
                 backstop.cancel()
+            leaving.addCallback(lambda _: finished())
+
+        def finished() -> None:
             self.spool.close()
             if self._sweeper is not None:
                 self._sweeper.stop()

@@ -88,11 +88,17 @@ class RoomMessages:
         """
         return (await self.node.publish(room, data))[1]
 
-    def follow(self, room: str) -> None:
-        """Receive the room's messages from now on (from its head once subscribed)."""
+    def follow(self, room: str, start: tuple[str, int] | None = None) -> None:
+        """
+        Receive the room's messages from now on: after ``start`` (an epoch
+        and offset, e.g. where a join left the room's sequence), or from its
+        head once subscribed.
+        """
         folded = fold(room)
         if folded not in self.rooms:
-            self.rooms[folded] = RoomSequence()
+            seq = self.rooms[folded] = RoomSequence()
+            if start is not None and start[0]:
+                self._apply(folded, seq, seq.head(*start))
             self.subscriber.subscribe([self.keys.channel(folded)])
 
     def unfollow(self, room: str) -> None:

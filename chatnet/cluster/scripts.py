@@ -344,7 +344,7 @@ local node, inc, u, frame, maxlen, fresh = ARGV[2], ARGV[3], ARGV[4], ARGV[5], A
 if not live(node, inc) then return {'fenced'} end
 local h = redis.call('HMGET', key('user', u), 'name', 'node')
 if not h[1] then return {'no-such-user'} end
-pub('~' .. h[2], 'frame\n' .. u .. '\n\n' .. frame, maxlen, fresh)
+pub('~' .. string.lower(h[2]), 'frame\n' .. u .. '\n\n' .. frame, maxlen, fresh)
 return {'ok', h[1], h[2]}
 """)
 

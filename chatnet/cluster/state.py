@@ -116,6 +116,14 @@ class Node:
             self._beat.start(timing.renew_interval(self.lease), now=False)
         return self.incarnation
 
+    def adopt(self, incarnation: int) -> None:
+        """Take on ``incarnation``, registered already (:mod:`.startup`), and start the beat."""
+        self.incarnation = incarnation
+        self.renewed_at = self._reactor.seconds()
+        self.renewal_failed = False
+        if not self._beat.running:
+            self._beat.start(timing.renew_interval(self.lease), now=False)
+
     async def renew(self) -> bool:
         """
         Extend the lease (the beat calls this, whatever the traffic).  False
