@@ -428,6 +428,8 @@ class ClusterShared:
                 await deferLater(self._reactor, self.cluster.lease, lambda: None)
         else:
             return
+        if not self._reachable:
+            self._renewal(True)  # Redis back (the audit line), then re-assert
         self._reachable = True
         self._back_at = self._reactor.seconds()
         if paused:
