@@ -15,6 +15,7 @@ from typing import Any
 
 from bench import profile as profiling
 from bench import report
+from bench.cluster import CLUSTER_SCENARIOS, GROUPS
 from bench.procs import (
     BENCH,
     BenchError,
@@ -25,15 +26,31 @@ from bench.procs import (
 )
 from bench.scenarios import SCENARIOS, Plan
 
+#: Every scenario by name: issue 5's five, then the cluster cases.
+ALL = {**SCENARIOS, **CLUSTER_SCENARIOS}
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m bench",
         description="Benchmark chatnet (this checkout, twistd -n chatnet) over loopback, "
         "against ngircd when it is installed.  Prints a table and writes JSON lines.",
+        epilog="Cluster cases (name 'cluster' for all four, or each by name): each runs in "
+        "the same run on one server (system 'chatnet') and on two nodes sharing one "
+        "redis-server (system 'cluster-2'; redis-server from PATH on a free 127.0.0.1 "
+        "port, nothing saved), and prints the ratios.  cluster-fanout: 100 rooms x 15, "
+        "each room's members alternating between the nodes, deliveries/s, exact and in "
+        "order; cluster-latency: 1,000 msg/s, senders on node a and timed receivers on "
+        "node b, p50/p99; cluster-failover: kill -9 of node b, the time to the last "
+        "presence 'disconnect' its users cause at the clients on node a (on one server: "
+        "those users' connections reset at once), once per --cluster-lease; "
+        "cluster-files: senders on node a, receivers on node b, MB/s and sha256.  Every "
+        "cluster case also reports Redis's own CPU.  Example: python -m bench cluster "
+        "--cluster-lease 10 --cluster-lease 2",
     )
     p.add_argument("scenarios", nargs="*", metavar="SCENARIO",
-                   help=f"which to run: {', '.join(SCENARIOS)} (default: all)")
+                   help=f"which to run: {', '.join(SCENARIOS)} (default: these five), "
+                   f"{', '.join(CLUSTER_SCENARIOS)}, or cluster (all four cluster cases)")
     p.add_argument("--quick", action="store_true",
                    help="a short smoke run of every chosen scenario (well under a minute)")
     p.add_argument("--json", metavar="PATH",
@@ -78,12 +95,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=1, metavar="N",
                    help="run the chosen scenarios N times over (rounds #2.. are marked), "
                    "so that A/B pairs interleave across the machine's changing load")
+    p.add_argument("--cluster-lease", type=_lease, action="append", metavar="SECONDS",
+                   help="the nodes' --cluster-lease in the cluster cases (default 10); "
+                   "repeatable: cluster-failover runs once for each (e.g. 10 and 2; a "
+                   "short lease makes the run quicker), the other cases use the first")
     p.add_argument("--rebuild", action="store_true", help="rebuild the load generator")
     args = p.parse_args(argv)
-    unknown = [s for s in args.scenarios if s not in SCENARIOS]
+    known = [*ALL, *GROUPS]
+    unknown = [s for s in args.scenarios if s not in known]
     if unknown:
-        p.error(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
+        p.error(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(known)}")
+    expanded: list[str] = []
+    for name in args.scenarios:
+        for one in GROUPS.get(name, [name]):
+            if one not in expanded:
+                expanded.append(one)
+    args.scenarios = expanded
+    args.cluster_lease = args.cluster_lease or [10.0]
     return args
+
+
+def _lease(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 1.0 <= value <= 600.0:
+        raise argparse.ArgumentTypeError(f"a lease of {value:g}s: give 1 to 600 seconds")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         server_args=args.server_arg, keep=args.keep, base=args.workdir, log=log,
         profile=args.profile, baseline=args.baseline, source=args.checkout.resolve() if args.checkout else None,
         ab_args=shlex.split(args.ab) if args.ab is not None else None,
+        cluster_leases=args.cluster_lease,
     )
     if plan.clients > nofile - 50:
         log(f"--clients {plan.clients} is above the open-file limit ({nofile}); expect failures")
@@ -130,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     for round_ in range(1, max(1, args.repeat) + 1):
         plan.round = round_
         for name in chosen:
-            for r in SCENARIOS[name](plan):
+            for r in ALL[name](plan):
                 r["round"] = round_
                 results.append(r)
                 write_json_line(sink, {"kind": "result", **r})
@@ -139,12 +179,17 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     log(f"  {r['scenario']} {r['case']} {r['system']}: {report.row_text(r)}")
     ratio_rows = (report.ratios(results) + report.ratios(results, "baseline")
-                  + report.ratios(results, "chatnet-b"))
+                  + report.ratios(results, "chatnet-b")
+                  + report.ratios(results, "chatnet", ours="cluster-2"))
     for q in ratio_rows:
         write_json_line(sink, {"kind": "ratio", **q})
     verdicts = report.targets(results, quick=args.quick or bool(args.profile))
+    cluster_verdicts = report.cluster_targets(results, quick=args.quick)
     for v in verdicts:
         write_json_line(sink, {"kind": "target", "target": v.target, "measured": v.measured, "met": v.met})
+    for v in cluster_verdicts:
+        write_json_line(sink, {"kind": "target", "issue": 12, "target": v.target,
+                               "measured": v.measured, "met": v.met})
     if sink is not sys.stdout:
         sink.close()
 
@@ -153,7 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     print("machine: " + json.dumps(info, sort_keys=True), file=out)
     print(report.format_table(results, ratio_rows), file=out)
     print(file=out)
-    print(report.format_targets(verdicts), file=out)
+    if any(not r["scenario"].startswith("cluster-") for r in results):
+        print(report.format_targets(verdicts), file=out)
+    if cluster_verdicts:
+        print(report.format_targets(cluster_verdicts, "targets (issue 12, cluster):"),
+              file=out)
     for r in results:
         if r.get("profile"):
             print(file=out)

@@ -27,6 +27,9 @@
  *   soak     --clients slots churn: connect, join, talk, send files, leave
  *            or drop, reconnect, for --duration seconds.
  *
+ * With --ports P1,P2 (cluster nodes) the connections are spread over the
+ * servers (see node_of): every room has members on each.
+ *
  * Every message text is "<sender index> <sequence> <send time ns> xxx...":
  * receivers check per sender that sequences arrive exactly once and in
  * order, and the send time gives the latency (one clock, one process).
@@ -62,6 +65,7 @@
 #define MAX_FILES 256
 #define MAX_CODES 16
 #define OUT_HIGH (512 * 1024)
+#define MAX_PORTS 8
 
 enum proto { P_CHATNET, P_IRC };
 enum scen { S_CONNECT, S_FANOUT, S_LATENCY, S_FILES, S_SOAK };
@@ -372,7 +376,28 @@ static void flush_dirty(void)
 }
 
 /* ---- connections ---- */
-static struct sockaddr_in server_addr;
+static struct sockaddr_in server_addr[MAX_PORTS];
+static int nports = 1;
+static int ports[MAX_PORTS];
+
+/* With --ports, which server (cluster node) a connection goes to: a room's
+   members alternate between the nodes; with latency's --eager the sender
+   (member 0) is on the first node and its timed receivers on the second,
+   so every timed delivery crosses nodes; files: senders on the first node,
+   receivers on the second. */
+static int node_of(struct conn *c)
+{
+    if (nports == 1) return 0;
+    switch (scen) {
+    case S_FILES: return c->idx < senders ? 0 : 1 % nports;
+    case S_LATENCY:
+        if (eager > 0 && c->slot == 0) return 0;
+        if (eager > 0 && c->slot <= eager) return 1 % nports;
+        return c->slot % nports;
+    case S_FANOUT: return c->slot % nports;
+    default: return c->idx % nports;
+    }
+}
 static void soak_closed(struct conn *c);
 
 static void user_name(struct conn *c, char *dst, size_t n)
@@ -407,7 +432,8 @@ static void conn_start(struct conn *c)
     c->state = CS_CONNECTING;
     c->want_out = 1;
     c->sent = c->acked = 0;
-    int r = connect(fd, (struct sockaddr *)&server_addr, sizeof server_addr);
+    struct sockaddr_in *to = &server_addr[node_of(c)];
+    int r = connect(fd, (struct sockaddr *)to, sizeof *to);
     if (r < 0 && errno != EINPROGRESS) {
         note_code("connect-failed", 14);
         close(fd);
@@ -1467,7 +1493,7 @@ static void on_stdin(void)
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: loadgen --port P [--proto chatnet|irc] --scenario "
+            "usage: loadgen --port P|--ports P1,P2 [--proto chatnet|irc] --scenario "
             "connect|fanout|latency|files|soak\n"
             "  [--host 127.0.0.1] [--clients N] [--rooms R] [--room-size 15]\n"
             "  [--window 8] [--duration S] [--warmup S] [--rate MSG_PER_S]\n"
@@ -1476,6 +1502,9 @@ static void usage(void)
             "  [--prefix NAME] [--drain-timeout S] [--seed N] [--auto]\n"
             "  [--eager N]  latency: time members 1..N of each room, drain the rest\n"
             "               every 100 ms (keeps the generator's CPU low)\n"
+            "  --ports P1,P2  several servers (cluster nodes): a room's members\n"
+            "               alternate between them; latency --eager: sender on P1,\n"
+            "               timed receivers on P2; files: senders P1, receivers P2\n"
             "       loadgen --pattern SEED:SIZE | --pattern-sha256 SEED:SIZE\n"
             "               a file's bytes, or their sha256 (to test the generator)\n");
     exit(2);
@@ -1497,6 +1526,7 @@ int main(int argc, char **argv)
         {"auto", 0, 0, 'a'},          {"help", 0, 0, '?'},
         {"eager", 1, 0, 'E'},
         {"pattern", 1, 0, 'G'},       {"pattern-sha256", 1, 0, 'H'},
+        {"ports", 1, 0, 'N'},
         {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -1512,6 +1542,15 @@ int main(int argc, char **argv)
             break;
         case 'h': host = optarg; break;
         case 'p': port = atoi(optarg); break;
+        case 'N': { /* --ports P1,P2,...: several servers (cluster nodes) */
+            char *save = NULL, *tok = strtok_r(optarg, ",", &save);
+            nports = 0;
+            for (; tok && nports < MAX_PORTS; tok = strtok_r(NULL, ",", &save))
+                ports[nports++] = atoi(tok);
+            if (nports < 1) usage();
+            port = ports[0];
+            break;
+        }
         case 'n': nclients = atoi(optarg); break;
         case 'r': nrooms = atoi(optarg); break;
         case 'k': room_size = atoi(optarg); break;
@@ -1566,10 +1605,14 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOFBF, 1 << 16);
 
-    memset(&server_addr, 0, sizeof server_addr);
-    server_addr.sin_family = AF_INET;
-    server_addr.sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, host, &server_addr.sin_addr) != 1) die("bad host %s", host);
+    if (nports == 1) ports[0] = port;
+    for (int k = 0; k < nports; k++) {
+        if (ports[k] <= 0) usage();
+        memset(&server_addr[k], 0, sizeof server_addr[k]);
+        server_addr[k].sin_family = AF_INET;
+        server_addr[k].sin_port = htons((uint16_t)ports[k]);
+        if (inet_pton(AF_INET, host, &server_addr[k].sin_addr) != 1) die("bad host %s", host);
+    }
 
     switch (scen) {
     case S_CONNECT: nconns = nclients; break;

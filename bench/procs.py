@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from chatnet.scenarios.redis import RedisError, RedisServer, start_redis
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 BUILD = BENCH / "build"
@@ -493,3 +495,99 @@ def tail(path: Path, n: int = 2000) -> str:
 def write_json_line(stream: IO[str], obj: dict[str, Any]) -> None:
     stream.write(json.dumps(obj, sort_keys=True) + "\n")
     stream.flush()
+
+
+# ---- clusters ----
+
+
+class Nodes:
+    """
+    The chatnet servers of one case: a single server (``redis`` None), or a
+    cluster, a ``redis-server`` and nodes ``a``, ``b``, ... using it
+    (``twistd chatnet --cluster redis://... --node-id a``), each in a folder of
+    its own.  ``pids``/``ports`` are the nodes'.
+    """
+
+    def __init__(self, servers: list[ChatnetServer], redis: RedisServer | None = None,
+                 lease: float | None = None) -> None:
+        self.servers = servers
+        self.redis = redis
+        self.lease = lease
+
+    @classmethod
+    def single(cls, workdir: Path, **kw: Any) -> Nodes:
+        return cls([ChatnetServer(workdir, **kw)])
+
+    @classmethod
+    def cluster(cls, workdir: Path, count: int, lease: float, extra: list[str] | None = None,
+                **kw: Any) -> Nodes:
+        """Start Redis, then ``count`` nodes (a failure stops what started)."""
+        try:
+            redis = start_redis(workdir / "redis", timeout=20.0)
+        except RedisError as e:
+            raise BenchError(str(e)) from None
+        nodes = cls([], redis, lease)
+        node_id = "a"
+        try:
+            for node_id in "abcdefgh"[:count]:
+                nodes.servers.append(ChatnetServer(
+                    workdir / f"node-{node_id}",
+                    extra=[*(extra or []), "--cluster", redis.url, "--node-id", node_id,
+                           "--cluster-lease", f"{lease:g}"], **kw))
+        except BenchError as e:
+            nodes.stop()
+            lines = [line for line in str(e).splitlines() if line.strip()]
+            raise BenchError(f"cluster node {node_id}: {lines[0]} ... "
+                             + " | ".join(line.strip() for line in lines[-4:])) from None
+        except BaseException:
+            nodes.stop()
+            raise
+        return nodes
+
+    @property
+    def clustered(self) -> bool:
+        return self.redis is not None
+
+    @property
+    def ports(self) -> list[int]:
+        return [s.port for s in self.servers]
+
+    @property
+    def pids(self) -> list[int]:
+        return [s.pid for s in self.servers]
+
+    def sample(self) -> list[Sample]:
+        """One :func:`sample` of each node."""
+        return [sample(pid) for pid in self.pids]
+
+    def redis_sample(self) -> Sample | None:
+        if self.redis is None or not self.redis.alive():
+            return None
+        return sample(self.redis.pid)
+
+    def alive(self) -> bool:
+        return all(s.alive() or s.stopped for s in self.servers)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            if server.proc.poll() is None:
+                server.proc.send_signal(signal.SIGTERM)
+        for server in self.servers:
+            server.stop()
+        if self.redis is not None:
+            self.redis.stop()
+
+    def audit_counts(self, category: str) -> list[int]:
+        return [s.audit_count(category) for s in self.servers]
+
+    def spool_files(self) -> int:
+        return sum(s.spool_files() for s in self.servers)
+
+    def describe_death(self) -> str:
+        dead = [s for s in self.servers if not s.alive() and not s.stopped]
+        return "; ".join(f"node {s.workdir.name} died: {tail(s.stdout_path, 600)}" for s in dead)
+
+
+def cpu_sum(a: list[Sample], b: list[Sample]) -> float:
+    """Cores the processes of two lists of samples used, in all."""
+    return sum(cpu_share(x, y) for x, y in zip(a, b, strict=True))

@@ -82,33 +82,47 @@ HEADLINE: dict[str, list[tuple[str, str, bool]]] = {
     "latency": [("p99_ms", "ms p99", False), ("server_cpu", "server cores", False)],
     "files": [("mb_per_s", "MB/s", True)],
     "soak": [("rss_growth_pct", "% RSS growth", False)],
+    "cluster-fanout": [("deliveries_per_s", "deliveries/s", True),
+                       ("deliveries_per_core_s", "deliv/core-s", True)],
+    "cluster-latency": [("p50_ms", "ms p50", False), ("p99_ms", "ms p99", False),
+                        ("server_cpu", "server cores", False)],
+    "cluster-failover": [("failover_s", "s to last disconnect", False)],
+    "cluster-files": [("mb_per_s", "MB/s", True)],
 }
 
 
-def ratios(results: Iterable[dict[str, Any]], reference: str = "ngircd") -> list[dict[str, Any]]:
+def ratios(results: Iterable[dict[str, Any]], reference: str = "ngircd",
+           ours: str = "chatnet") -> list[dict[str, Any]]:
     """
-    chatnet's headline figures over the reference's, per (scenario, case), for
+    ``ours``'s headline figures over the reference's, per (scenario, case), for
     the cases both ran in this run.  A ratio involving a generator-bound or
-    failed figure is reported but marked ``quoted: False``.
+    failed figure is reported but marked ``quoted: False``.  (The failover
+    case's cases differ by lease on the cluster: each is set against the one
+    server's case of the same rooms.)
     """
     table: dict[tuple[str, str, int], dict[str, dict[str, Any]]] = {}
+    results = list(results)
     for r in results:
         table.setdefault((r["scenario"], r["case"], r.get("round", 1)), {})[r["system"]] = r
+    singles = {(r["scenario"], r["case"], r.get("round", 1)): r for r in results
+               if r["system"] == reference}
     out = []
     for (scenario, case, round_), systems in table.items():
-        ours, ref = systems.get("chatnet"), systems.get(reference)
-        if not ours or not ref or scenario not in HEADLINE:
+        mine, ref = systems.get(ours), systems.get(reference)
+        if mine and not ref and " lease " in case:
+            ref = singles.get((scenario, case.split(" lease ")[0], round_))
+        if not mine or not ref or scenario not in HEADLINE:
             continue
         for key, unit, higher in HEADLINE[scenario]:
-            a, b = ours.get(key), ref.get(key)
+            a, b = mine.get(key), ref.get(key)
             if a is None or b is None or b == 0:
                 continue
             out.append({
                 "scenario": scenario, "case": case, "round": round_, "figure": key, "unit": unit,
-                "chatnet": a, "reference": reference, "reference_value": b, reference: b,
-                "ratio": a / b, "higher_is_better": higher,
-                "quoted": not (gen_bound(ours) or gen_bound(ref))
-                and ours.get("ok", True) and ref.get("ok", True),
+                "chatnet": a, reference: b, "ours": ours, "value": a, "reference": reference,
+                "reference_value": b, "ratio": a / b, "higher_is_better": higher,
+                "quoted": not (gen_bound(mine) or gen_bound(ref))
+                and mine.get("ok", True) and ref.get("ok", True),
             })
     return out
 
@@ -144,6 +158,18 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
     "files": [("files", "files"), ("mb_per_s", "MB/s"), ("span_s", "wall s"),
               ("intact", "intact"), ("sha256_match", "sha256"),
               ("peak_rss_delta_mib", "peak +MiB")],
+    "cluster-fanout": [("msgs_per_s", "msg/s"), ("deliveries_per_s", "deliv/s"),
+                       ("exact", "exact"), ("audit_ok", "audit"), ("p50_ms", "p50 ms"),
+                       ("p99_ms", "p99 ms"), ("redis_cpu", "redis cores")],
+    "cluster-latency": [("msgs_per_s", "msg/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"),
+                        ("p999_ms", "p99.9 ms"), ("max_ms", "max ms"), ("exact", "exact"),
+                        ("redis_cpu", "redis cores")],
+    "cluster-failover": [("users_lost", "users lost"), ("first_disconnect_s", "first s"),
+                         ("failover_s", "last s"), ("complete", "all seen once"),
+                         ("name_free", "names free"), ("redis_cpu", "redis cores")],
+    "cluster-files": [("files", "files"), ("mb_per_s", "MB/s"), ("span_s", "wall s"),
+                      ("intact", "intact"), ("sha256_match", "sha256"),
+                      ("redis_cpu", "redis cores")],
     "soak": [("rss_start_mib", "RSS start"), ("rss_end_mib", "RSS end"),
              ("rss_growth_pct", "growth %"), ("rss_late_growth_pct", "2nd half %"),
              ("fds_leaked", "fd leak"),
@@ -207,7 +233,8 @@ def format_table(results: Sequence[dict[str, Any]], ratio_rows: Sequence[dict[st
             note = "" if q["quoted"] else "  (not quoted: generator-bound or failed)"
             lines.append(
                 f"  {q['scenario']:<12} {q['case'] + _round(q):<14} {q['unit']:<14} "
-                f"chatnet {_fmt(q['chatnet'])} / {q['reference']} {_fmt(q['reference_value'])} = "
+                f"{q.get('ours', 'chatnet')} {_fmt(q.get('value', q['chatnet']))} / {q['reference']} "
+                f"{_fmt(q['reference_value'])} = "
                 f"{q['ratio']:.2f}x ({better} is better){note}"
             )
     return "\n".join(lines)
@@ -317,8 +344,67 @@ def targets(results: Sequence[dict[str, Any]], quick: bool = False) -> list[Verd
     return out
 
 
-def format_targets(verdicts: Sequence[Verdict]) -> str:
-    lines = ["targets (issue 5):"]
+def cluster_targets(results: Sequence[dict[str, Any]], quick: bool = False) -> list[Verdict]:
+    """Check issue 12's targets against the cluster cases of one run."""
+    out: list[Verdict] = []
+    mine = [r for r in results if r["system"] == "cluster-2"]
+    for r in mine:
+        if r["scenario"] != "cluster-fanout":
+            continue
+        if r.get("error"):
+            out.append(Verdict(f"cluster fan-out {r['case']}: exact, in order", "FAILED", False))
+            continue
+        single = _find(results, "cluster-fanout", r["case"])
+        ratio = (f" = {r['deliveries_per_s'] / single['deliveries_per_s']:.2f}x one server"
+                 if single and single.get("deliveries_per_s") and r.get("deliveries_per_s")
+                 else "")
+        out.append(Verdict(f"cluster fan-out {r['case']} over 2 nodes: exact, in order",
+                           f"{_fmt(r.get('deliveries_per_s'))} deliveries/s{ratio}, "
+                           + ("exact" if r.get("exact") else "LOSS/REORDER seen"),
+                           bool(r.get("exact"))))
+    for r in mine:
+        if r["scenario"] != "cluster-latency":
+            continue
+        if not _usable(r):
+            out.append(Verdict(f"cluster latency {r['case']}: p99 <= 2 ms",
+                               "FAILED" if r.get("error") else "generator-bound", None
+                               if not r.get("error") else False))
+            continue
+        out.append(Verdict(f"cluster latency {r['case']} across nodes: p99 <= 2 ms",
+                           f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms",
+                           r["p99_ms"] <= 2.0))
+    for r in mine:
+        if r["scenario"] != "cluster-failover":
+            continue
+        lease = float(r.get("lease_s") or r["case"].rsplit(" lease ", 1)[-1].rstrip("s") or 0)
+        if r.get("error") or r.get("failover_s") is None:
+            out.append(Verdict(f"failover, lease {lease:g} s: last disconnect <= lease + 2 s",
+                               f"FAILED {r.get('error', 'no disconnect seen')}"[:200], False))
+            continue
+        out.append(Verdict(
+            f"failover, lease {lease:g} s: last disconnect <= lease + 2 s, each seen once",
+            f"{r['failover_s']:.2f} s ({r['seen_events']}/{r['expected_events']} seen, "
+            f"{r['duplicate_events']} twice, names free: {'yes' if r['name_free'] else 'NO'})",
+            r["failover_s"] <= lease + 2.0 and bool(r.get("complete"))
+            and bool(r.get("name_free"))))
+    for r in mine:
+        if r["scenario"] != "cluster-files":
+            continue
+        if r.get("error"):
+            out.append(Verdict(f"cluster files {r['case']}: intact", "FAILED", False))
+            continue
+        out.append(Verdict(f"cluster files {r['case']} across nodes: bytes and sha256 intact",
+                           f"{r['mb_per_s']:.0f} MB/s, "
+                           + ("intact" if files_exact(r) else "CORRUPT/INCOMPLETE/UNCHECKED"),
+                           files_exact(r)))
+    if quick:
+        out = [Verdict(v.target, v.measured + " (quick run: not quotable)",
+                       None if v.met else v.met) for v in out]
+    return out
+
+
+def format_targets(verdicts: Sequence[Verdict], header: str = "targets (issue 5):") -> str:
+    lines = [header]
     for v in verdicts:
         mark = {True: "met   ", False: "MISSED", None: "  -   "}[v.met]
         lines.append(f"  [{mark}] {v.target}: {v.measured}")

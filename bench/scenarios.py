@@ -62,6 +62,9 @@ class Plan:
     #: Which round of ``--repeat`` runs: B goes first in even rounds (ABBA),
     #: so a drift in the machine's load does not favour one side.
     round: int = 1
+    #: The cluster cases' ``--cluster-lease`` values (seconds); the failover
+    #: case runs once for each.
+    cluster_leases: list[float] = field(default_factory=lambda: [10.0])
     log: Callable[[str], None] = print
 
     def __post_init__(self) -> None:

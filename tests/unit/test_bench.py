@@ -228,3 +228,70 @@ def test_loadgen_sha256_is_hashlib_sha256(tmp_path: Path, size: int) -> None:
     digest = subprocess.run([str(loadgen), "--pattern-sha256", f"7:{size}"], capture_output=True,
                             text=True, check=True).stdout.strip()
     assert digest == hashlib.sha256(data).hexdigest()
+
+
+def test_cluster_group_and_leases_on_the_command_line() -> None:
+    """'cluster' stands for the four cluster cases; --cluster-lease repeats."""
+    args = parse_args(["cluster", "cluster-files", "--cluster-lease", "10", "--cluster-lease", "2"])
+    assert args.scenarios == ["cluster-fanout", "cluster-latency", "cluster-failover",
+                              "cluster-files"]
+    assert args.cluster_lease == [10.0, 2.0]
+    assert parse_args([]).cluster_lease == [10.0] and parse_args([]).scenarios == []
+    with pytest.raises(SystemExit):
+        parse_args(["cluster", "--cluster-lease", "0.1"])
+
+
+def test_cluster_ratios_are_to_the_single_server_of_the_same_run() -> None:
+    results = [
+        result("cluster-fanout", "100x15", deliveries_per_s=300_000.0, ok=True),
+        result("cluster-fanout", "100x15", "cluster-2", deliveries_per_s=150_000.0, ok=True),
+        result("cluster-failover", "14x10", failover_s=0.01, ok=True),
+        result("cluster-failover", "14x10 lease 2s", "cluster-2", failover_s=2.5, ok=True),
+    ]
+    rows = report.ratios(results, "chatnet", ours="cluster-2")
+    fan = [q for q in rows if q["scenario"] == "cluster-fanout" and q["figure"] == "deliveries_per_s"]
+    assert fan[0]["ratio"] == pytest.approx(0.5) and fan[0]["ours"] == "cluster-2"
+    fail = [q for q in rows if q["scenario"] == "cluster-failover"]
+    assert fail[0]["case"] == "14x10 lease 2s" and fail[0]["ratio"] == pytest.approx(250)
+    table = report.format_table(results, rows)
+    assert "cluster-2 150,000 / chatnet 300,000 = 0.50x" in table
+    assert "cluster-2 2.50 / chatnet 0.01 = 250.00x" in table
+    assert report.ratios(results) == []  # no ngircd in the cluster cases
+
+
+def test_cluster_targets() -> None:
+    results = [
+        result("cluster-fanout", "100x15", "cluster-2", deliveries_per_s=1.0, exact=True),
+        result("cluster-latency", "1000/s", "cluster-2", p50_ms=0.4, p99_ms=2.5),
+        result("cluster-failover", "14x10 lease 2s", "cluster-2", lease_s=2.0, failover_s=3.9,
+               seen_events=10, expected_events=10, duplicate_events=0, complete=True,
+               name_free=True),
+        result("cluster-failover", "14x10 lease 10s", "cluster-2", error="node a died"),
+        result("cluster-files", "8 senders", "cluster-2", mb_per_s=100.0, intact=True,
+               sha256_match=True),
+    ]
+    met = {v.target.split(":")[0]: v.met for v in report.cluster_targets(results)}
+    assert met == {
+        "cluster fan-out 100x15 over 2 nodes": True,
+        "cluster latency 1000/s across nodes": False,
+        "failover, lease 2 s": True,
+        "failover, lease 10 s": False,
+        "cluster files 8 senders across nodes": True,
+    }
+    text = report.format_targets(report.cluster_targets(results), "targets (issue 12, cluster):")
+    assert text.startswith("targets (issue 12, cluster):") and "p99 2.50 ms" in text
+    assert all(v.met is not True for v in report.cluster_targets(results, quick=True))
+
+
+def test_loadgen_spreads_connections_over_ports(tmp_path: Path) -> None:
+    """--ports: each room's members alternate between two listeners (here, closed ports)."""
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler")
+    from bench.procs import LOADGEN, build_loadgen
+
+    build_loadgen()
+    done = subprocess.run([str(LOADGEN), "--ports", "1,2", "--scenario", "fanout", "--rooms",
+                           "1", "--room-size", "4", "--auto"], capture_output=True, text=True,
+                          timeout=30)
+    ready = [line for line in done.stdout.splitlines() if '"ready"' in line]
+    assert ready and '"failed":4' in ready[0].replace(" ", "")
