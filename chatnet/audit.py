@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     Observer = ILogObserver | Callable[[dict[str, Any]], None]
 
 #: The contract's categories (PROTOCOL.md section 8), and ``CLUSTER``,
-#: chatnet's own: cluster mode's events (see :func:`cluster_event`).
+#: chatnet's own: cluster mode's events (:mod:`chatnet.cluster.shared`
+#: writes them; docs/operations.rst lists them with their fields).
 CATEGORIES = frozenset(
     "CONNECT LOGIN LOGIN-FAILED JOIN LEAVE BROADCAST WHISPER SENDFILE "
     "FILE-QUEUE FILE ERROR DISCONNECT SHUTDOWN CLUSTER".split()
@@ -60,52 +61,6 @@ Fields = Mapping[str, object]
 # everything a reader may take for the end of a line; and the invisible and
 # text-direction characters, which can make a line read as another.
 _UNPRINTABLE = re.compile(rf"[\x00-\x1f\x7f-\x9f\u2028\u2029{INVISIBLE}]")
-
-
-def _users(n: int) -> str:
-    return f"{n} user" if n == 1 else f"{n} users"
-
-
-#: The ``event`` field of ``CLUSTER`` lines, and the text of each (fields
-#: in braces; see :func:`cluster_event`).
-CLUSTER_EVENTS: dict[str, str] = {
-    # this node
-    "registered": "node {node} joined the cluster at {redis} (incarnation {incarnation})",
-    "deregistered": "node {node} left the cluster: {users} taken out",
-    "fenced": "node {node} was presumed dead (its lease ran out): {users} disconnected; registering anew",
-    "redis-lost": "Redis at {redis} lost ({reason}): requests that need the cluster get unavailable",
-    "redis-back": "Redis at {redis} back after {down:.1f}s",
-    # other nodes, as this node sees them
-    "node-joined": "node {node} joined the cluster (incarnation {incarnation})",
-    "node-left": "node {node} left the cluster: {users} taken out",
-    "node-lost": "node {node} lost (no lease renewal for {lease:g}s): {users} disconnected",
-    # a room's messages
-    "messages-lost": "room {room}: {count} lost, offsets {first} to {last} (no longer in the cluster's stream)",
-    "room-restarted": "room {room}: its sequence restarted (the cluster's state was lost); messages in flight may be lost",
-}
-
-
-def cluster_event(event: str, **fields: object) -> tuple[str, dict[str, object]]:
-    """
-    The text and fields of one ``CLUSTER`` audit line::
-
-        audit("CLUSTER", *cluster_event("node-lost", node="b", lease=10.0, users=4))
-        # [CLUSTER] node b lost (no lease renewal for 10s): 4 users disconnected
-
-    ``event`` is one of :data:`CLUSTER_EVENTS`; ``fields`` fill its text
-    (``users`` and ``count`` are numbers, said with their noun) and, with
-    ``event``, are the JSON line's fields.
-
-    :raises KeyError: an unknown event, or a field its text needs is missing.
-    """
-    template = CLUSTER_EVENTS[event]
-    shown: dict[str, object] = dict(fields)
-    if "users" in fields:
-        shown["users"] = _users(int(fields["users"]))  # type: ignore[call-overload]
-    if "count" in fields:
-        count = int(fields["count"])  # type: ignore[call-overload]
-        shown["count"] = "1 message" if count == 1 else f"{count} messages"
-    return template.format(**shown), {"event": event, **fields}
 
 
 def one_line(text: str) -> str:

@@ -7,17 +7,14 @@ import re
 import time
 from pathlib import Path
 
-import pytest
 from support.chat import logged_in, new_server, offer, upload
 from twisted.internet.task import Clock
 from twisted.logger import formatEvent
 
 from chatnet.audit import (
     CATEGORIES,
-    CLUSTER_EVENTS,
     Audit,
     AuditFileObserver,
-    cluster_event,
     one_line,
 )
 
@@ -198,47 +195,13 @@ def test_cluster_category() -> None:
     assert "CLUSTER" in CATEGORIES and len(CATEGORIES) == 14
 
 
-CLUSTER_CASES: list[tuple[str, dict[str, object], str]] = [
-    ("registered", {"node": "a", "redis": "redis://h:6379/0", "incarnation": 3},
-     "node a joined the cluster at redis://h:6379/0 (incarnation 3)"),
-    ("deregistered", {"node": "a", "users": 1}, "node a left the cluster: 1 user taken out"),
-    ("fenced", {"node": "a", "users": 0},
-     "node a was presumed dead (its lease ran out): 0 users disconnected; registering anew"),
-    ("redis-lost", {"redis": "redis://h:6379/0", "reason": "Connection refused"},
-     "Redis at redis://h:6379/0 lost (Connection refused): requests that need the cluster get unavailable"),
-    ("redis-back", {"redis": "redis://h:6379/0", "down": 3.21}, "Redis at redis://h:6379/0 back after 3.2s"),
-    ("node-joined", {"node": "b", "incarnation": 1}, "node b joined the cluster (incarnation 1)"),
-    ("node-left", {"node": "b", "users": 2}, "node b left the cluster: 2 users taken out"),
-    ("node-lost", {"node": "b", "lease": 10.0, "users": 4},
-     "node b lost (no lease renewal for 10s): 4 users disconnected"),
-    ("messages-lost", {"room": "groupA", "count": 1, "first": 7, "last": 7},
-     "room groupA: 1 message lost, offsets 7 to 7 (no longer in the cluster's stream)"),
-    ("room-restarted", {"room": "groupA"},
-     "room groupA: its sequence restarted (the cluster's state was lost); messages in flight may be lost"),
-]
-
-
-@pytest.mark.parametrize("event, fields, text", CLUSTER_CASES)
-def test_cluster_events(event: str, fields: dict[str, object], text: str) -> None:
-    """Each cluster event has its text; its fields are the JSON line's, with the event's name."""
-    assert cluster_event(event, **fields) == (text, {"event": event, **fields})
-
-
-def test_every_cluster_event_tested_and_unknown_refused() -> None:
-    tested = {event for event, _, _ in CLUSTER_CASES}
-    assert tested == set(CLUSTER_EVENTS)
-    with pytest.raises(KeyError):
-        cluster_event("node-exploded", node="b")
-    with pytest.raises(KeyError):
-        cluster_event("node-lost", node="b")  # lease and users missing
-
-
 def test_cluster_line_written(tmp_path: Path) -> None:
-    """A CLUSTER line in the text log, and in the JSON log with its fields."""
+    """A CLUSTER line is written like any other."""
     clock = Clock()
     clock.advance(1_800_000_000)
     path = tmp_path / "server.log"
     observer = AuditFileObserver(path.open("a", encoding="utf-8"), clock)
-    Audit(observer, now=clock.seconds)("CLUSTER", *cluster_event("node-lost", node="b", lease=10.0, users=4))
+    Audit(observer, now=clock.seconds)("CLUSTER", "node b lost (its lease ran out): 4 users taken out",
+                                       {"node": "b", "event": "lost", "users": 4})
     observer.close()
-    assert path.read_text().endswith("[CLUSTER] node b lost (no lease renewal for 10s): 4 users disconnected\n")
+    assert path.read_text().endswith("[CLUSTER] node b lost (its lease ran out): 4 users taken out\n")
