@@ -19,13 +19,19 @@ it at once (each holds its spool file open); the rest wait, uploaded, in
 arrival order.  A client that stops reading therefore holds a few open files,
 however many are sent to it.
 
+In a cluster, an addressee may be connected to another node
+(:class:`~chatnet.cluster.routing.RemoteUser`): the file streams there
+through :mod:`chatnet.cluster.remote_files`, which :attr:`Deliveries.watch`
+lets see what each addressee is told, and whose failures come back as
+:class:`StreamFailed`.
+
 Pure: imports nothing from ``twisted.internet``.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -46,6 +52,28 @@ if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
 
 log = Logger()
+
+
+class StreamFailed(Exception):
+    """
+    A file stream failed while its addressee may still be connected (the
+    link between two nodes): the transfer fails with ``reason``, and the
+    addressee is told (``file-aborted``), its other deliveries going on.
+    """
+
+    def __init__(self, reason: FailReason, why: str) -> None:
+        super().__init__(why)
+        self.reason = reason
+
+
+class DeliveryWatch(Protocol):
+    """What sees the deliveries go by (files to users on other nodes)."""
+
+    def telling(self, user: User, event: Event) -> None:
+        """``event`` is about to be sent to ``user``."""
+
+    def ended(self, t: Transfer, delivered: bool) -> None:
+        """``t``'s delivery is over: delivered (its receipt may follow), or failed."""
 
 
 class Inbox:
@@ -83,6 +111,8 @@ class Deliveries:
         self._inboxes: dict[User, Inbox] = {}
         #: Ended deliveries awaiting their receipt.
         self.receipts: Receipts[Transfer] = Receipts(clock.seconds)
+        #: Sees what addressees are told and when deliveries end (cluster mode).
+        self.watch: DeliveryWatch | None = None
 
     # figures
 
@@ -175,6 +205,8 @@ class Deliveries:
             del self._inboxes[recipient]
 
     def _delivery_ended(self, t: Transfer, state: State) -> None:
+        if self.watch is not None:
+            self.watch.ended(t, self.receipts.get(t.id) is t)
         inbox = self._inboxes.get(t.recipient)
         if inbox is None:
             return
@@ -261,8 +293,15 @@ class Deliveries:
 
     def _stream_stopped(self, failure: Failure, t: Transfer) -> None:
         # The addressee's connection went away under the FileSender (unless
-        # we stopped the stream ourselves, failing the transfer already).
-        if self.active.get(t.id) is t:
+        # we stopped the stream ourselves, failing the transfer already), or
+        # the stream to another node failed (StreamFailed).
+        if self.active.get(t.id) is not t:
+            return
+        stopped = failure.value
+        if isinstance(stopped, StreamFailed):
+            log.info("transfer {t}: {why}", t=t.id, why=stopped)
+            self.fail(t, stopped.reason)
+        else:
             self._inboxes.pop(t.recipient, None)  # start no waiting delivery to it
             self.fail(t, FailReason.RECIPIENT_OFFLINE, tell_recipient=False)
 
@@ -315,8 +354,9 @@ class Deliveries:
             t.reader.close()
             t.reader = None
 
-    @staticmethod
-    def _send(user: User, event: Event) -> None:
+    def _send(self, user: User, event: Event) -> None:
+        if self.watch is not None:
+            self.watch.telling(user, event)
         user.outbox.send(event.wire())
 
 
