@@ -128,6 +128,9 @@ class ClusterSettings:
     #: The host other nodes connect to for :attr:`files`; ``None``: the
     #: interface it listens on (which must then not be a wildcard).
     advertise: str | None = None
+    #: For ``rediss://``: a PEM file of the authorities that Redis's
+    #: certificate must be signed by; ``None``: the system's.
+    ca: str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -153,6 +156,8 @@ class ClusterSettings:
         kind, _, _ = endpoint_parts(self.files)
         if kind not in ("tcp", "tcp6"):
             raise ValueError(f"files: {self.files!r} is not a tcp: or tcp6: endpoint")
+        if self.ca is not None and not address.tls:
+            raise ValueError("ca: only for a rediss:// URL (TLS)")
         if self.advertise is not None:
             try:
                 check_host(self.advertise)

@@ -201,6 +201,7 @@ class Options(usage.Options):
         ["upload-slots-scope", None, None, "Cluster: 'cluster' (--upload-slots and --upload-queue count for the whole cluster) or 'node' (each node has its own) [default: cluster]."],
         ["cluster-files", None, None, "Cluster: endpoint (tcp: or tcp6:) on which this node serves uploaded files to the other nodes [default: tcp:0:interface=127.0.0.1, any free port on loopback: nodes on one machine only].", endpoint_description],
         ["cluster-advertise", None, None, "Cluster: host name or address the other nodes connect to for --cluster-files [default: the interface it listens on].", check_host],
+        ["cluster-ca", None, None, "Cluster, rediss:// only: PEM file of the authorities (or the self-signed certificate) Redis's certificate must be signed by [default: the system's trusted authorities]."],
     ]
 
     optParameters = [p[:4] + [_named(p[0], p[4])] if len(p) > 4 else p for p in _parameters]
@@ -325,7 +326,7 @@ class Options(usage.Options):
         files = self["cluster-files"] or ClusterSettings.files
         fields: dict[str, Any] = {
             "url": url.strip(), "node_id": node_id, "password": password, "slots": scope,
-            "files": files, "advertise": self["cluster-advertise"],
+            "files": files, "advertise": self["cluster-advertise"], "ca": self["cluster-ca"],
         }
         if self["cluster-lease"] is not None:
             fields["lease"] = self["cluster-lease"]
@@ -348,6 +349,13 @@ class Options(usage.Options):
             raise usage.UsageError(
                 f"--cluster: needs txredisapi and pyOpenSSL ({e}): pip install 'chatnet[cluster]'"
             ) from None
+        if cluster.ca is not None:
+            from chatnet.cluster.tls import BadAuthority, load_authorities
+
+            try:
+                load_authorities(cluster.ca)
+            except BadAuthority as e:
+                raise usage.UsageError(f"--cluster-ca: {e}") from None
         return cluster
 
     def _check_endpoint(self, option: str) -> None:
@@ -381,12 +389,13 @@ class Options(usage.Options):
 
 #: The options that only a cluster node takes.
 CLUSTER_OPTIONS = ("node-id", "cluster-lease", "cluster-password-file", "cluster-prefix",
-                   "upload-slots-scope", "cluster-files", "cluster-advertise")
+                   "upload-slots-scope", "cluster-files", "cluster-advertise", "cluster-ca")
 #: :class:`~chatnet.config.ClusterSettings` fields and the options that set them.
 _CLUSTER_FIELDS = {
     "url": "cluster", "node_id": "node-id", "lease": "cluster-lease",
     "password": "cluster-password-file", "prefix": "cluster-prefix",
     "slots": "upload-slots-scope", "files": "cluster-files", "advertise": "cluster-advertise",
+    "ca": "cluster-ca",
 }
 
 

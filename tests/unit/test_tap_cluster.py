@@ -241,3 +241,25 @@ def test_readme_lists_every_option() -> None:
     names = [p[0] for p in options.optParameters] + [f[0] for f in options.optFlags]
     for name in names:
         assert f"``--{name}``" in readme, name
+
+
+def test_cluster_ca(tmp_path: Path) -> None:
+    """--cluster-ca takes a PEM file of certificates, for rediss:// only, checked at start."""
+    pytest.importorskip("OpenSSL")
+    from support.tls import make_certificate
+
+    _, cert = make_certificate(tmp_path)
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(b"# two authorities\n" + cert.read_bytes() * 2)
+    cluster = parse("--cluster", "rediss://127.0.0.1", "--node-id", "a", "--cluster-ca", str(bundle)).settings.cluster
+    assert cluster is not None and cluster.ca == str(bundle)
+    assert parse("--cluster", "rediss://127.0.0.1").settings.cluster.ca is None  # type: ignore[union-attr]
+    assert refused("--cluster", URL, "--cluster-ca", str(cert)) == "--cluster-ca: only for a rediss:// URL (TLS)"
+    message = refused("--cluster", "rediss://h", "--cluster-ca", str(tmp_path / "none.pem"))
+    assert message == f"--cluster-ca: cannot read {tmp_path / 'none.pem'}: No such file or directory"
+    empty = tmp_path / "empty.pem"
+    empty.write_text("not a certificate\n")
+    assert "holds no PEM certificate" in refused("--cluster", "rediss://h", "--cluster-ca", str(empty))
+    broken = tmp_path / "broken.pem"
+    broken.write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    assert "does not parse" in refused("--cluster", "rediss://h", "--cluster-ca", str(broken))
