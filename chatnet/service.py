@@ -191,6 +191,8 @@ class ChatService(Service):
         )
         self.factory = ChatServerFactory(self.hub, reactor)
         try:
+            if self.cluster is not None:  # first: a node refused by its cluster never listens
+                self._incarnation = self._register(self.cluster)
             self._listen(with_backlog(self.endpoint), self.factory, self._listening)
             if self.metrics is not None:
                 from chatnet.metrics import make_registry, make_site
@@ -202,9 +204,9 @@ class ChatService(Service):
                 self.registry = make_registry(self.hub, self.cluster)
                 site = make_site(self.registry, self.health_checks)
                 self._listen(self.metrics, site, self._metrics_listening)
-            if self.cluster is not None:
-                self._incarnation = self._register(self.cluster)
         except BaseException as e:
+            if self._incarnation is not None:
+                self._deregister(self.cluster)
             if self.port is not None:
                 self.port.stopListening()
             if self.metrics_port is not None:
@@ -240,6 +242,20 @@ class ChatService(Service):
                  "lease {lease:g}s)", node=settings.node_id, where=str(settings.address()),
                  inc=incarnation, lease=settings.lease)
         return incarnation
+
+    @staticmethod
+    def _deregister(cluster: ClusterShared | None) -> None:
+        """Leave the cluster joined by :meth:`_register` when the start fails after it."""
+        from chatnet.cluster import startup
+        from chatnet.cluster.keys import Keys
+
+        assert cluster is not None
+        settings = cluster.cluster
+        try:
+            startup.deregister(settings.address(), Keys(settings.prefix), settings.node_id)
+        except Exception as e:
+            log.warn("chatnet could not leave the cluster ({error}); its lease runs out in "
+                     "{lease:g}s", error=str(e), lease=settings.lease)
 
     def _close_users(self, keys: set[str] | None, reason: str) -> None:
         """Close the connections of the local users ``keys`` (``None``: every connection)."""

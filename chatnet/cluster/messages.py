@@ -97,7 +97,7 @@ class RoomMessages:
         folded = fold(room)
         if folded not in self.rooms:
             seq = self.rooms[folded] = RoomSequence()
-            if start is not None and start[0]:
+            if start is not None:  # ("", 0): the room's first epoch, from its start
                 self._apply(folded, seq, seq.head(*start))
             self.subscriber.subscribe([self.keys.channel(folded)])
 

@@ -24,6 +24,7 @@ are the cluster's, in Redis (:mod:`.scripts`).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -49,6 +50,9 @@ from chatnet.validation import check_text, fold, show
 log = Logger()
 
 T = TypeVar("T")
+
+#: Entries of each followed room kept for members joining meanwhile.
+RECENT = 256
 
 #: What ``unavailable`` tells a client to wait before trying again (seconds).
 RETRY_AFTER = 1.0
@@ -110,6 +114,12 @@ class ClusterShared:
         self._reachable = True
         self._lost_at: float | None = None
         self._back_at = 0.0
+        #: Per followed room: the last entries delivered (for a member that
+        #: joins while this node is ahead of its join), and the members that
+        #: joined ahead of what this node delivered (folded name -> offset of
+        #: their join: earlier entries are not theirs).
+        self._recent: dict[str, deque[tuple[int, str]]] = {}
+        self._starts: dict[str, dict[str, int]] = {}
         #: Releases Redis did not answer, retried on each beat: name -> event.
         self._unreleased: dict[str, tuple[str, str]] = {}
 
@@ -203,7 +213,7 @@ class ClusterShared:
     def exit(self, user: User, clean: bool, quiet: bool = False) -> Deferred[Left | None] | None:
         room = self.directory.remove_user(user)
         if room is not None and not room.members:
-            self.messages.unfollow(room.name)
+            self._unfollow(room.name)
         if self._stopping:
             return None  # the node's clean stop takes everyone out at once
         event = "" if quiet else ("leave" if clean else "disconnect")
@@ -234,14 +244,44 @@ class ClusterShared:
         if j.status == "same":
             return Joined(j.room, members, occupancy, same=True)
         if self.directory.users.get(user.key) is user:  # still here: the local view follows
-            self.messages.follow(j.room, (j.epoch, j.offset))
-            _, left = self.directory.join(user, j.room)
-            if left is not None and not left.members:
-                self.messages.unfollow(left.name)
+            self._enter_room(user, j.room, j.epoch, j.offset)
         if j.left is None:
             return Joined(j.room, members, occupancy)
         return Joined(j.room, members, occupancy, left=j.left,
                       left_occupancy=f"{j.left_members}/{capacity}")
+
+    def _enter_room(self, user: User, room: str, epoch: str, offset: int) -> None:
+        """
+        Put ``user`` in the local ``room``, whose sequence stood at
+        ``epoch``, ``offset`` just after its join: it gets exactly what
+        follows, whatever this node has delivered of the room so far.
+        """
+        key = fold(room)
+        seq = self.messages.rooms.get(key)
+        self.messages.follow(room, (epoch, offset))  # (when new: from the join on)
+        _, left = self.directory.join(user, room)
+        if left is not None and not left.members:
+            self._unfollow(left.name)
+        if seq is None or seq.epoch != epoch:
+            return
+        if seq.last < offset:  # what this node delivers up to the join is not the joiner's
+            self._starts.setdefault(key, {})[user.key] = offset
+        elif seq.last > offset:  # delivered here before the joiner was: its share again
+            missed = [(o, d) for o, d in self._recent.get(key, ()) if o > offset]
+            if not missed or missed[0][0] != offset + 1:
+                self._audit("CLUSTER", f"room {room}: {user.name} joined while this node was "
+                            f"{seq.last - offset} messages ahead; some were not kept for it",
+                            {"room": room, "event": "lost", "user": user.name})
+            for _, data in missed:
+                exclude, _, frame = data.partition("\n")
+                if exclude != user.key:
+                    user.outbox.send(framed(frame))
+
+    def _unfollow(self, room: str) -> None:
+        key = fold(room)
+        self.messages.unfollow(key)
+        self._recent.pop(key, None)
+        self._starts.pop(key, None)
 
     def leave(self, user: User) -> Deferred[Left]:
         if user.room is None:
@@ -253,7 +293,7 @@ class ClusterShared:
         if self.directory.users.get(user.key) is user and user.room is not None:
             room = self.directory.leave(user)
             if not room.members:
-                self.messages.unfollow(room.name)
+                self._unfollow(room.name)
         if left is None:
             raise ChatError(ErrorCode.NOT_IN_ROOM, "You are not in a room; /join one")
         return Left(left[0], f"{left[1]}/{self.capacity}", left[1])
@@ -351,7 +391,25 @@ class ClusterShared:
         local = self.directory.rooms.get(room)
         if local is None:
             return
+        recent = self._recent.get(room)
+        if recent is None:
+            recent = self._recent[room] = deque(maxlen=RECENT)
+        recent.append((offset, data))
         exclude, _, frame = data.partition("\n")
+        starts = self._starts.get(room)
+        if starts:  # members that joined after this entry: not theirs
+            skip = {k for k, start in starts.items() if offset <= start}
+            for k in [k for k in starts if k not in skip]:
+                del starts[k]
+            if not starts:
+                del self._starts[room]
+            if skip:
+                skip.add(exclude)
+                wire = framed(frame)
+                for member in list(local.members.values()):
+                    if member.key not in skip:
+                        member.outbox.send(wire)
+                return
         local.send(framed(frame), exclude=local.members.get(exclude))
 
     def _event(self, data: str) -> None:

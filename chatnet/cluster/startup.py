@@ -71,6 +71,32 @@ def register(address: Address, keys: Keys, node_id: str, lease: float,
     :raises Unreachable: Redis cannot be reached, is not Redis, or refused
         the password or database.
     """
+    answer = _session(address, timeout, "EVAL", scripts.REGISTER.source, 0, keys.prefix, node_id,
+                      timing.lease_ms(lease), stream_length, secrets.token_hex(8))
+    where = str(address)
+    if not isinstance(answer, list) or not answer:
+        raise Unreachable(f"unexpected answer from the cluster's Redis at {where}: {answer!r}")
+    if answer[0] == "in-use":
+        raise NodeIdInUse(f"a live node of the cluster at {where} already has the id "
+                          f"{node_id!r}: give this one another --node-id (or wait "
+                          f"{lease:g}s if that node was just killed)")
+    return int(str(answer[1]))
+
+
+def deregister(address: Address, keys: Keys, node_id: str, timeout: float = 5.0) -> None:
+    """Take ``node_id`` out of the cluster at once (a start that failed after :func:`register`)."""
+    _session(address, timeout, "EVAL", _DEREGISTER_ANY, 0, keys.prefix, node_id)
+
+
+#: DEREGISTER for whatever incarnation is live (the node never ran with it).
+_DEREGISTER_ANY = scripts.DEREGISTER.source.replace(
+    "local node, inc, maxlen, fresh = ARGV[2], ARGV[3], ARGV[4], ARGV[5]",
+    "local node = ARGV[2]\nlocal inc = redis.call('GET', key('node', node, 'lease')) or ''\n"
+    "local maxlen, fresh = 1000, 'e'")
+
+
+def _session(address: Address, timeout: float, *command: str | int) -> object:
+    """Connect, authenticate, select the database, run ``command``: its answer."""
     where = str(address)
     try:
         sock: socket.socket = socket.create_connection((address.host, address.port), timeout)
@@ -110,18 +136,13 @@ def register(address: Address, keys: Keys, node_id: str, lease: float,
                 raise Unreachable(f"the cluster's Redis at {where} has no database "
                                   f"{address.db}: {answer}")
 
-        script = scripts.REGISTER
-        answer = ask("EVAL", script.source, 0, keys.prefix, node_id, timing.lease_ms(lease),
-                     stream_length, secrets.token_hex(8))
+        answer = ask(*command)
         if isinstance(answer, RedisRefused):
-            raise Unreachable(f"the cluster's Redis at {where} could not register the node: "
+            raise Unreachable(f"the cluster's Redis at {where} refused {command[0]}: "
                               f"{answer} (Redis 7 or later is needed)")
-        if not isinstance(answer, list) or not answer:
-            raise Unreachable(f"unexpected answer from the cluster's Redis at {where}: {answer!r}")
-        if answer[0] == "in-use":
-            raise NodeIdInUse(f"a live node of the cluster at {where} already has the id "
-                              f"{node_id!r}: give this one another --node-id (or wait "
-                              f"{lease:g}s if that node was just killed)")
-        return int(str(answer[1]))
+        return answer
     finally:
         sock.close()
+
+
+assert _DEREGISTER_ANY != scripts.DEREGISTER.source, "DEREGISTER's arguments changed"
