@@ -13,6 +13,7 @@ from functools import partial
 from chatnet import frames
 from chatnet.errors import FailReason
 from chatnet.frames import Ok
+from chatnet.interfaces import TransferTicket
 from chatnet.model import User
 from chatnet.session_base import SessionBase
 from chatnet.shared_state import answered_now
@@ -38,7 +39,13 @@ class FileRequests(SessionBase):
         name = check_filename(req.name)
         check_extension(name, settings.allowed_extensions)
         size = check_size(req.size, settings.max_file_size)
-        t = hub.transfers.offer(user, target, name, size)
+        answer = hub.transfers.offer(user, target, name, size)
+        if answered_now(answer):
+            self._accepted(req, answer)
+        else:  # a cluster's upload slots answer later
+            self.wait(answer, partial(self._accepted, req), req.id)
+
+    def _accepted(self, req: frames.Sendfile, t: TransferTicket) -> None:
         self._reply(frames.SendfileOk(req.id, t.id, t.position))
 
     def _cancel(self, req: frames.Cancel) -> None:

@@ -3,19 +3,17 @@ File transfers (PROTOCOL.md section 5): transfer numbers, the server-wide
 upload slots and their waiting queue, spooling, failure and cancel; the
 delivery side is :mod:`chatnet.deliveries`.
 
-Slots are a :class:`~twisted.internet.defer.DeferredSemaphore`, the one
-count of running uploads: a slot is taken with ``acquire()`` and given back
-with ``release()``.  The order of the uploads waiting for one is not the
-semaphore's, though.  Its waiter list is first in, first out, and the
-contract wants round-robin by sender, with uploads to an addressee whose
-spool is full keeping their place but passing their turn (PROTOCOL.md
-section 5, "Fairness").  Re-sorting the semaphore's ``waiting`` list in
-place would reach into its internals on every change and still hand a freed
-slot to the head of the list, startable or not.  So the waiting uploads sit
-in a :class:`~chatnet.fairqueue.FairQueue`, and ``acquire()`` is called only
-for the upload it names, when a slot is free: it fires at once, and the
-semaphore's own waiter list stays empty.  A queued upload that is cancelled
-just leaves the :class:`FairQueue`.
+Slots and the queue of uploads waiting for one are an
+:class:`~chatnet.upload_slots.UploadSlots`: this server's own
+(:class:`~chatnet.upload_slots.LocalSlots`, a ``DeferredSemaphore`` and a
+:class:`~chatnet.fairqueue.FairQueue`: round-robin by sender, uploads to an
+addressee whose spool is full keeping their place but passing their turn)
+or a cluster's (:class:`chatnet.cluster.slots.ClusterSlots`, shared by
+every node through Redis).  The local slots answer :meth:`offer` at once;
+the cluster's answer later, and :meth:`offer` then returns a Deferred, for
+which the session waits.  An upload whose answer is still coming is
+*pending*: if its sender or addressee goes meanwhile, it is withdrawn when
+the answer comes, and the ``sendfile`` is refused.
 
 The spool is bounded through a :class:`~chatnet.spool.SpoolBudget`: a
 transfer counts by its declared size from the moment it gets a slot until
@@ -43,21 +41,22 @@ Nothing here touches a socket: senders and addressees are
 
 from __future__ import annotations
 
-from twisted.internet.defer import DeferredSemaphore
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
 from twisted.logger import Logger
 
 from chatnet import frames
 from chatnet.config import Settings
 from chatnet.deliveries import Deliveries, Inbox, transfer_named
 from chatnet.errors import ChatError, ErrorCode, FailReason
-from chatnet.fairqueue import FairQueue
 from chatnet.frames import DataFrame
 from chatnet.interfaces import AuditFn
 from chatnet.model import User
 from chatnet.spool import Spool, SpoolBudget
 from chatnet.stats import Stats
 from chatnet.transfer_state import State, Transfer, audit_fields
+from chatnet.upload_slots import Admission, LocalSlots, UploadSlots
 from chatnet.validation import count, format_size
 
 log = Logger()
@@ -69,36 +68,39 @@ class TransferManager(Deliveries):
 
     :param audit: ``audit(category, text)``, see :class:`chatnet.audit.Audit`.
     :param stats: where transfers, file bytes and upload waits are counted.
+    :param slots: the upload slots and their queue; by default this
+        server's own (:class:`~chatnet.upload_slots.LocalSlots`).
     """
 
     def __init__(
         self, settings: Settings, spool: Spool, clock: IReactorTime,
-        audit: AuditFn, stats: Stats | None = None,
+        audit: AuditFn, stats: Stats | None = None, slots: UploadSlots | None = None,
     ) -> None:
         super().__init__(settings, clock, audit, stats)
         self._spool = spool
-        self._slots = DeferredSemaphore(settings.upload_slots)
+        self._slots: UploadSlots = slots if slots is not None else LocalSlots(settings)
+        self._slots.attach(self)
         total = settings.spool_size
         #: What the spool holds, against its bounds.
         self.budget = SpoolBudget(
             spool.default_limit() if total is None else total,
             settings.addressee_spool_files, settings.addressee_spool_bytes,
         )
-        #: Accepted uploads waiting for a slot, in turn order.
-        self._queue: FairQueue[User, Transfer] = FairQueue()
-        self._next_id = 1
+        #: Uploads whose admission is still coming (cluster slots), with
+        #: the reason to withdraw each when it comes (``None``: none).
+        self._pending: dict[Transfer, FailReason | None] = {}
 
     # figures
 
     @property
     def waiting(self) -> int:
         """Accepted uploads waiting for a slot."""
-        return len(self._queue)
+        return self._slots.waiting
 
     @property
     def running(self) -> int:
         """Upload slots in use."""
-        return self._slots.limit - self._slots.tokens
+        return self._slots.running
 
     @property
     def spool_used(self) -> int:
@@ -112,12 +114,16 @@ class TransferManager(Deliveries):
 
     # requests
 
-    def offer(self, sender: User, recipient: User, name: str, size: int) -> Transfer:
+    def offer(
+        self, sender: User, recipient: User, name: str, size: int,
+    ) -> Transfer | Deferred[Transfer]:
         """
         Accept an upload of ``name`` (validated by the caller): give it a
         free slot, or queue it for one.  ``upload-start`` follows on a later
         reactor turn, so the caller's ``ok`` reply always goes first.
 
+        :returns: the transfer, or with a cluster's slots a Deferred of it
+            (failing with the :class:`ChatError` below, or ``unavailable``).
         :raises ChatError: ``queue-full``: the spool is full, ``sender``
             has as many uploads waiting as one user may, or the queue is
             full.
@@ -129,52 +135,58 @@ class TransferManager(Deliveries):
                 f"The server's spool is full ({format_size(budget.used)} of "
                 f"{format_size(budget.total)} in use); try again later",
             )
-        starts_now = self._slots.tokens > 0 and budget.fits(recipient, size)
-        if not starts_now:
-            self._check_room_to_wait(sender)
-        t = Transfer(self._next_id, sender, recipient, name, size, self._clock.seconds())
-        self._next_id += 1
+        t = Transfer(0, sender, recipient, name, size, self._clock.seconds())
+        answer = self._slots.admit(t, budget.fits(recipient, size))
+        if isinstance(answer, Admission):
+            return self._admitted(t, answer)
+        self._pending[t] = None
+        return answer.addCallbacks(
+            self._answered, self._not_admitted, callbackArgs=(t,), errbackArgs=(t,),
+        )
+
+    def _answered(self, admission: Admission, t: Transfer) -> Transfer:
+        reason = self._pending.pop(t, None)
+        if reason is None and not self._closing:
+            return self._admitted(t, admission)
+        # Its sender or addressee went while the answer was coming.
+        self._slots.remove(t)
+        self._dispatch()
+        if reason is FailReason.RECIPIENT_OFFLINE:
+            raise ChatError(ErrorCode.NO_SUCH_USER, f"{t.recipient.name} went offline")
+        raise ChatError(ErrorCode.UNAVAILABLE, "The server is stopping", 1.0)
+
+    def _not_admitted(self, failure: Failure, t: Transfer) -> Failure:
+        self._pending.pop(t, None)
+        return failure
+
+    def _admitted(self, t: Transfer, admission: Admission) -> Transfer:
+        """``t`` has its number and a slot or a place: it is unfinished now."""
+        sender, name = t.sender, t.name
         self.active[t.id] = t
         self._audit(
             "SENDFILE",
-            f"{sender.name} -> {recipient.name}: {name} ({count(size, 'byte')}), "
+            f"{sender.name} -> {t.recipient.name}: {name} ({count(t.size, 'byte')}), "
             f"transfer #{t.id}",
-            {**audit_fields(t), "size": size},
+            {**audit_fields(t), "size": t.size},
         )
-        if starts_now:
+        if admission.started:
             self._grant(t)
-        else:
-            t.position = self._queue.add(sender, t)
-            fields = {**audit_fields(t), "position": t.position, "queued": len(self._queue)}
-            held = ""
-            if self._slots.tokens:  # a slot is free, yet it may not start
-                fields["held_back"] = why = self._why_held(t)
-                held = f"; held back: {why}"
-            self._notify(t, "queued", t.position)
-            self._audit(
-                "FILE-QUEUE",
-                f"transfer #{t.id} {name} from {sender.name} queued at position "
-                f"{t.position} (queue size {len(self._queue)}){held}",
-                fields,
-            )
+            return t
+        t.position = admission.position
+        queued = admission.queued
+        fields = {**audit_fields(t), "position": t.position, "queued": queued}
+        held = ""
+        if admission.free:  # a slot is free, yet it may not start
+            fields["held_back"] = why = self._why_held(t)
+            held = f"; held back: {why}"
+        self._notify(t, "queued", t.position)
+        self._audit(
+            "FILE-QUEUE",
+            f"transfer #{t.id} {name} from {sender.name} queued at position "
+            f"{t.position} (queue size {queued}){held}",
+            fields,
+        )
         return t
-
-    def _check_room_to_wait(self, sender: User) -> None:
-        """:raises ChatError: ``queue-full``, saying which bound was reached."""
-        settings = self._settings
-        mine = self._queue.count(sender)
-        if mine >= settings.upload_queue_per_user:
-            raise ChatError(
-                ErrorCode.QUEUE_FULL,
-                f"You have {count(mine, 'upload')} waiting for a slot, the most one user "
-                "may have; send more once one has started",
-            )
-        waiting = len(self._queue)
-        if waiting >= settings.upload_queue:
-            raise ChatError(
-                ErrorCode.QUEUE_FULL,
-                f"The upload queue is full ({waiting} waiting); try again later",
-            )
 
     def receive(self, sender: User, frame: DataFrame) -> None:
         """
@@ -230,6 +242,12 @@ class TransferManager(Deliveries):
         """``user`` went offline: fail what it sends or receives."""
         self._inboxes.pop(user, None)  # start no waiting delivery to it
         self.receipts.user_gone(user)
+        pending = self._pending
+        for t in pending:
+            if t.recipient is user:
+                pending[t] = FailReason.RECIPIENT_OFFLINE
+            elif t.sender is user:
+                pending[t] = FailReason.SENDER_DISCONNECTED
         # Waiters first, so no freed slot starts one of them.
         for t in sorted(self.active.values(), key=_not_queued):
             if t.recipient is user:
@@ -255,9 +273,9 @@ class TransferManager(Deliveries):
             return
         state = t.state
         if state is State.QUEUED:
-            self._queue.remove(t.sender, t)
+            self._slots.remove(t)
         elif state in (State.STARTING, State.UPLOADING):
-            self._slots.release()
+            self._slots.release(t)
         elif state is State.SPOOLED:
             inbox = self._inboxes.get(t.recipient)
             if inbox is not None:
@@ -289,19 +307,19 @@ class TransferManager(Deliveries):
 
     def _dispatch(self) -> None:
         """Give free slots to waiting uploads, in turn."""
-        queue = self._queue
-        while self._slots.tokens and queue and not self._closing:
-            t = queue.take(self._may_start)
-            if t is None:
-                return
-            self._grant(t)
+        if not self._closing:
+            self._slots.dispatch()
 
-    def _may_start(self, t: Transfer) -> bool:
+    def may_start(self, t: Transfer) -> bool:
         """Whether the waiting upload ``t`` may take a free slot now."""
         return self.budget.fits(t.recipient, t.size)
 
+    def slot_granted(self, t: Transfer) -> None:
+        """The waiting ``t`` holds a slot now (the slots say so)."""
+        self._grant(t)
+
     def _why_held(self, t: Transfer) -> str:
-        """Why ``t`` may not start now (:meth:`_may_start` is false)."""
+        """Why ``t`` may not start now (:meth:`may_start` is false)."""
         budget = self.budget
         if not budget.has_room(t.size):
             return f"the spool is full ({format_size(budget.used)} of {format_size(budget.total)})"
@@ -309,14 +327,10 @@ class TransferManager(Deliveries):
         return f"{files} files ({format_size(size)}) already held for {t.recipient.name}"
 
     def _grant(self, t: Transfer) -> None:
-        """Give ``t`` a free slot, and count it against the spool bounds."""
+        """``t`` holds a slot now: count it against the spool bounds, start it."""
         t.position = 0
         t.held = True
         self.budget.hold(t.recipient, t.size)
-        self._slots.acquire().addCallback(self._acquired, t)  # fires now: a slot is free
-        assert t.state is State.STARTING
-
-    def _acquired(self, _: object, t: Transfer) -> None:
         t.state = State.STARTING
         # Start on the next turn: a slot is given from inside release paths,
         # and uploads that end synchronously (empty files) would otherwise
@@ -391,7 +405,7 @@ class TransferManager(Deliveries):
         t.state = State.SPOOLED
         seconds = round(self._clock.seconds() - t.started_at, 3)
         self._send(t.sender, frames.UploadDone(t.id, t.waited, seconds))
-        self._slots.release()
+        self._slots.release(t)
         self._dispatch()
         self._audit(
             "FILE",

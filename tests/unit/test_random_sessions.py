@@ -21,6 +21,7 @@ from twisted.logger import ILogObserver, globalLogPublisher
 from chatnet.testing import FakeClient
 from chatnet.testing import TestServer as Server
 from chatnet.transfer_state import State
+from chatnet.upload_slots import LocalSlots
 
 NAMES = ["ann", "bob", "cy", "dee", "ed", "ann"]  # one name twice: taken
 ROOMS = ["r1", "r2", "r3"]
@@ -124,14 +125,16 @@ def check_invariants(server: Server) -> None:
     uploading = [t for t in active.values() if t.state in (State.STARTING, State.UPLOADING)]
     assert len(uploading) == manager.running
     settings = server.settings
-    waiting = list(manager._queue)
+    slots = manager._slots
+    assert isinstance(slots, LocalSlots)
+    waiting = list(slots._queue)
     assert len(waiting) == manager.waiting <= settings.upload_queue
     assert sorted(t.id for t in waiting) == sorted(
         t.id for t in active.values() if t.state is State.QUEUED)
     for t in waiting:
-        assert manager._queue.count(t.sender) <= settings.upload_queue_per_user
-    if manager._slots.tokens:  # a free slot is never left while an upload could take it
-        assert not any(manager._may_start(t) for t in waiting)
+        assert slots._queue.count(t.sender) <= settings.upload_queue_per_user
+    if slots._slots.tokens:  # a free slot is never left while an upload could take it
+        assert not any(manager.may_start(t) for t in waiting)
     budget = manager.budget
     held = [t for t in active.values() if t.held]
     assert held == [t for t in active.values() if t.state is not State.QUEUED]
