@@ -391,7 +391,9 @@ class ClusterTransfers:
         self.manager = manager
         self.files = files
 
-    def offer(self, sender: User, recipient: User, name: str, size: int) -> Transfer:
+    def offer(
+        self, sender: User, recipient: User, name: str, size: int,
+    ) -> Transfer | Deferred[Transfer]:
         return self.manager.offer(sender, recipient, name, size)
 
     def receive(self, sender: User, frame: DataFrame) -> None:

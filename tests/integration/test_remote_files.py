@@ -203,6 +203,7 @@ class Pair:
 
     async def upload(self, to: User, data: bytes) -> int:
         t = self.a.manager.offer(self.alice, to, "f.bin", len(data))
+        assert not isinstance(t, Deferred)  # local slots answer at once
         await self.alice_out.until(lambda: "upload-start" in self.alice_out.types(),
                                    "upload-start")
         for i in range(0, len(data), codec.MAX_DATA):
