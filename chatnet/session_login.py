@@ -19,7 +19,7 @@ from chatnet.errors import ChatError, ErrorCode
 from chatnet.frames import Ok
 from chatnet.model import Left, User
 from chatnet.session_base import SessionBase, State, left_fields
-from chatnet.shared_state import when
+from chatnet.shared_state import answered_now, when
 from chatnet.throttle import address_key
 from chatnet.validation import check_username, fold, show
 
@@ -143,20 +143,27 @@ class LoginRequests(SessionBase):
 
     def _exit(self, req: frames.Exit) -> None:
         self._exited = True
+        out = self._logout(clean=True) if self._online else None
+        if out is None or answered_now(out):
+            self._bye(req)
+        else:  # a cluster: answered once the name is free everywhere
+            self.wait(out, lambda _: self._bye(req), req.id)
+
+    def _bye(self, req: frames.Exit) -> None:
         self.outbox.send(Ok.encode(req.id))
-        if self._online:
-            self._logout(clean=True)
         self._close(None)
 
-    def _logout(self, clean: bool) -> None:
+    def _logout(self, clean: bool) -> Any:
+        """Take the user out: what the shared state answered (a value, or a Later of it)."""
         user = self.user
         assert user is not None
         self._online = False
         hub = self.hub
         quiet = hub.shutting_down
-        when(hub.shared.exit(user, clean, quiet), lambda left: self._left(user, left, quiet),
-             self._failed_quietly)
+        out = hub.shared.exit(user, clean, quiet)
+        when(out, lambda left: self._left(user, left, quiet), self._failed_quietly)
         hub.transfers.user_gone(user)
+        return out
 
     def _left(self, user: User, left: Left | None, quiet: bool) -> None:
         if left is not None and not quiet:

@@ -70,11 +70,21 @@ class Redis:
         return d
 
     def run(self, script: Script, *args: Arg) -> defer.Deferred[Any]:
-        """``EVALSHA``, falling back to ``EVAL`` when Redis does not know the script yet."""
-        d: defer.Deferred[Any] = self._handler.eval(script.source, [], list(args))
+        """
+        ``EVALSHA`` of the script's precomputed hash, falling back to
+        ``EVAL`` when Redis does not know the script yet (txredisapi's
+        ``eval`` would hash the whole script on every call).
+        """
+        d: defer.Deferred[Any] = self._handler.execute_command("EVALSHA", script.sha1, 0, *args)
+        d.addErrback(self._unknown_script, script, args)
         d.addTimeout(self.timeout, self._reactor)
         d.addErrback(_unavailable)
         return d
+
+    def _unknown_script(self, failure: Failure, script: Script, args: tuple[Arg, ...]) -> Any:
+        if failure.check(txredisapi.ResponseError) and str(failure.value).startswith("NOSCRIPT"):
+            return self._handler.execute_command("EVAL", script.source, 0, *args)
+        return failure
 
     def disconnect(self) -> defer.Deferred[None]:
         d: defer.Deferred[None] = self._handler.disconnect()
