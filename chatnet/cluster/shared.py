@@ -51,8 +51,8 @@ log = Logger()
 
 T = TypeVar("T")
 
-#: Entries of each followed room kept for members joining meanwhile.
-RECENT = 256
+#: Entries of a room kept while a local user's join is being answered.
+RECENT = 1024
 
 #: What ``unavailable`` tells a client to wait before trying again (seconds).
 RETRY_AFTER = 1.0
@@ -114,10 +114,12 @@ class ClusterShared:
         self._reachable = True
         self._lost_at: float | None = None
         self._back_at = 0.0
-        #: Per followed room: the last entries delivered (for a member that
-        #: joins while this node is ahead of its join), and the members that
+        #: Per room: joins of local users waiting for Redis's answer; the
+        #: entries delivered meanwhile (for a member whose join this node
+        #: delivered past before the answer came); and the members that
         #: joined ahead of what this node delivered (folded name -> offset of
         #: their join: earlier entries are not theirs).
+        self._joining: dict[str, int] = {}
         self._recent: dict[str, deque[tuple[int, str]]] = {}
         self._starts: dict[str, dict[str, int]] = {}
         #: Releases Redis did not answer, retried on each beat: name -> event.
@@ -235,6 +237,19 @@ class ClusterShared:
         return self._ask(self._join(user, name))
 
     async def _join(self, user: User, name: str) -> Joined:
+        key = fold(name)
+        self._joining[key] = self._joining.get(key, 0) + 1
+        try:
+            return await self._joined(user, name)
+        finally:
+            left = self._joining[key] - 1
+            if left:
+                self._joining[key] = left
+            else:
+                del self._joining[key]
+                self._recent.pop(key, None)
+
+    async def _joined(self, user: User, name: str) -> Joined:
         capacity = self.capacity
         j = await self.node.join(user.name, name, capacity)
         if j.status == "room-full":
@@ -280,7 +295,6 @@ class ClusterShared:
     def _unfollow(self, room: str) -> None:
         key = fold(room)
         self.messages.unfollow(key)
-        self._recent.pop(key, None)
         self._starts.pop(key, None)
 
     def leave(self, user: User) -> Deferred[Left]:
@@ -391,10 +405,11 @@ class ClusterShared:
         local = self.directory.rooms.get(room)
         if local is None:
             return
-        recent = self._recent.get(room)
-        if recent is None:
-            recent = self._recent[room] = deque(maxlen=RECENT)
-        recent.append((offset, data))
+        if room in self._joining:  # kept for the joiners, until their join is answered
+            recent = self._recent.get(room)
+            if recent is None:
+                recent = self._recent[room] = deque(maxlen=RECENT)
+            recent.append((offset, data))
         exclude, _, frame = data.partition("\n")
         starts = self._starts.get(room)
         if starts:  # members that joined after this entry: not theirs
