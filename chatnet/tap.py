@@ -10,6 +10,7 @@ with a clear message, never a traceback), :func:`makeService` builds the
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 import re
@@ -476,12 +477,30 @@ def warnings(options: Options) -> list[str]:
                 f"make it readable by the server's user only: chmod 600 {password_file}"
             )
     cluster = options.settings.cluster
-    if cluster is not None and cluster.password is None and parse_url(cluster.url).password:
-        found.append(
-            "the Redis password is in the --cluster URL, which other users of this machine "
-            "can see in the process list; use --cluster-password-file instead"
-        )
+    if cluster is not None:
+        address = cluster.address()
+        if cluster.password is None and address.password is not None:
+            found.append(
+                "the Redis password is in the --cluster URL, which other users of this machine "
+                "can see in the process list; use --cluster-password-file instead"
+            )
+        if not address.tls and not _loopback(address.host):
+            found.append(
+                f"the cluster's Redis at {address.host} is reached without TLS: its password and "
+                "every message between the nodes travel in clear text; use rediss:// "
+                "across machines"
+            )
     return found
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` is this machine (a loopback address or ``localhost``)."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def makeService(options: Options) -> ChatService:

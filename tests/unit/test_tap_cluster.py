@@ -263,3 +263,11 @@ def test_cluster_ca(tmp_path: Path) -> None:
     broken = tmp_path / "broken.pem"
     broken.write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
     assert "does not parse" in refused("--cluster", "rediss://h", "--cluster-ca", str(broken))
+
+
+def test_plain_redis_across_machines_warned() -> None:
+    """redis:// to another machine is warned about (clear text); loopback and rediss:// are not."""
+    (warning,) = warnings(parse("--cluster", "redis://10.0.0.9:6379/0"))
+    assert "10.0.0.9 is reached without TLS" in warning and "rediss://" in warning
+    for url in ("redis://127.0.0.1", "redis://localhost", "redis://[::1]", "rediss://10.0.0.9"):
+        assert warnings(parse("--cluster", url)) == [], url
