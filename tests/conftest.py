@@ -36,5 +36,6 @@ def observe_errors() -> Iterator[list[dict[str, Any]]]:
         )
         pytest.fail(f"errors were logged during the test:\n{details}")
 
-# a real redis-server for the cluster tests (tests/support/redis.py)
-pytest_plugins = ["support.redis"]
+# a real redis-server for the cluster tests (tests/support/redis.py), and
+# real twistd nodes on it (tests/support/cluster_nodes.py)
+pytest_plugins = ["support.redis", "support.cluster_nodes"]
