@@ -248,9 +248,9 @@ class Peer:
 def failover(plan: Plan) -> list[dict[str, Any]]:
     rooms, per_node = (4, 5) if plan.quick else (14, 5)
     case = f"{rooms}x{2 * per_node}"
+    plan.log(f"cluster-failover: {case} on {SINGLE} (the users' connections reset at once)")
     out = [_guard(_failover, "cluster-failover", case, SINGLE, plan, SINGLE, rooms, per_node,
                   None)]
-    plan.log(f"cluster-failover: {case} on {SINGLE} (the users' connections reset at once)")
     for lease in plan.cluster_leases:
         plan.log(f"cluster-failover: {case} on {CLUSTER}, lease {lease:g}s, kill -9 of node b")
         out.append(_guard(_failover, "cluster-failover", f"{case} lease {lease:g}s", CLUSTER,
@@ -286,7 +286,7 @@ def _failover(plan: Plan, system: str, rooms: int, per_node: int,
             _drain(sel, 0.2)
             before = machine_busy()
             r0 = nodes.redis_sample()
-            survivors0 = nodes.sample()[:1]
+            survivors0 = [sample(nodes.pids[0])]
             t0 = time.monotonic()
             if nodes.clustered:
                 nodes.servers[-1].proc.kill()  # kill -9 of node b
@@ -327,7 +327,7 @@ def _failover(plan: Plan, system: str, rooms: int, per_node: int,
             t_last = max(seen.values()) if seen else None
             r1 = nodes.redis_sample()
             after = machine_busy()
-            survivors1 = nodes.sample()[:1]
+            survivors1 = [sample(nodes.pids[0])]
             # b's names are free again on a
             again = Peer(port_a, victims[0][0].name)
             try:
