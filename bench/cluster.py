@@ -184,7 +184,10 @@ def _chat(plan: Plan, system: str, kind: str, rooms: int, rate: int | None) -> d
         logged = nodes.audit_counts("BROADCAST")
         r["audit_broadcasts"] = sum(logged)
         r["audit_per_node"] = logged
-        r["audit_ok"] = sum(logged) == done.get("sent")
+        # every accepted broadcast logged once, by its sender's node; a
+        # refused one (an error reply, e.g. 'unavailable') is in 'codes'
+        r["refused"] = (done.get("sent") or 0) - (done.get("replies_ok") or 0)
+        r["audit_ok"] = sum(logged) == done.get("replies_ok")
         r["ok"] = bool(done.get("exact")) and r["audit_ok"]
         return _finish(r, nodes, expect_dead=True)
 

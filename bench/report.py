@@ -159,11 +159,11 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
               ("intact", "intact"), ("sha256_match", "sha256"),
               ("peak_rss_delta_mib", "peak +MiB")],
     "cluster-fanout": [("msgs_per_s", "msg/s"), ("deliveries_per_s", "deliv/s"),
-                       ("exact", "exact"), ("audit_ok", "audit"), ("p50_ms", "p50 ms"),
+                       ("exact", "exact"), ("refused", "refused"), ("audit_ok", "audit"), ("p50_ms", "p50 ms"),
                        ("p99_ms", "p99 ms"), ("redis_cpu", "redis cores")],
     "cluster-latency": [("msgs_per_s", "msg/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"),
                         ("p999_ms", "p99.9 ms"), ("max_ms", "max ms"), ("exact", "exact"),
-                        ("redis_cpu", "redis cores")],
+                        ("refused", "refused"), ("redis_cpu", "redis cores")],
     "cluster-failover": [("users_lost", "users lost"), ("first_disconnect_s", "first s"),
                          ("failover_s", "last s"), ("complete", "all seen once"),
                          ("name_free", "names free"), ("redis_cpu", "redis cores")],
@@ -344,6 +344,10 @@ def targets(results: Sequence[dict[str, Any]], quick: bool = False) -> list[Verd
     return out
 
 
+def _codes(r: dict[str, Any]) -> str:
+    return ", ".join(f"{n:,} {code}" for code, n in (r.get("codes") or {}).items()) or "no code"
+
+
 def cluster_targets(results: Sequence[dict[str, Any]], quick: bool = False) -> list[Verdict]:
     """Check issue 12's targets against the cluster cases of one run."""
     out: list[Verdict] = []
@@ -358,9 +362,11 @@ def cluster_targets(results: Sequence[dict[str, Any]], quick: bool = False) -> l
         ratio = (f" = {r['deliveries_per_s'] / single['deliveries_per_s']:.2f}x one server"
                  if single and single.get("deliveries_per_s") and r.get("deliveries_per_s")
                  else "")
+        refused = (f", {r['refused']:,} broadcasts refused ({_codes(r)})"
+                   if r.get("refused") else "")
         out.append(Verdict(f"cluster fan-out {r['case']} over 2 nodes: exact, in order",
                            f"{_fmt(r.get('deliveries_per_s'))} deliveries/s{ratio}, "
-                           + ("exact" if r.get("exact") else "LOSS/REORDER seen"),
+                           + ("exact" if r.get("exact") else "LOSS/REORDER seen") + refused,
                            bool(r.get("exact"))))
     for r in mine:
         if r["scenario"] != "cluster-latency":
