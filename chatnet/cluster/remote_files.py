@@ -44,6 +44,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from chatnet import frames
+from chatnet.cluster import routing
 from chatnet.cluster.filepull import FileServer, Pull, PullFailed
 from chatnet.deliveries import StreamFailed
 from chatnet.errors import ChatError, ErrorCode, FailReason
@@ -108,6 +109,35 @@ class RemoteTicket:
         return 0
 
 
+async def serve(router: routing.Router, manager: TransferManager,
+                local_user: Callable[[str], User | None], endpoint: str,
+                advertise: str | None, reactor: Any) -> RemoteFiles:
+    """
+    Serve this node's spool files to the other nodes on ``endpoint`` (a
+    server endpoint string, ``--cluster-files``) and make the result the
+    router's ``files``, watching ``manager``'s deliveries.
+
+    :param advertise: the host other nodes connect to (``--cluster-advertise``);
+        ``None``: the address listened on, which must then not be a wildcard.
+    :raises ValueError: a wildcard address and nothing to advertise.
+    """
+    server = FileServer(reactor)
+    host, port = await server.listen(reactor, endpoint)
+    if advertise is None:
+        if host in _WILDCARDS:
+            await server.stop()
+            raise ValueError(f"the files endpoint {endpoint!r} listens on every address; "
+                             "say which one the other nodes use (--cluster-advertise)")
+        advertise = host
+    files = RemoteFiles(router, manager, local_user, server, (advertise, port), reactor)
+    files.install()
+    router.files = files
+    return files
+
+
+_WILDCARDS = frozenset({"0.0.0.0", "::", ""})
+
+
 def _remote_node(user: User) -> str | None:
     node = getattr(user, "node", None)
     return node if isinstance(node, str) else None
@@ -159,6 +189,15 @@ class RemoteFiles:
     @property
     def node_id(self) -> str:
         return self.router.node_id
+
+    def stop(self) -> Deferred[None]:
+        """
+        Stop the pulls into local users and the serving (after the manager's
+        ``shutdown``, which has cancelled every stream, telling each puller).
+        """
+        for key in list(self.known):
+            self._forget(key)
+        return self.server.stop()
 
     # the owning node: streams to remote addressees (routing.FileTransport)
 

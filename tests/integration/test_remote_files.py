@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest_twisted
@@ -21,7 +22,12 @@ from twisted.internet.defer import Deferred, succeed
 
 from chatnet import codec
 from chatnet.cluster.filepull import FileServer
-from chatnet.cluster.remote_files import ClusterTransfers, RemoteFiles, RemoteTicket
+from chatnet.cluster.remote_files import (
+    ClusterTransfers,
+    RemoteFiles,
+    RemoteTicket,
+    serve,
+)
 from chatnet.cluster.routing import FileTransport, RemoteUser, Router
 from chatnet.config import Settings
 from chatnet.errors import ChatError, FailReason
@@ -413,3 +419,28 @@ class pytest_raises_bad_transfer:
         assert isinstance(value, ChatError), f"expected bad-transfer, got {value!r}"
         assert value.code.value == "bad-transfer" and self.text in str(value)
         return True
+
+
+@pytest_twisted.ensureDeferred
+async def test_serve_wires_the_router(tmp_path: Path) -> None:
+    """serve() listens, advertises the address (or the one given), and becomes router.files."""
+    spool = Spool(tmp_path / "s")
+    manager = TransferManager(Settings(), spool, reactor, lambda c, t, f=None: None)
+    router = Router(cast(Any, SimpleNamespace(node_id="a")), lambda key: None)
+    files = await serve(router, manager, lambda key: None, "tcp:0:interface=127.0.0.1", None,
+                        reactor)
+    try:
+        assert router.files is files and manager.watch is files
+        assert files.advertise[0] == "127.0.0.1" and files.advertise[1] > 0
+    finally:
+        await files.stop()
+    try:
+        await serve(router, manager, lambda key: None, "tcp:0", None, reactor)
+    except ValueError as e:
+        assert "--cluster-advertise" in str(e)
+    else:
+        raise AssertionError("a wildcard address without --cluster-advertise was taken")
+    files = await serve(router, manager, lambda key: None, "tcp:0", "10.1.2.3", reactor)
+    assert files.advertise[0] == "10.1.2.3"
+    await files.stop()
+    spool.close()
