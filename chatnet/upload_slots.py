@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from twisted.internet.defer import Deferred, DeferredSemaphore
+from twisted.internet.defer import Deferred, DeferredSemaphore, succeed
 
 from chatnet.config import Settings
 from chatnet.errors import ChatError, ErrorCode
@@ -97,6 +97,37 @@ class UploadSlots(Protocol):
         """The waiting ``t`` leaves the queue (failed or cancelled)."""
 
 
+class Numbers(Protocol):
+    """Where transfer numbers come from."""
+
+    def take(self) -> int | None:
+        """The next number, or ``None`` when none is at hand: :meth:`refill` first."""
+        ...
+
+    def refill(self) -> Deferred[None]:
+        """
+        Have numbers at hand again (a cluster's come from Redis in blocks).
+
+        :raises ChatError: ``unavailable`` (through the Deferred).
+        """
+        ...
+
+
+class Counter:
+    """One server's own transfer numbers: 1, 2, 3 ..."""
+
+    def __init__(self) -> None:
+        self._next = 1
+
+    def take(self) -> int:
+        n = self._next
+        self._next += 1
+        return n
+
+    def refill(self) -> Deferred[None]:
+        return succeed(None)
+
+
 def sender_queue_full(mine: int) -> ChatError:
     return ChatError(
         ErrorCode.QUEUE_FULL,
@@ -124,14 +155,19 @@ class LocalSlots:
     called only for the upload the queue names, when a slot is free: it
     fires at once, and the semaphore's waiter list stays empty.  A queued
     upload that is cancelled just leaves the queue.
+
+    :param numbers: where transfer numbers come from: by default a
+        :class:`Counter`; a cluster node whose slots are its own
+        (``--upload-slots-scope node``) still numbers its transfers
+        cluster-wide (:class:`chatnet.cluster.slots.IdBlocks`).
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, numbers: Numbers | None = None) -> None:
         self._settings = settings
+        self._numbers: Numbers = numbers if numbers is not None else Counter()
         self._slots = DeferredSemaphore(settings.upload_slots)
         #: Accepted uploads waiting for a slot, in turn order.
         self._queue: FairQueue[User, Transfer] = FairQueue()
-        self._next_id = 1
         self._owner: SlotOwner | None = None
 
     def attach(self, owner: SlotOwner) -> None:
@@ -145,20 +181,20 @@ class LocalSlots:
     def waiting(self) -> int:
         return len(self._queue)
 
-    def admit(self, t: Transfer, startable: bool) -> Admission:
+    def admit(self, t: Transfer, startable: bool) -> Admission | Deferred[Admission]:
         slots = self._slots
-        if slots.tokens > 0 and startable:
-            self._number(t)
+        starts = slots.tokens > 0 and startable
+        if not starts:
+            self._check_room_to_wait(t.sender)
+        n = self._numbers.take()
+        if n is None:  # numbers from the cluster, none at hand: ask again then
+            return self._numbers.refill().addCallback(lambda _: self.admit(t, startable))
+        t.id = n
+        if starts:
             slots.acquire()  # fires now: a slot is free
             return Admission(True, 0, len(self._queue), slots.tokens)
-        self._check_room_to_wait(t.sender)
-        self._number(t)
         position = self._queue.add(t.sender, t)
         return Admission(False, position, len(self._queue), slots.tokens)
-
-    def _number(self, t: Transfer) -> None:
-        t.id = self._next_id
-        self._next_id += 1
 
     def _check_room_to_wait(self, sender: User) -> None:
         """:raises ChatError: ``queue-full``, saying which bound was reached."""

@@ -20,6 +20,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from chatnet.cluster.slot_lua import UPLOADS
+
 _PRELUDE = r"""
 local P = ARGV[1]
 local function key(...) return P .. ':' .. table.concat({...}, ':') end
@@ -97,6 +99,7 @@ local function drop_user(u, node, event, maxlen, fresh)
   pub('~all', 'gone\n' .. u .. '\n' .. node, maxlen, fresh)
   return name, left
 end
+""" + UPLOADS + r"""
 -- Takes out the users of node that are not of its live incarnation
 -- (all of them when it has none), their rooms hearing 'disconnect'; forgets
 -- the node when it is dead and empty.  Returns flat user, room pairs.
@@ -110,6 +113,7 @@ local function reap(node, maxlen, fresh)
       table.insert(out, left)
     end
   end
+  reap_uploads(node, current)
   if not current and redis.call('SCARD', key('node', node, 'users')) == 0 then
     redis.call('SREM', key('nodes'), node)
   end
