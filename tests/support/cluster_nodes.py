@@ -552,10 +552,3 @@ def plain_cluster(tmp_path: Path) -> Iterator[PlainCluster]:
     """Nodes without ``--cluster`` (no Redis): for tests of the process handling."""
     yield from _closing(PlainCluster(tmp_path / "nodes"))
 
-
-def cluster_option_exists() -> bool:
-    """Whether ``twistd chatnet`` knows ``--cluster`` yet."""
-    from chatnet.tap import Options
-
-    return any(p[0] == "cluster" for p in Options.optParameters)
-
