@@ -235,7 +235,8 @@ class ChatService(Service):
         settings = cluster.cluster
         try:
             incarnation = startup.register(
-                settings.address(), Keys(settings.prefix), settings.node_id, settings.lease)
+                settings.address(), Keys(settings.prefix), settings.node_id, settings.lease,
+                ca=settings.ca)
         except (startup.Unreachable, NodeIdInUse) as e:
             raise CannotStart(f"chatnet: {e}") from None
         log.info("chatnet node {node} joined the cluster at {where} (incarnation {inc}, "
@@ -252,7 +253,8 @@ class ChatService(Service):
         assert cluster is not None
         settings = cluster.cluster
         try:
-            startup.deregister(settings.address(), Keys(settings.prefix), settings.node_id)
+            startup.deregister(settings.address(), Keys(settings.prefix), settings.node_id,
+                               ca=settings.ca)
         except Exception as e:
             log.warn("chatnet could not leave the cluster ({error}); its lease runs out in "
                      "{lease:g}s", error=str(e), lease=settings.lease)

@@ -54,6 +54,7 @@ class RoomMessages:
         report: Reporter,
         stream_length: int = STREAM_LENGTH,
         sync_interval: float = 5.0,
+        ca: str | None = None,
     ) -> None:
         self.node = node
         self.redis: Redis = node.redis
@@ -64,7 +65,7 @@ class RoomMessages:
         self._report = report
         self._reactor = reactor
         self.subscriber = Subscriber(address, reactor, self._message, self._ready,
-                                     timeout=self.redis.timeout)
+                                     timeout=self.redis.timeout, ca=ca)
         self._sync = LoopingCall(self.sync)
         self._sync.clock = reactor
         self._sync_interval = sync_interval

@@ -21,13 +21,12 @@ from typing import Any
 
 import txredisapi
 from twisted.internet import defer
-from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.interfaces import IReactorTCP, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from chatnet.cluster import timing
+from chatnet.cluster import timing, tls
 from chatnet.cluster.keys import Address, ClusterError
 from chatnet.cluster.scripts import Script
 
@@ -49,18 +48,53 @@ def _unavailable(failure: Failure) -> Failure:
     return failure
 
 
+class _CommandProtocol(txredisapi.RedisProtocol):  # type: ignore[misc]
+    """
+    txredisapi's protocol, except that nothing that goes wrong while
+    connecting (``AUTH`` or ``SELECT`` timing out, the link lost, even a
+    password refused after a change at the server) stops the
+    reconnection for good: txredisapi calls ``factory.stopTrying()`` then,
+    and that link would never come back.  Here it is dropped and made again
+    with the usual backoff; the node logs the failure each time.
+    """
+
+    def connectionMade(self) -> Any:
+        factory = self.factory
+        if "stopTrying" in factory.__dict__:  # (another connection of this factory is connecting)
+            return super().connectionMade()
+        factory.stopTrying = _keep_trying
+        d: defer.Deferred[Any] = super().connectionMade()
+
+        def restore(result: object) -> object:
+            factory.__dict__.pop("stopTrying", None)
+            return result
+
+        return d.addBoth(restore)
+
+
+def _keep_trying() -> defer.Deferred[None]:
+    log.info("cluster: connecting to Redis failed; trying again")
+    return defer.succeed(None)
+
+
 class Redis:
     """Commands and scripts on one reconnecting connection."""
 
-    def __init__(self, address: Address, reactor: IReactorTime, timeout: float = 2.0) -> None:
+    def __init__(
+        self, address: Address, reactor: IReactorTime, timeout: float = 2.0,
+        ca: str | None = None,
+    ) -> None:
         self.address = address
         self.timeout = timeout
         self._reactor = reactor
         self._handler: Any = txredisapi.lazyConnection(
             address.host, address.port, dbid=address.db, reconnect=True,
-            password=address.password, replyTimeout=timeout, convertNumbers=False,
+            password=address.password, username=address.username,
+            ssl_context_factory=tls.client_tls(address, ca) or False,
+            replyTimeout=timeout, convertNumbers=False,
         )
         self._handler._factory.retryDelay = timing.backoff
+        self._handler._factory.protocol = _CommandProtocol
 
     def command(self, *args: Arg) -> defer.Deferred[Any]:
         """One Redis command; its reply as txredisapi gives it (str, int, list, None)."""
@@ -130,7 +164,9 @@ class Subscriber:
         on_ready: Callable[[str], None],
         timeout: float = 2.0,
         ping_interval: float = 2.0,
+        ca: str | None = None,
     ) -> None:
+        self._ca = ca
         self.wanted: set[str] = set()
         self.live: set[str] = set()
         self._on_message = on_message
@@ -140,6 +176,7 @@ class Subscriber:
         factory: Any = txredisapi.SubscriberFactory()
         factory.protocol = self._build
         factory.password = address.password
+        factory.username = address.username
         factory.replyTimeout = timeout
         factory.convertNumbers = False
         factory.retryDelay = timing.backoff
@@ -155,9 +192,7 @@ class Subscriber:
         return protocol
 
     def start(self) -> None:
-        endpoint = TCP4ClientEndpoint(self._reactor, self._address.host, self._address.port,
-                                      timeout=5)
-        self._factory.startConnecting(endpoint)
+        self._factory.startConnecting(tls.endpoint(self._reactor, self._address, 5, self._ca))
         self._pinger.start(self._ping_interval, now=False)
 
     def stop(self) -> defer.Deferred[None]:

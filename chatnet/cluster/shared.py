@@ -96,11 +96,13 @@ class ClusterShared:
         self._reactor = reactor
         self._audit = audit
         self._close_users = close_users
-        self.redis = Redis(address, reactor, timeout=timing.reply_timeout(cluster.lease))
+        self.redis = Redis(address, reactor, timeout=timing.reply_timeout(cluster.lease),
+                           ca=cluster.ca)
         self.node = Node(self.redis, cluster.node_id, reactor, lease=cluster.lease,
                          keyspace=Keys(cluster.prefix), on_fenced=self._fenced)
         self.node.on_renewal = self._renewal
-        self.messages = RoomMessages(self.node, address, reactor, self._deliver, self._report)
+        self.messages = RoomMessages(self.node, address, reactor, self._deliver, self._report,
+                                     ca=cluster.ca)
         self.router = Router(self.node, self.directory.users.get)
         #: Users of other nodes this node sends files to, by folded name.
         self.remote: dict[str, RemoteUser] = {}
@@ -182,12 +184,16 @@ class ClusterShared:
         try:
             vanished = await self.node.deregister()
         except (Unavailable, Fenced) as e:
+            why = str(e) or type(e).__name__
             log.warn("cluster: could not leave the cluster cleanly ({why}); the others "
-                     "will reap this node when its lease runs out", why=e)
-            vanished = ()
-        self._audit("CLUSTER", f"node {self.node_id} left the cluster: "
-                    f"{_count(len(vanished), 'user')} taken out",
-                    {"node": self.node_id, "event": "stopped", "users": len(vanished)})
+                     "will reap this node when its lease runs out", why=why)
+            self._audit("CLUSTER", f"node {self.node_id} could not leave the cluster cleanly "
+                        f"({why}): the others take its users out when its lease runs out",
+                        {"node": self.node_id, "event": "left-uncleanly"})
+        else:
+            self._audit("CLUSTER", f"node {self.node_id} left the cluster: "
+                        f"{_count(len(vanished), 'user')} taken out",
+                        {"node": self.node_id, "event": "left", "users": len(vanished)})
         try:
             await self.messages.stop()
         finally:
@@ -286,7 +292,7 @@ class ClusterShared:
             if not missed or missed[0][0] != offset + 1:
                 self._audit("CLUSTER", f"room {room}: {user.name} joined while this node was "
                             f"{seq.last - offset} messages ahead; some were not kept for it",
-                            {"room": room, "event": "lost", "user": user.name})
+                            {"room": room, "event": "messages-lost", "user": user.name})
             for _, data in missed:
                 exclude, _, frame = data.partition("\n")
                 if exclude != user.key:
@@ -442,7 +448,7 @@ class ClusterShared:
             how = ("lost (its lease ran out)" if kind == "node-lost"
                    else "left the cluster")
             self._audit("CLUSTER", f"node {args[0]} {how}: {_count(users, 'user')} taken out",
-                        {"node": args[0], "event": kind[5:], "users": users})
+                        {"node": args[0], "event": kind, "users": users})
 
     def _report(self, room: str, event: Lost | Reset) -> None:
         where = "this node's inbox" if room == inbox(self.node_id) else f"room {room}"

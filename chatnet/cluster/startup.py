@@ -15,7 +15,7 @@ import secrets
 import socket
 import ssl
 
-from chatnet.cluster import scripts, timing
+from chatnet.cluster import scripts, timing, tls
 from chatnet.cluster.keys import Address, Keys, NodeIdInUse
 
 
@@ -63,7 +63,7 @@ class RedisRefused(Exception):
 
 
 def register(address: Address, keys: Keys, node_id: str, lease: float,
-             stream_length: int = 1000, timeout: float = 5.0) -> int:
+             stream_length: int = 1000, timeout: float = 5.0, ca: str | None = None) -> int:
     """
     Register ``node_id``: its new incarnation.
 
@@ -71,7 +71,7 @@ def register(address: Address, keys: Keys, node_id: str, lease: float,
     :raises Unreachable: Redis cannot be reached, is not Redis, or refused
         the password or database.
     """
-    answer = _session(address, timeout, "EVAL", scripts.REGISTER.source, 0, keys.prefix, node_id,
+    answer = _session(address, timeout, ca, "EVAL", scripts.REGISTER.source, 0, keys.prefix, node_id,
                       timing.lease_ms(lease), stream_length, secrets.token_hex(8))
     where = str(address)
     if not isinstance(answer, list) or not answer:
@@ -83,9 +83,10 @@ def register(address: Address, keys: Keys, node_id: str, lease: float,
     return int(str(answer[1]))
 
 
-def deregister(address: Address, keys: Keys, node_id: str, timeout: float = 5.0) -> None:
+def deregister(address: Address, keys: Keys, node_id: str, timeout: float = 5.0,
+               ca: str | None = None) -> None:
     """Take ``node_id`` out of the cluster at once (a start that failed after :func:`register`)."""
-    _session(address, timeout, "EVAL", _DEREGISTER_ANY, 0, keys.prefix, node_id)
+    _session(address, timeout, ca, "EVAL", _DEREGISTER_ANY, 0, keys.prefix, node_id)
 
 
 #: DEREGISTER for whatever incarnation is live (the node never ran with it).
@@ -95,7 +96,7 @@ _DEREGISTER_ANY = scripts.DEREGISTER.source.replace(
     "local maxlen, fresh = 1000, 'e'")
 
 
-def _session(address: Address, timeout: float, *command: str | int) -> object:
+def _session(address: Address, timeout: float, ca: str | None, *command: str | int) -> object:
     """Connect, authenticate, select the database, run ``command``: its answer."""
     where = str(address)
     try:
@@ -105,7 +106,7 @@ def _session(address: Address, timeout: float, *command: str | int) -> object:
                           f"{e.strerror or e}") from None
     try:
         if address.tls:
-            context = ssl.create_default_context()
+            context = tls.stdlib_context(ca)
             try:
                 sock = context.wrap_socket(sock, server_hostname=address.host)
             except (ssl.SSLError, OSError) as e:

@@ -5,6 +5,7 @@ fencing, dead nodes, and Redis going away and coming back.
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -13,9 +14,10 @@ import pytest
 import pytest_twisted
 import support.redis as support_redis
 from support.redis import RedisServer, free_port, ping
+from twisted.internet import reactor
 
-from chatnet.cluster.keys import Fenced, NodeIdInUse
-from chatnet.cluster.redis import Unavailable
+from chatnet.cluster.keys import Fenced, NodeIdInUse, parse_url
+from chatnet.cluster.redis import Redis, Unavailable
 from integration.cluster_helpers import Cluster, eventually
 
 
@@ -172,3 +174,51 @@ async def test_redis_lost_and_back(cluster: Cluster) -> None:
         await a.claim("alice")
     assert await a.register() == 1
     assert await a.claim("alice")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_refused_password_on_reconnection_does_not_stop_reconnecting(
+        cluster: Cluster) -> None:
+    """
+    txredisapi stops reconnecting for good when AUTH fails while connecting;
+    our link drops that attempt and keeps trying, so once the password
+    works again the link comes back by itself.
+    """
+    admin = cluster.connection()
+    await admin.command("CONFIG", "SET", "requirepass", "first")
+    address = dataclasses.replace(parse_url(cluster.server.url), password="first")
+    redis = Redis(address, reactor, timeout=0.5)
+    cluster.connections.append(redis)
+    assert await redis.command("PING") == "PONG"
+    # the password changes and every connection is cut: reconnecting is refused
+    other = Redis(dataclasses.replace(address, password="first"), reactor, timeout=0.5)
+    cluster.connections.append(other)
+    await other.command("CONFIG", "SET", "requirepass", "second")
+    await other.command("CLIENT", "KILL", "TYPE", "normal")
+
+    def as_admin(*commands: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", cluster.server.port)) as s:
+            s.sendall(b"AUTH second\r\n" + b"".join(c + b"\r\n" for c in commands))
+            s.settimeout(2.0)
+            data = b""
+            while data.count(b"\r\n") < 2 or (b"$" in data[:12] and not data.endswith(b"\r\n")):
+                data += s.recv(65536)
+            return data
+
+    async def refused() -> bool:
+        with pytest.raises(Unavailable):
+            await redis.command("PING")
+        info = as_admin(b"INFO stats").decode()
+        return "acl_access_denied_auth:0" not in info
+
+    await eventually(refused, "a reconnection to be refused its password")
+    # the password works again: the same link comes back without being told
+    assert as_admin(b"CONFIG SET requirepass first").count(b"+OK") == 2
+
+    async def answers() -> bool:
+        try:
+            return bool(await redis.command("PING") == "PONG")
+        except Unavailable:
+            return False
+
+    await eventually(answers, "the link to come back", timeout=10.0)
