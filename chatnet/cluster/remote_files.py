@@ -58,6 +58,10 @@ log = Logger()
 #: Pulled deliveries remembered for their receipt: at most, and for how long.
 RECEIPTS_KEPT = 1000
 RECEIPT_SECONDS = 600.0
+#: Seconds the addressee's node waits, after a pull failed, for the owning
+#: node to fail the transfer (and tell the addressee) before it presumes that
+#: node dead and tells the addressee itself: a lease (10 s) and some.
+ORPHAN_TIMEOUT = 15.0
 #: Seconds the addressee's node waits, after the owning node left cleanly,
 #: for the frames it sent while stopping before it tells what is left.
 SETTLE = 5.0
@@ -80,7 +84,7 @@ class Router(Protocol):
 class Known:
     """A transfer of another node to a local user, as far as this node knows it."""
 
-    __slots__ = ("number", "owner", "user", "state", "pull", "sha256", "ended_at")
+    __slots__ = ("number", "owner", "user", "state", "pull", "sha256", "ended_at", "orphan_call")
 
     def __init__(self, number: int, owner: str, user: User, state: str) -> None:
         self.number = number
@@ -92,6 +96,8 @@ class Known:
         #: The hash of what was written to the user, once pulled whole.
         self.sha256: str | None = None
         self.ended_at = 0.0
+        #: When the addressee is told, should the owning node say nothing.
+        self.orphan_call: Any = None
 
 
 class RemoteTicket:
@@ -111,7 +117,8 @@ class RemoteTicket:
 
 async def serve(router: routing.Router, manager: TransferManager,
                 local_user: Callable[[str], User | None], endpoint: str,
-                advertise: str | None, reactor: Any) -> RemoteFiles:
+                advertise: str | None, reactor: Any,
+                orphan_timeout: float = ORPHAN_TIMEOUT) -> RemoteFiles:
     """
     Serve this node's spool files to the other nodes on ``endpoint`` (a
     server endpoint string, ``--cluster-files``) and make the result the
@@ -129,7 +136,8 @@ async def serve(router: routing.Router, manager: TransferManager,
             raise ValueError(f"the files endpoint {endpoint!r} listens on every address; "
                              "say which one the other nodes use (--cluster-advertise)")
         advertise = host
-    files = RemoteFiles(router, manager, local_user, server, (advertise, port), reactor)
+    files = RemoteFiles(router, manager, local_user, server, (advertise, port), reactor,
+                        orphan_timeout)
     files.install()
     router.files = files
     return files
@@ -159,11 +167,14 @@ class RemoteFiles:
     :param server: serves this node's spool files to the others.
     :param advertise: ``(host, port)`` other nodes pull from (the server's).
     :param reactor: for connecting and timers.
+    :param orphan_timeout: see :data:`ORPHAN_TIMEOUT`.
     """
 
     def __init__(self, router: Router, manager: TransferManager,
                  local_user: Callable[[str], User | None], server: FileServer,
-                 advertise: tuple[str, int], reactor: Any) -> None:
+                 advertise: tuple[str, int], reactor: Any,
+                 orphan_timeout: float = ORPHAN_TIMEOUT) -> None:
+        self.orphan_timeout = orphan_timeout
         self.router = router
         self.manager = manager
         self.local_user = local_user
@@ -339,10 +350,24 @@ class RemoteFiles:
         log.info("cluster files: pull of transfer {n} from {node} failed: {why}",
                  n=key[1], node=node, why=failure.getErrorMessage())
         # The owning node fails the transfer (the serving side saw the
-        # connection end) and tells the addressee; if it is gone, node_gone does.
+        # connection end) and tells the addressee; if it is gone, node_gone
+        # does, or, should nobody say it is gone, the orphan timer.
         self.router.send(node, "files.failed", {"transfer": key[1],
                                                 "why": failure.getErrorMessage()}) \
             .addErrback(self._lost, "files.failed")
+        if known is not None and known.pull is None and known.orphan_call is None:
+            known.orphan_call = self.reactor.callLater(self.orphan_timeout, self._orphaned,
+                                                       key, known)
+
+    def _orphaned(self, key: tuple[str, int], known: Known) -> None:
+        known.orphan_call = None
+        if self.known.get(key) is not known or known.sha256 is not None:
+            return
+        log.info("cluster files: transfer {n} from node {node}: no word from that node "
+                 "{s:g}s after its pull failed; presumed gone", n=known.number,
+                 node=known.owner, s=self.orphan_timeout)
+        self._abort(known)
+        self._forget(key)
 
     def node_gone(self, node: str, clean: bool = False) -> None:
         """
@@ -358,12 +383,17 @@ class RemoteFiles:
         for key, known in list(self.known.items()):
             if known.owner != node:
                 continue
-            told = known.state == "start" or (known.state in ("pending", "offer")
-                                              and known.user.notices)
-            if known.sha256 is None and told:
-                known.user.outbox.send(frames.FileAborted(
-                    known.number, FailReason.SENDER_DISCONNECTED.value).wire())
+            self._abort(known)
             self._forget(key)
+
+    @staticmethod
+    def _abort(known: Known) -> None:
+        """Tell the addressee the sender's side is gone, if it was told of the file."""
+        told = known.state in ("start", "accepted") or (
+            known.state in ("pending", "offer") and known.user.notices)
+        if known.sha256 is None and told:
+            known.user.outbox.send(frames.FileAborted(
+                known.number, FailReason.SENDER_DISCONNECTED.value).wire())
 
     def user_gone(self, user: User) -> None:
         """A local user went offline: stop its pulls, forget its transfers."""
@@ -373,6 +403,10 @@ class RemoteFiles:
     def _forget(self, key: tuple[str, int]) -> None:
         known = self.known.pop(key, None)
         self._pulled.pop(key, None)
+        if known is not None and known.orphan_call is not None:
+            if known.orphan_call.active():
+                known.orphan_call.cancel()
+            known.orphan_call = None
         if known is not None and known.pull is not None:
             pull, known.pull = known.pull, None
             pull.stop("the delivery is over")

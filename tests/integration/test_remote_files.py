@@ -393,6 +393,29 @@ async def test_sender_node_lost_midway(pair: Pair) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_sender_node_silent_after_a_cut(pair: Pair) -> None:
+    """
+    The pull is cut and the owning node says nothing (dead, and not yet
+    reaped): after the orphan timeout the addressee is told, once.
+    """
+    bob, bob_out, remote_bob = pair.bob()
+    bob_out.hold = True
+    pair.b.files.orphan_timeout = 0.05
+    data, _ = content(2 * 1024 * 1024)
+    number = await pair.upload(remote_bob, data)
+    await bob_out.until(lambda: len(bob_out.data) > 0, "data")
+    pair.net.cut.add("a")
+    grant = pair.a.server.grants[number]
+    assert grant.protocol is not None
+    grant.protocol.link.abortConnection()
+    aborted = await bob_out.event("file-aborted")
+    assert aborted["reason"] == "sender-disconnected"
+    assert pair.b.files.known == {}
+    pair.b.files.node_gone("a")  # the reap, later: nothing more
+    assert bob_out.types().count("file-aborted") == 1
+
+
+@pytest_twisted.ensureDeferred
 async def test_sender_node_lost_forgets_offers(pair: Pair) -> None:
     """An offer from a node that dies is forgotten: accept is then bad-transfer."""
     bob, bob_out, remote_bob = pair.bob(offers=True)
