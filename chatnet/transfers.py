@@ -149,7 +149,10 @@ class TransferManager(Deliveries):
         if reason is None and not self._closing:
             return self._admitted(t, admission)
         # Its sender or addressee went while the answer was coming.
-        self._slots.remove(t)
+        if admission.started:
+            self._slots.release(t)
+        else:
+            self._slots.remove(t)
         self._dispatch()
         if reason is FailReason.RECIPIENT_OFFLINE:
             raise ChatError(ErrorCode.NO_SUCH_USER, f"{t.recipient.name} went offline")
