@@ -525,6 +525,24 @@ class Cluster(PlainCluster):
         self.redis = redis
         self.prefix = prefix
 
+    def _redis_process(self) -> subprocess.Popen[bytes]:
+        process = self.redis.process
+        assert process is not None, "redis-server is not running"
+        return process.proc
+
+    def pause_redis(self) -> None:
+        """``SIGSTOP`` to ``redis-server``: it keeps its data and connections but answers nothing."""
+        self._redis_process().send_signal(signal.SIGSTOP)
+
+    def resume_redis(self) -> None:
+        """``SIGCONT`` after :meth:`pause_redis`."""
+        self._redis_process().send_signal(signal.SIGCONT)
+
+    def close(self) -> None:
+        if self.redis.process is not None and self.redis.process.proc.poll() is None:
+            self.resume_redis()
+        super().close()
+
     def node_args(self, node_id: str, lease: float) -> list[str]:
         args = ["--cluster", self.redis.url, "--node-id", node_id, "--cluster-lease", f"{lease:g}"]
         if self.prefix is not None:
