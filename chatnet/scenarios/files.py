@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from chatnet.scenarios.context import Context, check, found, sha256_file
-from chatnet.scenarios.processes import Cluster, Peer, Servers
+from chatnet.scenarios.processes import Cluster, Peer, ScenarioFailed, Servers
 
 #: The contract's default limits.
 SLOTS = 5
@@ -59,6 +59,25 @@ def max_running(server: Servers) -> int:
     return peak
 
 
+def started(ctx: Context, peers: list[Peer], replies: list[dict[str, Any]],
+            count: int) -> list[int]:
+    """
+    Wait until ``count`` of ``peers`` have been told ``upload-start`` for
+    their transfer (in ``replies``); :returns: their indexes.
+    """
+    deadline = time.monotonic() + ctx.timeout
+    while True:
+        going = [k for k, peer in enumerate(peers)
+                 if any(f.get("type") == "upload-start" and f.get("transfer") == replies[k]["transfer"]
+                        for f in peer.frames())]
+        if len(going) >= count:
+            return going
+        if time.monotonic() > deadline:
+            raise ScenarioFailed(f"after {ctx.timeout:g}s only {len(going)} uploads started, "
+                                 f"expected {count}: {[peers[k].name for k in going]}")
+        time.sleep(0.01)  # several processes' output: no one event to wait on
+
+
 def upload_queue_limit(ctx: Context, senders: int = 10) -> str:
     """
     Ten clients offer a file each at once.  Five uploads start; the other
@@ -74,11 +93,19 @@ def upload_queue_limit(ctx: Context, senders: int = 10) -> str:
         peer.login(peer.name, ctx.timeout)
     idents = [offer(ctx, peer, "sink", path) for peer, path in zip(peers, paths, strict=True)]
     replies = [accepted(ctx, peer, i) for peer, i in zip(peers, idents, strict=True)]
-    # Slots go first come, first served: the order of the transfer numbers.
-    order = sorted(range(senders), key=lambda k: int(replies[k]["transfer"]))
-    first, queued = order[:SLOTS], order[SLOTS:]
-    for k in first:
-        peers[k].wait_frame(ctx.timeout, type="upload-start", transfer=replies[k]["transfer"])
+    # Slots go first come, first served.  On one server the transfer numbers
+    # are that order.  In a cluster the offers reach different nodes and the
+    # numbers come from per-node blocks: the five that run are the five told
+    # upload-start, and the others wait in the order of their positions.
+    clustered = isinstance(server, Cluster)
+    if clustered:
+        first = started(ctx, peers, replies, SLOTS)
+    else:
+        first = sorted(range(senders), key=lambda k: int(replies[k]["transfer"]))[:SLOTS]
+        for k in first:
+            peers[k].wait_frame(ctx.timeout, type="upload-start", transfer=replies[k]["transfer"])
+    queued = sorted((k for k in range(senders) if k not in first),
+                    key=lambda k: int(replies[k]["position"]))
     for k in queued:
         peers[k].out.stays_without('"upload-start"', 0.1)
     positions = [replies[k]["position"] for k in queued]
@@ -87,7 +114,7 @@ def upload_queue_limit(ctx: Context, senders: int = 10) -> str:
     server.wait_log("FILE-QUEUE", r"queued at position \d+ \(queue size \d+\)", ctx.timeout,
                     senders - SLOTS)
     # Let the five send; each queued one sends once it is told to start.
-    for k in order:
+    for k in first + queued:
         transfer = replies[k]["transfer"]
         peers[k].wait_frame(ctx.timeout, type="upload-start", transfer=transfer)
         peers[k].upload(transfer, paths[k])
@@ -100,10 +127,22 @@ def upload_queue_limit(ctx: Context, senders: int = 10) -> str:
     check(sorted(m.group(1) for m in saved) == sorted(digests), "files missing or renamed")
     peak = max_running(server)
     check(peak == SLOTS, f"at most {peak} uploads ran at once, expected exactly {SLOTS}")
-    started = server.log_lines("FILE-QUEUE", "started")
-    numbers = [int(n) for n in re.findall(r"transfer #(\d+) ", "\n".join(started))]
-    check(numbers == sorted(numbers), f"uploads started out of order: {numbers}")
-    waits = [float(w) for w in re.findall(r"waited (\d+\.\d+)s", "\n".join(started))]
+    started_lines = server.log_lines("FILE-QUEUE", "started")
+    numbers = [int(n) for n in re.findall(r"transfer #(\d+) ", "\n".join(started_lines))]
+    if clustered:
+        # the queued ones started in the order of their positions (the
+        # nodes' lines are merged to the millisecond: a tie is no order)
+        when = {int(m.group(2)): m.group(1) for m in (
+            re.match(r"\[([^]]+)\] \[FILE-QUEUE\] transfer #(\d+) ", line)
+            for line in started_lines) if m}
+        times = [when.get(int(replies[k]["transfer"]), "") for k in queued]
+        check(times == sorted(times) and all(times),
+              "queued uploads started out of the order of their positions: "
+              + ", ".join(f"position {replies[k]['position']} at {t or 'never'}"
+                          for k, t in zip(queued, times, strict=True)))
+    else:
+        check(numbers == sorted(numbers), f"uploads started out of order: {numbers}")
+    waits = [float(w) for w in re.findall(r"waited (\d+\.\d+)s", "\n".join(started_lines))]
     ctx.finish(sink)
     return (f"{senders} offered at once: {SLOTS} started, {senders - SLOTS} queued at positions "
             f"{positions}; log: at most {peak} running, started in order, longest wait "
