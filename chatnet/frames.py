@@ -112,6 +112,8 @@ def _checker(hint: Any) -> Callable[[Any], Any]:
     }
     if hint in simple:
         return simple[hint]
+    if hint == Limits:
+        return _limits
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if args and type(None) in args:  # X | None
         (inner,) = [a for a in args if a is not type(None)]
@@ -154,6 +156,25 @@ def _room_info(value: Any) -> RoomInfo:
     if type(members) is not list or not all(type(m) is str for m in members):
         raise _Invalid("a room's members are not a list of names")
     return RoomInfo(_str(value.get("name")), tuple(members), _int(value.get("capacity")))
+
+
+#: The ``limits`` of a ``login`` reply: the contract's numbers, and whatever
+#: else a server adds (a cluster node's ``"upload_scope"``).
+Limits: TypeAlias = Mapping[str, object]
+#: The limits of the contract (PROTOCOL.md section 2): integers.
+CONTRACT_LIMITS: Final = frozenset({
+    "username", "room", "room_capacity", "text", "file_size", "upload_slots", "upload_queue",
+})
+
+
+def _limits(value: Any) -> dict[str, object]:
+    """
+    The contract's limits must be integers; others a server adds are kept as
+    they are (a client reads what it knows and is not refused by the rest).
+    """
+    if type(value) is not dict:
+        raise _Invalid("not an object")
+    return {k: _int(v) if k in CONTRACT_LIMITS else v for k, v in value.items()}
 
 
 # -- the base classes -------------------------------------------------------
@@ -424,8 +445,9 @@ class LoginOk(Reply):
     #: ``chatnet/<version>``.
     server: str
     #: ``username``, ``room``, ``room_capacity``, ``text``, ``file_size``,
-    #: ``upload_slots``, ``upload_queue``.
-    limits: Mapping[str, int]
+    #: ``upload_slots``, ``upload_queue`` (integers), and a cluster node's
+    #: ``upload_scope`` (a string).
+    limits: Limits
 
 
 @_kind("ok", None)

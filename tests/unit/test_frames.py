@@ -265,6 +265,13 @@ def test_bad_results_are_bad_frames(request_: Request, result: dict[str, Any]) -
     assert isinstance(read_ok(Ok(1, result), request_), BadFrame)
 
 
+def test_login_limits_a_server_adds_are_kept() -> None:
+    """A cluster node's ``upload_scope`` (a string) does not make its login reply unreadable."""
+    limits = {"username": 16, "upload_slots": 5, "upload_scope": "cluster"}
+    reply = read_ok(Ok(1, {"username": "a", "server": "s", "limits": limits}), frames.Login(1))
+    assert reply == frames.LoginOk(1, "a", "s", limits)
+
+
 def test_new_optional_reply_fields_default() -> None:
     """A paged reply without ``more`` (a revision 1 server) reads as the last page."""
     reply = read_ok(Ok(1, {"users": ["a"]}), frames.Users)
