@@ -271,9 +271,10 @@ class Settings:
 
     def limits(self) -> dict[str, Any]:
         """
-        The ``limits`` object of the ``login`` reply.  In a cluster,
-        ``upload_scope`` says whether ``upload_slots`` and ``upload_queue``
-        are the whole cluster's (``cluster``) or this node's (``node``).
+        The ``limits`` object of the ``login`` reply (integers, as the
+        contract says).  In a cluster, ``upload_per_node`` says whether
+        ``upload_slots`` and ``upload_queue`` are the whole cluster's (0)
+        or this node's own (1).
         """
         limits: dict[str, Any] = {
             "username": validation.MAX_USERNAME,
@@ -285,5 +286,5 @@ class Settings:
             "upload_queue": self.upload_queue,
         }
         if self.cluster is not None:
-            limits["upload_scope"] = self.cluster.slots
+            limits["upload_per_node"] = int(self.cluster.slots == "node")
         return limits

@@ -159,7 +159,8 @@ def _room_info(value: Any) -> RoomInfo:
 
 
 #: The ``limits`` of a ``login`` reply: the contract's numbers, and whatever
-#: else a server adds (a cluster node's ``"upload_scope"``).
+#: else a server adds (a cluster node's ``"upload_per_node"``, or anything
+#: another server adds, of any type).
 Limits: TypeAlias = Mapping[str, object]
 #: The limits of the contract (PROTOCOL.md section 2): integers.
 CONTRACT_LIMITS: Final = frozenset({
@@ -446,7 +447,7 @@ class LoginOk(Reply):
     server: str
     #: ``username``, ``room``, ``room_capacity``, ``text``, ``file_size``,
     #: ``upload_slots``, ``upload_queue`` (integers), and a cluster node's
-    #: ``upload_scope`` (a string).
+    #: ``upload_per_node``.
     limits: Limits
 
 

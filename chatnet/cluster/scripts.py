@@ -205,12 +205,20 @@ table.sort(out)
 return out
 """)
 
-#: ARGV: P, node, inc, user (folded), name, flags -> {"ok"} | {"taken"} | {"fenced"}
+#: ARGV: P, node, inc, user (folded), name, flags, maxlen, fresh -> {"ok"} |
+#: {"taken"} | {"fenced"}.  A name held for a node whose lease ran out (not
+#: reaped yet) is taken over at once: its old user is dropped as a reap would.
 CLAIM = Script("claim", r"""
 local node, inc, u, name, flags = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local maxlen, fresh = ARGV[7] or 1000, ARGV[8] or 'e'
 if not live(node, inc) then return {'fenced'} end
 local uk = key('user', u)
-if redis.call('EXISTS', uk) == 1 then return {'taken'} end
+local holder = redis.call('HMGET', uk, 'node', 'inc')
+if holder[1] then
+  if live(holder[1], holder[2]) then return {'taken'} end
+  -- held for a node presumed dead and not reaped yet: its user is gone
+  drop_user(u, holder[1], 'disconnect', maxlen, fresh)
+end
 redis.call('HSET', uk, 'name', name, 'node', node, 'inc', inc, 'flags', flags or '')
 redis.call('ZADD', key('users'), 0, u)
 redis.call('SADD', key('node', node, 'users'), u)

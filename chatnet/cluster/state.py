@@ -197,7 +197,8 @@ class Node:
         if taken.  ``flags`` (``o`` offers, ``n`` notices) say how other
         nodes send it files.
         """
-        head, _ = keys.status(await self.act(scripts.CLAIM, fold(name), name, flags))
+        head, _ = keys.status(await self.act(scripts.CLAIM, fold(name), name, flags,
+                                             *self.stream()))
         return head == "ok"
 
     async def release(self, name: str, event: str = "") -> tuple[bool, str | None, int]:

@@ -80,7 +80,7 @@ def test_a_file_crosses_nodes_whole_with_receipt(cluster: Cluster) -> None:
 
 @pytest.mark.xfail(strict=False, reason=(
     "upload slots are still per node (ClusterSlots is not used by the service) while "
-    "the login reply says upload_scope cluster: six uploads run at once with five slots"))
+    "the login reply says upload_per_node 0: six uploads run at once with five slots"))
 def test_upload_slots_are_shared_by_every_node(cluster: Cluster) -> None:
     """
     Six uploads from senders on three nodes with five slots in the cluster:
@@ -91,7 +91,7 @@ def test_upload_slots_are_shared_by_every_node(cluster: Cluster) -> None:
     target = c.client("target")
     senders = [nodes[i % 3].client(f"s{i}") for i in range(6)]
     assert senders[0].seen[0]["limits"]["upload_slots"] == 5
-    assert senders[0].seen[0]["limits"].get("upload_scope") == "cluster"
+    assert senders[0].seen[0]["limits"].get("upload_per_node") == 0
     offers = [s.request_ok("sendfile", to="target", name=f"f{i}.txt", size=10)
               for i, s in enumerate(senders)]
     assert offers[5]["position"] == 0 and all("transfer" in o for o in offers)

@@ -156,6 +156,28 @@ async def test_reap_a_dead_node(cluster: Cluster) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_name_held_for_a_dead_node_is_taken_over_at_once(cluster: Cluster) -> None:
+    """
+    A client whose node died logs in elsewhere as soon as the node's lease
+    ran out, before any reaper ran: the old user leaves its room with
+    ``disconnect`` in the same step.  A live holder still keeps its name.
+    """
+    dead = cluster.node("dead", lease=0.3)
+    (a,) = await nodes(cluster, "a")
+    await dead.register()
+    assert await dead.claim("alice") and await a.claim("bob")
+    await dead.join("alice", "Lobby", 15)
+    await a.join("bob", "Lobby", 15)
+    assert not await a.claim("ALICE")  # alive: taken
+    dead._beat.stop()
+    await eventually(a.dead_nodes, "the node to be dead")
+    assert await a.claim("Alice")
+    assert await a.members("lobby") == ("Lobby", ("bob",))
+    assert await a.users(None, 10) == Page(("Alice", "bob"), False)
+    assert await a.reap("dead") == ()  # nobody left to reap
+
+
+@pytest_twisted.ensureDeferred
 async def test_reap_every_dead_node(cluster: Cluster) -> None:
     (a,) = await nodes(cluster, "a")
     gone = [cluster.node(n, lease=0.2) for n in ("x", "y")]

@@ -53,10 +53,12 @@ def test_cluster_settings_defaults() -> None:
 
 def test_cluster_limits_say_the_upload_scope() -> None:
     """The login reply's limits say whose upload numbers they are, in a cluster only."""
-    assert "upload_scope" not in Settings().limits()
-    for scope in ("cluster", "node"):
+    assert "upload_per_node" not in Settings().limits()
+    for scope, per_node in (("cluster", 0), ("node", 1)):
         cluster = ClusterSettings("redis://h", "a", slots=scope)
-        assert Settings(cluster=cluster).limits()["upload_scope"] == scope
+        limits = Settings(cluster=cluster).limits()
+        assert limits["upload_per_node"] == per_node
+        assert all(type(v) is int for v in limits.values())  # the contract: integers
 
 
 def test_cluster_password_from_the_url_or_the_file() -> None:

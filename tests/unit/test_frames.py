@@ -266,8 +266,8 @@ def test_bad_results_are_bad_frames(request_: Request, result: dict[str, Any]) -
 
 
 def test_login_limits_a_server_adds_are_kept() -> None:
-    """A cluster node's ``upload_scope`` (a string) does not make its login reply unreadable."""
-    limits = {"username": 16, "upload_slots": 5, "upload_scope": "cluster"}
+    """A limit a server adds that is not an integer does not make its login reply unreadable."""
+    limits = {"username": 16, "upload_slots": 5, "upload_mode": "cluster"}
     reply = read_ok(Ok(1, {"username": "a", "server": "s", "limits": limits}), frames.Login(1))
     assert reply == frames.LoginOk(1, "a", "s", limits)
 

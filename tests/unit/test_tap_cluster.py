@@ -40,7 +40,7 @@ def cluster_of(*args: str) -> ClusterSettings:
 def test_single_server_by_default() -> None:
     """Without --cluster there are no cluster settings, and the login limits are unchanged."""
     settings = parse().settings
-    assert settings.cluster is None and "upload_scope" not in settings.limits()
+    assert settings.cluster is None and "upload_per_node" not in settings.limits()
 
 
 def test_cluster_defaults() -> None:
@@ -50,7 +50,7 @@ def test_cluster_defaults() -> None:
     assert cluster == ClusterSettings(URL, host)
     assert (cluster.lease, cluster.prefix, cluster.slots, cluster.password) == (10.0, "chatnet", "cluster", None)
     assert cluster.files == "tcp:0:interface=127.0.0.1" and cluster.files_host() == "127.0.0.1"
-    assert parse("--cluster", URL).settings.limits()["upload_scope"] == "cluster"
+    assert parse("--cluster", URL).settings.limits()["upload_per_node"] == 0
 
 
 def test_every_cluster_option_reaches_the_settings() -> None:
@@ -65,7 +65,7 @@ def test_every_cluster_option_reaches_the_settings() -> None:
         files="tcp:9200:interface=0.0.0.0", advertise="node2.example.org",
     )
     assert cluster.files_host() == "node2.example.org"
-    assert parse("--cluster", URL, "--upload-slots-scope", "node").settings.limits()["upload_scope"] == "node"
+    assert parse("--cluster", URL, "--upload-slots-scope", "node").settings.limits()["upload_per_node"] == 1
 
 
 def test_bare_port_for_the_files_endpoint_needs_an_advertised_host() -> None:
