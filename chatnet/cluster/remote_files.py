@@ -40,6 +40,7 @@ from collections.abc import Callable
 from typing import Any, BinaryIO, Protocol, cast
 
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -200,6 +201,15 @@ class RemoteFiles:
     @property
     def node_id(self) -> str:
         return self.router.node_id
+
+    def listening(self, port: IListeningPort) -> None:
+        """
+        The file server listens on ``port`` (for a service that listens
+        itself, with ``server.factory()``): advertise its port number, with
+        the host given at construction.
+        """
+        self.server.port = port
+        self.advertise = (self.advertise[0], int(cast(Any, port.getHost()).port))
 
     def stop(self) -> Deferred[None]:
         """
