@@ -31,11 +31,13 @@ from chatnet.accounts import Accounts, AccountsError, Changes
 from chatnet.audit import Audit, open_observer
 from chatnet.config import SERVER_NAME, Settings
 from chatnet.hub import Hub
+from chatnet.interfaces import Transfers
 from chatnet.model import Directory
 from chatnet.protocol import ChatServerFactory, describe_peer
 from chatnet.spool import Spool
 from chatnet.stats import Stats
 from chatnet.transfers import TransferManager
+from chatnet.upload_slots import UploadSlots
 from chatnet.validation import format_size
 
 if TYPE_CHECKING:
@@ -170,12 +172,8 @@ class ChatService(Service):
         audit = Audit(self._observer, now=reactor.seconds)
         settings = self.settings
         stats = Stats(time_requests=self.metrics is not None)
-        transfers = TransferManager(settings, self.spool, reactor, audit, stats)
         directory = Directory(settings.room_capacity)
-        self.hub = Hub(
-            settings, directory, transfers, audit,
-            now=reactor.seconds, stats=stats, audit_fields=self.audit_format == "json",
-        )
+        slots: UploadSlots | None = None
         if settings.cluster is not None:
             from chatnet.cluster.shared import ClusterShared
 
@@ -183,6 +181,13 @@ class ChatService(Service):
                 directory, settings, settings.cluster, settings.cluster.address(), reactor,
                 audit, self._close_users,
             )
+            slots = self.cluster.upload_slots(settings)
+        transfers = TransferManager(settings, self.spool, reactor, audit, stats, slots=slots)
+        self.hub = Hub(
+            settings, directory, transfers, audit,
+            now=reactor.seconds, stats=stats, audit_fields=self.audit_format == "json",
+        )
+        if self.cluster is not None:
             self.cluster.user_gone = transfers.user_gone
             self.hub.shared = self.cluster
         self._sweeper = (
@@ -323,9 +328,18 @@ class ChatService(Service):
             self.privilegedStartService()
         Service.startService(self)
         if self.cluster is not None:
-            self.cluster.start(self._incarnation).addErrback(self._cluster_failed)
+            assert self.hub is not None
+            manager = self.hub.transfers
+            assert isinstance(manager, TransferManager)
+            self.cluster.start(self._incarnation, manager).addCallbacks(
+                self._cluster_started, self._cluster_failed)
         if self.handle_sighup and hasattr(signal, "SIGHUP"):
             self._previous_hup = signal.signal(signal.SIGHUP, self._sighup)
+
+    def _cluster_started(self, transfers: Transfers[Any]) -> None:
+        """The node is in the cluster and serves files to the others: its transfers."""
+        assert self.hub is not None
+        self.hub.transfers = transfers
 
     def _cluster_failed(self, failure: Failure) -> None:
         log.failure("chatnet could not join the cluster; stopping", failure)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall, deferLater
@@ -43,9 +43,15 @@ from chatnet.cluster.sequence import Lost, Reset
 from chatnet.cluster.state import Node
 from chatnet.config import ClusterSettings, Settings
 from chatnet.errors import ChatError, ErrorCode
-from chatnet.interfaces import AuditFn
+from chatnet.interfaces import AuditFn, Transfers
 from chatnet.model import Directory, Joined, Left, Room, RoomsPage, User, UsersPage
 from chatnet.validation import check_text, fold, show
+
+if TYPE_CHECKING:
+    from chatnet.cluster.remote_files import RemoteFiles
+    from chatnet.cluster.slots import ClusterSlots
+    from chatnet.transfers import TransferManager
+    from chatnet.upload_slots import UploadSlots
 
 log = Logger()
 
@@ -103,6 +109,11 @@ class ClusterShared:
         self.node.on_renewal = self._renewal
         self.messages = RoomMessages(self.node, address, reactor, self._deliver, self._report,
                                      ca=cluster.ca)
+        self._address = address
+        #: The cluster's upload slots (``--upload-slots-scope cluster``), and
+        #: the file transport between nodes, once started.
+        self.slots: ClusterSlots | None = None
+        self.files: RemoteFiles | None = None
         self.router = Router(self.node, self.directory.users.get)
         #: Users of other nodes this node sends files to, by folded name.
         self.remote: dict[str, RemoteUser] = {}
@@ -147,18 +158,39 @@ class ClusterShared:
             return "Redis does not answer"
         return ""
 
-    def start(self, incarnation: int | None = None) -> Deferred[None]:
+    def upload_slots(self, settings: Settings) -> UploadSlots:
+        """
+        The upload slots of this node's transfer manager: the cluster's
+        (``--upload-slots-scope cluster``) or its own, numbered uniquely in
+        the cluster either way.
+        """
+        from chatnet.cluster.slots import ClusterSlots, IdBlocks
+        from chatnet.upload_slots import LocalSlots
+
+        if self.cluster.slots == "cluster":
+            self.slots = ClusterSlots(self.node, settings, self._reactor, self._address,
+                                      ca=self.cluster.ca)
+            return self.slots
+        return LocalSlots(settings, IdBlocks(self.redis, self.node.keys))
+
+    def start(
+        self, incarnation: int | None = None, manager: TransferManager | None = None
+    ) -> Deferred[Transfers[Any]]:
         """
         Join the cluster: register (unless already registered as
         ``incarnation``, see :mod:`.startup`), follow this node's inbox and
-        the cluster events, and start the beat and the reaper.
+        the cluster events, start the beat, the reaper and the slots, and
+        serve ``manager``'s files to the other nodes: the node's transfers
+        (``manager`` wrapped so that files go to and come from other nodes).
 
         :raises NodeIdInUse: a live node has this id.
         :raises Unavailable: Redis did not answer.
         """
-        return Deferred.fromCoroutine(self._start(incarnation))
+        return Deferred.fromCoroutine(self._start(incarnation, manager))
 
-    async def _start(self, incarnation: int | None) -> None:
+    async def _start(
+        self, incarnation: int | None, manager: TransferManager | None
+    ) -> Transfers[Any]:
         if incarnation is None:
             await self.node.register()
         else:
@@ -166,12 +198,23 @@ class ClusterShared:
         self.messages.start()
         self.messages.follow(inbox(self.node_id))
         self.messages.follow(EVERYONE)
+        if self.slots is not None:
+            self.slots.start()
+        transfers: Transfers[Any] | None = manager
+        if manager is not None:
+            from chatnet.cluster.remote_files import ClusterTransfers, serve
+
+            self.files = await serve(self.router, manager, self.directory.users.get,
+                                     self.cluster.files, self.cluster.advertise, self._reactor)
+            transfers = ClusterTransfers(manager, self.files)
         self._back_at = self._reactor.seconds()
         self._reaper.start(timing.renew_interval(self.cluster.lease), now=False)
         self._audit("CLUSTER", f"node {self.node_id} (this node) joined the cluster as "
                     f"incarnation {self.node.incarnation}, lease {self.cluster.lease:g}s",
                     {"node": self.node_id, "event": "joined",
                      "incarnation": self.node.incarnation})
+        assert transfers is not None or manager is None
+        return transfers  # type: ignore[return-value]
 
     def stop(self) -> Deferred[None]:
         """A clean stop: every user of this node leaves the cluster at once."""
@@ -195,6 +238,10 @@ class ClusterShared:
                         f"{_count(len(vanished), 'user')} taken out",
                         {"node": self.node_id, "event": "left", "users": len(vanished)})
         try:
+            if self.slots is not None:
+                await self.slots.stop()
+            if self.files is not None:
+                await self.files.stop()
             await self.messages.stop()
         finally:
             await self.redis.disconnect()

@@ -154,6 +154,7 @@ class ClusterSlots:
         address: Address | None = None,
         sync_interval: float = 2.0,
         id_block: int = ID_BLOCK,
+        ca: str | None = None,
     ) -> None:
         self._node = node
         self._settings = settings
@@ -163,7 +164,7 @@ class ClusterSlots:
         #: The channel on which this node hears of its uploads given a slot.
         self.channel = node.keys.key("chan", "uploads", node.node_id)
         self._subscriber = (
-            Subscriber(address, reactor, self._message, self._ready)
+            Subscriber(address, reactor, self._message, self._ready, ca=ca)
             if address is not None else None
         )
         self._syncer = LoopingCall(self.sync)
