@@ -105,13 +105,18 @@ end
 return figures('ok', up_dispatch(node))
 """)
 
-#: ARGV: P, node, inc, limit -> {"ok", grants, running, queued, id, state, ...} |
+#: ARGV: P, node, inc, limit, high -> {"ok", grants, running, queued, id, state, ...} |
 #: {"fenced"}: every upload of the node, after forgetting those of its
 #: earlier incarnations; what the node compares with what it knows.
+#: ``high``: the highest transfer number the node was given; the counter
+#: is raised to it if Redis lost it (a restart), so no number comes twice.
 SYNC = Script("upload-sync", _FIGURES + r"""
 local node, inc = ARGV[2], ARGV[3]
 if not live(node, inc) then return {'fenced'} end
 redis.call('SET', up('limit'), ARGV[4])
+if tonumber(redis.call('GET', up('ids')) or '0') < tonumber(ARGV[5]) then
+  redis.call('SET', up('ids'), ARGV[5])
+end
 reap_uploads(node, inc)
 local mine = up_dispatch(node)
 local out = figures('ok', mine)
@@ -120,6 +125,33 @@ for _, id in ipairs(redis.call('SMEMBERS', key('node', node, 'uploads'))) do
   table.insert(out, redis.call('HGET', up('t', id), 'state') or '')
 end
 return out
+""")
+
+#: ARGV: P, node, inc, limit, then id, sender, to, state, held for each upload
+#: -> {"ok", grants, running, queued} | {"fenced"}: the node's uploads that
+#: Redis does not hold (it lost them, or they were of the node's earlier
+#: incarnation), held again: running ones keep their slot (for a while
+#: there may be more running than slots), waiting ones queue again, in the
+#: order given.
+REASSERT = Script("upload-reassert", _FIGURES + r"""
+local node, inc = ARGV[2], ARGV[3]
+if not live(node, inc) then return {'fenced'} end
+redis.call('SET', up('limit'), ARGV[4])
+for i = 5, #ARGV - 4, 5 do
+  local id, s, state = ARGV[i], ARGV[i + 1], ARGV[i + 3]
+  local tk = up('t', id)
+  if redis.call('EXISTS', tk) == 0 then
+    redis.call('HSET', tk, 'sender', s, 'node', node, 'inc', inc, 'to', ARGV[i + 2],
+               'held', ARGV[i + 4], 'state', state)
+    if state == 'running' then
+      redis.call('SADD', up('running'), id)
+    else
+      up_queue(s, id, false)
+    end
+    redis.call('SADD', key('node', node, 'uploads'), id)
+  end
+end
+return figures('ok', up_dispatch(node))
 """)
 
 #: ARGV: P, id -> {"queued", position} | {"running"} | {"unknown"}
@@ -131,7 +163,7 @@ if t[2] ~= 'queued' then return {'running'} end
 return {'queued', up_position(t[1], id)}
 """)
 
-ALL = (ENQUEUE, HOLD, RELEASE, GIVE_BACK, SYNC, POSITION)
+ALL = (ENQUEUE, HOLD, RELEASE, GIVE_BACK, SYNC, REASSERT, POSITION)
 
 
 @dataclass(frozen=True)

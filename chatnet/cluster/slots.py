@@ -92,6 +92,8 @@ class IdBlocks:
         self._block = block
         self._ids: deque[int] = deque()
         self._waiters: list[Deferred[None]] | None = None
+        #: The highest number this node was given.
+        self.high = 0
 
     def take(self) -> int | None:
         ids = self._ids
@@ -116,6 +118,7 @@ class IdBlocks:
 
     def _fetched(self, end: object) -> None:
         last = keys.integer(end)
+        self.high = max(self.high, last)
         self._ids.extend(range(last - self._block + 1, last + 1))
         waiters, self._waiters = self._waiters or [], None
         for w in waiters:
@@ -178,7 +181,7 @@ class ClusterSlots:
         self._queued: dict[int, Transfer] = {}
         self._told: dict[int, bool] = {}
         #: This node's uploads holding a slot.
-        self._running: set[int] = set()
+        self._running: dict[int, Transfer] = {}
         #: When each upload last changed here (a tick), so that a sync
         #: answer older than the change does not undo it.
         self._tick = 0
@@ -253,7 +256,7 @@ class ClusterSlots:
         early = n in self._early
         self._early.discard(n)
         if a.status == "started":
-            self._running.add(n)
+            self._running[n] = t
             admission = Admission(True, 0, a.queued, a.number(0))
         elif a.status == "queued":
             self._queued[n] = t
@@ -297,7 +300,7 @@ class ClusterSlots:
     def _forget(self, n: int) -> None:
         self._queued.pop(n, None)
         self._told.pop(n, None)
-        self._running.discard(n)
+        self._running.pop(n, None)
         self._early.discard(n)
         self._touch(n)
         self._send(slot_scripts.RELEASE, n)
@@ -353,7 +356,7 @@ class ClusterSlots:
             self._touch(n)
             self._send(slot_scripts.GIVE_BACK, n)
             return
-        self._running.add(n)
+        self._running[n] = t
         owner.slot_granted(t)
 
     def _figures(self, reply: object) -> Answer:
@@ -361,6 +364,25 @@ class ClusterSlots:
         self._running_total = a.running
         self._queued_total = a.queued
         return a
+
+    def _reassert(self, lost: list[int]) -> None:
+        """Redis does not hold these uploads of this node (it lost them): hold them again."""
+        log.info("cluster: {count} uploads of this node held again in the cluster's slots",
+                 count=len(lost))
+        owner = self._owner
+        assert owner is not None
+        args: list[int | str] = [self._settings.upload_slots]
+        for n in lost:
+            t = self._queued.get(n) or self._running.get(n)
+            if t is None:
+                continue
+            running = n in self._running
+            held = not running and not owner.may_start(t)
+            if not running:
+                self._told[n] = held
+            args += [n, fold(t.sender.name), fold(t.recipient.name),
+                     "running" if running else "queued", "1" if held else "0"]
+        self._send(slot_scripts.REASSERT, *args)
 
     def _touch(self, n: int) -> None:
         self._tick += 1
@@ -393,7 +415,8 @@ class ClusterSlots:
         self._syncing = True
         mark = self._tick
         try:
-            reply = await self._node.act(slot_scripts.SYNC, self._settings.upload_slots)
+            reply = await self._node.act(slot_scripts.SYNC, self._settings.upload_slots,
+                                         self.ids.high)
         except (Unavailable, Fenced) as e:
             log.info("cluster: upload slots not synced: {why}", why=e)
             return
@@ -401,8 +424,9 @@ class ClusterSlots:
             self._syncing = False
         a = self._figures(reply)
         self._grants(a.grants)
+        held = slot_scripts.states(a.rest)
         stray = []
-        for n, state in slot_scripts.states(a.rest).items():
+        for n, state in held.items():
             if self._touched.get(n, 0) > mark:
                 continue  # changed here since: Redis's answer is older
             if n in self._queued:
@@ -410,8 +434,12 @@ class ClusterSlots:
                     self._granted(n)  # its grant was not heard
             elif n not in self._running and n not in self._pending:
                 stray.append(n)
+        lost = sorted(n for n in (*self._running, *self._queued)
+                      if n not in held and self._touched.get(n, 0) <= mark)
         self._touched = {n: tick for n, tick in self._touched.items() if tick > mark}
         if stray:
             self._send(slot_scripts.RELEASE, *stray)
+        if lost:
+            self._reassert(lost)
         if not self._told and self._queued:
             self.dispatch()

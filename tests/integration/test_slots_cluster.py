@@ -280,10 +280,50 @@ async def test_sync_starts_a_grant_not_heard_and_releases_a_stray_upload(slots: 
     assert slots.started == ["a1", "b1"]
     # an upload Redis holds that the node does not know: released by the sync
     t = deaf.transfers.pop("b1")
-    deaf.slots._running.discard(t.id)
+    deaf.slots._running.pop(t.id)
     await deaf.slots.sync()
     await eventually(lambda: _nothing_running(slots), "the stray to go")
 
 
 async def _nothing_running(slots: Slots) -> bool:
     return await slots.running() == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_uploads_held_again_after_redis_lost_them(
+    slots: Slots, redis_server: RedisServer,
+) -> None:
+    """
+    Redis restarted empty, the node registered again (keeping its users):
+    the next sync holds its uploads again, running and waiting, and no
+    transfer number is given twice.
+    """
+    a = await slots.side("a", upload_slots=1)
+    await a.offer("alice", "a1")
+    await a.offer("bob", "b1")
+    high = a.slots.ids.high
+    redis_server.restart()
+
+    async def registered() -> bool:
+        try:
+            await a.node.register()
+        except Exception:
+            return False
+        return True
+
+    await eventually(registered, "the node to register again")
+    await a.slots.sync()  # holds them again (its answer comes after the sync's)
+
+    async def one_running() -> bool:
+        return await slots.running() == 1
+
+    await eventually(one_running, "a1 to hold its slot again")
+    assert int(await slots.redis.command("GET", slots.cluster.keys.key("up", "ids"))) >= high
+    await eventually(lambda: _queued(slots, 1), "b1 to wait again")
+    a.done("a1")
+    assert await started(slots, 2) == ["a1", "b1"]
+
+
+async def _queued(slots: Slots, count: int) -> bool:
+    key = slots.cluster.keys.key("up", "queued")
+    return int(await slots.redis.command("SCARD", key)) == count
