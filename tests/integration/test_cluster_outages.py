@@ -223,3 +223,34 @@ def test_a_name_or_a_place_freed_on_one_node_is_free_at_once_on_another(cluster:
     for member, newcomer in zip(crowd, waiting, strict=False):
         member.request_ok("leave")
         assert newcomer.join("full")["members"], newcomer.seen
+
+
+@pytest.mark.slow
+def test_requests_a_paused_node_finds_after_its_lease_are_not_carried_out(cluster: Cluster) -> None:
+    """
+    While node a is paused past its lease, alice's broadcast, whisper and
+    join wait in its socket; on SIGCONT they must not reach anyone (the
+    node is fenced): bob sees none of them, and nobody is in alice's room.
+    """
+    a, b = cluster.start(2, lease=LEASE)
+    alice = a.client("alice", room="r")
+    bob = b.client("bob", room="r")
+    carol = b.client("carol", room="elsewhere")
+    a.stop()
+    alice.send_request("broadcast", text="ghost")
+    alice.send_request("whisper", to="bob", text="ghost whisper")
+    alice.send_request("join", room="elsewhere")
+    bob.expect(frame_is("presence", user="alice", event="disconnect"), timeout=LEASE + 2.0)
+    a.cont()
+    alice.expect_closed(timeout=LEASE + 5.0)
+    erin = a.client()
+    assert code(erin.request_served("login", timeout=10.0, username="erin")) == "ok"
+    erin.name = "erin"
+    erin.join("r")
+    erin.request_ok("whisper", to="bob", text="after")
+    bob.expect_event("whisper", text="after")
+    erin.request_ok("broadcast", text="after")
+    bob.expect_message("after", "erin")
+    assert bob.events("message", text="ghost") == [] and bob.events("whisper", text="ghost whisper") == []
+    assert carol.events("presence", user="alice") == []
+    assert sorted(carol.request_ok("who")["members"]) == ["carol"]
