@@ -254,3 +254,27 @@ def test_requests_a_paused_node_finds_after_its_lease_are_not_carried_out(cluste
     assert bob.events("message", text="ghost") == [] and bob.events("whisper", text="ghost whisper") == []
     assert carol.events("presence", user="alice") == []
     assert sorted(carol.request_ok("who")["members"]) == ["carol"]
+
+
+@pytest.mark.slow
+def test_users_gone_while_redis_is_away_are_not_brought_back(cluster: Cluster) -> None:
+    """
+    While Redis is away, alice exits and dave's connection drops: exit is
+    still answered and the connection closed; once Redis is back (empty),
+    neither is listed or held, both names can be taken, and bob stays.
+    """
+    a, b = cluster.start(2, lease=LEASE)
+    alice, dave = a.client("alice", room="r"), a.client("dave", room="r")
+    bob = b.client("bob", room="r")
+    cluster.redis.kill9()
+    alice.send_request("exit")
+    alice.expect_closed()
+    dave.close()
+    cluster.redis.restart()
+    reply = bob.request_served("broadcast", timeout=15.0, text="back")
+    assert code(reply) == "ok" and reply["delivered"] == 0, reply
+    assert everyone(bob) == ["bob"]
+    assert bob.request_ok("who")["members"] == ["bob"]
+    b.client("alice")
+    a.client("dave")
+    assert not bob.closed

@@ -490,3 +490,46 @@ def test_a_node_refuses_to_start_when_its_id_is_live_or_redis_is_away(cluster: C
         lost.start(1, timeout=15.0)
     lost.close()
 
+
+
+def test_a_room_keeps_its_first_spelling_on_every_node_and_goes_when_empty(cluster: Cluster) -> None:
+    """
+    GroupA created on node a is GroupA for joiners on b and c (replies,
+    presence, messages, rooms); once its last member anywhere leaves, it is
+    gone, and a new join creates it with the new spelling.
+    """
+    a, b, c = cluster.start(3, lease=LEASE)
+    alice = a.client("alice")
+    assert alice.join("GroupA")["room"] == "GroupA"
+    bob, carol = b.client("bob"), c.client("carol")
+    assert bob.join("groupa")["room"] == "GroupA"
+    assert carol.join("GROUPA")["room"] == "GroupA"
+    alice.expect_event("presence", room="GroupA", user="carol", event="join")
+    carol.request_ok("broadcast", text="spelling")
+    assert bob.expect_message("spelling", "carol")["room"] == "GroupA"
+    assert [r["name"] for r in bob.request_ok("rooms")["rooms"]] == ["GroupA"]
+    assert carol.request_ok("who", room="groupA")["room"] == "GroupA"
+    for client in (alice, bob, carol):
+        client.request_ok("leave")
+    assert carol.request_ok("rooms")["rooms"] == []
+    assert code(alice.request("who", room="groupa")) == "no-such-room"
+    assert bob.join("GROUPa")["room"] == "GROUPa"
+    assert alice.join("groupa")["room"] == "GROUPa"
+
+
+def test_a_broadcast_sent_after_a_join_is_answered_reaches_the_joiner(cluster: Cluster) -> None:
+    """
+    Twenty times: alice (a) is in a room, bob (b) joins it, and as soon as
+    bob's join is answered alice broadcasts: bob gets the message (his node
+    follows the room from the moment it answers), and none from before.
+    """
+    a, b = cluster.start(2, lease=LEASE)
+    alice, bob = a.client("alice"), b.client("bob")
+    for i in range(20):
+        room = f"room{i}"
+        alice.join(room)
+        alice.request_ok("broadcast", text=f"before {i}")
+        bob.join(room)
+        alice.request_ok("broadcast", text=f"after {i}")
+        bob.expect_message(f"after {i}", "alice", timeout=5.0)
+    assert [m["text"] for m in bob.events("message")] == [f"after {i}" for i in range(20)]
