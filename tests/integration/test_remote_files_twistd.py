@@ -9,21 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-from pathlib import Path
 
 import pytest
 from support.cluster_nodes import Cluster, NodeClient, frame_is
 
-import chatnet.service
-
-#: Until the service makes RemoteFiles the router's file transport, files to
-#: users on other nodes fail (recipient-offline) and these tests cannot pass.
-WIRED = "RemoteFiles" in Path(chatnet.service.__file__).read_text("utf-8")
-
-pytestmark = [
-    pytest.mark.scenario,
-    pytest.mark.skipif(not WIRED, reason="the service does not wire RemoteFiles yet"),
-]
+pytestmark = pytest.mark.scenario
 
 LEASE = 2.0
 CHUNK = 65_536
@@ -121,6 +111,8 @@ def test_sender_node_killed_midway_the_addressee_is_told(cluster: Cluster) -> No
     number = upload(alice, "bob", os.urandom(3 * 1024 * 1024))
     bob.expect(frame_is("file-start", transfer=number))
     a.kill9()
+    # within the lease once the node-lost event reaches RemoteFiles.node_gone; until
+    # then, by the orphan timer (15 s after the pull was cut)
     aborted = bob.expect(frame_is("file-aborted", transfer=number), timeout=LEASE + 16)
     assert aborted["reason"] == "sender-disconnected"
 
