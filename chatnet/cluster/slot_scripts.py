@@ -62,28 +62,22 @@ if free < 0 then free = 0 end
 return figures('queued', mine, free, up_position(s, id))
 """)
 
-#: ARGV: P, node, inc, id, held, id, held, ... -> {"ok", grants, running, queued} |
-#: {"fenced"}: the node's waiting uploads held ("1": their addressee's spool
-#: is full) or not ("0").
-HOLD = Script("upload-hold", _FIGURES + r"""
-local node, inc = ARGV[2], ARGV[3]
+#: ARGV: P, node, inc, n, id (n times), then id, held pairs ->
+#: {"ok", grants, running, queued} | {"fenced"}: the node's uploads ``id``
+#: are done, failed or cancelled (their slots or places are free; unknown
+#: ids are no error: a repetition), and its waiting uploads are held ("1":
+#: their addressee's spool is full) or not ("0"), in one step, so that a
+#: slot freed with spool room goes to the upload the room was freed for.
+RELEASE = Script("upload-release", _FIGURES + r"""
+local node, inc, n = ARGV[2], ARGV[3], tonumber(ARGV[4])
 if not live(node, inc) then return {'fenced'} end
-for i = 4, #ARGV - 1, 2 do
+for i = 5, 4 + n do
+  if redis.call('HGET', up('t', ARGV[i]), 'node') == node then up_drop(ARGV[i]) end
+end
+for i = 5 + n, #ARGV - 1, 2 do
   local tk = up('t', ARGV[i])
   local t = redis.call('HMGET', tk, 'node', 'state')
   if t[1] == node and t[2] == 'queued' then redis.call('HSET', tk, 'held', ARGV[i + 1]) end
-end
-return figures('ok', up_dispatch(node))
-""")
-
-#: ARGV: P, node, inc, id, ... -> {"ok", grants, running, queued} | {"fenced"}:
-#: the node's uploads ``id`` are done, failed or cancelled: their slots or
-#: places are free.  Unknown ids are no error (a repetition).
-RELEASE = Script("upload-release", _FIGURES + r"""
-local node, inc = ARGV[2], ARGV[3]
-if not live(node, inc) then return {'fenced'} end
-for i = 4, #ARGV do
-  if redis.call('HGET', up('t', ARGV[i]), 'node') == node then up_drop(ARGV[i]) end
 end
 return figures('ok', up_dispatch(node))
 """)
@@ -163,7 +157,7 @@ if t[2] ~= 'queued' then return {'running'} end
 return {'queued', up_position(t[1], id)}
 """)
 
-ALL = (ENQUEUE, HOLD, RELEASE, GIVE_BACK, SYNC, REASSERT, POSITION)
+ALL = (ENQUEUE, RELEASE, GIVE_BACK, SYNC, REASSERT, POSITION)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from collections import deque
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -187,6 +188,9 @@ class ClusterSlots:
         self._tick = 0
         self._touched: dict[int, int] = {}
         self._syncing = False
+        #: Releases to send with the next holds (:meth:`_flush`).
+        self._releasing: list[int] = []
+        self._flushing: IDelayedCall | None = None
         #: The cluster's figures, as of the last answer.
         self._running_total = 0
         self._queued_total = 0
@@ -206,6 +210,9 @@ class ClusterSlots:
     def stop(self) -> Deferred[None]:
         if self._syncer.running:
             self._syncer.stop()
+        if self._flushing is not None and self._flushing.active():
+            self._flushing.cancel()  # a clean stop (DEREGISTER) frees them all
+        self._flushing = None
         if self._subscriber is not None:
             return self._subscriber.stop()
         d: Deferred[None] = Deferred()
@@ -288,8 +295,7 @@ class ClusterSlots:
             if told.get(n) is not held:
                 told[n] = held
                 changes += [n, "1" if held else "0"]
-        if changes:
-            self._send(slot_scripts.HOLD, *changes)
+        self._flush(changes)
 
     def release(self, t: Transfer) -> None:
         self._forget(t.id)
@@ -303,7 +309,22 @@ class ClusterSlots:
         self._running.pop(n, None)
         self._early.discard(n)
         self._touch(n)
-        self._send(slot_scripts.RELEASE, n)
+        # Sent with the holds of the dispatch that follows (or at the end
+        # of this reactor turn), so that the spool room freed with the slot
+        # counts in the same step: one server would give the slot to an
+        # upload that room lets start.
+        self._releasing.append(n)
+        if self._flushing is None:
+            self._flushing = self._reactor.callLater(0, self._flush)
+
+    def _flush(self, holds: list[int | str] | None = None) -> None:
+        """Send the releases not yet sent, with ``holds`` (id, "1"/"0" pairs)."""
+        if self._flushing is not None and self._flushing.active():
+            self._flushing.cancel()
+        self._flushing = None
+        releasing, self._releasing = self._releasing, []
+        if releasing or holds:
+            self._send(slot_scripts.RELEASE, len(releasing), *releasing, *(holds or ()))
 
     def position(self, t: Transfer) -> Deferred[int | None]:
         """``t``'s place in the cluster's turn order now (0: it holds a slot; None: unknown)."""
@@ -345,7 +366,7 @@ class ClusterSlots:
                 self._early.add(n)
             elif n not in self._running:  # nobody here waits for it (any more)
                 self._touch(n)
-                self._send(slot_scripts.RELEASE, n)
+                self._send(slot_scripts.RELEASE, 1, n)
             return
         self._told.pop(n, None)
         owner = self._owner
@@ -438,7 +459,7 @@ class ClusterSlots:
                       if n not in held and self._touched.get(n, 0) <= mark)
         self._touched = {n: tick for n, tick in self._touched.items() if tick > mark}
         if stray:
-            self._send(slot_scripts.RELEASE, *stray)
+            self._send(slot_scripts.RELEASE, len(stray), *stray)
         if lost:
             self._reassert(lost)
         if not self._told and self._queued:

@@ -194,6 +194,30 @@ async def test_held_uploads_keep_their_place_but_pass_their_turn(slots: Slots) -
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_slot_freed_with_spool_room_goes_where_one_server_would_give_it(
+    slots: Slots,
+) -> None:
+    """
+    carol's running upload to bob fills bob's spool, so alice's big file to
+    bob waits held, her small one to erin behind it.  carol's upload ends:
+    her slot and bob's spool room are freed in one step, and the big file
+    starts first (acceptance order within a sender).
+    """
+    a, b = [await slots.side(n, upload_slots=1) for n in "ab"]
+    await a.offer("carol", "hold", to="bob")
+    a.owner.full.add("bob")
+    await a.offer("alice", "big", to="bob")
+    await a.offer("alice", "small", to="erin")
+    await b.offer("dave", "other", to="erin")
+    a.owner.full.clear()
+    a.done("hold")  # as the manager does: the slot given back, the spool room freed,
+    a.slots.dispatch()  # then the slots told
+    assert await started(slots, 2) == ["hold", "big"]
+    a.done("big")
+    assert await started(slots, 3) == ["hold", "big", "other"]
+
+
+@pytest_twisted.ensureDeferred
 async def test_held_upload_with_a_free_slot_says_so(slots: Slots) -> None:
     (a,) = [await slots.side("a", upload_slots=2)]
     a.owner.full.add("carol")
