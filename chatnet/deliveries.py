@@ -69,8 +69,20 @@ class StreamFailed(Exception):
 class DeliveryWatch(Protocol):
     """What sees the deliveries go by (files to users on other nodes)."""
 
-    def telling(self, user: User, event: Event) -> None:
-        """``event`` is about to be sent to ``user``."""
+    def telling(self, user: User, event: Event) -> bool:
+        """
+        ``event`` is about to be sent to ``user``: True when the watch
+        delivered it itself (it is then not sent).
+        """
+        ...
+
+    def names_elsewhere(self, user: User) -> bool:
+        """
+        Whether ``user``'s file names are kept elsewhere (its own node, for
+        a user of another node): ``file-offer`` and ``file-start`` then go
+        with the sender's name, and the collision renaming is done there.
+        """
+        ...
 
     def ended(self, t: Transfer, delivered: bool) -> None:
         """``t``'s delivery is over: delivered (its receipt may follow), or failed."""
@@ -218,10 +230,13 @@ class Deliveries:
         """Ask the addressee first (``file-offer``); the file waits in the spool."""
         t.state = State.OFFERED
         recipient = t.recipient
-        taken = recipient.received_names
-        offered = inbox.offered
-        name = free_name(t.name, lambda n: n in taken or n in offered)
-        offered.add(name)
+        if self._names_elsewhere(recipient):
+            name = t.name
+        else:
+            taken = recipient.received_names
+            offered = inbox.offered
+            name = free_name(t.name, lambda n: n in taken or n in offered)
+            offered.add(name)
         t.shown_name = name
         t.told = True
         original = t.name if name != t.name else None
@@ -263,7 +278,9 @@ class Deliveries:
         sha256 = t.sha256 = spool.sha256
         recipient = t.recipient
         name = t.shown_name
-        if name is None or name in recipient.received_names:
+        if self._names_elsewhere(recipient):
+            name = t.name
+        elif name is None or name in recipient.received_names:
             name = free_name(t.name, recipient.received_names.__contains__)
         recipient.received_names.add(name)
         renamed = name != t.name
@@ -355,9 +372,17 @@ class Deliveries:
             t.reader = None
 
     def _send(self, user: User, event: Event) -> None:
-        if self.watch is not None:
-            self.watch.telling(user, event)
+        if self.watch is not None and self.watch.telling(user, event):
+            return
         user.outbox.send(event.wire())
+
+    def _names_elsewhere(self, user: User) -> bool:
+        return self.watch is not None and self.watch.names_elsewhere(user)
+
+    @property
+    def audit(self) -> AuditFn:
+        """The audit log this server writes."""
+        return self._audit
 
 
 def _number(value: object) -> int | None:

@@ -51,6 +51,7 @@ from chatnet.deliveries import StreamFailed
 from chatnet.errors import ChatError, ErrorCode, FailReason
 from chatnet.frames import DataFrame, Event
 from chatnet.model import User
+from chatnet.names import free_name
 from chatnet.transfer_state import State, Transfer
 from chatnet.transfers import TransferManager
 
@@ -85,7 +86,8 @@ class Router(Protocol):
 class Known:
     """A transfer of another node to a local user, as far as this node knows it."""
 
-    __slots__ = ("number", "owner", "user", "state", "pull", "sha256", "ended_at", "orphan_call")
+    __slots__ = ("number", "owner", "user", "state", "pull", "sha256", "ended_at", "orphan_call",
+                 "shown")
 
     def __init__(self, number: int, owner: str, user: User, state: str) -> None:
         self.number = number
@@ -99,6 +101,8 @@ class Known:
         self.ended_at = 0.0
         #: When the addressee is told, should the owning node say nothing.
         self.orphan_call: Any = None
+        #: The name the file was offered under (``file-offer``).
+        self.shown: str | None = None
 
 
 class RemoteTicket:
@@ -247,13 +251,28 @@ class RemoteFiles:
     def cancel_file(self, node: str, user: str, transfer: int) -> None:
         self.server.cancel(transfer)
 
-    def telling(self, user: User, event: Event) -> None:
-        """Before a file event goes to a remote addressee: tell its node first (``files.told``)."""
+    def telling(self, user: User, event: Event) -> bool:
+        """
+        Before a file event goes to a remote addressee, tell its node first
+        (``files.told``).  ``file-offer`` and ``file-start`` that node writes
+        itself, naming the file against what its user already received
+        (True: not to be forwarded).
+        """
         node = _remote_node(user)
         what = _TOLD.get(type(event)) if node is not None else None
         if node is None or what is None:
-            return
+            return False
+        if isinstance(event, frames.FileOffer | frames.FileStart):
+            self._tell(node, user, event.transfer, what, {
+                "from": event.sender, "name": event.original or event.name,
+                "size": event.size})
+            return True
         self._tell(node, user, cast(Any, event).transfer, what)
+        return False
+
+    def names_elsewhere(self, user: User) -> bool:
+        """A remote addressee's node names its files (collisions are per connection)."""
+        return _remote_node(user) is not None
 
     def ended(self, t: Transfer, delivered: bool) -> None:
         """A delivery is over; if it failed without a word to its remote addressee, say so."""
@@ -261,9 +280,12 @@ class RemoteFiles:
         if node is not None and not delivered:
             self._tell(node, t.recipient, t.id, "over")
 
-    def _tell(self, node: str, user: User, number: int, what: str) -> None:
-        self.router.send(node, "files.told", {"transfer": number, "user": user.key,
-                                              "what": what}).addErrback(self._lost, "files.told")
+    def _tell(self, node: str, user: User, number: int, what: str,
+              file: dict[str, Any] | None = None) -> None:
+        body: dict[str, Any] = {"transfer": number, "user": user.key, "what": what}
+        if file is not None:
+            body["file"] = file
+        self.router.send(node, "files.told", body).addErrback(self._lost, "files.told")
 
     def _failed(self, node: str, body: dict[str, Any]) -> None:
         number = _int(body.get("transfer"))
@@ -318,6 +340,40 @@ class RemoteFiles:
             known = self.known[key] = Known(number, node, user, str(what))
         else:
             known.state = str(what)
+        file = body.get("file")
+        if isinstance(file, dict):
+            self._show(known, file)
+
+    def _show(self, known: Known, file: dict[str, Any]) -> None:
+        """
+        Write ``file-offer`` or ``file-start`` to the local addressee, the
+        file named against the names it already received in this connection
+        (and those offered to it), as a single server does.
+        """
+        user, number = known.user, known.number
+        sender, base, size = str(file.get("from")), str(file.get("name")), file.get("size")
+        if not isinstance(size, int):
+            return
+        taken = user.received_names
+        if known.state == "offer":
+            offered = {k.shown for k in self.known.values()
+                       if k.user is user and k.state == "offer" and k is not known}
+            name = free_name(base, lambda n: n in taken or n in offered)
+            known.shown = name
+            event: Event = frames.FileOffer(number, sender, name, size,
+                                            base if name != base else None)
+        else:
+            name = known.shown if known.shown and known.shown not in taken else \
+                free_name(base, taken.__contains__)
+            taken.add(name)
+            if name != base:
+                self.manager.audit(
+                    "FILE", f"name conflict: {user.name} already received {base}; "
+                            f"transfer #{number} renamed to {name}",
+                    {"transfer": number, "name": base, "from": sender, "to": user.name,
+                     "renamed": name})
+            event = frames.FileStart(number, sender, name, size, base if name != base else None)
+        user.outbox.send(event.wire())
 
     def _pull(self, node: str, body: dict[str, Any]) -> None:
         number = _int(body.get("transfer"))

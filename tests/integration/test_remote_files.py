@@ -69,10 +69,12 @@ class Outbox:
         self._check()
 
     def send_file(self, transfer: int, file: Any) -> Deferred[bytes]:
-        raise NotImplementedError
+        """A local delivery (a sender on this node): written at once."""
+        self.data += file.read()
+        return succeed(b"")
 
     def cancel_file(self, transfer: int) -> None:
-        raise NotImplementedError
+        pass
 
     def release(self) -> None:
         self.hold = False
@@ -210,8 +212,9 @@ class Pair:
     async def upload(self, to: User, data: bytes) -> int:
         t = self.a.manager.offer(self.alice, to, "f.bin", len(data))
         assert not isinstance(t, Deferred)  # local slots answer at once
-        await self.alice_out.until(lambda: "upload-start" in self.alice_out.types(),
-                                   "upload-start")
+        await self.alice_out.until(lambda: any(
+            e["type"] == "upload-start" and e["transfer"] == t.id for e in self.alice_out.events),
+            "upload-start")
         for i in range(0, len(data), codec.MAX_DATA):
             self.a.manager.receive(self.alice, DataFrame(t.id, data[i:i + codec.MAX_DATA]))
         return t.id
@@ -467,3 +470,42 @@ async def test_serve_wires_the_router(tmp_path: Path) -> None:
     assert files.advertise[0] == "10.1.2.3"
     await files.stop()
     spool.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_names_collide_across_nodes_as_on_one(pair: Pair) -> None:
+    """
+    f.bin from a user of the addressee's node, then twice from another
+    node: f.bin, f_1.bin, f_2.bin, renamed (and logged) by the addressee's node.
+    """
+    bob, bob_out, remote_bob = pair.bob()
+    carol, carol_out = pair.b.local("carol")
+    t = pair.b.manager.offer(carol, bob, "f.bin", 3)
+    assert not isinstance(t, Deferred)
+    await carol_out.event("upload-start")
+    pair.b.manager.receive(carol, DataFrame(t.id, b"abc"))
+    for i in (1, 2):
+        number = await pair.upload(remote_bob, b"x" * (10 * i))
+        await bob_out.until(lambda n=number: any(  # type: ignore[misc]
+            e["type"] == "file-end" and e["transfer"] == n for e in bob_out.events), "file-end")
+    starts = [(e["name"], e.get("original")) for e in bob_out.events if e["type"] == "file-start"]
+    assert starts == [("f.bin", None), ("f_1.bin", "f.bin"), ("f_2.bin", "f.bin")]
+    conflicts = [line for line in pair.b.audit if "name conflict" in line]
+    assert len(conflicts) == 2 and "bob already received f.bin" in conflicts[0]
+    assert not [line for line in pair.a.audit if "name conflict" in line]
+
+
+@pytest_twisted.ensureDeferred
+async def test_offers_named_by_the_addressee_node(pair: Pair) -> None:
+    """Two offers of f.bin from another node: f.bin and f_1.bin; accepted, started so."""
+    bob, bob_out, remote_bob = pair.bob(offers=True)
+    first = await pair.upload(remote_bob, b"one")
+    second = await pair.upload(remote_bob, b"two")
+    await bob_out.until(lambda: bob_out.types().count("file-offer") == 2, "two offers")
+    offers = [(e["name"], e.get("original")) for e in bob_out.events if e["type"] == "file-offer"]
+    assert offers == [("f.bin", None), ("f_1.bin", "f.bin")]
+    for number in (second, first):
+        pair.b.transfers.accept(pair.b.transfers.find_offer(bob, number))
+    await bob_out.until(lambda: bob_out.types().count("file-end") == 2, "both files")
+    starts = {e["transfer"]: e["name"] for e in bob_out.events if e["type"] == "file-start"}
+    assert starts == {first: "f.bin", second: "f_1.bin"}

@@ -55,8 +55,12 @@ class Watch:
     def __init__(self) -> None:
         self.seen: list[tuple[str, object]] = []
 
-    def telling(self, user: User, event: Event) -> None:
+    def telling(self, user: User, event: Event) -> bool:
         self.seen.append((user.name, type(event).__name__))
+        return False
+
+    def names_elsewhere(self, user: User) -> bool:
+        return False
 
     def ended(self, t: Transfer, delivered: bool) -> None:
         self.seen.append(("ended", (t.id, delivered)))
