@@ -151,6 +151,8 @@ async def test_free_slots_go_round_robin_by_sender_across_nodes(slots: Slots) ->
     assert (await b.offer("alice", "a1")).position == 1  # m2 a1 m3 m4 m5
     assert (await c.offer("bob", "b1")).position == 2  # m2 a1 b1 m3 m4 m5
     assert (await b.offer("alice", "a2")).position == 4  # m2 a1 b1 m3 a2 m4 m5
+    assert await c.slots.position(a.transfers["m5"]) == 6  # asked on any node
+    assert await a.slots.position(a.transfers["m1"]) == 0  # running
     side_of = {"m": a, "a": b, "b": c}
     for n in range(1, 8):
         name = slots.started[-1]
