@@ -241,7 +241,7 @@ class ChatService(Service):
         try:
             incarnation = startup.register(
                 settings.address(), Keys(settings.prefix), settings.node_id, settings.lease,
-                ca=settings.ca)
+                ca=settings.ca, token=cluster.node.token)
         except (startup.Unreachable, NodeIdInUse) as e:
             raise CannotStart(f"chatnet: {e}") from None
         log.info("chatnet node {node} joined the cluster at {where} (incarnation {inc}, "

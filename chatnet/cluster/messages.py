@@ -18,8 +18,8 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from chatnet.cluster import keys, scripts, sequence, timing
-from chatnet.cluster.keys import Address
-from chatnet.cluster.redis import Redis, Subscriber, Unavailable
+from chatnet.cluster.keys import Address, ClusterError
+from chatnet.cluster.redis import Redis, Subscriber
 from chatnet.cluster.sequence import Action, Deliver, Fill, Lost, Reset, RoomSequence
 from chatnet.cluster.state import Node
 from chatnet.validation import fold
@@ -119,7 +119,7 @@ class RoomMessages:
     async def _head(self, room: str) -> None:
         try:
             reply = await self.redis.run(scripts.POSITION, self.keys.prefix, room)
-        except Unavailable as e:
+        except ClusterError as e:  # (Unavailable among them) read again at the next sync
             log.info("cluster: head of room {room} not read: {why}", room=room, why=e)
             return
         seq = self.rooms.get(room)
@@ -154,7 +154,7 @@ class RoomMessages:
         try:
             reply = await self.redis.command("XRANGE", self.keys.stream(room),
                                              f"{fill.first}-0", f"{fill.last}-0")
-        except Unavailable:
+        except ClusterError:  # (Unavailable among them) try again later
             if self.rooms.get(room) is seq and seq.filling == fill:
                 self._reactor.callLater(timing.backoff(attempt), self._refill, room, seq, fill,
                                         attempt + 1)

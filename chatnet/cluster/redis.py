@@ -39,12 +39,19 @@ class Unavailable(ClusterError):
     """Redis could not be reached, or did not answer in time: nothing can be assumed done."""
 
 
+#: Error replies that mean "not now" rather than "never".
+_TRANSIENT = frozenset({"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY"})
+
+
 def _unavailable(failure: Failure) -> Failure:
     if failure.check(txredisapi.ConnectionError, defer.TimeoutError, defer.CancelledError,
                      ConnectionError):
         raise Unavailable(failure.getErrorMessage() or "Redis did not answer in time")
     if failure.check(txredisapi.ResponseError):
-        raise ClusterError(f"Redis answered with an error: {failure.getErrorMessage()}")
+        message = failure.getErrorMessage()
+        if message.split(" ", 1)[0] in _TRANSIENT:  # loading after a restart, a busy script
+            raise Unavailable(f"Redis is not ready: {message}")
+        raise ClusterError(f"Redis answered with an error: {message}")
     return failure
 
 
@@ -173,6 +180,7 @@ class Subscriber:
         self._on_ready = on_ready
         self._protocol: _SubscriberProtocol | None = None
         self._reactor = reactor
+        self._clock: IReactorTime = reactor  # type: ignore[assignment]
         factory: Any = txredisapi.SubscriberFactory()
         factory.protocol = self._build
         factory.password = address.password
@@ -230,8 +238,18 @@ class Subscriber:
                 self.live.add(channel)
                 self._on_ready(channel)
 
-        protocol.subscribe(channel).addCallbacks(acknowledged, self._failed,
-                                                 errbackArgs=("SUBSCRIBE",))
+        def refused(failure: Failure) -> None:
+            # Not acknowledged (a timeout, Redis still loading): the channel
+            # would stay deaf until the next reconnection; ask again.
+            self._failed(failure, "SUBSCRIBE")
+            if protocol is self._protocol and channel in self.wanted:
+                self._clock.callLater(timing.backoff(1), self._resubscribe, protocol, channel)
+
+        protocol.subscribe(channel).addCallbacks(acknowledged, refused)
+
+    def _resubscribe(self, protocol: _SubscriberProtocol, channel: str) -> None:
+        if protocol is self._protocol and channel in self.wanted and channel not in self.live:
+            self._subscribe(channel)
 
     def _connected(self, protocol: _SubscriberProtocol) -> None:
         self._protocol = protocol

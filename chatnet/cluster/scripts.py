@@ -148,14 +148,27 @@ class Script:
         object.__setattr__(self, "sha1", hashlib.sha1(source.encode()).hexdigest())
 
 
-#: ARGV: P, node, lease_ms, maxlen, fresh -> {"ok", incarnation} | {"in-use"};
-#: tells every node (``node-joined`` on ``~all``).
+#: ARGV: P, node, lease_ms, maxlen, fresh, token -> {"ok", incarnation} |
+#: {"in-use"}; tells every node (``node-joined`` on ``~all``).  ``token``
+#: (random, one per process) makes it safe to repeat: a registration whose
+#: answer was lost, asked again by the same process while its lease is
+#: live, gets the same incarnation rather than ``in-use``.
 REGISTER = Script("register", r"""
-local node, ms, maxlen, fresh = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local node, ms, maxlen, fresh, token = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6] or ''
 local lk = key('node', node, 'lease')
-if redis.call('EXISTS', lk) == 1 then return {'in-use'} end
+local ok = key('node', node, 'owner')
+local current = redis.call('GET', lk)
+if current then
+  -- the same process asking again (its first answer was lost): the same incarnation
+  if token ~= '' and redis.call('GET', ok) == token then
+    redis.call('PEXPIRE', lk, ms)
+    return {'ok', current}
+  end
+  return {'in-use'}
+end
 local inc = redis.call('INCR', key('node', node, 'incarnation'))
 redis.call('SET', lk, inc, 'PX', ms)
+redis.call('SET', ok, token)
 redis.call('SADD', key('nodes'), node)
 pub('~all', 'node-joined\n' .. node, maxlen, fresh)
 return {'ok', inc}
@@ -370,7 +383,8 @@ return {'ok', h[1], h[2], h[3] or ''}
 #: ARGV: P, node, inc, user (folded), name, flags, room (folded or ""),
 #: room spelling, capacity, maxlen, fresh -> {"ok", room joined or ""} |
 #: {"taken"} | {"fenced"}: a user of this node held again after Redis lost
-#: its state (claim, then join its room when there is space, with presence).
+#: its state (claim, then join its room when there is space).  No presence
+#: event: the others never saw it leave.
 REASSERT = Script("reassert", r"""
 local node, inc, u, name, flags = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local r, spelling, capacity = ARGV[7], ARGV[8], tonumber(ARGV[9])
@@ -378,8 +392,14 @@ local maxlen, fresh = ARGV[10], ARGV[11]
 if not live(node, inc) then return {'fenced'} end
 local uk = key('user', u)
 local h = redis.call('HMGET', uk, 'node', 'inc')
-if h[1] and not (h[1] == node and h[2] == inc) then return {'taken'} end
-if not h[1] then
+if h[1] and h[1] ~= node then
+  if live(h[1], h[2]) then return {'taken'} end
+  drop_user(u, h[1], 'disconnect', maxlen, fresh)  -- held for a dead node
+  h = {false, false}
+end
+if h[1] then  -- ours, of an older incarnation (Redis kept its data): ours again
+  redis.call('HSET', uk, 'inc', inc)
+else
   redis.call('HSET', uk, 'name', name, 'node', node, 'inc', inc, 'flags', flags)
   redis.call('ZADD', key('users'), 0, u)
   redis.call('SADD', key('node', node, 'users'), u)
@@ -395,7 +415,6 @@ if redis.call('EXISTS', rk) == 0 then
 end
 redis.call('ZADD', mk, 0, u)
 redis.call('HSET', uk, 'room', r)
-if redis.call('ZCARD', mk) > 1 then presence(r, u, 'join', maxlen, fresh) end
 return {'ok', redis.call('HGET', rk, 'name')}
 """)
 

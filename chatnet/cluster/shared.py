@@ -28,14 +28,21 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from chatnet import frames
 from chatnet.cluster import timing
-from chatnet.cluster.keys import Address, Fenced, Keys, NameTaken, NodeIdInUse
+from chatnet.cluster.keys import (
+    Address,
+    ClusterError,
+    Fenced,
+    Keys,
+    NameTaken,
+    NodeIdInUse,
+)
 from chatnet.cluster.messages import RoomMessages
 from chatnet.cluster.redis import Redis, Unavailable
 from chatnet.cluster.routing import EVERYONE, RemoteUser, Router, framed, inbox
@@ -135,6 +142,9 @@ class ClusterShared:
         self._joining: dict[str, int] = {}
         self._recent: dict[str, deque[tuple[int, str]]] = {}
         self._starts: dict[str, dict[str, int]] = {}
+        #: Until when requests get ``unavailable`` after Redis lost its
+        #: state: the other nodes are still holding their users again.
+        self._settling_until = 0.0
         #: Releases Redis did not answer, retried on each beat: name -> event.
         self._unreleased: dict[str, tuple[str, str]] = {}
 
@@ -248,7 +258,21 @@ class ClusterShared:
 
     # the Shared interface
 
-    def _ask(self, work: Coroutine[Any, Any, T]) -> Deferred[T]:
+    def _ask(self, work: Coroutine[Any, Any, T], settled: bool = True) -> Deferred[T]:
+        """
+        Run ``work``; Redis unreachable (or this node fenced) is
+        ``unavailable``.  ``settled``: also while the cluster is being
+        rebuilt after Redis lost its state (:meth:`_recover`), so that no
+        request sees a cluster where some nodes have not held their users
+        again yet.
+        """
+        if settled and (self._recovering or self._reactor.seconds() < self._settling_until):
+            work.close()
+            return fail(ChatError(
+                ErrorCode.UNAVAILABLE,
+                "The cluster is being rebuilt after Redis lost its state; try again",
+                max(round(self._settling_until - self._reactor.seconds(), 2), RETRY_AFTER),
+            ))
         d = Deferred.fromCoroutine(work)
         d.addErrback(_unavailable)
         return d
@@ -272,7 +296,7 @@ class ClusterShared:
         if self._stopping:
             return None  # the node's clean stop takes everyone out at once
         event = "" if quiet else ("leave" if clean else "disconnect")
-        return self._ask(self._release(user.name, event))
+        return self._ask(self._release(user.name, event), settled=False)
 
     async def _release(self, name: str, event: str) -> Left | None:
         try:
@@ -544,14 +568,14 @@ class ClusterShared:
             try:
                 incarnation = await self.node.register()
                 break
-            except Unavailable:
-                await deferLater(self._reactor, timing.backoff(attempt), lambda: None)
-                attempt += 1
             except NodeIdInUse:
                 self._audit("CLUSTER", f"another live node has the id {self.node_id}: this "
                             "node drops its clients and tries again", {"event": "id-in-use"})
                 self._close_users(None, "closed: another node took this node's id")
                 await deferLater(self._reactor, self.cluster.lease, lambda: None)
+            except ClusterError:  # Unavailable, Redis loading...: again, later
+                await deferLater(self._reactor, timing.backoff(attempt), lambda: None)
+                attempt += 1
         else:
             return
         if not self._reachable:
@@ -584,6 +608,11 @@ class ClusterShared:
                 continue
             kept += 1
         self._recovering = False
+        # Every node notices within a beat of Redis answering again, after
+        # at most the longest reconnection backoff: until then the cluster
+        # is not whole.
+        self._settling_until = (self._reactor.seconds() + timing.MAX_DELAY
+                                + timing.renew_interval(self.cluster.lease))
         self._audit("CLUSTER", f"node {self.node_id} registered again as incarnation "
                     f"{incarnation} (Redis had lost its state): {_count(kept, 'user')} held "
                     f"again, {len(dropped)} disconnected (name or room taken meanwhile)",
@@ -605,8 +634,8 @@ class ClusterShared:
             for node in await self.node.dead_nodes():
                 if node != self.node_id:
                     await self.node.reap(node)
-        except Unavailable:
-            return
+        except ClusterError as e:  # Unavailable among them: at the next beat
+            log.info("cluster: reaping put off: {why}", why=e)
 
 
 def _no_such_user(name: object) -> ChatError:

@@ -63,7 +63,8 @@ class RedisRefused(Exception):
 
 
 def register(address: Address, keys: Keys, node_id: str, lease: float,
-             stream_length: int = 1000, timeout: float = 5.0, ca: str | None = None) -> int:
+             stream_length: int = 1000, timeout: float = 5.0, ca: str | None = None,
+             token: str = "") -> int:
     """
     Register ``node_id``: its new incarnation.
 
@@ -72,7 +73,7 @@ def register(address: Address, keys: Keys, node_id: str, lease: float,
         the password or database.
     """
     answer = _session(address, timeout, ca, "EVAL", scripts.REGISTER.source, 0, keys.prefix, node_id,
-                      timing.lease_ms(lease), stream_length, secrets.token_hex(8))
+                      timing.lease_ms(lease), stream_length, secrets.token_hex(8), token)
     where = str(address)
     if not isinstance(answer, list) or not answer:
         raise Unreachable(f"unexpected answer from the cluster's Redis at {where}: {answer!r}")

@@ -22,6 +22,7 @@ from twisted.logger import Logger
 
 from chatnet.cluster import keys, scripts, timing
 from chatnet.cluster.keys import (
+    ClusterError,
     Fenced,
     Join,
     Keys,
@@ -30,7 +31,7 @@ from chatnet.cluster.keys import (
     RoomsPage,
     Vanished,
 )
-from chatnet.cluster.redis import Arg, Redis, Unavailable
+from chatnet.cluster.redis import Arg, Redis
 from chatnet.validation import fold
 
 log = Logger()
@@ -55,6 +56,8 @@ class Node:
         self.keys = keyspace or Keys()
         self.incarnation: int | None = None
         self.on_fenced = on_fenced
+        #: This process's registrations (see :data:`.scripts.REGISTER`).
+        self.token = secrets.token_hex(16)
         #: Entries kept in each capped stream (rooms, inboxes, ``~all``).
         self.stream_length = stream_length
         self._reactor = reactor
@@ -105,7 +108,7 @@ class Node:
         :raises NodeIdInUse: a live node has this id.
         """
         reply = await self.redis.run(scripts.REGISTER, self._prefix, self.node_id,
-                                     timing.lease_ms(self.lease), *self.stream())
+                                     timing.lease_ms(self.lease), *self.stream(), self.token)
         head, rest = keys.status(reply)
         if head == "in-use":
             raise NodeIdInUse(f"a live node already has the id {self.node_id!r}")
@@ -132,13 +135,13 @@ class Node:
         """
         try:
             await self.act(scripts.RENEW, timing.lease_ms(self.lease))
-        except Unavailable as e:
+        except Fenced:
+            return False
+        except ClusterError as e:  # Unavailable, or an answer we cannot read: not renewed
             log.info("cluster: lease of {node} not renewed: {why}", node=self.node_id, why=e)
             self.renewal_failed = True
             if self.on_renewal is not None:
                 self.on_renewal(False)
-            return False
-        except Fenced:
             return False
         self.renewed_at = self._reactor.seconds()
         self.renewal_failed = False
