@@ -64,6 +64,8 @@ RECEIPT_SECONDS = 600.0
 #: node to fail the transfer (and tell the addressee) before it presumes that
 #: node dead and tells the addressee itself: a lease (10 s) and some.
 ORPHAN_TIMEOUT = 15.0
+#: Seconds between two looks at the lease of a node whose pull was cut.
+CHECK_INTERVAL = 0.5
 #: Seconds the addressee's node waits, after the owning node left cleanly,
 #: for the frames it sent while stopping before it tells what is left.
 SETTLE = 5.0
@@ -142,13 +144,25 @@ async def serve(router: routing.Router, manager: TransferManager,
                              "say which one the other nodes use (--cluster-advertise)")
         advertise = host
     files = RemoteFiles(router, manager, local_user, server, (advertise, port), reactor,
-                        orphan_timeout)
+                        orphan_timeout, alive=_lease_reader(router))
     files.install()
     router.files = files
     return files
 
 
 _WILDCARDS = frozenset({"0.0.0.0", "::", ""})
+
+
+def _lease_reader(router: routing.Router) -> Callable[[str], Deferred[bool]]:
+    """``alive(node)``: whether ``node``'s lease key exists in Redis."""
+    node = router.node
+
+    def alive(other: str) -> Deferred[bool]:
+        d: Deferred[bool] = node.redis.command("EXISTS", node.keys.lease(other))
+        d.addCallback(lambda n: int(n) > 0)
+        return d
+
+    return alive
 
 
 def _remote_node(user: User) -> str | None:
@@ -173,13 +187,21 @@ class RemoteFiles:
     :param advertise: ``(host, port)`` other nodes pull from (the server's).
     :param reactor: for connecting and timers.
     :param orphan_timeout: see :data:`ORPHAN_TIMEOUT`.
+    :param alive: ``alive(node)``: whether ``node``'s lease is live (read in
+        Redis), asked every ``check_interval`` seconds after a pull from it
+        was cut, so that the addressee hears of a dead owning node within its
+        lease; ``None``: only :meth:`node_gone` and the orphan timeout tell.
     """
 
     def __init__(self, router: Router, manager: TransferManager,
                  local_user: Callable[[str], User | None], server: FileServer,
                  advertise: tuple[str, int], reactor: Any,
-                 orphan_timeout: float = ORPHAN_TIMEOUT) -> None:
+                 orphan_timeout: float = ORPHAN_TIMEOUT,
+                 alive: Callable[[str], Deferred[bool]] | None = None,
+                 check_interval: float = CHECK_INTERVAL) -> None:
         self.orphan_timeout = orphan_timeout
+        self.alive = alive
+        self.check_interval = check_interval
         self.router = router
         self.manager = manager
         self.local_user = local_user
@@ -422,16 +444,50 @@ class RemoteFiles:
                                                 "why": failure.getErrorMessage()}) \
             .addErrback(self._lost, "files.failed")
         if known is not None and known.pull is None and known.orphan_call is None:
-            known.orphan_call = self.reactor.callLater(self.orphan_timeout, self._orphaned,
-                                                       key, known)
+            deadline = self.reactor.seconds() + self.orphan_timeout
+            known.orphan_call = self.reactor.callLater(self.check_interval, self._check_owner,
+                                                       key, known, deadline)
 
-    def _orphaned(self, key: tuple[str, int], known: Known) -> None:
+    def _check_owner(self, key: tuple[str, int], known: Known, deadline: float) -> None:
+        """
+        After a cut pull, while the owning node has not failed the transfer:
+        is it alive (its lease)?  Gone: tell the addressee now, as the reap
+        would; alive, or no answer: look again, until ``deadline``.
+        """
         known.orphan_call = None
         if self.known.get(key) is not known or known.sha256 is not None:
             return
-        log.info("cluster files: transfer {n} from node {node}: no word from that node "
-                 "{s:g}s after its pull failed; presumed gone", n=known.number,
-                 node=known.owner, s=self.orphan_timeout)
+        if self.reactor.seconds() >= deadline:
+            self._orphaned(key, known, f"no word from it {self.orphan_timeout:g}s after "
+                                       "the pull failed")
+            return
+        if self.alive is None:
+            self._again(key, known, deadline)
+            return
+
+        def answered(alive: bool) -> None:
+            if self.known.get(key) is not known:
+                return
+            if alive:
+                self._again(key, known, deadline)
+            else:
+                self._orphaned(key, known, "its lease ran out")
+
+        def unanswered(failure: Failure) -> None:
+            log.info("cluster files: lease of node {node} not read: {why}",
+                     node=known.owner, why=failure.getErrorMessage())
+            if self.known.get(key) is known:
+                self._again(key, known, deadline)
+
+        self.alive(known.owner).addCallbacks(answered, unanswered)
+
+    def _again(self, key: tuple[str, int], known: Known, deadline: float) -> None:
+        known.orphan_call = self.reactor.callLater(self.check_interval, self._check_owner,
+                                                   key, known, deadline)
+
+    def _orphaned(self, key: tuple[str, int], known: Known, why: str) -> None:
+        log.info("cluster files: transfer {n} from node {node}: {why}; that node is "
+                 "presumed gone", n=known.number, node=known.owner, why=why)
         self._abort(known)
         self._forget(key)
 

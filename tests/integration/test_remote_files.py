@@ -404,6 +404,7 @@ async def test_sender_node_silent_after_a_cut(pair: Pair) -> None:
     bob, bob_out, remote_bob = pair.bob()
     bob_out.hold = True
     pair.b.files.orphan_timeout = 0.05
+    pair.b.files.check_interval = 0.01
     data, _ = content(2 * 1024 * 1024)
     number = await pair.upload(remote_bob, data)
     await bob_out.until(lambda: len(bob_out.data) > 0, "data")
@@ -416,6 +417,34 @@ async def test_sender_node_silent_after_a_cut(pair: Pair) -> None:
     assert pair.b.files.known == {}
     pair.b.files.node_gone("a")  # the reap, later: nothing more
     assert bob_out.types().count("file-aborted") == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_sender_node_lease_run_out_after_a_cut(pair: Pair) -> None:
+    """
+    The pull is cut; the owning node's lease is read until it has run out:
+    then the addressee is told (before the orphan timeout).
+    """
+    bob, bob_out, remote_bob = pair.bob()
+    bob_out.hold = True
+    asked: list[str] = []
+
+    def alive(node: str) -> Deferred[bool]:
+        asked.append(node)
+        return succeed(len(asked) < 3)  # the lease runs out at the third look
+
+    files = pair.b.files
+    files.alive, files.check_interval, files.orphan_timeout = alive, 0.01, 60.0
+    data, _ = content(2 * 1024 * 1024)
+    number = await pair.upload(remote_bob, data)
+    await bob_out.until(lambda: len(bob_out.data) > 0, "data")
+    pair.net.cut.add("a")
+    grant = pair.a.server.grants[number]
+    assert grant.protocol is not None
+    grant.protocol.link.abortConnection()
+    aborted = await bob_out.event("file-aborted")
+    assert aborted["reason"] == "sender-disconnected"
+    assert asked == ["a", "a", "a"] and files.known == {}
 
 
 @pytest_twisted.ensureDeferred
