@@ -24,8 +24,6 @@ def test_scenario(scenario: Scenario, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="needs the cluster runtime and cluster-wide upload "
-                   "slots; strict once they are in")
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.slug for s in SCENARIOS])
 def test_scenario_cluster(scenario: Scenario, tmp_path: Path) -> None:
     """
