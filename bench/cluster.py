@@ -184,10 +184,13 @@ def _chat(plan: Plan, system: str, kind: str, rooms: int, rate: int | None) -> d
         logged = nodes.audit_counts("BROADCAST")
         r["audit_broadcasts"] = sum(logged)
         r["audit_per_node"] = logged
-        # every accepted broadcast logged once, by its sender's node; a
-        # refused one (an error reply, e.g. 'unavailable') is in 'codes'
-        r["refused"] = (done.get("sent") or 0) - (done.get("replies_ok") or 0)
-        r["audit_ok"] = sum(logged) == done.get("replies_ok")
+        # every broadcast carried out is logged once, by its sender's node;
+        # a refused one (an error reply, e.g. 'unavailable') is in 'codes';
+        # one still unanswered when the generator stopped counts as carried out
+        sent = done.get("sent") or 0
+        r["refused"] = sum((done.get("codes") or {}).values())
+        r["unanswered"] = sent - (done.get("replies_ok") or 0) - r["refused"]
+        r["audit_ok"] = sum(logged) == sent - r["refused"]
         r["ok"] = bool(done.get("exact")) and r["audit_ok"]
         return _finish(r, nodes, expect_dead=True)
 
