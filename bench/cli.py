@@ -6,6 +6,7 @@ table, the ratios to ngircd and the targets; write every result as a JSON line.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import shlex
 import sys
@@ -25,6 +26,7 @@ from bench.procs import (
     write_json_line,
 )
 from bench.scenarios import SCENARIOS, Plan
+from chatnet.scenarios.redis import RedisError, find_redis, redis_version
 
 #: Every scenario by name: issue 5's five, then the cluster cases.
 ALL = {**SCENARIOS, **CLUSTER_SCENARIOS}
@@ -115,6 +117,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def cluster_machine() -> dict[str, Any]:
+    """What the cluster cases' figures depend on: Redis's version, the reply parser."""
+    try:
+        redis = redis_version(find_redis())
+    except RedisError as e:
+        redis = str(e)
+    # txredisapi parses replies with hiredis when it can import it, else in Python
+    parser = "hiredis" if importlib.util.find_spec("hiredis") else "python (no hiredis)"
+    return {"redis_server": redis, "redis_reply_parser": parser}
+
+
 def _lease(text: str) -> float:
     try:
         value = float(text)
@@ -155,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
 
     info = machine(args.reactor, *([args.checkout.resolve()] if args.checkout else []))
     info["quick"] = args.quick
+    if any(name in CLUSTER_SCENARIOS for name in chosen):
+        info.update(cluster_machine())
     if args.json == "-":
         sink = sys.stdout
     else:
