@@ -42,6 +42,7 @@ from chatnet.validation import format_size
 
 if TYPE_CHECKING:
     from chatnet.cluster.shared import ClusterShared
+    from chatnet.cluster.startup import Registered
     from chatnet.metrics import HealthCheck
 
 log = Logger()
@@ -152,7 +153,7 @@ class ChatService(Service):
         self._sweeper: LoopingCall | None = None
         #: In cluster mode (``settings.cluster``): this node's view of the cluster.
         self.cluster: ClusterShared | None = None
-        self._incarnation: int | None = None
+        self._incarnation: Registered | None = None
 
     def privilegedStartService(self) -> None:
         """Open the spool and log, and listen (raising at once if we cannot)."""
@@ -228,7 +229,7 @@ class ChatService(Service):
         self._audit_spool(transfers)
         Service.privilegedStartService(self)
 
-    def _register(self, cluster: ClusterShared) -> int:
+    def _register(self, cluster: ClusterShared) -> Registered:
         """
         Register this node in its cluster before serving anyone: its
         incarnation.  :raises CannotStart: the cluster cannot be reached or
@@ -239,15 +240,15 @@ class ChatService(Service):
 
         settings = cluster.cluster
         try:
-            incarnation = startup.register(
+            registered = startup.register(
                 settings.address(), Keys(settings.prefix), settings.node_id, settings.lease,
                 ca=settings.ca, token=cluster.node.token)
         except (startup.Unreachable, NodeIdInUse) as e:
             raise CannotStart(f"chatnet: {e}") from None
         log.info("chatnet node {node} joined the cluster at {where} (incarnation {inc}, "
                  "lease {lease:g}s)", node=settings.node_id, where=str(settings.address()),
-                 inc=incarnation, lease=settings.lease)
-        return incarnation
+                 inc=registered.incarnation, lease=settings.lease)
+        return registered
 
     @staticmethod
     def _deregister(cluster: ClusterShared | None) -> None:

@@ -148,8 +148,8 @@ class Script:
         object.__setattr__(self, "sha1", hashlib.sha1(source.encode()).hexdigest())
 
 
-#: ARGV: P, node, lease_ms, maxlen, fresh, token -> {"ok", incarnation} |
-#: {"in-use"}; tells every node (``node-joined`` on ``~all``).  ``token``
+#: ARGV: P, node, lease_ms, maxlen, fresh, token -> {"ok", incarnation,
+#: inbox epoch, inbox offset, ~all epoch, ~all offset} | {"in-use"}; tells every node (``node-joined`` on ``~all``).  ``token``
 #: (random, one per process) makes it safe to repeat: a registration whose
 #: answer was lost, asked again by the same process while its lease is
 #: live, gets the same incarnation rather than ``in-use``.
@@ -166,12 +166,27 @@ if current then
   end
   return {'in-use'}
 end
-local inc = redis.call('INCR', key('node', node, 'incarnation'))
+-- A node's first incarnation in this Redis starts from Redis's clock (ms),
+-- so that after Redis lost its state no incarnation is ever given twice:
+-- a request of an incarnation from before the loss, delivered late, is fenced.
+local ik = key('node', node, 'incarnation')
+if redis.call('EXISTS', ik) == 0 then
+  local now = redis.call('TIME')
+  redis.call('SET', ik, now[1] * 1000 + math.floor(now[2] / 1000))
+end
+local inc = redis.call('INCR', ik)
 redis.call('SET', lk, inc, 'PX', ms)
 redis.call('SET', ok, token)
 redis.call('SADD', key('nodes'), node)
 pub('~all', 'node-joined\n' .. node, maxlen, fresh)
-return {'ok', inc}
+-- where this node's inbox and the cluster events stand: followed from here
+local function at(r)
+  return redis.call('GET', key('room', r, 'epoch')) or '',
+         tonumber(redis.call('GET', key('room', r, 'offset')) or '0')
+end
+local ie, io = at('~' .. string.lower(node))
+local ae, ao = at('~all')
+return {'ok', inc, ie, io, ae, ao}
 """)
 
 #: ARGV: P, node, inc, lease_ms -> {"ok"} | {"fenced"}.  Never brings a

@@ -34,7 +34,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from chatnet import frames
-from chatnet.cluster import timing
+from chatnet.cluster import scripts, timing
 from chatnet.cluster.keys import (
     Address,
     ClusterError,
@@ -57,6 +57,7 @@ from chatnet.validation import check_text, fold, show
 if TYPE_CHECKING:
     from chatnet.cluster.remote_files import RemoteFiles
     from chatnet.cluster.slots import ClusterSlots
+    from chatnet.cluster.startup import Registered
     from chatnet.transfers import TransferManager
     from chatnet.upload_slots import UploadSlots
 
@@ -184,11 +185,11 @@ class ClusterShared:
         return LocalSlots(settings, IdBlocks(self.redis, self.node.keys))
 
     def start(
-        self, incarnation: int | None = None, manager: TransferManager | None = None
+        self, registered: Registered | None = None, manager: TransferManager | None = None
     ) -> Deferred[Transfers[Any]]:
         """
-        Join the cluster: register (unless already registered as
-        ``incarnation``, see :mod:`.startup`), follow this node's inbox and
+        Join the cluster: register (unless already registered, see
+        :mod:`.startup`), follow this node's inbox and
         the cluster events, start the beat, the reaper and the slots, and
         serve ``manager``'s files to the other nodes: the node's transfers
         (``manager`` wrapped so that files go to and come from other nodes).
@@ -196,18 +197,24 @@ class ClusterShared:
         :raises NodeIdInUse: a live node has this id.
         :raises Unavailable: Redis did not answer.
         """
-        return Deferred.fromCoroutine(self._start(incarnation, manager))
+        return Deferred.fromCoroutine(self._start(registered, manager))
 
     async def _start(
-        self, incarnation: int | None, manager: TransferManager | None
+        self, registered: Registered | None, manager: TransferManager | None
     ) -> Transfers[Any]:
-        if incarnation is None:
+        if registered is None:
             await self.node.register()
+            starts = [await self._position(room) for room in (inbox(self.node_id), EVERYONE)]
         else:
-            self.node.adopt(incarnation)
+            self.node.adopt(registered.incarnation)
+            starts = [registered.inbox, registered.everyone]
+        # This node's inbox and the cluster events are followed from where
+        # they stood when it registered, before any user of this node could
+        # be named by another node: nothing sent to its users is missed
+        # while the subscriptions are being made.
         self.messages.start()
-        self.messages.follow(inbox(self.node_id))
-        self.messages.follow(EVERYONE)
+        self.messages.follow(inbox(self.node_id), starts[0])
+        self.messages.follow(EVERYONE, starts[1])
         if self.slots is not None:
             self.slots.start()
         transfers: Transfers[Any] | None = manager
@@ -215,7 +222,8 @@ class ClusterShared:
             from chatnet.cluster.remote_files import ClusterTransfers, serve
 
             self.files = await serve(self.router, manager, self.directory.users.get,
-                                     self.cluster.files, self.cluster.advertise, self._reactor)
+                                     self.cluster.files, self.cluster.advertise, self._reactor,
+                                     orphan_timeout=self.cluster.lease + 5.0)
             transfers = ClusterTransfers(manager, self.files)
         self._back_at = self._reactor.seconds()
         self._reaper.start(timing.renew_interval(self.cluster.lease), now=False)
@@ -225,6 +233,18 @@ class ClusterShared:
                      "incarnation": self.node.incarnation})
         assert transfers is not None or manager is None
         return transfers  # type: ignore[return-value]
+
+    async def _position(self, room: str, attempts: int = 10) -> tuple[str, int]:
+        """Where ``room``'s sequence stands (asked again while Redis does not answer)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                reply = await self.redis.run(scripts.POSITION, self.node.keys.prefix, fold(room))
+                return str(reply[0]), int(reply[1])
+            except ClusterError:
+                if attempt == attempts:
+                    raise
+                await deferLater(self._reactor, timing.backoff(attempt), lambda: None)
+        raise AssertionError("unreachable")
 
     def stop(self) -> Deferred[None]:
         """A clean stop: every user of this node leaves the cluster at once."""
@@ -516,6 +536,8 @@ class ClusterShared:
                         {"node": args[0], "event": "joined"})
         elif kind in ("node-lost", "node-left") and len(args) >= 2:
             users = int(args[1]) if args[1].isdigit() else 0
+            if self.files is not None and args[0] != self.node_id:
+                self.files.node_gone(args[0], clean=kind == "node-left")
             how = ("lost (its lease ran out)" if kind == "node-lost"
                    else "left the cluster")
             self._audit("CLUSTER", f"node {args[0]} {how}: {_count(users, 'user')} taken out",
@@ -608,11 +630,7 @@ class ClusterShared:
                 continue
             kept += 1
         self._recovering = False
-        # Every node notices within a beat of Redis answering again, after
-        # at most the longest reconnection backoff: until then the cluster
-        # is not whole.
-        self._settling_until = (self._reactor.seconds() + timing.MAX_DELAY
-                                + timing.renew_interval(self.cluster.lease))
+        self._settling_until = self._reactor.seconds() + timing.settling(self.cluster.lease)
         self._audit("CLUSTER", f"node {self.node_id} registered again as incarnation "
                     f"{incarnation} (Redis had lost its state): {_count(kept, 'user')} held "
                     f"again, {len(dropped)} disconnected (name or room taken meanwhile)",

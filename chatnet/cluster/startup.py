@@ -14,9 +14,19 @@ from __future__ import annotations
 import secrets
 import socket
 import ssl
+from dataclasses import dataclass
 
 from chatnet.cluster import scripts, timing, tls
 from chatnet.cluster.keys import Address, Keys, NodeIdInUse
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A registration: the incarnation; where the inbox and ``~all`` stood (epoch, offset)."""
+
+    incarnation: int
+    inbox: tuple[str, int]
+    everyone: tuple[str, int]
 
 
 class Unreachable(Exception):
@@ -64,9 +74,10 @@ class RedisRefused(Exception):
 
 def register(address: Address, keys: Keys, node_id: str, lease: float,
              stream_length: int = 1000, timeout: float = 5.0, ca: str | None = None,
-             token: str = "") -> int:
+             token: str = "") -> Registered:
     """
-    Register ``node_id``: its new incarnation.
+    Register ``node_id``: its new incarnation, and where its inbox and the
+    cluster events stand (to follow them from there).
 
     :raises NodeIdInUse: a live node has this id.
     :raises Unreachable: Redis cannot be reached, is not Redis, or refused
@@ -81,7 +92,10 @@ def register(address: Address, keys: Keys, node_id: str, lease: float,
         raise NodeIdInUse(f"a live node of the cluster at {where} already has the id "
                           f"{node_id!r}: give this one another --node-id (or wait "
                           f"{lease:g}s if that node was just killed)")
-    return int(str(answer[1]))
+    if len(answer) < 6:  # a registration repeated (its first answer lost)
+        return Registered(int(str(answer[1])), ("", 0), ("", 0))
+    return Registered(int(str(answer[1])), (str(answer[2]), int(str(answer[3]))),
+                      (str(answer[4]), int(str(answer[5]))))
 
 
 def deregister(address: Address, keys: Keys, node_id: str, timeout: float = 5.0,

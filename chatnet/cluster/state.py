@@ -92,11 +92,15 @@ class Node:
         :raises Fenced: the incarnation is no longer live; the beat stops and
             ``on_fenced`` is called (once).
         """
-        reply = await self.redis.run(script, *self._me(), *args)
+        me = self._me()
+        reply = await self.redis.run(script, *me, *args)
         try:
             keys.status(reply)
         except Fenced:
-            self._fenced()
+            # Only for the incarnation asked with: an answer to an older one
+            # arriving after the node registered again changes nothing.
+            if self.incarnation is not None and str(self.incarnation) == me[2]:
+                self._fenced()
             raise
         assert isinstance(reply, list)
         return reply

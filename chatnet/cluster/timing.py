@@ -57,3 +57,14 @@ def backoff(attempt: int, rand: random.Random | None = None) -> float:
     delay = min(MAX_DELAY, FIRST_DELAY * FACTOR ** min(attempt - 1, 64))
     spread = (rand or random).uniform(-JITTER, JITTER)
     return max(0.0, delay * (1 + spread))
+
+
+def settling(lease: float) -> float:
+    """
+    Seconds a node that held its users again after Redis lost its state
+    answers ``unavailable``, so that no request sees the cluster before every
+    node had the time to do the same: each notices at its next beat after
+    its link to Redis is back, which takes at most the longest reconnection
+    delay (with its jitter) and one reply timeout; twice the beat for margin.
+    """
+    return MAX_DELAY * (1 + JITTER) + reply_timeout(lease) + 2 * renew_interval(lease)

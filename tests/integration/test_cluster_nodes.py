@@ -60,14 +60,15 @@ def test_fixture_tries_another_port_when_one_is_taken(
 async def test_register_with_a_lease(cluster: Cluster) -> None:
     """A fresh incarnation each time; the lease key holds it and expires."""
     a = cluster.node("a", lease=5.0)
-    assert await a.register() == 1
+    first = await a.register()
+    assert first > 1_700_000_000_000  # from Redis's clock, in ms: never given twice
     redis = cluster.connection()
-    assert await redis.command("GET", cluster.keys.lease("a")) == "1"
+    assert await redis.command("GET", cluster.keys.lease("a")) == str(first)
     ttl = int(await redis.command("PTTL", cluster.keys.lease("a")))
     assert 0 < ttl <= 5000
     assert await redis.command("SMEMBERS", cluster.keys.nodes) == ["a"]
     assert await a.deregister() == ()
-    assert await a.register() == 2
+    assert await a.register() == first + 1
 
 
 @pytest_twisted.ensureDeferred
@@ -76,7 +77,7 @@ async def test_a_live_id_is_refused(cluster: Cluster) -> None:
     await a.register()
     with pytest.raises(NodeIdInUse, match="'a'"):
         await again.register()
-    assert await b.register() == 1
+    assert await b.register() > 0
 
 
 @pytest_twisted.ensureDeferred
@@ -105,7 +106,7 @@ async def test_a_silent_node_is_noticed_dead_and_fenced(cluster: Cluster) -> Non
     fenced: list[bool] = []
     a, b = cluster.node("a", lease=0.3), cluster.node("b", lease=5.0)
     a.on_fenced = lambda: fenced.append(True)
-    await a.register()
+    first = await a.register()
     await b.register()
     assert await a.claim("Alice")
     a._beat.stop()  # as if the process were stopped (SIGSTOP)
@@ -116,7 +117,7 @@ async def test_a_silent_node_is_noticed_dead_and_fenced(cluster: Cluster) -> Non
     assert fenced == [True] and a.incarnation is None
     with pytest.raises(Fenced):
         await a.claim("Bob")
-    assert await a.register() == 2
+    assert await a.register() == first + 1
     # held by the old incarnation, which is dead: taken over at once
     assert await a.claim("alice")
     assert await b.reap("a") == ()
@@ -155,7 +156,7 @@ async def test_redis_lost_and_back(cluster: Cluster) -> None:
     """
     redis = cluster.connection(timeout=0.5)
     a = cluster.node("a", lease=5.0, redis=redis)
-    await a.register()
+    a_first = await a.register()
     cluster.server.kill9()
     started = time.monotonic()
     with pytest.raises(Unavailable):
@@ -172,7 +173,7 @@ async def test_redis_lost_and_back(cluster: Cluster) -> None:
     await eventually(answers, "the connection to come back", timeout=5.0)
     with pytest.raises(Fenced):  # Redis came back empty: the lease is gone
         await a.claim("alice")
-    assert await a.register() == 1
+    assert await a.register() > a_first  # never an incarnation given before the loss
     assert await a.claim("alice")
 
 
@@ -222,3 +223,36 @@ async def test_a_refused_password_on_reconnection_does_not_stop_reconnecting(
             return False
 
     await eventually(answers, "the link to come back", timeout=10.0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_registration_repeated_by_its_process_gets_the_same_incarnation(
+        cluster: Cluster) -> None:
+    """
+    A REGISTER whose answer was lost (a timeout) asked again by the same
+    process gets its incarnation back rather than "in use"; another process
+    with the same id is still refused.
+    """
+    a = cluster.node("a", lease=5.0)
+    first = await a.register()
+    assert await a.register() == first  # same token: the same incarnation
+    twin = cluster.node("a", lease=5.0)
+    with pytest.raises(NodeIdInUse):
+        await twin.register()
+
+
+def test_start_up_registration_says_where_the_inbox_and_events_stand(
+        redis_server: RedisServer) -> None:
+    """The blocking registration of a starting node also answers its inbox's and ~all's heads."""
+    from chatnet.cluster import startup
+    from chatnet.cluster.keys import Keys
+
+    address = parse_url(redis_server.url)
+    first = startup.register(address, Keys("t"), "a", 5.0, token="x")
+    assert first.everyone[1] >= 1  # its own node-joined
+    again = startup.register(address, Keys("t"), "a", 5.0, token="x")
+    assert again.incarnation == first.incarnation
+    with pytest.raises(NodeIdInUse):
+        startup.register(address, Keys("t"), "a", 5.0, token="y")
+    other = startup.register(address, Keys("t"), "b", 5.0, token="z")
+    assert other.everyone[1] == first.everyone[1] + 1 and other.inbox == ("", 0)

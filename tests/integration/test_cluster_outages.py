@@ -122,7 +122,7 @@ def test_redis_down_past_the_lease_and_back_empty_names_and_rooms_are_reasserted
     bob.expect_message("back", "alice")
     assert code(extra.request_served("join", room="full")) == "room-full"
     for member in crowd[:3]:
-        assert len(member.request_ok("who")["members"]) == 15
+        assert len(member.request_served("who", timeout=15.0)["members"]) == 15
     names = everyone(bob)
     assert Counter(names) == Counter(["alice", "bob", "extra", *(f"f{i}" for i in range(15))]), names
     crowd[0].request_ok("broadcast", text="still full")

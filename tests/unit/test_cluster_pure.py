@@ -100,3 +100,12 @@ def test_scripts_share_the_prelude_and_differ() -> None:
     for s in (scripts.RENEW, scripts.DEREGISTER, scripts.CLAIM, scripts.RELEASE,
               scripts.JOIN, scripts.LEAVE, scripts.PUBLISH):
         assert "if not live(node, inc) then return {'fenced'} end" in s.body, s.name
+
+
+def test_settling_covers_every_node_noticing() -> None:
+    """After Redis lost its state, a node waits long enough for the slowest to notice."""
+    for lease in (1.0, 2.0, 10.0):
+        slowest = timing.MAX_DELAY * (1 + timing.JITTER) + timing.reply_timeout(lease) \
+            + timing.renew_interval(lease)
+        assert timing.settling(lease) > slowest
+    assert timing.settling(10.0) < 10.0  # still "within seconds"
