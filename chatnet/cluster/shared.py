@@ -549,11 +549,15 @@ class ClusterShared:
             n = event.last - event.first + 1
             self._audit("CLUSTER", f"{where}: {_count(n, 'message')} lost "
                         f"(offsets {event.first}-{event.last} were no longer in the stream)",
-                        {"room": room, "event": "lost", "first": event.first,
+                        {"room": room, "event": "messages-lost", "first": event.first,
                          "last": event.last})
-        elif room[:1] != "~":
-            self._audit("CLUSTER", f"{where}: its sequence started again (Redis lost it)",
-                        {"room": room, "event": "reset"})
+        else:
+            # Offsets count from 1 again: joins waiting for an offset of the
+            # old sequence are past (the members are in the room since).
+            self._starts.pop(room, None)
+            if room[:1] != "~":
+                self._audit("CLUSTER", f"{where}: its sequence started again (Redis lost it)",
+                            {"room": room, "event": "reset"})
 
     # the beat, Redis lost and back, fencing, reaping
 
