@@ -286,6 +286,15 @@ class ClusterShared:
         request sees a cluster where some nodes have not held their users
         again yet.
         """
+        if settled and not self._reachable:
+            # Known lost (the beat found it): answered at once, not after a
+            # command timeout each; the next beat that reaches it ends this.
+            work.close()
+            return fail(ChatError(
+                ErrorCode.UNAVAILABLE,
+                "The cluster state cannot be reached just now; nothing was done: try again",
+                RETRY_AFTER,
+            ))
         if settled and (self._recovering or self._reactor.seconds() < self._settling_until):
             work.close()
             return fail(ChatError(

@@ -102,9 +102,6 @@ def test_upload_slots_are_shared_by_every_node(cluster: Cluster) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=(
-    "file-aborted comes 15 s after the kill (remote_files.ORPHAN_TIMEOUT), not when the "
-    "addressee's node reaps the dead sender's node (within the lease)"))
 @pytest.mark.parametrize("size", [3 * MIB, 48 * MIB], ids=["streamed-before-the-kill", "cut-mid-stream"])
 def test_kill9_of_the_senders_node_during_delivery_aborts_the_file(cluster: Cluster, size: int) -> None:
     """
@@ -115,7 +112,7 @@ def test_kill9_of_the_senders_node_during_delivery_aborts_the_file(cluster: Clus
     bytes he had not read yet), and no file-end; his connection stays and works.
     """
     a, b = cluster.start(2, lease=LEASE, extra_args=["--max-file-size", "64MiB"])
-    alice, bob = a.client("alice"), b.client("bob")
+    alice, bob = a.client("alice", room="r"), b.client("bob", room="r")
     data = os.urandom(size)
     t = upload(alice, "bob", "big.bin", data)
     alice.expect_event("upload-done", transfer=t, timeout=30.0)
@@ -128,6 +125,8 @@ def test_kill9_of_the_senders_node_during_delivery_aborts_the_file(cluster: Clus
     assert time.monotonic() - killed <= NOTICED + 1.0, "file-aborted came late (bob read a backlog?)"
     assert bob.events("file-end", transfer=tb) == []
     bob.ping()
+    # alice's node reaped (her disconnect in the room): the cluster has bob alone
+    bob.expect(frame_is("presence", user="alice", event="disconnect"), timeout=NOTICED + 5.0)
     assert bob.request_ok("users")["users"] == ["bob"]
 
 

@@ -306,10 +306,6 @@ def test_broadcasts_answered_unavailable_when_redis_dies_are_never_delivered(clu
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=(
-    "a node that knows Redis is lost still sends each command and waits for its "
-    "timeout (about 0.67 s), one request after the other on a connection: 30 "
-    "requests take about 20 s to be answered unavailable"))
 def test_while_redis_is_known_lost_requests_are_answered_unavailable_promptly(cluster: Cluster) -> None:
     """
     Once a node has found Redis gone, thirty requests that need it are all
