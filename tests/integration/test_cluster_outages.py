@@ -83,11 +83,16 @@ class Rival(threading.Thread):
 
 
 def everyone(client: NodeClient) -> list[str]:
-    """Every name ``users`` gives, over all its pages (ten a page)."""
+    """
+    Every name ``users`` gives, over all its pages (ten a page), asked again
+    after ``retry_after`` while the node answers ``unavailable`` (a node
+    may still be rebuilding after Redis came back).
+    """
     names: list[str] = []
     fields: dict[str, Any] = {"limit": 10}
     while True:
-        reply = client.request_ok("users", **fields)
+        reply = client.request_served("users", **fields)
+        assert code(reply) == "ok", reply
         names += reply["users"]
         if not reply["more"]:
             return names
