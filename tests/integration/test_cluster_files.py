@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import time
 from typing import Any
 
@@ -151,3 +152,48 @@ def test_kill9_of_the_addressees_node_fails_the_transfer_for_the_sender(cluster:
     alice.expect_event("upload-start", transfer=t2)
     alice.send_data(t2, b"abc")
     carol.expect(frame_is("file-start", name="next.txt"))
+
+
+@pytest.mark.slow
+def test_kill9_of_a_node_frees_the_upload_slots_its_users_held(cluster: Cluster) -> None:
+    """
+    Five uploads from node a hold the cluster's five slots; a sixth, from
+    node b, waits; kill -9 of a: the sixth starts within the lease + 2 s.
+    """
+    a, b = cluster.start(2, lease=LEASE)
+    target = b.client("target")
+    holders = [a.client(f"h{i}") for i in range(5)]
+    for i, holder in enumerate(holders):
+        t = holder.request_ok("sendfile", to="target", name=f"h{i}.bin", size=100)["transfer"]
+        holder.expect_event("upload-start", transfer=t)
+    waiting = b.client("waiting")
+    offer = waiting.request_ok("sendfile", to="target", name="next.txt", size=3)
+    assert offer["position"] == 0, offer
+    waiting.ping()
+    assert waiting.events("upload-start") == []
+    killed = time.monotonic()
+    a.kill9()
+    waiting.expect_event("upload-start", transfer=offer["transfer"], timeout=NOTICED)
+    assert time.monotonic() - killed <= NOTICED
+    waiting.send_data(offer["transfer"], b"abc")
+    assert target.expect(frame_is("file-start", name="next.txt"))["size"] == 3
+
+
+@pytest.mark.slow
+def test_a_clean_sigint_of_the_addressees_node_fails_the_upload_at_once(cluster: Cluster) -> None:
+    """
+    SIGINT to bob's node (lease 10 s) while alice (a) uploads to him: alice
+    gets file-failed recipient-offline within 3 s, well within the lease.
+    """
+    a, b = cluster.start(2, lease=10.0, extra_args=["--shutdown-grace", "1"])
+    alice, bob = a.client("alice"), b.client("bob")
+    t = alice.request_ok("sendfile", to="bob", name="cut.bin", size=4 * CHUNK)["transfer"]
+    alice.expect_event("upload-start", transfer=t)
+    alice.send_data(t, os.urandom(CHUNK))
+    alice.ping()
+    signalled = time.monotonic()
+    b.signal(signal.SIGINT)
+    failed = alice.expect_event("file-failed", transfer=t, timeout=3.0)
+    assert failed["reason"] == "recipient-offline", failed
+    assert time.monotonic() - signalled <= 3.0
+    bob.expect_closed()
