@@ -330,3 +330,46 @@ def test_while_redis_is_known_lost_requests_are_answered_unavailable_promptly(cl
     assert code(alice.reply(last)) == "ok"
     elapsed = time.monotonic() - started
     assert elapsed <= 3.0, f"30 unavailable replies took {elapsed:.1f}s"
+
+
+class Joiner(Rival):
+    """:class:`Rival` for a ``join`` of ``room``: asked again on every ``unavailable``."""
+
+    def run(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        try:
+            while time.monotonic() < deadline:
+                self.tries += 1
+                reply = self.client.request("join", max(0.1, deadline - time.monotonic()),
+                                            room=self.name)
+                if code(reply) != "unavailable":
+                    self.reply = reply
+                    return
+        except BaseException as e:  # reported by result()
+            self.error = e
+
+
+@pytest.mark.slow
+def test_a_full_room_stays_full_while_outsiders_race_redis_coming_back_empty(cluster: Cluster) -> None:
+    """
+    A room of fifteen spread over three nodes; Redis killed past the lease
+    and restarted empty while one outsider per node keeps asking to join:
+    every outsider gets room-full, the room lists fifteen from every node.
+    """
+    a, b, c = cluster.start(3, lease=LEASE)
+    nodes = (a, b, c)
+    crowd = cluster.clients([(nodes[i % 3], f"m{i}") for i in range(15)], room="full")
+    outsiders = [node.client(f"out{node.node_id}") for node in nodes]
+    down = time.monotonic()
+    cluster.redis.kill9()
+    unavailable_until(crowd[0], down + LEASE + 1.0)
+    racers = [Joiner(outsider, "full") for outsider in outsiders]
+    for racer in racers:
+        racer.start()
+    cluster.redis.restart()
+    assert [code(racer.result()) for racer in racers] == ["room-full"] * 3, [r.result() for r in racers]
+    for member in crowd[:3]:
+        who = member.request_served("who")
+        assert code(who) == "ok" and len(who["members"]) == 15, who
+    for outsider in outsiders:
+        assert code(outsider.request("who")) == "not-in-room"
