@@ -187,7 +187,10 @@ class ClusterSlots:
         #: answer older than the change does not undo it.
         self._tick = 0
         self._touched: dict[int, int] = {}
-        self._syncing = False
+        #: While a sync is on its way: who waits for the one that follows it
+        #: (:meth:`sync`), and whether one must follow it.
+        self._syncing: list[Deferred[None]] | None = None
+        self._again = False
         #: Releases to send with the next holds (:meth:`_flush`).
         self._releasing: list[int] = []
         self._flushing: IDelayedCall | None = None
@@ -425,24 +428,47 @@ class ClusterSlots:
     # repair
 
     def sync(self) -> Deferred[None]:
-        """Compare what Redis holds for this node with what it knows, and repair."""
-        d = Deferred.fromCoroutine(self._sync())
+        """
+        Compare what Redis holds for this node with what it knows, and
+        repair.  Asked while a sync is on its way, another follows that one
+        (which may have been asked before what the caller knows, e.g. a
+        registration again), and the answer fires when it is done.
+        """
+        if self._syncing is not None:
+            self._again = True
+            waiter: Deferred[None] = Deferred()
+            self._syncing.append(waiter)
+            return waiter
+        self._syncing = []
+        d = Deferred.fromCoroutine(self._syncs())
         d.addErrback(lambda f: log.failure("cluster: while syncing the upload slots", f))
+        d.addBoth(self._synced)
         return d
 
+    async def _syncs(self) -> None:
+        self._again = True
+        while self._again:
+            self._again = False
+            await self._sync()
+
+    def _synced(self, _: object) -> None:
+        waiters, self._syncing = self._syncing or [], None
+        for w in waiters:
+            w.callback(None)
+
     async def _sync(self) -> None:
-        if self._syncing or self._node.incarnation is None:
+        incarnation = self._node.incarnation
+        if incarnation is None:
             return
-        self._syncing = True
         mark = self._tick
         try:
             reply = await self._node.act(slot_scripts.SYNC, self._settings.upload_slots,
                                          self.ids.high)
         except (Unavailable, Fenced) as e:
             log.info("cluster: upload slots not synced: {why}", why=e)
+            if self._node.incarnation not in (None, incarnation):
+                self._again = True  # asked as an older incarnation: again as this one
             return
-        finally:
-            self._syncing = False
         a = self._figures(reply)
         self._grants(a.grants)
         held = slot_scripts.states(a.rest)

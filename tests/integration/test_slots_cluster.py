@@ -16,6 +16,7 @@ import pytest_twisted
 from support.fakes import RecordingOutbox
 from support.redis import RedisServer
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
 
 from chatnet.cluster.keys import parse_url
 from chatnet.cluster.slots import ClusterSlots
@@ -345,6 +346,45 @@ async def test_uploads_held_again_after_redis_lost_them(
 
     await eventually(one_running, "a1 to hold its slot again")
     assert int(await slots.redis.command("GET", slots.cluster.keys.key("up", "ids"))) >= high
+    await eventually(lambda: _queued(slots, 1), "b1 to wait again")
+    a.done("a1")
+    assert await started(slots, 2) == ["a1", "b1"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_sync_asked_as_the_old_incarnation_is_followed_by_one_as_the_new(
+    slots: Slots, redis_server: RedisServer,
+) -> None:
+    """
+    Redis restarted empty: a sync asked just after the node registered again
+    but before its answer came goes as the old incarnation and is fenced;
+    the sync asked meanwhile is not dropped, and the node's uploads are held
+    again by a sync as the new incarnation.
+    """
+    a = await slots.side("a", subscribe=False, upload_slots=1)
+    await a.offer("alice", "a1")
+    await a.offer("bob", "b1")
+    a.node._beat.stop()  # no renewal fences the old incarnation meanwhile
+    old = a.node.incarnation
+    redis_server.restart()
+
+    async def connected() -> bool:
+        try:
+            return bool(await a.node.redis.command("PING"))
+        except Exception:
+            return False
+
+    await eventually(connected, "the node's link to Redis to be back")
+    registering = Deferred.fromCoroutine(a.node.register())
+    first = a.slots.sync()  # reaches Redis after the registration, as the old incarnation
+    assert await registering != old
+    await a.slots.sync()  # asked while that one is on its way
+    assert first.called
+
+    async def one_running() -> bool:
+        return await slots.running() == 1
+
+    await eventually(one_running, "a1 to hold its slot again")
     await eventually(lambda: _queued(slots, 1), "b1 to wait again")
     a.done("a1")
     assert await started(slots, 2) == ["a1", "b1"]
