@@ -158,7 +158,8 @@ class ClusterShared:
     @property
     def up(self) -> bool:
         """Registered, and Redis answered the last renewal."""
-        return self.node.incarnation is not None and self._reachable and not self._recovering
+        return (self.node.incarnation is not None and self._reachable and not self._recovering
+                and self._reactor.seconds() >= self._settling_until)
 
     @property
     def why(self) -> str:
@@ -167,6 +168,8 @@ class ClusterShared:
             return "not registered in the cluster (registering again)"
         if not self._reachable:
             return "Redis does not answer"
+        if self._reactor.seconds() < self._settling_until:
+            return "the cluster is being rebuilt after Redis lost its state"
         return ""
 
     def upload_slots(self, settings: Settings) -> UploadSlots:
