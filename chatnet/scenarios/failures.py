@@ -81,10 +81,11 @@ def sigint_shutdown(ctx: Context) -> str:
     down; one node stopping while the others go on is the cluster tests'
     case), the clients are given only their own node, and each node's
     ``SHUTDOWN`` line counts its own connections and the transfers it
-    failed: the sums are checked.  A transfer whose other end was on a node
-    that stopped a moment earlier may fail with that end's reason
-    (``recipient-offline``, ``sender-disconnected``) instead, as the
-    contract says of a node that stops; it must still fail, once.
+    failed for its shutdown: the sums are checked.  A transfer whose other
+    end was on a node that stopped a moment earlier may fail with that end's
+    reason (``recipient-offline``, ``sender-disconnected``) instead, as the
+    contract says of a node that stops; every transfer must still fail
+    once (one ``FILE`` ``failed`` line in all the logs).
     """
     ctx.failover = False  # a client given the other nodes would move to one
     ctx.start_server("--shutdown-grace", str(GRACE))
@@ -160,8 +161,25 @@ def sigint_shutdown(ctx: Context) -> str:
     each = " + ".join(found(re.search(r"disconnected (\d+)", line), line).group(1) for line in lines)
     check(told == connections, f"expected {connections} clients in all, got {each}:\n"
           + "\n".join(lines))
-    check(failed == len(peers) + 1, f"expected {len(peers) + 1} failed transfers in:\n"
-          + "\n".join(lines))
+    expected = len(peers) + 1
+    if clustered:
+        # Each transfer fails once, on its sender's node; a node counts in
+        # its SHUTDOWN line those it failed for its own shutdown.
+        failures = server.log_lines("FILE", r"transfer #\d+ .* failed \(")
+        numbers = sorted(int(m.group(1)) for m in (
+            re.search(r"transfer #(\d+) ", line) for line in failures) if m)
+        check(len(numbers) == expected and len(set(numbers)) == expected,
+              f"expected {expected} transfers to fail once each; the logs say:\n"
+              + "\n".join(failures))
+        bad = [line for line in failures if not line.endswith(reasons)]
+        check(not bad, "transfers failed for another reason:\n" + "\n".join(bad))
+        for_shutdown = sum(line.endswith(": shutdown") for line in failures)
+        check(failed == for_shutdown,
+              f"the SHUTDOWN lines count {failed} failed transfers, the FILE lines "
+              f"{for_shutdown} failed for the shutdown:\n" + "\n".join(lines + failures))
+    else:
+        check(failed == expected, f"expected {expected} failed transfers in:\n"
+              + "\n".join(lines))
     left = [p for d in ctx.spool_dirs() if d.exists() for p in d.iterdir()]
     check(not left, f"spool files left behind: {left}")
     how = ", ".join(sorted({"0" if s == 0 else "SIGINT re-raised" for s in statuses}))
@@ -174,4 +192,4 @@ def sigint_shutdown(ctx: Context) -> str:
     return (f"{len(nodes)} nodes interrupted: {connections} connections told ({each}), "
             f"{len(clients)} clients exited {EXIT_SHUTDOWN}; the peers' {len(peers)} uploads "
             f"failed ({why}); every node exited ({how}) within {took:.2f}s; "
-            f"log: {failed} failed transfers in all")
+            f"log: {expected} transfers failed once each, {failed} for the shutdown")
