@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 from chatnet.cluster import timing, tls
 from chatnet.cluster.keys import Address, ClusterError
 from chatnet.cluster.scripts import Script
+from chatnet.errors import ChatError, ErrorCode
 
 log = Logger()
 
@@ -37,6 +38,23 @@ Arg = str | int | bytes
 
 class Unavailable(ClusterError):
     """Redis could not be reached, or did not answer in time: nothing can be assumed done."""
+
+
+#: What ``unavailable`` tells a client to wait before asking again (seconds).
+RETRY_AFTER = 1.0
+
+
+def as_unavailable(failure: Failure, what: str = "The cluster state") -> Failure:
+    """Redis unreachable or this node fenced: the client's ``unavailable`` (else ``failure``)."""
+    from chatnet.cluster.keys import Fenced
+
+    if failure.check(Unavailable, Fenced):
+        raise ChatError(
+            ErrorCode.UNAVAILABLE,
+            f"{what} cannot be reached just now; nothing was done: try again",
+            RETRY_AFTER,
+        )
+    return failure
 
 
 #: Error replies that mean "not now" rather than "never".

@@ -119,6 +119,17 @@ local function reap(node, maxlen, fresh)
   end
   return out
 end
+-- Puts user u in room r (made with spelling when new).  Returns its spelling.
+local function enter_room(u, r, spelling)
+  local rk = key('room', r)
+  if redis.call('EXISTS', rk) == 0 then
+    redis.call('HSET', rk, 'name', spelling)
+    redis.call('ZADD', key('rooms'), 0, r)
+  end
+  redis.call('ZADD', key('room', r, 'members'), 0, u)
+  redis.call('HSET', key('user', u), 'room', r)
+  return redis.call('HGET', rk, 'name')
+end
 local function page(zkey, after, limit)
   local low = '-'
   if after ~= '' then low = '(' .. after end
@@ -285,12 +296,7 @@ if redis.call('HGET', uk, 'room') ~= r then
   if redis.call('ZCARD', mk) >= capacity then return {'room-full'} end
   left, left_count = leave_room(u, 'leave', maxlen, fresh)
   left = left or ''
-  if redis.call('EXISTS', rk) == 0 then
-    redis.call('HSET', rk, 'name', spelling)
-    redis.call('ZADD', key('rooms'), 0, r)
-  end
-  redis.call('ZADD', mk, 0, u)
-  redis.call('HSET', uk, 'room', r)
+  enter_room(u, r, spelling)
   status = 'ok'
   if redis.call('ZCARD', mk) > 1 then
     presence(r, u, 'join', maxlen, fresh)
@@ -423,14 +429,7 @@ if r == '' then return {'ok', ''} end
 local mk = key('room', r, 'members')
 if redis.call('HGET', uk, 'room') == r then return {'ok', spelling} end
 if redis.call('ZCARD', mk) >= capacity then return {'ok', ''} end
-local rk = key('room', r)
-if redis.call('EXISTS', rk) == 0 then
-  redis.call('HSET', rk, 'name', spelling)
-  redis.call('ZADD', key('rooms'), 0, r)
-end
-redis.call('ZADD', mk, 0, u)
-redis.call('HSET', uk, 'room', r)
-return {'ok', redis.call('HGET', rk, 'name')}
+return {'ok', enter_room(u, r, spelling)}
 """)
 
 ALL = (REGISTER, RENEW, DEREGISTER, REAP, DEAD_NODES, CLAIM, RELEASE, JOIN, LEAVE,

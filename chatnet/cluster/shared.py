@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from chatnet import frames
 from chatnet.cluster import scripts, timing
@@ -44,7 +43,7 @@ from chatnet.cluster.keys import (
     NodeIdInUse,
 )
 from chatnet.cluster.messages import RoomMessages
-from chatnet.cluster.redis import Redis, Unavailable
+from chatnet.cluster.redis import RETRY_AFTER, Redis, Unavailable, as_unavailable
 from chatnet.cluster.routing import EVERYONE, RemoteUser, Router, framed, inbox
 from chatnet.cluster.sequence import Lost, Reset
 from chatnet.cluster.state import Node
@@ -68,18 +67,6 @@ T = TypeVar("T")
 #: Entries of a room kept while a local user's join is being answered.
 RECENT = 1024
 
-#: What ``unavailable`` tells a client to wait before trying again (seconds).
-RETRY_AFTER = 1.0
-
-
-def _unavailable(failure: Failure) -> Failure:
-    if failure.check(Unavailable, Fenced):
-        raise ChatError(
-            ErrorCode.UNAVAILABLE,
-            "The cluster state cannot be reached just now; nothing was done: try again",
-            RETRY_AFTER,
-        )
-    return failure
 
 
 class ClusterShared:
@@ -306,7 +293,7 @@ class ClusterShared:
                 max(round(self._settling_until - self._reactor.seconds(), 2), RETRY_AFTER),
             ))
         d = Deferred.fromCoroutine(work)
-        d.addErrback(_unavailable)
+        d.addErrback(as_unavailable)
         return d
 
     def enter(self, user: User) -> Deferred[None]:

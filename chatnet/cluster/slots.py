@@ -51,33 +51,25 @@ from twisted.python.failure import Failure
 
 from chatnet.cluster import keys, slot_scripts
 from chatnet.cluster.keys import Address, ClusterError, Fenced
-from chatnet.cluster.redis import Redis, Subscriber, Unavailable
+from chatnet.cluster.redis import Redis, Subscriber, Unavailable, as_unavailable
 from chatnet.cluster.scripts import Script
 from chatnet.cluster.slot_scripts import Answer
 from chatnet.cluster.state import Node
 from chatnet.config import Settings
-from chatnet.errors import ChatError, ErrorCode
+from chatnet.errors import ChatError
 from chatnet.transfer_state import Transfer
 from chatnet.upload_slots import Admission, SlotOwner, queue_full, sender_queue_full
 from chatnet.validation import fold
 
 log = Logger()
 
-#: Seconds a client is told to wait before asking again while Redis is away.
-RETRY_AFTER = 1.0
 #: Transfer numbers a node takes from the cluster's counter at once.
 ID_BLOCK = 64
 
 
 def unavailable(failure: Failure) -> Failure:
     """Redis unreachable or this node fenced: the client's ``unavailable``."""
-    if failure.check(Unavailable, Fenced):
-        raise ChatError(
-            ErrorCode.UNAVAILABLE,
-            "The cluster's upload slots cannot be reached just now; nothing was done: try again",
-            RETRY_AFTER,
-        )
-    return failure
+    return as_unavailable(failure, "The cluster's upload slots")
 
 
 class IdBlocks:
