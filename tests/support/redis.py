@@ -17,43 +17,21 @@ on the same port.
 from __future__ import annotations
 
 import shutil
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+# free_port and ping are the scenario runner's own (it runs a redis-server too).
+from chatnet.scenarios.redis import free_port as free_port
+from chatnet.scenarios.redis import ping as ping
 from support.processes import Process
 
 #: How long a start may take before the test fails.
 START_TIMEOUT = 10.0
 ATTEMPTS = 5
 READY = r"Ready to accept connections"
-
-
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def ping(port: int, timeout: float = 2.0) -> bool:
-    """Whether a Redis on 127.0.0.1:``port`` answers ``PING`` with ``PONG``."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-            sock.sendall(b"*1\r\n$4\r\nPING\r\n")
-            answer = b""
-            while not answer.endswith(b"\r\n"):
-                chunk = sock.recv(64)
-                if not chunk:
-                    break
-                answer += chunk
-            return answer == b"+PONG\r\n"
-    except OSError:
-        return False
 
 
 class RedisServer:
