@@ -18,7 +18,7 @@ from chatnet import frames, paging
 from chatnet.errors import ChatError, ErrorCode
 from chatnet.frames import Ok
 from chatnet.interfaces import Later
-from chatnet.model import Joined, Left, RoomsPage, UsersPage
+from chatnet.model import Joined, Left, RoomsPage, User, UsersPage
 from chatnet.session_base import SessionBase, left_fields, room_fields
 from chatnet.shared_state import answered_now
 from chatnet.validation import check_room, check_text, count
@@ -76,14 +76,18 @@ class RoomRequests(SessionBase):
         delivered = hub.shared.broadcast(user, room, text, hub.now())
         if type(delivered) is int:
             self._broadcast_done(req.id, room.name, text, delivered)
-        else:
+        else:  # (published even if this connection goes meanwhile: logged then too)
             self.wait(cast("Later[int]", delivered),
-                      partial(self._broadcast_done, req.id, room.name, text), req.id)
+                      partial(self._broadcast_done, req.id, room.name, text), req.id,
+                      undo=partial(self._broadcast_logged, user, room.name, text))
 
     def _broadcast_done(self, ident: Any, room: str, text: str, delivered: int) -> None:
-        user = self._user()
-        hub = self.hub
         self.outbox.send(frames.BroadcastOk.encode(ident, delivered))
+        self._broadcast_logged(self._user(), room, text, delivered)
+
+    def _broadcast_logged(self, user: User, room: str, text: str, delivered: int) -> None:
+        """Count and log a broadcast (sent, whether or not its sender heard the reply)."""
+        hub = self.hub
         stats = hub.stats
         stats.broadcasts += 1
         stats.deliveries += delivered
@@ -95,13 +99,20 @@ class RoomRequests(SessionBase):
 
     def _whisper(self, req: frames.Whisper) -> None:
         hub = self.hub
-        target = hub.shared.whisper(self._user(), req.to, req.text, hub.now())
-        self._finish(target, partial(self._whispered, req.id), req.id)
+        user = self._user()
+        target = hub.shared.whisper(user, req.to, req.text, hub.now())
+        if isinstance(target, str):
+            self._whispered(req.id, target)
+        else:  # (sent even if this connection goes meanwhile: logged then too)
+            self.wait(target, partial(self._whispered, req.id), req.id,
+                      undo=partial(self._whisper_logged, user))
 
     def _whispered(self, ident: Any, target: str) -> None:
-        user = self._user()
-        hub = self.hub
         self.outbox.send(Ok.encode(ident))
+        self._whisper_logged(self._user(), target)
+
+    def _whisper_logged(self, user: User, target: str) -> None:
+        hub = self.hub
         stats = hub.stats
         stats.whispers += 1
         stats.deliveries += 1

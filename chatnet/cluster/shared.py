@@ -533,7 +533,7 @@ class ClusterShared:
         elif kind == "node-joined" and args and args[0] != self.node_id:
             self._audit("CLUSTER", f"node {args[0]} joined the cluster",
                         {"node": args[0], "event": "joined"})
-        elif kind in ("node-lost", "node-left") and len(args) >= 2:
+        elif kind in ("node-lost", "node-left") and len(args) >= 2 and args[0] != self.node_id:
             users = int(args[1]) if args[1].isdigit() else 0
             if self.files is not None and args[0] != self.node_id:
                 self.files.node_gone(args[0], clean=kind == "node-left")

@@ -194,3 +194,29 @@ def test_unavailable_is_the_request_s_error_with_retry_after() -> None:
     assert isinstance(reply, frames.ErrorReply)
     assert (reply.id, reply.code, reply.retry_after) == (9, "unavailable", 1.0)
     assert alice.user is not None and alice.user.room is None
+
+
+def test_a_broadcast_and_a_whisper_sent_after_their_sender_left_are_still_logged() -> None:
+    """The cluster published them; only the reply is lost with the connection."""
+    w, later = world()
+    alice, a = login(w, later, "alice")
+    bob, b = login(w, later, "bob")
+    for session in (alice, bob):
+        session.received(frames.Join(1, "lobby"))
+        later.answer()
+    a.take(), b.take()
+    alice.received(frames.Broadcast(2, "hello"))
+    alice.received(frames.Whisper(3, "bob", "psst"))  # held behind the broadcast
+    alice.lost()
+    later.answer()  # the broadcast's answer comes after alice went
+    assert a.take() == []
+    assert [type(f) for f in b.take()] == [frames.Presence, frames.Message]
+    categories = w.audit.categories()
+    assert categories.count("BROADCAST") == 1 and w.hub.stats.broadcasts == 1
+    # a whisper whose answer comes after its sender went is logged too
+    carol, c = login(w, later, "carol")
+    carol.received(frames.Whisper(4, "bob", "psst"))
+    carol.lost()
+    later.answer()
+    assert [type(f) for f in b.take()] == [frames.WhisperEvent]
+    assert w.audit.categories().count("WHISPER") == 1 and w.hub.stats.whispers == 1
