@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -19,9 +19,33 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import Clock
 
 from chatnet import codec
-from chatnet.cluster.filepull import FileServer, Pull, PullFailed
+from chatnet.cluster.filepull import FileServer, Grant, Pull, PullFailed
 
 WAIT = 10.0
+
+
+@pytest.fixture(autouse=True)
+def grants_settled(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """
+    After each test (and its server's stop), no grant's Deferred still holds
+    a failure nobody took: its owner, the test, consumes what it ends with,
+    a cancellation too.  (Left so, it is an "Unhandled error in Deferred"
+    logged whenever the garbage collector gets to it, in some later test.)
+    """
+    made: list[Grant] = []
+    grant = FileServer.grant
+
+    def tracked(self: FileServer, *args: Any, **kwargs: Any) -> Grant:
+        g = grant(self, *args, **kwargs)
+        made.append(g)
+        return g
+
+    monkeypatch.setattr(FileServer, "grant", tracked)
+    yield
+    # what Deferred logs as unhandled once collected: a failure no callback took
+    left = [g.transfer for g in made
+            if getattr(g.deferred._debugInfo, "failResult", None) is not None]
+    assert not left, f"grants failed with nobody consuming it: {left}"
 
 
 class Outbox:
@@ -144,6 +168,7 @@ async def test_wrong_token_refused_and_grant_kept(server: tuple[FileServer, int]
     out = Outbox()
     assert await outcome(Pull(g.message(), out).start(reactor, "127.0.0.1", port)) == sha
     assert out.data() == data
+    assert await outcome(g.deferred) == b""  # the puller's "written" reached the server
 
 
 @pytest_twisted.ensureDeferred

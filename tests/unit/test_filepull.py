@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
+from typing import Any
 
+import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import CancelledError
 from twisted.internet.task import Clock
@@ -18,6 +21,30 @@ from chatnet.cluster.filepull import FileServer, Grant, PullFailed, sign
 
 SECRET = b"k" * 32
 PEER = IPv4Address("TCP", "127.0.0.1", 40000)
+
+
+@pytest.fixture(autouse=True)
+def grants_settled(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """
+    After each test (and its server's stop), no grant's Deferred still holds
+    a failure nobody took: its owner, the test, consumes what it ends with,
+    a cancellation too.  (Left so, it is an "Unhandled error in Deferred"
+    logged whenever the garbage collector gets to it, in some later test.)
+    """
+    made: list[Grant] = []
+    grant = FileServer.grant
+
+    def tracked(self: FileServer, *args: Any, **kwargs: Any) -> Grant:
+        g = grant(self, *args, **kwargs)
+        made.append(g)
+        return g
+
+    monkeypatch.setattr(FileServer, "grant", tracked)
+    yield
+    # what Deferred logs as unhandled once collected: a failure no callback took
+    left = [g.transfer for g in made
+            if getattr(g.deferred._debugInfo, "failResult", None) is not None]
+    assert not left, f"grants failed with nobody consuming it: {left}"
 
 
 def frames(data: bytes) -> list[bytes]:
@@ -105,6 +132,7 @@ def test_refused_request_is_answered_and_closed() -> None:
     assert transport.disconnecting
     assert server.refused == 1 and server.grants == {7: g}
     server.cancel(7)
+    assert failure_of(g).check(CancelledError)
     assert clock.getDelayedCalls() == []
 
 
