@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
-from typing import Any
 
-import pytest
+from support import grants
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import CancelledError
 from twisted.internet.task import Clock
@@ -23,28 +21,7 @@ SECRET = b"k" * 32
 PEER = IPv4Address("TCP", "127.0.0.1", 40000)
 
 
-@pytest.fixture(autouse=True)
-def grants_settled(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """
-    After each test (and its server's stop), no grant's Deferred still holds
-    a failure nobody took: its owner, the test, consumes what it ends with,
-    a cancellation too.  (Left so, it is an "Unhandled error in Deferred"
-    logged whenever the garbage collector gets to it, in some later test.)
-    """
-    made: list[Grant] = []
-    grant = FileServer.grant
-
-    def tracked(self: FileServer, *args: Any, **kwargs: Any) -> Grant:
-        g = grant(self, *args, **kwargs)
-        made.append(g)
-        return g
-
-    monkeypatch.setattr(FileServer, "grant", tracked)
-    yield
-    # what Deferred logs as unhandled once collected: a failure no callback took
-    left = [g.transfer for g in made
-            if getattr(g.deferred._debugInfo, "failResult", None) is not None]
-    assert not left, f"grants failed with nobody consuming it: {left}"
+grants_settled = grants.grants_settled  # autouse: no grant left failed unconsumed
 
 
 def frames(data: bytes) -> list[bytes]:
