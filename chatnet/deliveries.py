@@ -305,8 +305,10 @@ class Deliveries:
         if self.active.get(t.id) is not t:
             return
         self._close_reader(t)
-        end = frames.FileEnd(t.id, sha256).wire()
-        t.recipient.outbox.send(end, lambda: self._delivered(t))
+        end = frames.FileEnd(t.id, sha256)
+        if self.watch is not None:  # an addressee on another node: its node hears of it first
+            self.watch.telling(t.recipient, end)
+        t.recipient.outbox.send(end.wire(), lambda: self._delivered(t))
 
     def _stream_stopped(self, failure: Failure, t: Transfer) -> None:
         # The addressee's connection went away under the FileSender (unless

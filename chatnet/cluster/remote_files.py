@@ -71,7 +71,7 @@ CHECK_INTERVAL = 0.5
 SETTLE = 5.0
 
 _TOLD = {frames.FileOffer: "offer", frames.FilePending: "pending",
-         frames.FileStart: "start", frames.FileAborted: "aborted"}
+         frames.FileStart: "start", frames.FileAborted: "aborted", frames.FileEnd: "end"}
 
 
 class Router(Protocol):
@@ -89,7 +89,7 @@ class Known:
     """A transfer of another node to a local user, as far as this node knows it."""
 
     __slots__ = ("number", "owner", "user", "state", "pull", "sha256", "ended_at", "orphan_call",
-                 "shown")
+                 "shown", "end_sent")
 
     def __init__(self, number: int, owner: str, user: User, state: str) -> None:
         self.number = number
@@ -101,6 +101,8 @@ class Known:
         #: The hash of what was written to the user, once pulled whole.
         self.sha256: str | None = None
         self.ended_at = 0.0
+        #: Whether the owning node has sent ``file-end`` (told first).
+        self.end_sent = False
         #: When the addressee is told, should the owning node say nothing.
         self.orphan_call: Any = None
         #: The name the file was offered under (``file-offer``).
@@ -357,6 +359,10 @@ class RemoteFiles:
             self._forget(key)
             return
         known = self.known.get(key)
+        if what == "end":
+            if known is not None and known.owner == node:
+                known.end_sent = True
+            return
         if known is None or known.owner != node or known.user is not user:
             self._forget(key)
             known = self.known[key] = Known(number, node, user, str(what))
@@ -513,7 +519,7 @@ class RemoteFiles:
         """Tell the addressee the sender's side is gone, if it was told of the file."""
         told = known.state in ("start", "accepted") or (
             known.state in ("pending", "offer") and known.user.notices)
-        if known.sha256 is None and told:
+        if told and not known.end_sent:  # (pulled whole or not: no file-end came)
             known.user.outbox.send(frames.FileAborted(
                 known.number, FailReason.SENDER_DISCONNECTED.value).wire())
 

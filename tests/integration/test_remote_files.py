@@ -396,6 +396,41 @@ async def test_sender_node_lost_midway(pair: Pair) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_sender_node_lost_after_every_byte_but_before_file_end(pair: Pair) -> None:
+    """
+    Every byte pulled and written, then the owning node dies before its
+    file-end came: the addressee is told file-aborted (sender-disconnected),
+    not left waiting for a file-end that will never come.
+    """
+    bob, bob_out, remote_bob = pair.bob()
+    data, _ = content(512 * 1024)
+    number = await pair.upload(remote_bob, data)
+    await bob_out.until(lambda: len(bob_out.data) > 0, "data")
+    pair.net.cut.add("a")  # nothing from a any more: its file-end is lost
+    [known] = pair.b.files.known.values()
+    if known.pull is not None:
+        await known.pull.deferred.addTimeout(WAIT, reactor)
+    assert known.sha256 is not None and not known.end_sent  # pulled whole, no file-end
+    assert len(bob_out.data) == len(data)
+    pair.b.files.node_gone("a")
+    aborted = await bob_out.event("file-aborted")
+    assert aborted == {"type": "file-aborted", "transfer": number,
+                       "reason": "sender-disconnected"}
+    assert "file-end" not in bob_out.types()
+
+
+@pytest_twisted.ensureDeferred
+async def test_sender_node_lost_after_file_end_says_nothing_more(pair: Pair) -> None:
+    """The owning node dies after its file-end: the addressee hears nothing more."""
+    bob, bob_out, remote_bob = pair.bob()
+    data, _ = content(64 * 1024)
+    await pair.upload(remote_bob, data)
+    await bob_out.event("file-end")
+    pair.b.files.node_gone("a")
+    assert bob_out.types() == ["file-start", "file-end"]
+
+
+@pytest_twisted.ensureDeferred
 async def test_sender_node_silent_after_a_cut(pair: Pair) -> None:
     """
     The pull is cut and the owning node says nothing (dead, and not yet
