@@ -23,9 +23,14 @@
  *   files    --senders U send --files-per-sender files of --file-size bytes
  *            each to U receivers; bytes verified against the generator's
  *            pattern; after "done", a "sha256" event checks the sha256 of
- *            every file-end against the pattern's.
+ *            every file-end against the pattern's (--no-sha256: a server that
+ *            hashes nothing; the event then says "checked":false).
  *   soak     --clients slots churn: connect, join, talk, send files, leave
  *            or drop, reconnect, for --duration seconds.
+ *
+ * --quickack (any scenario) asks for TCP quick ACKs on every connection and
+ * asks again after every read, since Linux drops out of quick-ACK mode by
+ * itself: the ACK timing of a blocking client that reads a reply at once.
  *
  * With --ports P1,P2 (cluster nodes) the connections are spread over the
  * servers (see node_of): every room has members on each.
@@ -124,6 +129,8 @@ static double duration = 10, warmup = 1, rate = 1000, drain_timeout = 10;
 static int msg_size = 64, senders = 1, files_per_sender = 4, chunk = 65536;
 static uint64_t file_size = 3u << 20;
 static int concurrency = 8, autogo = 0, eager = 0;
+static int quickack = 0; /* TCP_QUICKACK on every socket, again after each read */
+static int check_sha = 1; /* files: compare file-end sha256s (--no-sha256: not) */
 static int lazy_next, lazy_reading; /* latency: lazy receivers (see is_lazy) */
 static const char *prefix = "u";
 static unsigned seed0 = 1;
@@ -428,6 +435,7 @@ static void conn_start(struct conn *c)
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (quickack) setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
     c->fd = fd;
     c->state = CS_CONNECTING;
     c->want_out = 1;
@@ -1031,6 +1039,13 @@ static size_t parse(struct conn *c, const char *p, size_t n)
 static void do_read(struct conn *c)
 {
     ssize_t n = read(c->fd, scratch, SCRATCH_SIZE);
+    if (quickack && n > 0) {
+        /* Linux leaves quick-ACK mode by itself (after a few segments, or
+           when it sees the connection as interactive): set it again after
+           every read, as a client that wants its ACKs at once must */
+        int one = 1;
+        setsockopt(c->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+    }
     if (n < 0) {
         if (errno == EAGAIN || errno == EINTR) return;
         closed_unexpected += (c->state != CS_CLOSING);
@@ -1357,6 +1372,13 @@ static void print_sha256(void)
 {
     uint64_t ok = 0, bad = 0, missing = 0;
     char want[65];
+    if (!check_sha) {
+        /* --no-sha256 (a server that hashes nothing): say that nothing was compared */
+        printf("{\"event\":\"sha256\",\"checked\":false,\"sha256_ok\":0,"
+               "\"sha256_bad\":0,\"sha256_missing\":0}\n");
+        fflush(stdout);
+        return;
+    }
     for (int i = 0; i < senders && i < 16; i++)
         for (int f = 0; f < files_per_sender; f++) {
             const char *got = file_sha[i * MAX_FILES + f];
@@ -1368,7 +1390,7 @@ static void print_sha256(void)
             if (strcmp(got, want) == 0) ok++;
             else bad++;
         }
-    printf("{\"event\":\"sha256\",\"sha256_ok\":%llu,\"sha256_bad\":%llu,"
+    printf("{\"event\":\"sha256\",\"checked\":true,\"sha256_ok\":%llu,\"sha256_bad\":%llu,"
            "\"sha256_missing\":%llu}\n",
            (unsigned long long)ok, (unsigned long long)bad, (unsigned long long)missing);
     fflush(stdout);
@@ -1500,6 +1522,10 @@ static void usage(void)
             "  [--msg-size BYTES] [--senders U] [--file-size BYTES]\n"
             "  [--files-per-sender F] [--chunk BYTES] [--concurrency C]\n"
             "  [--prefix NAME] [--drain-timeout S] [--seed N] [--auto]\n"
+            "  [--quickack]  TCP_QUICKACK on every connection, set again after\n"
+            "               every read (Linux leaves quick-ACK mode by itself)\n"
+            "  [--no-sha256] files: do not compare file-end sha256s (a server\n"
+            "               that computes none); the sha256 event says checked false\n"
             "  [--eager N]  latency: time members 1..N of each room, drain the rest\n"
             "               every 100 ms (keeps the generator's CPU low)\n"
             "  --ports P1,P2  several servers (cluster nodes): a room's members\n"
@@ -1527,6 +1553,7 @@ int main(int argc, char **argv)
         {"eager", 1, 0, 'E'},
         {"pattern", 1, 0, 'G'},       {"pattern-sha256", 1, 0, 'H'},
         {"ports", 1, 0, 'N'},
+        {"quickack", 0, 0, 'Q'},      {"no-sha256", 0, 0, 'K'},
         {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -1569,6 +1596,8 @@ int main(int argc, char **argv)
         case 'S': seed0 = (unsigned)atoi(optarg); break;
         case 'a': autogo = 1; break;
         case 'E': eager = atoi(optarg); break;
+        case 'Q': quickack = 1; break;
+        case 'K': check_sha = 0; break;
         case 'G': /* --pattern SEED:SIZE: write those bytes to stdout (tests) */
         case 'H': { /* --pattern-sha256 SEED:SIZE: print their sha256 (tests) */
             unsigned long long pseed = 0, psize = 0;
