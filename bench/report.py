@@ -1,6 +1,7 @@
 """
 Turning results into figures: the table, the ratios to the reference, the
-targets of issue 5.  Pure: no processes, no clocks, no I/O.
+targets of issue 5 (and issue 14's files ceiling and seed shape).  Pure: no
+processes, no clocks, no I/O.
 
 A result is a flat ``dict``: ``scenario``, ``case``, ``system`` plus the
 figures the scenario measured, ``server_cpu`` and ``gen_cpu`` (cores used
@@ -9,6 +10,7 @@ during the measured window) and ``notes``.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +21,12 @@ GEN_LIMIT = 0.90
 
 KIB = 1024
 MIB = 1024 * 1024
+
+#: The systems issue 14 measures chatnet against besides the references: the
+#: plain Twisted file relay (bench/relay_server.py) and the bare Twisted
+#: broadcast server (bench/baseline_server.py).
+RELAY = "relay"
+BASELINE = "baseline"
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -80,6 +88,8 @@ HEADLINE: dict[str, list[tuple[str, str, bool]]] = {
     "fanout": [("deliveries_per_s", "deliveries/s", True),
                ("deliveries_per_core_s", "deliv/core-s", True)],
     "latency": [("p99_ms", "ms p99", False), ("server_cpu", "server cores", False)],
+    "seed": [("msgs_per_s", "msg/s", True), ("p50_ms", "ms p50", False),
+             ("p99_ms", "ms p99", False)],
     "files": [("mb_per_s", "MB/s", True)],
     "soak": [("rss_growth_pct", "% RSS growth", False)],
     "cluster-fanout": [("deliveries_per_s", "deliveries/s", True),
@@ -155,6 +165,8 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
                ("p99_ms", "p99 ms")],
     "latency": [("msgs_per_s", "msg/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"),
                 ("p999_ms", "p99.9 ms"), ("max_ms", "max ms"), ("exact", "exact")],
+    "seed": [("msgs_per_s", "msg/s"), ("deliveries_per_s", "deliv/s"), ("p50_ms", "p50 ms"),
+             ("p99_ms", "p99 ms"), ("exact", "exact"), ("audit_ok", "audit"), ("runs", "runs")],
     "files": [("files", "files"), ("mb_per_s", "MB/s"), ("span_s", "wall s"),
               ("intact", "intact"), ("sha256_match", "sha256"),
               ("peak_rss_delta_mib", "peak +MiB")],
@@ -181,8 +193,12 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
 def files_exact(r: dict[str, Any]) -> bool:
     """
     A files case delivered every file whole: each byte as sent (``intact``)
-    and the sha256 of every ``file-end`` the sha256 of the bytes sent.
+    and the sha256 of every ``file-end`` the sha256 of the bytes sent.  The
+    relay computes no sha256 (its generator compares none: ``sha256_checked``
+    false): for it, the bytes alone.
     """
+    if r.get("system") == RELAY and r.get("sha256_checked") is False:
+        return bool(r.get("intact"))
     return bool(r.get("intact")) and bool(r.get("sha256_match"))
 
 
@@ -416,3 +432,119 @@ def format_targets(verdicts: Sequence[Verdict], header: str = "targets (issue 5)
         mark = {True: "met   ", False: "MISSED", None: "  -   "}[v.met]
         lines.append(f"  [{mark}] {v.target}: {v.measured}")
     return "\n".join(lines)
+
+
+# ---- several runs of one case ----
+
+#: The figures of a case run several times that :func:`median_result` gives
+#: as the median of the runs.
+MEDIAN_KEYS = ("msgs_per_s", "deliveries_per_s", "p50_ms", "p99_ms", "p999_ms", "max_ms",
+               "mean_ms", "server_cpu", "gen_cpu", "server_cpu_total", "other_cpu",
+               "softirq_cpu", "deliveries_per_core_s", "gen_deliveries_per_core", "rss_mib")
+#: ... and those it adds up.
+SUM_KEYS = ("sent", "deliveries", "expected_deliveries", "gaps", "dups", "missing", "unknown",
+            "closed_unexpected", "audit_broadcasts")
+
+
+def median_result(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """
+    One result from several runs of the same case on the same system: the
+    median of each figure of :data:`MEDIAN_KEYS` (so a p50 is the median of
+    the runs' p50s), the sums of the counts, exact and audited only if every
+    run was, each run's headline figures under ``per_run``.  A run that
+    failed fails the whole (its error is kept).
+    """
+    if len(results) == 1:
+        return results[0]
+    good = [r for r in results if not r.get("error")]
+    out = dict(good[0] if good else results[0])
+    out["runs"] = len(results)
+    out["per_run"] = [{k: r.get(k) for k in ("msgs_per_s", "p50_ms", "p99_ms", "server_cpu")}
+                      for r in good]
+    for key in MEDIAN_KEYS:
+        values = [float(r[key]) for r in good if r.get(key) is not None]
+        if values:
+            out[key] = statistics.median(values)
+    for key in SUM_KEYS:
+        values = [r[key] for r in good if r.get(key) is not None]
+        if values:
+            out[key] = sum(values)
+    if good:
+        out["exact"] = all(r.get("exact") for r in good)
+        if any("audit_ok" in r for r in good):
+            out["audit_ok"] = all(r.get("audit_ok") is not False for r in good)
+    notes: list[str] = []
+    for r in results:
+        notes += [n for n in r.get("notes", []) if n not in notes]
+    out["notes"] = notes
+    failed = [r for r in results if r.get("error")]
+    if failed:
+        out["error"] = f"{len(failed)} of {len(results)} runs failed: {failed[0]['error']}"
+    out["ok"] = not failed and all(r.get("ok", True) for r in results)
+    return out
+
+
+# ---- issue 14: the files ceiling and the seed's shape ----
+
+#: chatnet's files MB/s over the plain Twisted relay's, 3 MiB files
+FILES_CEILING = 0.9
+#: chatnet's msgs/s over the bare Twisted server's in the seed's shape
+SEED_OVER_BASELINE = 2.0
+#: the C thread-per-client originals' p50 in the seed's shape (0.9-1.0 ms)
+SEED_P50_MS = 1.0
+
+
+def ceiling_targets(results: Sequence[dict[str, Any]], quick: bool = False) -> list[Verdict]:
+    """
+    Issue 14's targets against the Twisted floors of one run: files at
+    >= 0.9x the plain relay's MB/s (1 and 8 senders, chatnet's bytes and
+    sha256 intact); in the seed's shape, >= 2x the bare Twisted server's
+    msgs/s and a p50 at or under the C originals' 1.0 ms.
+    """
+    out: list[Verdict] = []
+    ran = {r["scenario"] for r in results}
+    for case in ("1 sender", "8 senders") if "files" in ran else ():
+        target = f"files {case}: >= {FILES_CEILING:g}x the plain Twisted relay's MB/s, intact"
+        mine, relay = _find(results, "files", case), _find(results, "files", case, RELAY)
+        if not (_usable(mine) and _usable(relay)):
+            out.append(Verdict(target, "not measured (need chatnet and the relay)", None))
+            continue
+        assert mine is not None and relay is not None
+        if not files_exact(relay):
+            out.append(Verdict(target, "the relay's bytes were not intact: no ceiling", None))
+            continue
+        ratio = mine["mb_per_s"] / relay["mb_per_s"]
+        whole = ("intact, sha256 matched" if files_exact(mine)
+                 else "CORRUPT/INCOMPLETE" if not mine.get("intact") else "SHA256 MISMATCH/UNCHECKED")
+        out.append(Verdict(target, f"{mine['mb_per_s']:.0f} vs relay {relay['mb_per_s']:.0f} MB/s "
+                                   f"= {ratio:.2f}x, {whole}",
+                           ratio >= FILES_CEILING and files_exact(mine)))
+
+    if "seed" not in ran:
+        return _unquoted(out) if quick else out
+    mine, bare = _find(results, "seed"), _find(results, "seed", system=BASELINE)
+    runs = f" (medians of {mine['runs']} runs)" if mine and mine.get("runs", 1) > 1 else ""
+    target = f"seed 2x15 window 1: >= {SEED_OVER_BASELINE:g}x the bare Twisted server's msgs/s"
+    if _usable(mine) and _usable(bare) and bare is not None and bare.get("msgs_per_s"):
+        assert mine is not None
+        ratio = mine["msgs_per_s"] / bare["msgs_per_s"]
+        out.append(Verdict(target, f"{mine['msgs_per_s']:,.0f} vs {bare['msgs_per_s']:,.0f} msg/s "
+                                   f"= {ratio:.2f}x{runs}"
+                                   + ("" if mine.get("exact") else ", LOSS/REORDER seen"),
+                           ratio >= SEED_OVER_BASELINE and bool(mine.get("exact"))))
+    else:
+        out.append(Verdict(target, "not measured (need chatnet and the bare Twisted server)", None))
+    target = f"seed 2x15 window 1: p50 <= {SEED_P50_MS:g} ms (the C originals')"
+    if _usable(mine):
+        assert mine is not None
+        bare_p50 = (f", bare Twisted {bare['p50_ms']:.2f} ms" if _usable(bare) and bare
+                    and bare.get("p50_ms") is not None else "")
+        out.append(Verdict(target, f"p50 {mine['p50_ms']:.2f} ms{bare_p50}{runs}",
+                           mine["p50_ms"] <= SEED_P50_MS))
+    else:
+        out.append(Verdict(target, "not measured", None))
+    return _unquoted(out) if quick else out
+
+
+def _unquoted(verdicts: list[Verdict]) -> list[Verdict]:
+    return [Verdict(v.target, v.measured + " (quick run: not quotable)", None) for v in verdicts]

@@ -1,6 +1,7 @@
 """
-The five scenarios of issue 5.  Each starts a fresh server per case, drives it
-with the load generator and returns flat result dicts (see bench.report).
+The five scenarios of issue 5 and the seed's own shape (issue 14).  Each
+starts a fresh server per case, drives it with the load generator and returns
+flat result dicts (see bench.report).
 """
 
 from __future__ import annotations
@@ -65,6 +66,14 @@ class Plan:
     #: The cluster cases' ``--cluster-lease`` values (seconds); the failover
     #: case runs once for each.
     cluster_leases: list[float] = field(default_factory=lambda: [10.0])
+    #: TCP quick ACKs on the generator's connections in every fan-out and
+    #: latency case (``--quickack``; the seed scenario and fan-out's
+    #: "1x15 quickack" case always have them).
+    quickack: bool = False
+    #: The seed scenario: how many runs of each system (the figures are
+    #: their medians) and the measured seconds of each.
+    seed_runs: int = 5
+    seed_duration: float = 4.0
     log: Callable[[str], None] = print
 
     def __post_init__(self) -> None:
@@ -74,6 +83,8 @@ class Plan:
             self.warmup = min(self.warmup, 0.3)
             self.soak_duration = min(self.soak_duration, 5.0)
             self.soak_clients = min(self.soak_clients, 60)
+            self.seed_runs = min(self.seed_runs, 1)
+            self.seed_duration = min(self.seed_duration, 1.0)
 
 
 def systems(plan: Plan, baseline: bool = False) -> list[str]:
@@ -103,6 +114,9 @@ def running(plan: Plan, system: str, name: str, max_clients: int = 10_000) -> It
                                **({"source": plan.source} if plan.source else {}))
     elif system == "baseline":
         server = ChatnetServer(wd, command=[sys.executable, str(BENCH / "baseline_server.py")])
+        server.audited = False
+    elif system == "relay":
+        server = ChatnetServer(wd, command=[sys.executable, str(BENCH / "relay_server.py")])
         server.audited = False
     else:
         server = NgircdServer(wd)
@@ -186,13 +200,16 @@ def _connections(plan: Plan, system: str, n: int) -> dict[str, Any]:
 
 
 def fanout(plan: Plan) -> list[dict[str, Any]]:
-    rooms_cases = [10, 1] if plan.quick else [100, 1]
+    # (rooms, quick ACKs): 1 x 15 once more with quick ACKs, to set beside
+    # the references as issue 14 asks
+    cases = [(10 if plan.quick else 100, False), (1, False), (1, True)]
     out = []
-    for rooms in rooms_cases:
+    for rooms, quickack in cases:
         for system in systems(plan, baseline=True):
-            case = f"{rooms}x15"
+            case = f"{rooms}x15" + (" quickack" if quickack else "")
             plan.log(f"fanout: {case} every member sending, window 8, {plan.duration:g}s on {system}")
-            out.append(_guard(_chat, "fanout", case, system, plan, system, "fanout", rooms, None))
+            out.append(_guard(_chat, "fanout", case, system, plan, system, "fanout", rooms, None,
+                              quickack=quickack, label=case))
     return out
 
 
@@ -210,14 +227,22 @@ def latency(plan: Plan) -> list[dict[str, Any]]:
     return out
 
 
-def _chat(plan: Plan, system: str, kind: str, rooms: int, rate: int | None) -> dict[str, Any]:
-    case = f"{rooms}x15" if kind == "fanout" else f"{rate}/s"
-    r = base_result(kind, case, system, rooms=rooms, room_size=15, duration_s=plan.duration)
+def _chat(plan: Plan, system: str, kind: str, rooms: int, rate: int | None, *,
+          window: int = 8, quickack: bool = False, label: str | None = None,
+          report_as: str | None = None, duration: float | None = None) -> dict[str, Any]:
+    case = label or (f"{rooms}x15" if kind == "fanout" else f"{rate}/s")
+    scenario = report_as
+    duration = duration or plan.duration
+    r = base_result(scenario or kind, case, system, rooms=rooms, room_size=15,
+                    duration_s=duration)
     args = ["--scenario", kind, "--rooms", str(rooms), "--room-size", "15",
-            "--duration", str(plan.duration), "--warmup", str(plan.warmup)]
+            "--duration", str(duration), "--warmup", str(plan.warmup)]
+    if quickack or plan.quickack:
+        args.append("--quickack")
+        r["quickack"] = True
     if kind == "fanout":
-        args += ["--window", "8"]
-        r["window"] = 8
+        args += ["--window", str(window)]
+        r["window"] = window
     else:
         # time 2 receivers a room, drain the other 12 every 100 ms: the
         # generator then costs ~0.3 core instead of ~0.6 at 4,000 msg/s,
@@ -237,13 +262,14 @@ def _chat(plan: Plan, system: str, kind: str, rooms: int, rate: int | None) -> d
             spy = None
             if plan.profile and system.startswith("chatnet"):
                 plan.profile.mkdir(parents=True, exist_ok=True)
-                r["profile"] = str(plan.profile / f"{kind}-{case.replace('/', 'per')}.txt")
-                spy = profiling.start(server.pid, plan.duration, Path(r["profile"]))
+                name = f"{scenario or kind}-{case.replace('/', 'per').replace(' ', '-')}"
+                r["profile"] = str(plan.profile / f"{name}.txt")
+                spy = profiling.start(server.pid, duration, Path(r["profile"]))
                 r["notes"].append("profiled with py-spy: figures not quoted")
             a, ga, ma = sample(server.pid), sample(lg.pid), machine_busy()
-            time.sleep(plan.duration)
+            time.sleep(duration)
             b, gb, mb = sample(server.pid), sample(lg.pid), machine_busy()
-            done = lg.wait("done", 60 + plan.duration)
+            done = lg.wait("done", 60 + duration)
             if spy:
                 spy.wait(timeout=60)
         finally:
@@ -271,6 +297,36 @@ def _chat(plan: Plan, system: str, kind: str, rooms: int, rate: int | None) -> d
         return _finish(r, server)
 
 
+# ---- 3b. the seed's own shape ----
+
+
+def seed(plan: Plan) -> list[dict[str, Any]]:
+    """
+    Issue 14's "seed's own shape": 2 rooms x 15, every member sending with one
+    message in flight (window 1), quick ACKs on the generator's side, as the
+    blocking clients of the original assignment see them.  A latency race:
+    each message waits for the one before it.  Always run on the bare Twisted
+    server too (and the references); with ``plan.seed_runs`` > 1 the systems
+    take turns, run after run, and each system's figures are the medians.
+    """
+    order = systems(plan, baseline=True)
+    if "baseline" not in order:
+        order.append("baseline")
+    runs: dict[str, list[dict[str, Any]]] = {system: [] for system in order}
+    duration = plan.seed_duration
+    for n in range(plan.seed_runs):
+        for system in order:
+            plan.log(f"seed: 2x15, window 1, quick ACKs, {duration:g}s on {system}"
+                     + (f" (run {n + 1} of {plan.seed_runs})" if plan.seed_runs > 1 else ""))
+            runs[system].append(_guard(_chat, "seed", SEED_CASE, system, plan, system, "fanout",
+                                       2, None, window=1, quickack=True, label=SEED_CASE,
+                                       report_as="seed", duration=duration))
+    return [report.median_result(results) for results in runs.values()]
+
+
+SEED_CASE = "2x15 window 1"
+
+
 # ---- 4. files ----
 
 
@@ -287,7 +343,10 @@ def files(plan: Plan) -> list[dict[str, Any]]:
     out = []
     chatnets = [s for s in systems(plan, baseline=True) if s.startswith("chatnet")]
     for case, senders, per, size in cases:
-        for system in chatnets:
+        # the ceiling: a plain Twisted relay, same generator, same files (the
+        # 3 MiB cases; not profiled)
+        ceiling = ["relay"] if size == 3 * MIB and not plan.profile else []
+        for system in chatnets + ceiling:
             plan.log(f"files: {case}, {per} x {size / MIB:g} MiB each, on {system}")
             out.append(_guard(_files, "files", case, system, plan, case, senders, per, size,
                               system))
@@ -297,9 +356,14 @@ def files(plan: Plan) -> list[dict[str, Any]]:
 def _files(plan: Plan, case: str, senders: int, per: int, size: int,
            system: str = "chatnet") -> dict[str, Any]:
     r = base_result("files", case, system, senders=senders, files_per_sender=per, file_size=size)
+    args = ["--scenario", "files", "--senders", str(senders), "--files-per-sender", str(per),
+            "--file-size", str(size), "--duration", "120"]
+    if system == "relay":
+        # it hashes nothing: its file-end has no sha256 to compare
+        args.append("--no-sha256")
+        r["notes"].append("relay: no sha256 (none computed); bytes checked only")
     with running(plan, system, "files") as server:
-        lg = Loadgen(["--scenario", "files", "--senders", str(senders), "--files-per-sender", str(per),
-                      "--file-size", str(size), "--duration", "120"], server.port)
+        lg = Loadgen(args, server.port)
         try:
             lg.wait("ready", 60)
             time.sleep(0.3)
@@ -330,8 +394,10 @@ def _files(plan: Plan, case: str, senders: int, per: int, size: int,
                  spool_left=server.spool_files() if isinstance(server, ChatnetServer) else None)
         r["other_cpu"], r["softirq_cpu"] = report.other_load(m0, m1, r["server_cpu"], r["gen_cpu"])
         r.update({k: hashes.get(k) for k in ("sha256_ok", "sha256_bad", "sha256_missing")})
-        r["sha256_match"] = report.sha256_match(done.get("files"), hashes.get("sha256_ok"),
-                                                hashes.get("sha256_bad"))
+        r["sha256_checked"] = hashes.get("checked", True)
+        r["sha256_match"] = (report.sha256_match(done.get("files"), hashes.get("sha256_ok"),
+                                                 hashes.get("sha256_bad"))
+                             if r["sha256_checked"] else None)
         r["ok"] = report.files_exact(r)
         return _finish(r, server)
 
@@ -399,6 +465,7 @@ SCENARIOS: dict[str, Callable[[Plan], list[dict[str, Any]]]] = {
     "connections": connections,
     "fanout": fanout,
     "latency": latency,
+    "seed": seed,
     "files": files,
     "soak": soak,
 }

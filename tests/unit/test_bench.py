@@ -295,3 +295,110 @@ def test_loadgen_spreads_connections_over_ports(tmp_path: Path) -> None:
                           timeout=30)
     ready = [line for line in done.stdout.splitlines() if '"ready"' in line]
     assert ready and '"failed":4' in ready[0].replace(" ", "")
+
+
+def test_files_ceiling_is_chatnet_over_the_relay() -> None:
+    """chatnet's MB/s over the plain relay's, per case; the relay is judged on its bytes alone."""
+    relay = {"sha256_checked": False, "sha256_match": None, "intact": True}
+    results = [
+        result("files", "1 sender", file_size=3 * MIB, mb_per_s=950.0, intact=True,
+               sha256_match=True),
+        result("files", "1 sender", report.RELAY, file_size=3 * MIB, mb_per_s=1000.0, **relay),
+        result("files", "8 senders", file_size=3 * MIB, mb_per_s=500.0, intact=True,
+               sha256_match=True),
+        result("files", "8 senders", report.RELAY, file_size=3 * MIB, mb_per_s=1000.0, **relay),
+    ]
+    assert report.files_exact(results[1])
+    rows = {q["case"]: q for q in report.ratios(results, report.RELAY)}
+    assert rows["1 sender"]["ratio"] == pytest.approx(0.95)
+    assert rows["8 senders"]["ratio"] == pytest.approx(0.5)
+    assert "chatnet 500.0 / relay 1,000 = 0.50x" in report.format_table(results, list(rows.values()))
+    verdicts = {v.target.split(":")[0]: v for v in report.ceiling_targets(results)}
+    assert verdicts["files 1 sender"].met is True
+    assert verdicts["files 8 senders"].met is False
+    assert "500 vs relay 1000 MB/s = 0.50x" in verdicts["files 8 senders"].measured
+    assert "seed 2x15 window 1" not in verdicts  # no seed run: no seed verdicts
+
+
+def test_files_ceiling_needs_chatnet_whole_and_the_relay_intact() -> None:
+    """A chatnet run without its sha256 misses; a relay that lost bytes sets no ceiling."""
+    chatnet = result("files", "1 sender", mb_per_s=2000.0, intact=True, sha256_match=False)
+    relay = result("files", "1 sender", report.RELAY, mb_per_s=1000.0, intact=True,
+                   sha256_checked=False)
+    verdict = report.ceiling_targets([chatnet, relay])[0]
+    assert verdict.met is False and "SHA256" in verdict.measured
+    broken = dict(relay, intact=False)
+    assert report.ceiling_targets([dict(chatnet, sha256_match=True), broken])[0].met is None
+    # only the relay may go without a sha256
+    assert not report.files_exact(dict(chatnet, sha256_checked=False, sha256_match=None))
+    assert report.ceiling_targets([chatnet])[0].met is None
+
+
+def test_seed_targets_against_the_bare_twisted_server() -> None:
+    """>= 2x the bare server's msgs/s, exact; p50 <= 1.0 ms; a quick run quotes nothing."""
+    results = [
+        result("seed", "2x15 window 1", msgs_per_s=25_000.0, p50_ms=0.9, exact=True, runs=5),
+        result("seed", "2x15 window 1", report.BASELINE, msgs_per_s=12_000.0, p50_ms=2.5,
+               exact=True),
+    ]
+    verdicts = report.ceiling_targets(results)
+    assert [v.met for v in verdicts] == [True, True]
+    assert "25,000 vs 12,000 msg/s = 2.08x (medians of 5 runs)" in verdicts[0].measured
+    assert "bare Twisted 2.50 ms" in verdicts[1].measured
+    slow = [dict(results[0], msgs_per_s=20_000.0, p50_ms=1.2), results[1]]
+    assert [v.met for v in report.ceiling_targets(slow)] == [False, False]
+    lossy = [dict(results[0], exact=False), results[1]]
+    assert report.ceiling_targets(lossy)[0].met is False
+    assert report.ceiling_targets(results[:1])[0].met is None  # no bare server in the run
+    assert all(v.met is None for v in report.ceiling_targets(results, quick=True))
+    rows = {q["figure"]: q for q in report.ratios(results, report.BASELINE)}
+    assert rows["msgs_per_s"]["ratio"] == pytest.approx(25_000 / 12_000)
+    assert rows["p50_ms"]["ratio"] == pytest.approx(0.36) and not rows["p50_ms"]["higher_is_better"]
+
+
+def test_median_result_of_several_runs() -> None:
+    """Medians of the figures, sums of the counts, exact only if every run was."""
+    runs = [
+        result("seed", "2x15 window 1", msgs_per_s=m, p50_ms=p, server_cpu=c, sent=s,
+               exact=True, audit_ok=True, ok=True, notes=[f"n{i % 2}"])
+        for i, (m, p, c, s) in enumerate([(10.0, 3.0, 0.9, 100), (30.0, 1.0, 0.7, 300),
+                                          (20.0, 2.0, 0.8, 200)])
+    ]
+    one = report.median_result(runs)
+    assert (one["msgs_per_s"], one["p50_ms"], one["server_cpu"]) == (20.0, 2.0, 0.8)
+    assert one["sent"] == 600 and one["runs"] == 3 and one["exact"] and one["ok"]
+    assert [r["msgs_per_s"] for r in one["per_run"]] == [10.0, 30.0, 20.0]
+    assert one["notes"] == ["n0", "n1"]
+    assert report.median_result(runs[:1]) is runs[0]
+    lossy = report.median_result([*runs[:2], dict(runs[2], exact=False, ok=False)])
+    assert not lossy["exact"] and not lossy["ok"]
+    failed = report.median_result([*runs[:2], dict(runs[2], error="server died")])
+    assert failed["error"] == "1 of 3 runs failed: server died" and not failed["ok"]
+    assert failed["msgs_per_s"] == 20.0  # the median of the runs that finished
+    assert "FAILED" in report.row_text(failed)
+
+
+def test_seed_is_in_the_default_run_with_the_bare_server() -> None:
+    """The seed scenario runs by default, on the bare Twisted server as well; --quickack parses."""
+    from bench.scenarios import SCENARIOS, Plan
+
+    assert "seed" in SCENARIOS
+    assert parse_args(["seed", "--quickack"]).quickack
+    assert not parse_args([]).quickack
+    quick = Plan(quick=True)
+    assert (quick.seed_runs, quick.seed_duration) == (1, 1.0)
+    assert Plan().seed_runs > 1
+
+
+@pytest.mark.skipif(not (shutil.which("cc") or shutil.which("gcc")), reason="no C compiler")
+def test_loadgen_knows_quickack_and_no_sha256() -> None:
+    """The generator accepts --quickack in any scenario and --no-sha256 for files."""
+    from bench.procs import LOADGEN, build_loadgen
+
+    build_loadgen()
+    for args in (["--scenario", "fanout", "--quickack"], ["--scenario", "files", "--no-sha256"]):
+        done = subprocess.run([str(LOADGEN), "--port", "1", *args, "--rooms", "1",
+                               "--room-size", "2", "--duration", "0", "--warmup", "0",
+                               "--auto"], capture_output=True, text=True, timeout=30)
+        assert '"event":"ready"' in done.stdout, done.stderr
+    assert '"event":"sha256","checked":false' in done.stdout  # files: nothing compared
