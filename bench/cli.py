@@ -1,6 +1,7 @@
 """
 ``python -m bench``: build the load generator, run the scenarios, print the
-table, the ratios to ngircd and the targets; write every result as a JSON line.
+table, the ratios to the references (ngircd, InspIRCd) and the targets; write
+every result as a JSON line.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from bench.procs import (
     raise_nofile,
     write_json_line,
 )
-from bench.scenarios import SCENARIOS, Plan
+from bench.scenarios import REFERENCES, SCENARIOS, Plan
 from chatnet.scenarios.redis import RedisError, find_redis, redis_version
 
 #: Every scenario by name: issue 5's five, then the cluster cases.
@@ -36,7 +37,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m bench",
         description="Benchmark chatnet (this checkout, twistd -n chatnet) over loopback, "
-        "against ngircd when it is installed.  Prints a table and writes JSON lines.",
+        "against ngircd and InspIRCd when they are installed.  Prints a table and writes "
+        "JSON lines.",
         epilog="Cluster cases (name 'cluster' for all four, or each by name): each runs in "
         "the same run on one server (system 'chatnet') and on two nodes sharing one "
         "redis-server (system 'cluster-2'; redis-server from PATH on a free 127.0.0.1 "
@@ -58,9 +60,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", metavar="PATH",
                    help="write the results as JSON lines here ('-' for stdout; default: "
                    "bench/out/<time>.jsonl)")
-    p.add_argument("--clients", type=int, default=15_000,
-                   help="connections scenario: clients to hold (default 15000; the open-file "
-                   "limit bounds it)")
+    p.add_argument("--clients", type=int, action="append", metavar="N",
+                   help="connections scenario: clients to hold; repeatable, one case each "
+                   "(default 10000 and 15000; the open-file limit bounds it)")
     p.add_argument("--duration", type=float, default=10.0,
                    help="measured seconds of each fan-out and latency run (default 10)")
     p.add_argument("--warmup", type=float, default=2.0,
@@ -69,7 +71,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="soak seconds (default 300)")
     p.add_argument("--soak-clients", type=int, default=300,
                    help="soak: client slots churning at once (default 300)")
-    p.add_argument("--no-reference", action="store_true", help="do not run ngircd")
+    p.add_argument("--no-reference", action="store_true",
+                   help="run no reference server (neither ngircd nor InspIRCd)")
+    p.add_argument("--reference", type=_references, metavar="NAMES",
+                   default=list(REFERENCES),
+                   help=f"which reference servers to run, comma-separated (default "
+                   f"{','.join(REFERENCES)})")
     p.add_argument("--quickack", action="store_true",
                    help="TCP quick ACKs on the generator's connections in every fan-out and "
                    "latency case too (the seed scenario and fan-out 1x15 quickack always "
@@ -119,7 +126,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                 expanded.append(one)
     args.scenarios = expanded
     args.cluster_lease = args.cluster_lease or [10.0]
+    args.clients = args.clients or [10_000, 15_000]
     return args
+
+
+def _references(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in REFERENCES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: choose from {', '.join(REFERENCES)} (comma-separated)")
+    return list(dict.fromkeys(names))
 
 
 def cluster_machine() -> dict[str, Any]:
@@ -162,14 +179,15 @@ def main(argv: list[str] | None = None) -> int:
     plan = Plan(
         quick=args.quick, clients=args.clients, duration=args.duration, warmup=args.warmup,
         soak_duration=args.soak_duration, soak_clients=args.soak_clients,
-        reference=not args.no_reference, reactor=args.reactor, server_cmd=args.server_cmd,
+        reference=not args.no_reference, references=args.reference, reactor=args.reactor, server_cmd=args.server_cmd,
         server_args=args.server_arg, keep=args.keep, base=args.workdir, log=log,
         profile=args.profile, baseline=args.baseline, source=args.checkout.resolve() if args.checkout else None,
         ab_args=shlex.split(args.ab) if args.ab is not None else None,
         cluster_leases=args.cluster_lease, quickack=args.quickack,
     )
-    if plan.clients > nofile - 50:
-        log(f"--clients {plan.clients} is above the open-file limit ({nofile}); expect failures")
+    if max(plan.clients) > nofile - 50:
+        log(f"--clients {max(plan.clients)} is above the open-file limit ({nofile}); "
+            "expect failures")
 
     info = machine(args.reactor, *([args.checkout.resolve()] if args.checkout else []))
     info["quick"] = args.quick
@@ -182,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         sink = open(path, "w", encoding="utf-8")
         log(f"results: {path}")
-    if "ngircd" in info and info["ngircd"] == "not installed" and not args.no_reference:
-        log("ngircd: not installed (apt-get install ngircd); no reference figures, no ratios")
+    for name in plan.references if plan.reference else []:
+        if info.get(name) == "not installed":
+            log(f"{name}: not installed (apt-get install {name}); no figures, no ratios to it")
     write_json_line(sink, {"kind": "machine", **info})
 
     results: list[dict[str, Any]] = []
@@ -198,18 +217,20 @@ def main(argv: list[str] | None = None) -> int:
                     log(f"  {r['scenario']} {r['case']} {r['system']}: FAILED {r['error'][:300]}")
                 else:
                     log(f"  {r['scenario']} {r['case']} {r['system']}: {report.row_text(r)}")
-    ratio_rows = (report.ratios(results) + report.ratios(results, report.BASELINE)
+    ratio_rows = (report.ratios(results) + report.ratios(results, "inspircd")
+                  + report.ratios(results, report.BASELINE)
                   + report.ratios(results, report.RELAY)
                   + report.ratios(results, "chatnet-b")
                   + report.ratios(results, "chatnet", ours="cluster-2"))
     for q in ratio_rows:
         write_json_line(sink, {"kind": "ratio", **q})
     verdicts = report.targets(results, quick=args.quick or bool(args.profile))
+    reference_verdicts = report.inspircd_targets(results, quick=args.quick or bool(args.profile))
     cluster_verdicts = report.cluster_targets(results, quick=args.quick)
     ceiling_verdicts = report.ceiling_targets(results, quick=args.quick or bool(args.profile))
     for v in verdicts:
         write_json_line(sink, {"kind": "target", "target": v.target, "measured": v.measured, "met": v.met})
-    for v in ceiling_verdicts:
+    for v in [*reference_verdicts, *ceiling_verdicts]:
         write_json_line(sink, {"kind": "target", "issue": 14, "target": v.target,
                                "measured": v.measured, "met": v.met})
     for v in cluster_verdicts:
@@ -225,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     print(file=out)
     if any(not r["scenario"].startswith("cluster-") for r in results):
         print(report.format_targets(verdicts), file=out)
+        print(report.format_targets(reference_verdicts,
+                                    "targets (issue 14, against InspIRCd):"), file=out)
     if ceiling_verdicts:
         print(report.format_targets(ceiling_verdicts,
                                     "targets (issue 14, against the Twisted floors):"), file=out)

@@ -3,7 +3,7 @@
  *
  * Speaks the chatnet wire protocol (PROTOCOL.md: 4-byte big-endian length
  * prefix, JSON control frames, 0x00 data frames) or, with --proto irc, plain
- * IRC (for the ngircd reference run).  Built by bench/__main__.py with the
+ * IRC (for the ngircd and InspIRCd reference runs).  Built by bench/__main__.py with the
  * system compiler:  cc -O2 -o bench/build/loadgen bench/loadgen.c
  *
  * Control: the generator connects and sets up every client, prints

@@ -22,11 +22,13 @@ from bench.procs import (
     BENCH,
     BenchError,
     ChatnetServer,
+    InspircdServer,
     Loadgen,
     NgircdServer,
     Sampler,
     Server,
     cpu_share,
+    inspircd_path,
     machine_busy,
     ngircd_path,
     sample,
@@ -36,18 +38,28 @@ from bench.procs import (
 
 MIB = 1024 * 1024
 
+#: The reference servers, in the order they run after chatnet, and how to
+#: find each (a reference that is not installed is left out, with a line).
+REFERENCES: dict[str, Callable[[], str | None]] = {
+    "ngircd": ngircd_path,
+    "inspircd": inspircd_path,
+}
+
 
 @dataclass
 class Plan:
     """Sizes and durations of one run; ``quick`` shrinks everything."""
 
     quick: bool = False
-    clients: int = 15_000
+    #: connections: one case for each count (issue 14 weighs memory at both)
+    clients: list[int] = field(default_factory=lambda: [10_000, 15_000])
     duration: float = 10.0
     warmup: float = 2.0
     soak_duration: float = 300.0
     soak_clients: int = 300
     reference: bool = True
+    #: which of :data:`REFERENCES` run (when ``reference``)
+    references: list[str] = field(default_factory=lambda: list(REFERENCES))
     reactor: str = "epoll"
     server_cmd: str | None = None
     server_args: list[str] = field(default_factory=list)
@@ -78,7 +90,7 @@ class Plan:
 
     def __post_init__(self) -> None:
         if self.quick:
-            self.clients = min(self.clients, 600)
+            self.clients = sorted({min(n, 600) for n in self.clients})
             self.duration = min(self.duration, 1.0)
             self.warmup = min(self.warmup, 0.3)
             self.soak_duration = min(self.soak_duration, 5.0)
@@ -93,8 +105,8 @@ def systems(plan: Plan, baseline: bool = False) -> list[str]:
         found.append("chatnet-b")
         if plan.round % 2 == 0:
             found.reverse()
-    if plan.reference and ngircd_path():
-        found.append("ngircd")
+    if plan.reference:
+        found += [name for name in plan.references if REFERENCES[name]()]
     if baseline and plan.baseline:
         found.append("baseline")
     return found
@@ -118,6 +130,8 @@ def running(plan: Plan, system: str, name: str, max_clients: int = 10_000) -> It
     elif system == "relay":
         server = ChatnetServer(wd, command=[sys.executable, str(BENCH / "relay_server.py")])
         server.audited = False
+    elif system == "inspircd":
+        server = InspircdServer(wd, max_clients=max_clients)
     else:
         server = NgircdServer(wd)
     try:
@@ -126,6 +140,18 @@ def running(plan: Plan, system: str, name: str, max_clients: int = 10_000) -> It
         server.stop()
         if not plan.keep:
             shutil.rmtree(wd, ignore_errors=True)
+
+
+def proto(system: str) -> str:
+    """The load generator's protocol for ``system``."""
+    return "irc" if system in REFERENCES else "chatnet"
+
+
+def loadgen_for(server: Server, args: list[str]) -> Loadgen:
+    """The load generator with ``args`` against ``server``, set up at the server's pace."""
+    if server.setup_concurrency:
+        args = [*args, "--concurrency", str(server.setup_concurrency)]
+    return Loadgen(args, server.port, proto(server.name))
 
 
 def base_result(scenario: str, case: str, system: str, **params: Any) -> dict[str, Any]:
@@ -156,11 +182,12 @@ def _guard(fn: Callable[..., dict[str, Any]], scenario: str, case: str, system: 
 
 
 def connections(plan: Plan) -> list[dict[str, Any]]:
-    n = plan.clients
     out = []
-    for system in systems(plan):
-        plan.log(f"connections: {n:,} clients on {system}")
-        out.append(_guard(_connections, "connections", f"{n} clients", system, plan, system, n))
+    for n in plan.clients:
+        for system in systems(plan):
+            plan.log(f"connections: {n:,} clients on {system}")
+            out.append(_guard(_connections, "connections", f"{n} clients", system, plan,
+                              system, n))
     return out
 
 
@@ -169,8 +196,13 @@ def _connections(plan: Plan, system: str, n: int) -> dict[str, Any]:
     with running(plan, system, "conn", max_clients=n + 100) as server:
         time.sleep(0.5)
         before = sample(server.pid)
-        lg = Loadgen(["--scenario", "connect", "--clients", str(n), "--room-size", "15"],
-                     server.port, "irc" if system == "ngircd" else "chatnet")
+        lg = loadgen_for(server, ["--scenario", "connect", "--clients", str(n),
+                                  "--room-size", "15"])
+        if server.setup_concurrency:
+            r["setup_concurrency"] = server.setup_concurrency
+            r["notes"].append(f"connect s: {server.setup_concurrency:,} clients set up at once "
+                              "(8 for the others): registration completes on the server's "
+                              "1-second timer")
         g0 = sample(lg.pid)
         try:
             ready = lg.wait("ready", 120 + n / 100)
@@ -251,7 +283,7 @@ def _chat(plan: Plan, system: str, kind: str, rooms: int, rate: int | None, *,
         r["offered_rate"] = rate
         r["timed_receivers_per_room"] = 2
     with running(plan, system, kind, max_clients=rooms * 15 + 100) as server:
-        lg = Loadgen(args, server.port, "irc" if system == "ngircd" else "chatnet")
+        lg = loadgen_for(server, args)
         try:
             ready = lg.wait("ready", 120)
             if ready["failed"]:

@@ -6,6 +6,7 @@ command line).  The benchmarks themselves never run as tests.
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import subprocess
 import sys
@@ -402,3 +403,159 @@ def test_loadgen_knows_quickack_and_no_sha256() -> None:
                                "--auto"], capture_output=True, text=True, timeout=30)
         assert '"event":"ready"' in done.stdout, done.stderr
     assert '"event":"sha256","checked":false' in done.stdout  # files: nothing compared
+
+
+def test_ratios_to_each_reference() -> None:
+    """Ratios to ngircd and to InspIRCd come from the same run; connect times set up at
+    different paces (InspIRCd's 1-second registration) are not compared."""
+    results = [
+        result("connections", "10000 clients", kib_per_conn=2.5, setup_s=2.0),
+        result("connections", "10000 clients", "ngircd", kib_per_conn=5.0, setup_s=4.0),
+        result("connections", "10000 clients", "inspircd", kib_per_conn=2.0, setup_s=11.0,
+               setup_concurrency=1000),
+        result("fanout", "100x15", deliveries_per_s=1_000_000.0),
+        result("fanout", "100x15", "inspircd", deliveries_per_s=1_250_000.0),
+    ]
+    to_ngircd = {(q["scenario"], q["figure"]): q["ratio"] for q in report.ratios(results)}
+    assert to_ngircd == {("connections", "kib_per_conn"): 0.5, ("connections", "setup_s"): 0.5}
+    rows = report.ratios(results, "inspircd")
+    to_inspircd = {(q["scenario"], q["figure"]): q["ratio"] for q in rows}
+    assert to_inspircd == {("connections", "kib_per_conn"): 1.25,
+                           ("fanout", "deliveries_per_s"): 0.8}
+    assert "chatnet 1,000,000 / inspircd 1,250,000 = 0.80x" in report.format_table(results, rows)
+
+
+Key = tuple[str, str, str]  # scenario, case, system
+
+
+def inspircd_run(changes: dict[Key, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """A run where every issue 14 target against InspIRCd is just met, then ``changes``."""
+    figures: dict[Key, dict[str, Any]] = {
+        ("connections", "10000 clients", "chatnet"): {"kib_per_conn": 2.4, "failed": 0},
+        ("connections", "10000 clients", "inspircd"): {"kib_per_conn": 2.4, "failed": 0},
+        ("connections", "15000 clients", "chatnet"): {"kib_per_conn": 2.3, "failed": 0},
+        ("connections", "15000 clients", "inspircd"): {"kib_per_conn": 2.4, "failed": 0},
+        ("fanout", "100x15", "chatnet"): {"deliveries_per_s": 800_000.0, "exact": True},
+        ("fanout", "100x15", "inspircd"): {"deliveries_per_s": 1_000_000.0, "exact": True},
+        ("latency", "1000/s", "chatnet"): {"p99_ms": 0.5},
+        ("latency", "4000/s", "chatnet"): {"p99_ms": 0.3, "server_cpu": 0.5},
+        ("latency", "4000/s", "inspircd"): {"p99_ms": 0.2, "server_cpu": 0.4},
+    }
+    for key, update in (changes or {}).items():
+        figures[key] = {**figures[key], **update}
+    return [result(s, c, system, **f) for (s, c, system), f in figures.items()]
+
+
+def inspircd_verdicts(results: list[dict[str, Any]], quick: bool = False) -> dict[str, bool | None]:
+    return {v.target: v.met for v in report.inspircd_targets(results, quick=quick)}
+
+
+def test_inspircd_targets_met_at_their_bounds() -> None:
+    """Issue 14's targets against InspIRCd, each met with nothing to spare."""
+    verdicts = inspircd_verdicts(inspircd_run())
+    assert verdicts == {
+        "10,000 clients: KiB per connection <= InspIRCd's": True,
+        "15,000 clients: KiB per connection <= InspIRCd's": True,
+        "fan-out 100x15 >= 0.8x InspIRCd deliveries/s": True,
+        "latency 4,000 msg/s: p99 <= 1.5x InspIRCd's": True,
+        "latency 4,000 msg/s: server CPU <= InspIRCd's + 0.1 core": True,
+        "latency 1,000 msg/s: p99 <= 0.5 ms": True,
+    }
+    assert all(met is None for met in inspircd_verdicts(inspircd_run(), quick=True).values())
+
+
+@pytest.mark.parametrize(("key", "change", "missed"), [
+    (("connections", "10000 clients", "chatnet"), {"kib_per_conn": 2.41},
+     "10,000 clients: KiB per connection <= InspIRCd's"),
+    (("connections", "15000 clients", "chatnet"), {"failed": 3},
+     "15,000 clients: KiB per connection <= InspIRCd's"),
+    (("fanout", "100x15", "chatnet"), {"deliveries_per_s": 799_000.0},
+     "fan-out 100x15 >= 0.8x InspIRCd deliveries/s"),
+    (("fanout", "100x15", "chatnet"), {"exact": False},
+     "fan-out 100x15 >= 0.8x InspIRCd deliveries/s"),
+    (("latency", "4000/s", "chatnet"), {"p99_ms": 0.31},
+     "latency 4,000 msg/s: p99 <= 1.5x InspIRCd's"),
+    (("latency", "4000/s", "chatnet"), {"server_cpu": 0.51},
+     "latency 4,000 msg/s: server CPU <= InspIRCd's + 0.1 core"),
+    (("latency", "1000/s", "chatnet"), {"p99_ms": 0.51}, "latency 1,000 msg/s: p99 <= 0.5 ms"),
+])
+def test_inspircd_targets_missed(key: Key, change: dict[str, Any], missed: str) -> None:
+    """One figure past its bound misses that target and no other."""
+    verdicts = inspircd_verdicts(inspircd_run({key: change}))
+    assert [t for t, met in verdicts.items() if met is not True] == [missed]
+    assert verdicts[missed] is False
+
+
+def test_inspircd_targets_not_measured() -> None:
+    """A count or a reference missing from the run is 'not measured', not a verdict."""
+    results = [r for r in inspircd_run()
+               if r["case"] != "15000 clients" and r["scenario"] != "fanout"]
+    results.append(result("fanout", "100x15", "inspircd", deliveries_per_s=1.0, gen_cpu=0.95))
+    verdicts = inspircd_verdicts(results)
+    assert verdicts["15,000 clients: KiB per connection <= InspIRCd's"] is None
+    assert verdicts["fan-out 100x15 >= 0.8x InspIRCd deliveries/s"] is None
+    assert verdicts["10,000 clients: KiB per connection <= InspIRCd's"] is True
+    text = report.format_targets(report.inspircd_targets(results), "issue 14:")
+    assert "not measured (need both systems)" in text
+
+
+def test_issue5_connection_targets_read_the_largest_count() -> None:
+    """With 10,000 and 15,000 clients in one run, '15,000 held' reads the 15,000 case."""
+    results = [
+        result("connections", "10000 clients", clients=10_000, connected=10_000, failed=0,
+               kib_per_conn=2.0),
+        result("connections", "15000 clients", clients=15_000, connected=15_000, failed=0,
+               kib_per_conn=3.0),
+    ]
+    verdicts = {v.target: v.measured for v in report.targets(results)}
+    assert verdicts["15,000 logged-in clients held"] == "15,000 held, 0 failed"
+    assert verdicts["<= 4 KiB RSS per connection"] == "3.00 KiB"
+
+
+def test_command_line_clients_and_references() -> None:
+    """--clients repeats (default 10,000 and 15,000); --reference chooses among the two."""
+    args = parse_args([])
+    assert args.clients == [10_000, 15_000]
+    assert args.reference == ["ngircd", "inspircd"] and not args.no_reference
+    args = parse_args(["--clients", "2000", "--clients", "4000", "--reference", "inspircd"])
+    assert (args.clients, args.reference) == ([2000, 4000], ["inspircd"])
+    assert parse_args(["--reference", "inspircd,ngircd,inspircd"]).reference == [
+        "inspircd", "ngircd"]
+    for bad in ("hybrid", ""):
+        with pytest.raises(SystemExit):
+            parse_args(["--reference", bad])
+
+
+def test_systems_run_the_chosen_installed_references(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each chosen reference runs after chatnet when installed; --no-reference runs none."""
+    from bench import scenarios
+
+    installed = {"ngircd": None, "inspircd": "/usr/sbin/inspircd"}
+    for name in installed:
+        monkeypatch.setitem(scenarios.REFERENCES, name, lambda name=name: installed[name])
+    assert scenarios.systems(scenarios.Plan()) == ["chatnet", "inspircd"]
+    installed["ngircd"] = "/usr/sbin/ngircd"
+    assert scenarios.systems(scenarios.Plan()) == ["chatnet", "ngircd", "inspircd"]
+    assert scenarios.systems(scenarios.Plan(references=["inspircd"])) == ["chatnet", "inspircd"]
+    assert scenarios.systems(scenarios.Plan(reference=False)) == ["chatnet"]
+    assert scenarios.proto("inspircd") == scenarios.proto("ngircd") == "irc"
+    assert scenarios.proto("chatnet-b") == "chatnet"
+    assert scenarios.Plan(quick=True, clients=[10_000, 15_000]).clients == [600]
+
+
+def test_inspircd_configuration_fills_in() -> None:
+    """bench/inspircd.conf takes exactly the runner's placeholders and lifts the limits."""
+    from bench.procs import INSPIRCD_CONF
+
+    text = INSPIRCD_CONF.read_text(encoding="utf-8").format(
+        port=6999, motd="/tmp/motd", pidfile="/tmp/pid", max_clients=15_100)
+    assert '<bind address="127.0.0.1" port="6999" type="clients">' in text
+    for setting in ('localmax="0"', 'globalmax="0"', 'resolvehostnames="no"',
+                    'softlimit="15100"'):
+        assert setting in text
+    # InspIRCd multiplies the penalty threshold by 1,000 in 32 bits: it must not wrap
+    threshold = re.search(r'threshold="(\d+)"', text)
+    rate = re.search(r'commandrate="(\d+)"', text)
+    assert threshold and rate
+    assert 1_000_000 <= int(threshold.group(1)) and int(threshold.group(1)) * 1000 < 2**32
+    assert 1_000_000_000 <= int(rate.group(1)) < 2**32
