@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -530,9 +531,13 @@ def test_systems_run_the_chosen_installed_references(monkeypatch: pytest.MonkeyP
     """Each chosen reference runs after chatnet when installed; --no-reference runs none."""
     from bench import scenarios
 
-    installed = {"ngircd": None, "inspircd": "/usr/sbin/inspircd"}
+    installed: dict[str, str | None] = {"ngircd": None, "inspircd": "/usr/sbin/inspircd"}
+
+    def finder(name: str) -> Callable[[], str | None]:
+        return lambda: installed[name]
+
     for name in installed:
-        monkeypatch.setitem(scenarios.REFERENCES, name, lambda name=name: installed[name])
+        monkeypatch.setitem(scenarios.REFERENCES, name, finder(name))
     assert scenarios.systems(scenarios.Plan()) == ["chatnet", "inspircd"]
     installed["ngircd"] = "/usr/sbin/ngircd"
     assert scenarios.systems(scenarios.Plan()) == ["chatnet", "ngircd", "inspircd"]
