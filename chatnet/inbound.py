@@ -32,6 +32,10 @@ class Pausable(Protocol):
     def resumeProducing(self) -> None: ...
 
 
+#: The reasons of a gate that reads: one shared empty frozenset.
+_RUNNING: frozenset[str] = frozenset()
+
+
 class ReadGate:
     """
     Reading from one connection, paused while any reason holds.
@@ -44,8 +48,10 @@ class ReadGate:
 
     def __init__(self, target: Pausable) -> None:
         self._target = target
-        #: Why reading is paused; empty while it runs.
-        self.reasons: set[str] = set()
+        #: Why reading is paused; empty while it runs.  A frozenset, replaced
+        #: on change: pauses are rare, and the empty one is shared (a set
+        #: would be 216 bytes more per connection).
+        self.reasons: frozenset[str] = _RUNNING
         self._closed = False
 
     @property
@@ -55,7 +61,7 @@ class ReadGate:
     def pause(self, reason: str) -> None:
         """Stop reading until ``reason`` is withdrawn (again: no change)."""
         first = not self.reasons
-        self.reasons.add(reason)
+        self.reasons = self.reasons | {reason}
         if first and not self._closed:
             self._target.pauseProducing()
 
@@ -63,7 +69,7 @@ class ReadGate:
         """Withdraw ``reason``; reading resumes when no other holds."""
         reasons = self.reasons
         if reason in reasons:
-            reasons.discard(reason)
+            reasons = self.reasons = reasons - {reason} or _RUNNING
             if not reasons and not self._closed:
                 self._target.resumeProducing()
 
@@ -74,7 +80,7 @@ class ReadGate:
     def close(self) -> None:
         """The connection is gone: never touch it again."""
         self._closed = True
-        self.reasons.clear()
+        self.reasons = _RUNNING
 
 
 class _Reason:

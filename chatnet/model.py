@@ -51,7 +51,7 @@ class FileOutbox(Outbox, Protocol):
 class User:
     """One logged-in user."""
 
-    __slots__ = ("name", "key", "outbox", "room", "received_names", "peer", "offers", "notices")
+    __slots__ = ("name", "key", "outbox", "room", "_received", "peer", "offers", "notices")
 
     def __init__(self, name: str, outbox: FileOutbox, peer: str = "") -> None:
         self.name = name
@@ -59,14 +59,23 @@ class User:
         self.outbox = outbox
         self.peer = peer
         self.room: Room | None = None
-        #: File names this connection has been sent (``file-start``), for
-        #: collision renaming (PROTOCOL.md section 5).
-        self.received_names: set[str] = set()
+        # Made on first use (an empty set is 216 bytes, and most users never
+        # receive a file).
+        self._received: set[str] | None = None
         #: Logged in with ``"offers": true``: asked before each file.
         self.offers = False
         #: Logged in with ``"notices": true`` (a chatnet extension): told of
         #: files on their way to it (``file-pending``).
         self.notices = False
+
+    @property
+    def received_names(self) -> set[str]:
+        """File names this connection has been sent (``file-start``), for
+        collision renaming (PROTOCOL.md section 5)."""
+        names = self._received
+        if names is None:
+            names = self._received = set()
+        return names
 
     def __repr__(self) -> str:
         return f"<User {self.name}>"
@@ -84,9 +93,10 @@ class Room:
         #: Members by folded name; change it through :meth:`add` and
         #: :meth:`remove` only.
         self.members: dict[str, User] = {}
-        # (user, its outbox's send) per member, made on first send after a
-        # change: a broadcast then costs no list copy and no attribute lookups.
-        self._targets: tuple[tuple[User, Callable[[bytes], None]], ...] | None = None
+        # Every member's outbox, made on first send after a change: a
+        # broadcast then costs no list copy and no dict walk (outboxes, not
+        # their bound ``send``: 120 bytes less per member, same speed).
+        self._targets: tuple[FileOutbox, ...] | None = None
 
     def add(self, user: User) -> None:
         self.members[user.key] = user
@@ -111,13 +121,12 @@ class Room:
         """
         targets = self._targets
         if targets is None:
-            targets = self._targets = tuple(
-                (u, u.outbox.send) for u in self.members.values()
-            )
+            targets = self._targets = tuple(u.outbox for u in self.members.values())
+        skip = exclude.outbox if exclude is not None else None
         count = 0
-        for user, send in targets:
-            if user is not exclude:
-                send(data)
+        for outbox in targets:
+            if outbox is not skip:
+                outbox.send(data)
                 count += 1
         return count
 
