@@ -78,6 +78,8 @@ def test_read_gate_resumes_when_no_reason_is_left() -> None:
     assert calls == ["pause"] and gate.paused
     gate.resume("auth")
     assert calls == ["pause", "resume"] and not gate.paused
+    # back to the one shared empty set: a running gate holds no set of its own
+    assert gate.reasons is ReadGate(Target()).reasons
     gate.resume("auth")  # not held: no change
     gate.close()
     gate.pause("x")

@@ -173,6 +173,33 @@ def test_room_send_excludes_sender() -> None:
     assert room.send(b"all") == 3
 
 
+def test_room_targets_follow_membership_and_hold_no_per_member_objects() -> None:
+    """
+    A room's broadcast targets are its members' outboxes themselves (no
+    pair or bound method per member: memory at 15,000 connections), and a
+    change of membership is seen by the next send.
+    """
+    room = Room("r", 15)
+    a, b = user("a"), user("b")
+    room.add(a)
+    room.add(b)
+    room.send(b"1", exclude=a)
+    assert room._targets == (a.outbox, b.outbox)
+    room.remove(b)
+    c = user("c")
+    room.add(c)
+    assert room.send(b"2", exclude=a) == 1
+    assert c.outbox.sent == [b"2"] and b.outbox.sent == [b"1"]  # type: ignore[attr-defined]
+
+
+def test_received_names_made_on_first_use() -> None:
+    """A user who never receives a file costs no set; the names then stick."""
+    u = user("a")
+    assert u._received is None
+    u.received_names.add("x.txt")
+    assert "x.txt" in u.received_names and u._received == {"x.txt"}
+
+
 def test_pages_follow_changes() -> None:
     """The sorted indexes behind rooms_page and users_page follow logins, joins and leaves."""
     d = Directory()
