@@ -169,6 +169,20 @@ class WriteThroughServer(tcp.Server):
     #: upload's 64 KiB data frames then cost a fraction of a read each.
     bufferSize = 256 * 1024
 
+    # Twisted keeps both strings below per connection (``logstr`` and
+    # ``repstr``, 166 bytes); :func:`adopt` drops them when these make the
+    # same, so they are made only when asked for.
+
+    def logPrefix(self) -> str:
+        protocol = getattr(self, "protocol", None)  # gone once the connection is
+        owner = self._getLogPrefix(protocol) if protocol is not None else "Server"
+        return f"{owner},{self.sessionno},{self.hostname}"
+
+    def __repr__(self) -> str:
+        protocol = getattr(self, "protocol", None)
+        name = protocol.__class__.__name__ if protocol is not None else "Server"
+        return f"<{name} #{self.sessionno} on {self.server._realPortNumber}>"
+
     def write(self, data: bytes) -> None:
         if (
             self.connected
@@ -295,6 +309,11 @@ def adopt(receiver: FramingReceiver) -> None:
         and isinstance(getattr(transport, "_tempDataLen", None), int)
     ):
         transport.__class__ = WriteThroughServer
+        attributes = vars(transport)
+        if attributes.get("logstr") == transport.logPrefix():
+            del attributes["logstr"]
+        if attributes.get("repstr") == repr(transport):
+            del attributes["repstr"]
 
 
 #: Unsent bytes the kernel may hold for one socket before it reports it

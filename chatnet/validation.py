@@ -49,7 +49,9 @@ _CONTROL_NAMES = {
 
 def fold(name: str) -> str:
     """The key under which user and room names compare (case-insensitive)."""
-    return name.lower()
+    key = name.lower()
+    # the name itself when it is already folded: one string per user, not two
+    return name if key == name else key
 
 
 def check_username(value: Any) -> str:

@@ -162,3 +162,38 @@ async def test_a_failing_send_ends_the_connection_not_the_caller() -> None:
             client.close()
     finally:
         await defer.maybeDeferred(port.stopListening)
+
+
+class Named(Protocol):
+    """Records what Twisted's transport said of itself before and after adopt."""
+
+    transport: ITransport
+
+    def __init__(self, seen: defer.Deferred[tuple[str, str, str, str, dict[str, object]]]) -> None:
+        self.seen = seen
+
+    def connectionMade(self) -> None:
+        transport = cast(Server, self.transport)
+        before = transport.logPrefix(), repr(transport)
+        adopt(transport)
+        self.seen.callback((*before, transport.logPrefix(), repr(transport), vars(transport)))
+        transport.loseConnection()
+
+
+@pytest_twisted.ensureDeferred
+async def test_adopted_connection_names_itself_the_same_without_keeping_the_strings() -> None:
+    """
+    The log prefix and repr of an adopted connection are Twisted's, made on
+    demand: the connection no longer keeps the two strings (memory per
+    connection).
+    """
+    seen: defer.Deferred[tuple[str, str, str, str, dict[str, object]]] = defer.Deferred()
+    port, number = listen(lambda: Named(seen))
+    try:
+        await deferToThread(read_all, number, 0)
+        prefix, rep, adopted_prefix, adopted_rep, attributes = await seen
+        assert (adopted_prefix, adopted_rep) == (prefix, rep)
+        assert prefix.startswith("Named,") and rep.startswith("<Named #")
+        assert "logstr" not in attributes and "repstr" not in attributes
+    finally:
+        await defer.maybeDeferred(port.stopListening)

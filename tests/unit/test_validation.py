@@ -210,3 +210,10 @@ def test_filename_with_invisible_or_bidi_character_is_invalid(char: str) -> None
 def test_filename_neighbours_of_the_refused_ranges_pass(char: str) -> None:
     """Characters just outside the refused ranges (and the soft hyphen, which shows) are accepted."""
     assert validation.check_filename(f"a{char}b") == f"a{char}b"
+
+
+def test_fold_keeps_an_already_folded_name_as_it_is() -> None:
+    """A name already in lower case is its own key: one string kept, not two."""
+    name = "".join(["ali", "ce"])
+    assert validation.fold(name) is name
+    assert validation.fold("Alice") == "alice"
