@@ -50,6 +50,7 @@ import os
 import socket
 import struct
 import sys
+from typing import cast
 
 from twisted.internet import abstract, tcp
 from twisted.internet.interfaces import ITransport
@@ -174,11 +175,20 @@ class WriteThroughServer(tcp.Server):
     # same, so they are made only when asked for.
 
     def logPrefix(self) -> str:
+        # asked on every read event, by the reactor: kept cheap
+        kept: str | None = self.__dict__.get("logstr")
+        return kept if kept is not None else self._made_prefix()
+
+    def _made_prefix(self) -> str:
         protocol = getattr(self, "protocol", None)  # gone once the connection is
-        owner = self._getLogPrefix(protocol) if protocol is not None else "Server"
+        owner = protocol.__class__.__name__ if protocol is not None else "Server"
         return f"{owner},{self.sessionno},{self.hostname}"
 
     def __repr__(self) -> str:
+        kept: str | None = self.__dict__.get("repstr")
+        return kept if kept is not None else self._made_repr()
+
+    def _made_repr(self) -> str:
         protocol = getattr(self, "protocol", None)
         name = protocol.__class__.__name__ if protocol is not None else "Server"
         return f"<{name} #{self.sessionno} on {self.server._realPortNumber}>"
@@ -309,10 +319,11 @@ def adopt(receiver: FramingReceiver) -> None:
         and isinstance(getattr(transport, "_tempDataLen", None), int)
     ):
         transport.__class__ = WriteThroughServer
-        attributes = vars(transport)
-        if attributes.get("logstr") == transport.logPrefix():
+        adopted = cast(WriteThroughServer, transport)
+        attributes = vars(adopted)
+        if attributes.get("logstr") == adopted._made_prefix():
             del attributes["logstr"]
-        if attributes.get("repstr") == repr(transport):
+        if attributes.get("repstr") == adopted._made_repr():
             del attributes["repstr"]
 
 

@@ -197,3 +197,24 @@ async def test_adopted_connection_names_itself_the_same_without_keeping_the_stri
         assert "logstr" not in attributes and "repstr" not in attributes
     finally:
         await defer.maybeDeferred(port.stopListening)
+
+
+class Custom(Named):
+    """A protocol whose log prefix is its own: Twisted's string is then kept."""
+
+    def logPrefix(self) -> str:
+        return "custom"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_prefix_it_cannot_make_is_kept() -> None:
+    """When Twisted's log prefix is not the one made on demand, it stays as it was."""
+    seen: defer.Deferred[tuple[str, str, str, str, dict[str, object]]] = defer.Deferred()
+    port, number = listen(lambda: Custom(seen))
+    try:
+        await deferToThread(read_all, number, 0)
+        prefix, _, adopted_prefix, _, attributes = await seen
+        assert adopted_prefix == prefix and prefix.startswith("custom,")
+        assert "logstr" in attributes and "repstr" not in attributes
+    finally:
+        await defer.maybeDeferred(port.stopListening)
