@@ -1,8 +1,8 @@
 """
 The fast path: every use chatnet makes of Twisted's private attributes.
 
-Two speed-ups reach below Twisted's public API, and this module is the only
-place that does (``tests/unit/test_fastpath.py`` fails if another module
+Three speed-ups reach below Twisted's public API, and this module is the
+only place that does (``tests/unit/test_fastpath.py`` fails if another module
 names one of these attributes):
 
 *Zero-copy framing* (:class:`FramingReceiver`).  Twisted's
@@ -29,6 +29,15 @@ layout, two methods more); TLS and other transports are left alone.
 Together with :class:`~chatnet.outbound.WriteBatch` a busy connection costs
 one ``send`` per reactor turn and no ``epoll_ctl`` at all.
 
+*Data frames from the spool file* (:meth:`WriteThroughServer.write_file`,
+found by :func:`file_writer`).  A delivery's
+:class:`~chatnet.outbound.ChunkSender` offers each data frame to the
+write-through transport first: when nothing is buffered it sends the 9-byte
+header (``MSG_MORE``) and then the chunk with ``sendfile`` straight from
+the spool file's pages, so the chunk is neither read into Python nor copied
+into the socket.  A frame it refuses is read and written as bytes as on the
+plain path, from the same file offset.
+
 Checked against Twisted 24.7.0 (the oldest ``setup.cfg`` allows) and
 26.10.0 (:data:`CHECKED`).  Rather than trust version numbers, each part
 checks on import that Twisted still works the way it relies on
@@ -50,6 +59,7 @@ import os
 import socket
 import struct
 import sys
+from collections.abc import Callable
 from typing import cast
 
 from twisted.internet import abstract, tcp
@@ -239,6 +249,65 @@ class WriteThroughServer(tcp.Server):
                     return
                 iovec = rest
         tcp.Server.writeSequence(self, iovec)
+
+
+    def write_file(self, header: bytes, fd: int, count: int) -> bool:
+        """
+        Write ``header`` and the next ``count`` bytes of the regular file
+        ``fd`` (from its offset, which advances by ``count``), as
+        ``writeSequence([header, os.read(fd, count)])`` would, but with
+        ``sendfile``: the bytes go from the page cache to the socket without
+        being read into Python.  Only while nothing is buffered, like
+        :meth:`write`; whatever the kernel does not take of the file's
+        bytes is read and buffered the usual way (and an error is left to
+        the buffered path to report).
+
+        :returns: false, having written and read nothing, when the
+            transport has data buffered or the socket takes nothing now
+            (the caller writes the frame itself).
+        """
+        if not (
+            self.connected
+            and not self.disconnecting
+            and not self._tempDataLen
+            and self.offset == len(self.dataBuffer)
+        ):
+            return False
+        sock = self.socket
+        try:
+            # MSG_MORE: the header waits for the file's bytes, one segment
+            sent = sock.send(header, _MSG_MORE)
+        except OSError:
+            return False
+        if sent < len(header):
+            tcp.Server.writeSequence(self, [header[sent:], os.read(fd, count)])
+            return True
+        try:
+            done = os.sendfile(sock.fileno(), fd, None, count)
+        except OSError:
+            done = 0  # would block, or an error the buffered path reports
+        if done < count:
+            tcp.Server.write(self, os.read(fd, count - done))
+        return True
+
+
+#: ``MSG_MORE`` where the platform has it (Linux).
+_MSG_MORE: int = getattr(socket, "MSG_MORE", 0)
+
+
+def file_writer(transport: object) -> Callable[[bytes, int, int], bool] | None:
+    """
+    ``transport``'s :meth:`WriteThroughServer.write_file` when it is on the
+    fast path and the platform has ``sendfile`` (``None`` otherwise: write
+    data frames as bytes).
+    """
+    if isinstance(transport, WriteThroughServer) and _SENDFILE:
+        return transport.write_file
+    return None
+
+
+#: Whether ``os.sendfile`` can send from a file's current offset (Linux).
+_SENDFILE = hasattr(os, "sendfile") and sys.platform.startswith("linux")
 
 
 def _framing_works() -> bool:

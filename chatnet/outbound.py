@@ -20,6 +20,9 @@ seconds on end (its client reads nothing at all): one shared
 
 from __future__ import annotations
 
+import io
+import os
+import stat
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol, cast
@@ -37,7 +40,7 @@ from twisted.internet.interfaces import (
 from twisted.protocols.basic import FileSender
 from zope.interface import implementer
 
-from chatnet import codec
+from chatnet import codec, fastpath
 from chatnet.deadlines import Deadlines
 
 
@@ -60,27 +63,75 @@ class ChunkSender(FileSender):
     A :class:`FileSender` that sends a file as data frames of one transfer:
     64 KiB chunks, the most one frame carries, each written with its 9-byte
     frame header as a two-part ``writeSequence`` (no 64 KiB concatenation).
+
+    :param direct: the transport's :meth:`~chatnet.fastpath.WriteThroughServer.write_file`
+        (:func:`chatnet.fastpath.file_writer`): when given, and the file is
+        a regular file, each frame is handed to it first, which sends the
+        chunk from the file with ``sendfile`` when it can; a frame it
+        refuses is read and written as above.
     """
 
     CHUNK_SIZE = codec.MAX_DATA
 
-    def __init__(self, transfer: int, chunk: int = codec.MAX_DATA) -> None:
+    def __init__(
+        self, transfer: int, chunk: int = codec.MAX_DATA,
+        direct: Callable[[bytes, int, int], bool] | None = None,
+    ) -> None:
         self.transfer = transfer
         self.CHUNK_SIZE = chunk
+        self._direct = direct
+        #: The file's descriptor and its bytes not sent yet, on the direct path.
+        self._fd = -1
+        self._left = 0
 
     def beginFileTransfer(
         self, file: Readable, consumer: IConsumer, transform: None = None
     ) -> Deferred[bytes]:
         """Start sending ``file``; fires with its last byte once all is written."""
+        if self._direct is not None:
+            self._fd, self._left = _regular_file(file)
         d: Deferred[bytes] = FileSender.beginFileTransfer(self, file, consumer)
         return d
 
     def resumeProducing(self) -> None:
-        chunk = self.file.read(self.CHUNK_SIZE) if self.file else b""
+        file = self.file
+        if file and self._fd >= 0:
+            count = min(self.CHUNK_SIZE, self._left)
+            if not count:
+                FileSender.resumeProducing(self)  # end of file: unregister, fire
+                return
+            direct = self._direct
+            assert direct is not None
+            if direct(codec.data_header(self.transfer, count), self._fd, count):
+                self._left -= count
+                return
+            chunk = file.read(count)  # the same offset: sendfile moves it as read does
+            self._left -= len(chunk)
+        else:
+            chunk = file.read(self.CHUNK_SIZE) if file else b""
         if not chunk:
             FileSender.resumeProducing(self)  # end of file: unregister, fire
             return
         self.consumer.writeSequence([codec.data_header(self.transfer, len(chunk)), chunk])
+
+
+def _regular_file(file: Readable) -> tuple[int, int]:
+    """
+    ``(descriptor, bytes from its offset to its end)`` of an open regular
+    file, unbuffered (a buffered reader with bytes read ahead, or anything
+    else: ``(-1, 0)``).
+    """
+    fileno = getattr(file, "fileno", None)
+    if fileno is None or not isinstance(file, io.FileIO):
+        return -1, 0
+    try:
+        fd = fileno()
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return -1, 0
+        return fd, max(0, st.st_size - os.lseek(fd, 0, os.SEEK_CUR))
+    except (OSError, ValueError):
+        return -1, 0
 
 
 @implementer(IConsumer)
@@ -293,7 +344,8 @@ class Outbound:
             self._by_transfer = {}
             self._streams = deque()
         self._by_transfer[transfer] = stream
-        d = ChunkSender(transfer, chunk).beginFileTransfer(file, stream)
+        sender = ChunkSender(transfer, chunk, fastpath.file_writer(self._transport))
+        d = sender.beginFileTransfer(file, stream)
         if self._closed:
             self._stop_stream(stream)
         else:

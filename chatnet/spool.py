@@ -301,8 +301,11 @@ class SpoolFile:
         return self.sha256
 
     def open(self) -> BinaryIO:
-        """The content, for reading (the caller closes it)."""
-        return os.fdopen(self._spool._open(self.name, os.O_RDONLY), "rb")
+        """
+        The content, for reading (the caller closes it): unbuffered, so that
+        a delivery may send it with ``sendfile`` from the file's offset.
+        """
+        return os.fdopen(self._spool._open(self.name, os.O_RDONLY), "rb", buffering=0)
 
     def remove(self) -> None:
         """Close and delete; safe to call more than once."""

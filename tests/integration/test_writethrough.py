@@ -199,6 +199,74 @@ async def test_adopted_connection_names_itself_the_same_without_keeping_the_stri
         await defer.maybeDeferred(port.stopListening)
 
 
+class FileBurst(Protocol):
+    """
+    Sends a file as framed chunks on connect: each through ``write_file``,
+    and the ones it refuses (the socket full, or bytes buffered) read and
+    written the plain way, as a delivery does.
+    """
+
+    transport: Server
+
+    def __init__(self, path: str, chunk: int, result: defer.Deferred[tuple[int, int]]) -> None:
+        self.path = path
+        self.chunk = chunk
+        self.result = result
+
+    def connectionMade(self) -> None:
+        adopt(self.transport)
+        # a small send buffer: the socket fills up long before the end
+        self.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+        writer = fastpath.file_writer(self.transport)
+        assert writer is not None
+        direct = refused = 0
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            left = os.fstat(fd).st_size
+            while left:
+                count = min(self.chunk, left)
+                header = count.to_bytes(4, "big")
+                if writer(header, fd, count):
+                    direct += 1
+                else:
+                    refused += 1
+                    self.transport.writeSequence([header, os.read(fd, count)])
+                left -= count
+            assert os.lseek(fd, 0, os.SEEK_CUR) == os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+        self.transport.loseConnection()
+        self.result.callback((direct, refused))
+
+
+@pytest_twisted.ensureDeferred
+async def test_file_frames_sent_from_the_file_arrive_intact(tmp_path: os.PathLike[str]) -> None:
+    """
+    Frames whose bytes go with sendfile, partly and whole, mixed with the
+    ones written the plain way once the socket is full, arrive byte for byte
+    and in order.
+    """
+    chunk = 65536
+    data = os.urandom(2 * 1024 * 1024 + 123)
+    path = os.path.join(tmp_path, "spooled")
+    with open(path, "wb") as f:
+        f.write(data)
+    expected = b"".join(
+        min(chunk, len(data) - at).to_bytes(4, "big") + data[at:at + chunk]
+        for at in range(0, len(data), chunk)
+    )
+    result: defer.Deferred[tuple[int, int]] = defer.Deferred()
+    port, number = listen(lambda: FileBurst(path, chunk, result))
+    try:
+        got = await deferToThread(read_all, number, len(expected))
+        direct, refused = await result
+        assert got == expected
+        # some went from the file, and the socket filled up before the end
+        assert direct >= 1 and refused >= 1
+    finally:
+        await defer.maybeDeferred(port.stopListening)
+
+
 class Custom(Named):
     """A protocol whose log prefix is its own: Twisted's string is then kept."""
 
@@ -218,3 +286,8 @@ async def test_a_prefix_it_cannot_make_is_kept() -> None:
         assert "logstr" in attributes and "repstr" not in attributes
     finally:
         await defer.maybeDeferred(port.stopListening)
+
+
+def test_no_file_writer_off_the_fast_path() -> None:
+    """A transport that is no write-through one has no file writer."""
+    assert fastpath.file_writer(object()) is None

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import io
+import os
+from pathlib import Path
 from typing import Any
 
+import pytest
 from support import raw
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from chatnet import codec
+from chatnet import codec, fastpath
 from chatnet.outbound import Outbound, StallWatch
 
 CHUNK = codec.MAX_DATA
@@ -334,3 +337,87 @@ def test_a_pause_during_the_check_leaves_one_timer() -> None:
     clock.advance(6)
     assert rc == ["read nothing for 10s"]
     assert clock.getDelayedCalls() == []
+
+
+class DirectWriter:
+    """
+    Stands in for the fast path's ``write_file``: takes the frames it is
+    told to (writing header and file bytes to the transport as one write,
+    marked as sent directly) and refuses the others.
+    """
+
+    def __init__(self, transport: PausingTransport, refuse: set[int]) -> None:
+        self.transport = transport
+        self.refuse = refuse
+        self.calls = 0
+        self.direct: list[int] = []
+
+    def __call__(self, header: bytes, fd: int, count: int) -> bool:
+        call = self.calls
+        self.calls += 1
+        if call in self.refuse:
+            return False
+        self.direct.append(len(self.transport.writes))
+        self.transport.write(header + os.read(fd, count))
+        return True
+
+
+def spooled(tmp_path: Path, data: bytes) -> io.FileIO:
+    path = tmp_path / "spooled"
+    path.write_bytes(data)
+    return io.FileIO(path, "r")
+
+
+def test_file_frames_go_through_the_transports_file_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    On a transport with a file writer, each frame of a regular file is
+    offered to it; those it refuses are read and written as bytes, from the
+    same offset, so the frames stay whole and in order either way.
+    """
+    transport = PausingTransport()
+    writer = DirectWriter(transport, refuse={1, 3})
+    monkeypatch.setattr(fastpath, "file_writer", lambda t: writer if t is transport else None)
+    out = Outbound(transport, Clock(), 10_000)
+    data = os.urandom(4 * CHUNK + 100)
+    file = spooled(tmp_path, data)
+    done = outcome(out.send_file(7, file))
+    assert done and not isinstance(done[0], Failure)
+    frames = [raw.decode(w[4:]) for w in transport.writes]
+    assert [len(f.data) for f in frames] == [CHUNK] * 4 + [100]  # type: ignore[union-attr]
+    assert all(f.transfer == 7 for f in frames)  # type: ignore[union-attr]
+    assert b"".join(f.data for f in frames) == data  # type: ignore[union-attr]
+    assert writer.direct == [0, 2, 4]  # frames 1 and 3 were written as bytes
+    assert file.tell() == len(data)
+
+
+def test_file_writer_frames_take_turns_with_control_frames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Frames sent from the file still yield to control frames and to other files."""
+    transport = PausingTransport()
+    writer = DirectWriter(transport, refuse=set())
+    monkeypatch.setattr(fastpath, "file_writer", lambda t: writer)
+    out = Outbound(transport, Clock(), 10_000)
+    out.pauseProducing()
+    outcome(out.send_file(1, spooled(tmp_path, b"a" * (2 * CHUNK))))
+    outcome(out.send_file(2, io.BytesIO(b"b" * (2 * CHUNK))))  # no descriptor: bytes
+    transport.pause_each_write = True
+    out.resumeProducing()
+    out.send(raw.encode_frame({"type": "message", "text": "hi"}))
+    for _ in range(6):
+        out.resumeProducing()
+    assert [kind(w) for w in transport.writes] == [
+        ("data", 1), ("control", "message"), ("data", 2), ("data", 1), ("data", 2)]
+    assert writer.calls == 2
+
+
+def test_empty_regular_file_sends_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty spool file ends at once, without asking the file writer."""
+    transport = PausingTransport()
+    writer = DirectWriter(transport, refuse=set())
+    monkeypatch.setattr(fastpath, "file_writer", lambda t: writer)
+    out = Outbound(transport, Clock(), 10_000)
+    assert len(outcome(out.send_file(1, spooled(tmp_path, b"")))) == 1
+    assert transport.value() == b"" and writer.calls == 0

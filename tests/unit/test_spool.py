@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import stat
@@ -24,6 +25,8 @@ def test_write_hash_read_remove(tmp_path: Path) -> None:
     assert f.finish() == f.sha256  # idempotent
     with f.open() as reader:
         assert reader.read() == b"hello world"
+        # unbuffered: a delivery may sendfile from its offset
+        assert isinstance(reader, io.FileIO)
     assert spool.leftovers() == [f.path]
     assert f.path.name == "chatnet-upload-7.part"
     f.remove()
