@@ -139,17 +139,55 @@ class FramingReceiver(Int32StringReceiver):
                 self.read_left(left != before, left)
             return
         buffered = self._unprocessed
-        alldata = buffered + data if buffered else data
+        alldata: bytes = data
+        offset = 0
+        if buffered:
+            need = self._completing(buffered, len(data))
+            if need and not self.paused:
+                # The frame begun in an earlier read ends in this one:
+                # complete it alone (at most one frame's bytes copied), and
+                # parse the rest of this read where it lies, instead of
+                # copying all of it behind the buffered bytes.
+                self._parse(buffered + memoryview(data)[:need], 0)
+                offset = need
+            else:
+                alldata = buffered + data
+        end = self._parse(alldata, offset)
+        if end < 0:
+            return
+        rest = self._unprocessed = alldata[end:] if end else alldata
+        self._compatibilityOffset = 0
+        if rest or self.left_over:
+            self.left_over = len(rest) > 0
+            self.read_left(end > 0, len(rest))
+
+    def _completing(self, buffered: bytes, size: int) -> int:
+        """
+        The bytes of a read of ``size`` that complete the frame ``buffered``
+        begins, when they are in it (0 when not: the length is not all
+        there yet, is too long, or the frame goes on past the read).
+        """
+        if len(buffered) < 4:
+            return 0
+        (length,) = _unpack_length(buffered, 0)
+        need = 4 + length - len(buffered)
+        return need if length <= self.MAX_LENGTH and 0 < need <= size else 0
+
+    def _parse(self, alldata: bytes, offset: int) -> int:
+        """
+        Hand over the whole frames of ``alldata`` from ``offset`` on while
+        not paused; :returns: where the first one not handed over begins,
+        or -1 after a length past the limit (then handled).
+        """
         available = len(alldata)
         view = None
-        offset = 0
         while available - offset >= 4 and not self.paused:
             (length,) = _unpack_length(alldata, offset)
             if length > self.MAX_LENGTH:
                 self._unprocessed = alldata[offset:]
                 self._compatibilityOffset = 0
                 self.lengthLimitExceeded(length)
-                return
+                return -1
             start = offset + 4
             end = start + length
             if end > available:
@@ -166,11 +204,7 @@ class FramingReceiver(Int32StringReceiver):
             # Twisted's signature says bytes: the decoder slices it into
             # DataFrame.data (bytes | memoryview) for the spool and hashlib.
             self.stringReceived(payload)  # type: ignore[arg-type]
-        rest = self._unprocessed = alldata[offset:] if offset else alldata
-        self._compatibilityOffset = 0
-        if rest or self.left_over:
-            self.left_over = len(rest) > 0
-            self.read_left(offset > 0, len(rest))
+        return offset
 
 
 class WriteThroughServer(tcp.Server):

@@ -93,6 +93,45 @@ def test_framing_across_reads(step: int, zero_copy: bool) -> None:
     assert proto.recvd == b""
 
 
+def test_a_read_completing_a_frame_is_parsed_in_place() -> None:
+    """
+    A read that completes a frame begun earlier: that frame alone is put
+    together; the data frames after it are views of the read itself.
+    """
+    wire, payloads = _wire_of_mixed_frames()
+    cut = 4 + len(payloads[0]) + 1000  # inside the 64 KiB data frame
+    proto = Recording()
+    proto.dataReceived(wire[:cut])
+    second = wire[cut:]
+    proto.dataReceived(second)
+    assert [bytes(p) for p in proto.payloads] == payloads
+    later = proto.payloads[2]
+    assert isinstance(later, memoryview) and later.obj is second
+    assert proto.recvd == b""
+
+
+class PausingAfterFirst(Recording):
+    """Pauses itself once it has been handed one frame."""
+
+    def stringReceived(self, payload: bytes) -> None:
+        super().stringReceived(payload)
+        self.paused = True
+
+
+def test_pausing_on_the_completed_frame_keeps_the_rest_of_the_read() -> None:
+    """A pause while handling the completed frame leaves the rest of the read buffered."""
+    wire, payloads = _wire_of_mixed_frames()
+    proto = PausingAfterFirst()
+    proto.dataReceived(wire[:10])
+    proto.dataReceived(wire[10:])
+    assert [bytes(p) for p in proto.payloads] == payloads[:1]
+    assert proto.recvd == wire[4 + len(payloads[0]):]
+    for n in range(2, len(payloads) + 1):
+        proto.paused = False
+        proto.dataReceived(b"")
+        assert [bytes(p) for p in proto.payloads] == payloads[:n]
+
+
 def test_switching_paths_mid_frame() -> None:
     """Both framings keep the unparsed rest in the same place: either continues the other."""
     wire, payloads = _wire_of_mixed_frames()
