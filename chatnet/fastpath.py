@@ -27,7 +27,9 @@ which the buffered path then reports the usual way).  :func:`adopt` makes an
 accepted plain TCP connection one by switching its ``__class__`` (same
 layout, two methods more); TLS and other transports are left alone.
 Together with :class:`~chatnet.outbound.WriteBatch` a busy connection costs
-one ``send`` per reactor turn and no ``epoll_ctl`` at all.
+one ``send`` per reactor turn and no ``epoll_ctl`` at all.  Its reads are
+Twisted's but for the size: after a read that filled the 256 KiB buffer
+(an upload in full flow) the next asks for 1 MiB.
 
 *Data frames from the spool file* (:meth:`WriteThroughServer.write_file`,
 found by :func:`file_writer`).  A delivery's
@@ -55,6 +57,7 @@ on the plain path).
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import struct
@@ -62,7 +65,8 @@ import sys
 from collections.abc import Callable
 from typing import cast
 
-from twisted.internet import abstract, tcp
+from twisted.internet import abstract, main, tcp
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import ITransport
 from twisted.protocols.basic import Int32StringReceiver
 
@@ -212,7 +216,36 @@ class WriteThroughServer(tcp.Server):
 
     #: Read up to 256 KiB a ``recv`` (Twisted's default is 64 KiB): a file
     #: upload's 64 KiB data frames then cost a fraction of a read each.
+    #: (Twisted also pauses the producer when more than this is buffered
+    #: for writing.)
     bufferSize = 256 * 1024
+
+    #: After a read that filled :attr:`bufferSize` (an upload in full
+    #: flow), read up to this much the next time: fewer reads and turns of
+    #: the loop per byte.  Back to :attr:`bufferSize` after a read that
+    #: did not fill it, so a chat connection never asks for more.
+    BULK_READ = 1024 * 1024
+
+    #: What the next read asks for.
+    _read_size = bufferSize
+
+    # Twisted's own doRead, but for the size; abortConnection still replaces
+    # it on the instance (mypy sees that mixin's assignment as the signature).
+    def doRead(self) -> ConnectionLost | ConnectionDone | None:  # type: ignore[override]
+        size = self._read_size
+        try:
+            data = self.socket.recv(size)
+        except OSError as e:
+            if e.errno == errno.EWOULDBLOCK:
+                return None
+            return main.CONNECTION_LOST
+        if len(data) == size:
+            if size != self.BULK_READ:
+                self._read_size = self.BULK_READ
+        elif size == self.BULK_READ:
+            # back to the class's size: a connection keeps nothing of it
+            self.__dict__.pop("_read_size", None)
+        return self._dataReceived(data)
 
     # Twisted keeps both strings below per connection (``logstr`` and
     # ``repstr``, 166 bytes); :func:`adopt` drops them when these make the
@@ -396,6 +429,7 @@ def _write_through_works() -> bool:
         and "_tempDataLen" in init.co_names
         and getattr(tcp.Server, "TLS", False) is False
         and not hasattr(tcp.Server, "__slots__")
+        and callable(getattr(tcp.Server, "_dataReceived", None))
     )
 
 

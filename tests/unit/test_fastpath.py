@@ -6,12 +6,13 @@ the rule that no other module touches Twisted's private attributes.
 
 from __future__ import annotations
 
+import errno
 import re
 import struct
 from pathlib import Path
 
 import pytest
-from twisted.internet import tcp
+from twisted.internet import main, tcp
 from twisted.internet.testing import StringTransport
 from twisted.protocols.basic import IntNStringReceiver
 
@@ -326,3 +327,60 @@ def test_limit_backlog_leaves_other_transports_alone() -> None:
 
     assert fastpath.limit_backlog(StringTransport()) is False
     assert fastpath.unsent(StringTransport()) == 0
+
+
+class Queued:
+    """A socket with ``available`` bytes queued: what each recv asked for."""
+
+    def __init__(self, available: int, fail: int | None = None) -> None:
+        self.available = available
+        self.fail = fail
+        self.asked: list[int] = []
+
+    def recv(self, size: int) -> bytes:
+        self.asked.append(size)
+        if self.fail is not None:
+            raise OSError(self.fail, "failed")
+        if not self.available:
+            raise BlockingIOError(errno.EWOULDBLOCK, "would block")
+        n = min(size, self.available)
+        self.available -= n
+        return b"x" * n
+
+
+class Counting:
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def dataReceived(self, data: bytes) -> None:
+        self.sizes.append(len(data))
+
+
+def _reading(sock: Queued) -> tuple[fastpath.WriteThroughServer, Counting]:
+    server = object.__new__(fastpath.WriteThroughServer)  # no real socket needed
+    server.socket = sock  # type: ignore[assignment]
+    server.protocol = protocol = Counting()  # type: ignore[assignment]
+    return server, protocol
+
+
+def test_reads_grow_while_they_come_full_and_shrink_back() -> None:
+    """After a read that filled the buffer the next asks for more; after one that did not, less."""
+    size, bulk = fastpath.WriteThroughServer.bufferSize, fastpath.WriteThroughServer.BULK_READ
+    sock = Queued(size + bulk + 10)
+    server, protocol = _reading(sock)
+    for _ in range(4):
+        assert server.doRead() is None
+    assert sock.asked == [size, bulk, bulk, size]  # the last would block
+    assert protocol.sizes == [size, bulk, 10]
+    assert "_read_size" not in vars(server)  # nothing kept once back to the usual size
+
+
+def test_read_errors_and_end_of_stream() -> None:
+    """A failed read loses the connection; an empty one ends it, as in Twisted."""
+    server, _ = _reading(Queued(0, fail=errno.ECONNRESET))
+    assert server.doRead() is main.CONNECTION_LOST
+    closed = Queued(0)
+    closed.recv = lambda size: b""  # type: ignore[method-assign]
+    server, protocol = _reading(closed)
+    assert server.doRead() is main.CONNECTION_DONE
+    assert protocol.sizes == []
