@@ -91,10 +91,10 @@ class ChatServerProtocol(fastpath.FramingReceiver):
         self._deadline = factory.clock.callLater(
             hub.settings.login_timeout, self._login_deadline
         )
-        for option in ("setTcpNoDelay", "setTcpKeepAlive"):
+        for option, on in (("setTcpNoDelay", not hub.settings.nagle), ("setTcpKeepAlive", True)):
             setter = getattr(self.transport, option, None)
             if setter is not None:  # TCP (and TLS over TCP); not in-memory transports
-                setter(True)
+                setter(on)
         self.session.connected()
 
     def read_left(self, consumed: bool, left: int) -> None:

@@ -58,3 +58,19 @@ async def test_stop_service_over_tcp(tmp_path: Path) -> None:
     refused = connect(server.port)
     with pytest.raises(ConnectionRefusedError):
         await refused
+
+
+@pytest.mark.parametrize("nagle", [False, True])
+@pytest_twisted.ensureDeferred
+async def test_nagle_option_decides_tcp_nodelay(tmp_path: Path, nagle: bool) -> None:
+    """Clients' connections have TCP_NODELAY unless --nagle; keep-alive either way."""
+    server = LiveServer(tmp_path, nagle=nagle)
+    try:
+        await server.client("alice")
+        assert server.service.hub is not None
+        [session] = server.service.hub.sessions
+        sock = session.outbox._transport.getHandle()  # type: ignore[attr-defined]
+        assert bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)) is not nagle
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+    finally:
+        await server.stop()

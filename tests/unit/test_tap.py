@@ -71,6 +71,7 @@ def test_limits_parsed() -> None:
     assert parse().settings.rate_limit == 0.0
     assert parse().settings.fast_path
     assert not parse("--no-fast-path").settings.fast_path
+    assert not parse().settings.nagle and parse("--nagle").settings.nagle
     limited = parse("--rate-limit", "20", "--rate-burst", "50").settings
     assert (limited.rate_limit, limited.burst()) == (20.0, 50)
     assert parse("--rate-limit", "2.5").settings.burst() == 5
@@ -196,7 +197,7 @@ def test_help_lists_options() -> None:
     """The usage text names the options."""
     text = str(Options())
     for option in ("--port", "--max-clients", "--allow-ext", "--shutdown-grace", "--accounts",
-                   "--no-fast-path"):
+                   "--no-fast-path", "--nagle"):
         assert option in text
 
 
