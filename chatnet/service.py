@@ -328,6 +328,9 @@ class ChatService(Service):
         if self.factory is None:
             self.privilegedStartService()
         Service.startService(self)
+        assert self.factory is not None
+        if self.factory.fast_path:
+            fastpath.dispatch_directly(self._reactor)
         if self.cluster is not None:
             assert self.hub is not None
             manager = self.hub.transfers
@@ -386,7 +389,7 @@ class ChatService(Service):
         address = describe_peer(port.getHost())
         log.info("chatnet listening on {address}", address=address)
         if self.factory is not None:
-            log.info("{fast}", fast=fastpath.describe(self.factory.fast_path))
+            log.info("{fast}", fast=fastpath.describe(self.factory.fast_path, self._reactor))
         assert self.hub is not None
         self.hub.audit(
             "CONNECT", f"{SERVER_NAME} listening on {address}",
