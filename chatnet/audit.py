@@ -125,19 +125,10 @@ class AuditFileObserver:
     lines, in local time.
 
     :param file: a text file opened for appending.
-    :param clock: schedules the flush, :data:`FLUSH_DELAY` after the first
-        line not yet written.
+    :param clock: schedules the flush at the end of the current reactor
+        iteration.
     :param path: where ``file`` was opened, for :meth:`reopen`.
     """
-
-    #: Seconds a line may wait in memory before it is written: a
-    #: ``tail -f`` cannot see the difference, and a server answering one
-    #: message per reactor turn makes one ``write`` per 5 ms instead of one
-    #: per message (8 % of its CPU at 4,000 messages/s).  A server killed
-    #: with SIGKILL loses at most this much of its log; a stop writes all.
-    FLUSH_DELAY = 0.005
-    #: Lines that are written at once, without waiting for the delay.
-    FLUSH_LINES = 512
 
     def __init__(self, file: IO[str], clock: IReactorTime, path: str | None = None) -> None:
         self._file = file
@@ -163,12 +154,11 @@ class AuditFileObserver:
         if second != self._stamp_second:
             self._stamp_second = second
             self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
-        pending = self._pending
-        pending.append(f"[{self._stamp}] [{category}] {one_line(text)}\n")
+        self._pending.append(
+            f"[{self._stamp}] [{category}] {one_line(text)}\n"
+        )
         if self._flush_call is None:
-            self._flush_call = self._clock.callLater(self.FLUSH_DELAY, self.flush)
-        elif len(pending) >= self.FLUSH_LINES:
-            self.flush()
+            self._flush_call = self._clock.callLater(0, self.flush)
 
     def flush(self) -> None:
         """Write every buffered line now."""

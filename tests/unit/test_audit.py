@@ -32,37 +32,11 @@ def test_line_format() -> None:
     audit, _, out, clock = file_audit()
     audit("JOIN", "alice joined groupA (3/15)")
     audit("LEAVE", "alice left groupA (2/15)")
-    assert out.getvalue() == ""  # written a few milliseconds later
-    clock.advance(AuditFileObserver.FLUSH_DELAY)
+    assert out.getvalue() == ""  # written at the end of the reactor turn
+    clock.advance(0)
     lines = out.getvalue().splitlines()
     assert [LINE.fullmatch(line).groups() for line in lines] == [  # type: ignore[union-attr]
         ("JOIN", "alice joined groupA (3/15)"), ("LEAVE", "alice left groupA (2/15)")]
-    assert clock.getDelayedCalls() == []
-
-
-def test_lines_wait_the_flush_delay_in_one_write() -> None:
-    """
-    Lines are written together, FLUSH_DELAY after the first of them (not one
-    write per reactor turn), and at once when FLUSH_LINES are waiting.
-    """
-    writes: list[str] = []
-
-    class Counting(io.StringIO):
-        def write(self, text: str) -> int:
-            writes.append(text)
-            return len(text)
-
-    audit, observer, out, clock = file_audit()
-    observer._file = Counting()
-    audit("JOIN", "a joined r (1/15)")
-    clock.advance(AuditFileObserver.FLUSH_DELAY / 2)
-    audit("JOIN", "b joined r (2/15)")
-    assert writes == []
-    clock.advance(AuditFileObserver.FLUSH_DELAY / 2)
-    assert len(writes) == 1 and writes[0].count("\n") == 2
-    for n in range(AuditFileObserver.FLUSH_LINES):
-        audit("BROADCAST", f"a -> r (1 member): {n}")
-    assert len(writes) == 2 and writes[1].count("\n") == AuditFileObserver.FLUSH_LINES
     assert clock.getDelayedCalls() == []
 
 
@@ -89,7 +63,7 @@ def test_other_events_ignored() -> None:
     """Events without an audit category are not written."""
     _, observer, out, clock = file_audit()
     observer({"log_format": "hello", "log_time": 0})
-    clock.advance(AuditFileObserver.FLUSH_DELAY)
+    clock.advance(0)
     assert out.getvalue() == "" and clock.getDelayedCalls() == []
 
 
@@ -176,7 +150,7 @@ def test_file_observer_alone_gets_lines_and_then_events_alike() -> None:
     seen: list[dict[str, object]] = []
     audit.observe(seen.append)
     audit("LEAVE", "alice left r (0/15)")  # now through events, to both
-    clock.advance(AuditFileObserver.FLUSH_DELAY)
+    clock.advance(0)
     lines = [LINE.fullmatch(line).groups() for line in out.getvalue().splitlines()]  # type: ignore[union-attr]
     assert lines == [("JOIN", "alice joined r (1/15)"), ("LEAVE", "alice left r (0/15)")]
     assert [e["audit_text"] for e in seen] == ["alice left r (0/15)"]
@@ -208,7 +182,7 @@ def test_time_is_injected() -> None:
     clock.advance(1_000_000_000.5)  # 2001-09-09
     audit = Audit(AuditFileObserver(out, clock), now=clock.seconds)
     audit("LOGIN", "alice logged in")
-    clock.advance(AuditFileObserver.FLUSH_DELAY)
+    clock.advance(0)
     stamp = time.strftime("[%Y-%m-%d %H:%M:%S]", time.localtime(1_000_000_000))
     assert out.getvalue() == f"{stamp} [LOGIN] alice logged in\n"
     events: list[dict[str, object]] = []

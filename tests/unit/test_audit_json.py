@@ -20,7 +20,7 @@ def test_text_line_ignores_fields() -> None:
     when = 1_764_000_000.25
     AuditFileObserver(plain, clock).line("JOIN", "alice joined r (1/15)", when)
     AuditFileObserver(rich, clock).line("JOIN", "alice joined r (1/15)", when, {"user": "alice"})
-    clock.advance(AuditFileObserver.FLUSH_DELAY)
+    clock.advance(0)
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(1_764_000_000))
     assert plain.getvalue() == rich.getvalue() == f"[{stamp}] [JOIN] alice joined r (1/15)\n"
 
@@ -31,7 +31,7 @@ def test_json_lines() -> None:
     audit = Audit(AuditJSONObserver(out, clock))
     audit("JOIN", "alice joined r (1/15)", {"user": "alice", "room": "r", "members": 1})
     audit("CONNECT", "connection from 127.0.0.1:5000")
-    clock.advance(AuditFileObserver.FLUSH_DELAY)
+    clock.advance(0)
     first, second = map(json.loads, out.getvalue().splitlines())
     assert first["category"] == "JOIN" and first["text"] == "alice joined r (1/15)"
     assert first["fields"] == {"user": "alice", "room": "r", "members": 1}
@@ -45,7 +45,7 @@ def test_json_line_stays_one_ascii_line() -> None:
     clock, out = Clock(), io.StringIO()
     AuditJSONObserver(out, clock).line(
         "BROADCAST", "hi\n{\"forged\": 1}\u2028\u00e9", 0.0, {"message": "a\nb\u2029"})
-    clock.advance(AuditFileObserver.FLUSH_DELAY)
+    clock.advance(0)
     text = out.getvalue()
     assert text.isascii() and text.count("\n") == 1
     record = json.loads(text)
@@ -73,7 +73,7 @@ def test_reopen_after_rename(tmp_path: Path) -> None:
     audit("LOGIN", "two")  # before the SIGHUP comes: still the old file
     observer.reopen()
     audit("LOGIN", "three")
-    clock.advance(AuditFileObserver.FLUSH_DELAY)
+    clock.advance(0)
     observer.close()
     assert [line[-3:] for line in (tmp_path / "server.log.1").read_text().splitlines()] == ["one", "two"]
     assert path.read_text().endswith("[LOGIN] three\n") and len(path.read_text().splitlines()) == 1

@@ -16,7 +16,6 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
 
-from chatnet.audit import AuditFileObserver
 from chatnet.config import Settings
 from chatnet.service import CannotStart, ChatService
 from chatnet.spool import SpoolError
@@ -80,7 +79,7 @@ def test_start_listens_and_logs(tmp_path: Path) -> None:
     assert running.service.running
     ((port, factory, _, interface),) = running.reactor.tcpServers
     assert port == 0 and factory is running.service.factory
-    running.reactor.advance(AuditFileObserver.FLUSH_DELAY)
+    running.reactor.advance(0)
     assert "[CONNECT] chatnet/" in running.log_lines()[0]
     assert "listening on 0.0.0.0:0" in running.log_lines()[0]
 
@@ -200,7 +199,7 @@ def test_start_removes_leftovers_and_says_so(tmp_path: Path) -> None:
     (spool / "chatnet-upload-7.part").write_bytes(b"x" * 1024)
     (spool / "notes.txt").write_text("not ours")
     running = Running(tmp_path)
-    running.reactor.advance(AuditFileObserver.FLUSH_DELAY)
+    running.reactor.advance(0)
     lines = running.log_lines()
     assert lines[1].endswith(f"[FILE] spool {spool}: removed 2 files (2.0 KiB) left by an earlier run")
     assert sorted(p.name for p in spool.iterdir()) == ["notes.txt"]
@@ -216,7 +215,7 @@ def test_the_spool_bounds_go_to_the_twistd_log(tmp_path: Path) -> None:
         Running(tmp_path / "fixed", spool_size=1024**3)
     finally:
         globalLogPublisher.removeObserver(observer)
-    running.reactor.advance(AuditFileObserver.FLUSH_DELAY)
+    running.reactor.advance(0)
     assert [x for x in running.log_lines() if "[FILE]" in x] == []
     said = [formatEvent(e) for e in events if "spool" in formatEvent(e)]
     assert said[0].endswith(
