@@ -1,7 +1,7 @@
 """
 The fast path: every use chatnet makes of Twisted's private attributes.
 
-Three speed-ups reach below Twisted's public API, and this module is the
+Four speed-ups reach below Twisted's public API, and this module is the
 only place that does (``tests/unit/test_fastpath.py`` fails if another module
 names one of these attributes):
 
@@ -329,7 +329,6 @@ class WriteThroughServer(tcp.Server):
                     return
                 iovec = rest
         tcp.Server.writeSequence(self, iovec)
-
 
     def write_file(self, header: bytes, fd: int, count: int) -> bool:
         """

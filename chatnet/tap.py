@@ -210,7 +210,8 @@ class Options(usage.Options):
 
     optFlags = [
         ["no-fast-path", None, "Use only Twisted's public API: no zero-copy framing, no "
-         "write-through TCP (slower; see chatnet.fastpath)."],
+         "write-through TCP, no sendfile deliveries, no direct dispatch "
+         "(slower; see chatnet.fastpath)."],
         ["nagle", None, "Leave Nagle's algorithm on for clients' connections (no TCP_NODELAY): "
          "less CPU under a steady load of many rooms, but up to 40 ms more latency "
          "for clients that delay their ACKs (docs/performance.rst)."],
