@@ -196,6 +196,8 @@ class ChatService(Service):
             if settings.accounts is not None else None
         )
         self.factory = ChatServerFactory(self.hub, reactor)
+        if self.factory.fast_path:  # before listening, which logs whether it is on
+            fastpath.dispatch_directly(reactor)
         try:
             if self.cluster is not None:  # first: a node refused by its cluster never listens
                 self._incarnation = self._register(self.cluster)
@@ -328,9 +330,6 @@ class ChatService(Service):
         if self.factory is None:
             self.privilegedStartService()
         Service.startService(self)
-        assert self.factory is not None
-        if self.factory.fast_path:
-            fastpath.dispatch_directly(self._reactor)
         if self.cluster is not None:
             assert self.hub is not None
             manager = self.hub.transfers

@@ -27,6 +27,7 @@ def test_on_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     line = started_with(tmp_path)
     assert "fast path on" in line
     assert "zero-copy framing on" in line and "write-through TCP on" in line
+    assert "direct dispatch on" in line  # twistd's default reactor on Linux is epoll
 
 
 def test_no_fast_path_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
